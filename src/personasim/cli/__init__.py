@@ -1,0 +1,90 @@
+"""The command-line interface: a thin layer over the Python API.
+
+Exit codes: 0 success, 2 usage or configuration error, 3 data or stage failure. Errors
+are one line; ``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import click
+import typer
+from rich.markup import escape
+
+from personasim._version import __version__
+from personasim.cli._common import configure_logging
+from personasim.cli.config import config_app
+from personasim.cli.evaluate import evaluate
+from personasim.cli.ingest import ingest
+from personasim.cli.run import run
+from personasim.cli.status import status
+from personasim.errors import PersonaSimError
+from personasim.progress import console
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="personasim",
+    help="Simulated users from a recommender system's interaction log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"verbose": 0}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"personasim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More detail; tracebacks on errors.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+    configure_logging(verbose, quiet)
+
+
+app.command()(ingest)
+app.command()(evaluate)
+app.command()(run)
+app.command()(status)
+app.add_typer(config_app, name="config")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `personasim` command and `python -m personasim`."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except PersonaSimError as e:
+        if _state["verbose"]:
+            console.print_exception()
+        console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted; finished stages and checkpoints are kept, rerun to resume")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence of the CLI
+        logging.getLogger("personasim").debug("unexpected error", exc_info=True)
+        if _state["verbose"]:
+            console.print_exception()
+        console.print(f"[bold red]error:[/bold red] unexpected {type(e).__name__}: {escape(str(e))} "
+                      "(run with -v for the traceback)", highlight=False, soft_wrap=True)
+        sys.exit(3)

@@ -1,0 +1,86 @@
+"""Shared pieces of the CLI: options, logging set-up, output tables."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.logging import RichHandler
+from rich.table import Table
+
+from personasim.pipeline.stage import StageResult
+from personasim.progress import console
+
+__all__ = [
+    "ConfigOpt",
+    "ForceOpt",
+    "WorkdirOpt",
+    "configure_logging",
+    "nested",
+    "print_metrics",
+    "print_results",
+]
+
+WorkdirOpt = Annotated[
+    Path,
+    typer.Option("--workdir", "-w", help="The run folder (created if missing).",
+                 file_okay=False, resolve_path=True),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="A TOML run configuration (see `personasim config reference`).",
+                 dir_okay=False),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if it is up to date.")]
+
+
+def configure_logging(verbosity: int, quiet: bool) -> None:
+    """INFO by default (stage decisions), DEBUG with -v, WARNING with --quiet."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbosity else logging.INFO)
+    handler = RichHandler(console=console, show_path=verbosity > 0, show_time=verbosity > 0,
+                          rich_tracebacks=True, markup=False)
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    # Libraries speak only when asked to.
+    for name in ("lenskit", "numba", "urllib3", "filelock"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
+
+
+def nested(**flat: Any) -> dict[str, Any]:
+    """Turn ``{"split.users": 10, "seed": 1}`` into nested settings, dropping Nones."""
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        node = out
+        *parents, leaf = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def print_results(results: list[StageResult]) -> None:
+    """A table of what each stage did."""
+    table = Table(title="stages", title_justify="left")
+    for col in ("stage", "status", "why", "wall time (s)"):
+        table.add_column(col)
+    for r in results:
+        status = "[green]ran[/green]" if r.ran else "[dim]skipped[/dim]"
+        table.add_row(r.stage, status, r.reason, f"{r.recorded_wall_time_s:.1f}")
+    console.print(table)
+
+
+def print_metrics(metrics: dict[str, dict[str, Any]]) -> None:
+    """The rating-fidelity table of ``eval/metrics.json``."""
+    table = Table(title="rating prediction on the test ratings", title_justify="left")
+    for col in ("model", "RMSE", "MAE", "URR", "n", "users"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in sorted(metrics.items(), key=lambda kv: kv[1].get("rmse", 9)):
+        table.add_row(name, f"{m['rmse']:.4f}", f"{m['mae']:.4f}", f"{m['urr']:.3f}",
+                      str(m["n"]), str(m.get("n_users", "")))
+    console.print(table)
+    fit = {m.get("fit_data") for m in metrics.values() if m.get("fit_data")}
+    if fit:
+        console.print(f"baselines fitted on: {'; '.join(sorted(fit))}")

@@ -1,0 +1,34 @@
+"""`personasim config`: show the effective configuration or the reference of all keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from personasim.cli._common import ConfigOpt
+from personasim.config import config_reference, dump_config, load_config, read_toml
+
+__all__ = ["config_app"]
+
+config_app = typer.Typer(help="Show the configuration and its reference.", no_args_is_help=True)
+
+
+@config_app.command("show")
+def show(
+    workdir: Path | None = typer.Option(None, "--workdir", "-w", help="A run folder."),
+    config: ConfigOpt = None,
+) -> None:
+    """Print the effective configuration as TOML (defaults, run folder, --config)."""
+    layers = []
+    if workdir is not None and (workdir / "config.toml").exists():
+        layers.append((str(workdir / "config.toml"), read_toml(workdir / "config.toml")))
+    if config is not None:
+        layers.append((str(config), read_toml(config)))
+    typer.echo(dump_config(load_config(layers)), nl=False)
+
+
+@config_app.command("reference")
+def reference() -> None:
+    """Print every configuration key with its default and meaning (Markdown)."""
+    typer.echo(config_reference())

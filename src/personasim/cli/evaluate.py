@@ -1,0 +1,30 @@
+"""`personasim evaluate`: score the test ratings with every model (writes eval/)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from personasim.cli._common import ConfigOpt, ForceOpt, WorkdirOpt, nested, print_metrics, print_results
+from personasim.pipeline import EvaluateStage, resolve_config, run_stage
+from personasim.progress import console
+from personasim.workspace import Workspace
+
+__all__ = ["evaluate"]
+
+
+def evaluate(
+    workdir: WorkdirOpt,
+    config: ConfigOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of model fitting.")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Fit the baselines, predict every test rating, write eval/predictions.parquet and
+    eval/metrics.json."""
+    workspace = Workspace(workdir)
+    cfg = resolve_config(workspace, config, nested(seed=seed))
+    result = run_stage(EvaluateStage, workspace, cfg, force=force)
+    print_results([result])
+    print_metrics(result.summary["metrics"])
+    console.print(f"written: {workspace.stage_dir('eval')}")

@@ -1,0 +1,36 @@
+"""`personasim run`: every stage in order, skipping the finished ones."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from personasim.cli._common import ConfigOpt, WorkdirOpt, nested, print_metrics, print_results
+from personasim.pipeline import STAGES, resolve_config, run_stage
+from personasim.progress import console
+from personasim.workspace import Workspace
+
+__all__ = ["run"]
+
+
+def run(
+    workdir: WorkdirOpt,
+    config: ConfigOpt = None,
+    dataset: Annotated[str | None, typer.Option(help='"ml-100k" or "ml-1m" (built in).')] = None,
+    users: Annotated[int | None, typer.Option(help="Users to sample (0: all eligible).", min=0)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of every random choice.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo every stage.")] = False,
+) -> None:
+    """Run the whole pipeline on the run folder; finished stages are skipped."""
+    workspace = Workspace(workdir)
+    cfg = resolve_config(workspace, config, nested(seed=seed, data__dataset=dataset, split__users=users))
+    results = []
+    for stage in STAGES:
+        results.append(run_stage(stage, workspace, cfg, force=force))
+    print_results(results)
+    metrics = results[-1].summary.get("metrics")
+    if metrics:
+        print_metrics(metrics)
+    total = sum(r.wall_time_s for r in results)
+    console.print(f"run folder: {workspace.root} ({total:.1f} s this time)")

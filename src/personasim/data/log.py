@@ -1,0 +1,356 @@
+"""Loading a log into typed tables: interactions, items and users, all validated."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from personasim.config import ColumnMap
+from personasim.data.reading import RawTable, read_table_file
+from personasim.data.sources import LogSpec
+from personasim.data.validation import parse_ids, parse_ratings, parse_timestamps, parse_years
+from personasim.errors import DataError
+
+__all__ = ["Log", "load_log"]
+
+logger = logging.getLogger(__name__)
+
+_YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
+
+
+@dataclass
+class Log:
+    """A validated interaction log.
+
+    Attributes:
+        interactions: ``user_id, item_id, rating, timestamp`` plus ``row``, the row of
+            each rating in `file` (for error messages). Ids are strings.
+        items: ``item_id, title, year, genres`` for every item of the log and of the
+            items file.
+        users: ``user_id`` plus attribute columns (strings), one row per user.
+        file: The interaction file (for messages).
+        user_column: Name of the user column in `file` (for messages).
+        inputs: Every file read, for hashing into the manifest.
+    """
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
+    file: Path
+    user_column: str
+    inputs: list[Path] = field(default_factory=list)
+    timestamps_from_order: bool = False
+
+
+def load_log(spec: LogSpec) -> Log:
+    """Read and validate a log.
+
+    Raises:
+        DataError: With file, row and column of the first problem found.
+        ColumnError: A mapped column is missing (usage error).
+    """
+    if spec.movielens_dir:
+        return _load_movielens_dir(spec)
+    cols = spec.columns
+    raw = read_table_file(
+        spec.path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
+    )
+    needed = [("user", cols.user), ("item", cols.item), ("rating", cols.rating)]
+    if cols.timestamp:
+        needed.append(("timestamp", cols.timestamp))
+    if spec.items_path is None:
+        spec = _with_present_item_columns(spec, raw)
+        needed += _item_meta_columns(spec)
+    if spec.users_path is None:
+        needed += [("user_attributes", a) for a in cols.user_attributes]
+    raw.require_columns(needed)
+
+    frame = pd.DataFrame(
+        {
+            "user_id": parse_ids(raw, cols.user),
+            "item_id": parse_ids(raw, cols.item),
+            "rating": parse_ratings(raw, cols.rating, spec.rating_scale),
+        }
+    )
+    if cols.timestamp:
+        frame["timestamp"] = parse_timestamps(raw, cols.timestamp)
+    else:
+        frame["timestamp"] = np.arange(len(frame), dtype="int64")
+    frame["row"] = np.arange(raw.first_row, raw.first_row + len(frame), dtype="int64")
+    frame = _resolve_duplicates(frame, raw, spec)
+
+    if spec.items_path is not None:
+        items = _items_from_file(spec, frame, raw)
+    else:
+        items = _items_from_log(spec, raw, frame)
+    if spec.users_path is not None:
+        users = _users_from_file(spec, frame, raw)
+    else:
+        users = _users_from_log(spec, raw, frame)
+
+    inputs = [p for p in (spec.path, spec.items_path, spec.users_path) if p is not None]
+    return Log(
+        interactions=frame.reset_index(drop=True),
+        items=items,
+        users=users,
+        file=spec.path,
+        user_column=cols.user,
+        inputs=inputs,
+        timestamps_from_order=not cols.timestamp,
+    )
+
+
+_OPTIONAL_ITEM_COLUMNS = ("title", "year", "genres")
+
+
+def _with_present_item_columns(spec: LogSpec, raw: RawTable) -> LogSpec:
+    """Drop the optional item columns that are left at their default name and absent.
+
+    A column named explicitly (not the default) must exist; `require_columns` says so.
+    """
+    defaults = ColumnMap()
+    cols = spec.columns
+    unset = {
+        key: ""
+        for key in _OPTIONAL_ITEM_COLUMNS
+        if getattr(cols, key) == getattr(defaults, key) and getattr(cols, key) not in raw.frame
+    }
+    if not unset:
+        return spec
+    return replace(spec, columns=cols.model_copy(update=unset))
+
+
+def _item_meta_columns(spec: LogSpec) -> list[tuple[str, str]]:
+    cols = spec.columns
+    return [(k, getattr(cols, k)) for k in _OPTIONAL_ITEM_COLUMNS if getattr(cols, k)]
+
+
+def _resolve_duplicates(frame: pd.DataFrame, raw: RawTable, spec: LogSpec) -> pd.DataFrame:
+    dup = frame.duplicated(["user_id", "item_id"], keep=False)
+    if not dup.any():
+        return frame
+    if spec.duplicates == "keep_last":
+        kept = frame.sort_values(["timestamp", "row"]).drop_duplicates(
+            ["user_id", "item_id"], keep="last"
+        )
+        logger.warning(
+            "%s: %d repeated ratings of the same item by the same user; kept the latest of each",
+            raw.file,
+            len(frame) - len(kept),
+        )
+        return kept.sort_values("row")
+    later = frame.duplicated(["user_id", "item_id"], keep="first")
+    i = int(np.flatnonzero(later.to_numpy())[0])
+    user, item = frame.iloc[i]["user_id"], frame.iloc[i]["item_id"]
+    same = frame[(frame.user_id == user) & (frame.item_id == item)]
+    first_row = int(same["row"].iloc[0])
+    raise DataError(
+        f"user {user!r} rated item {item!r} again (first in row {first_row}); remove the "
+        'duplicate or set data.duplicates = "keep_last"',
+        file=raw.file,
+        row=raw.row_number(i),
+        column=spec.columns.item,
+    )
+
+
+def _split_genres(values: pd.Series, separator: str) -> list[list[str]]:
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            out.append([])
+        else:
+            out.append([g.strip() for g in str(v).split(separator) if g.strip()])
+    return out
+
+
+def _item_table(raw: RawTable, ids: np.ndarray, spec: LogSpec) -> pd.DataFrame:
+    """Item metadata from the mapped columns of `raw`, one row per position of `ids`."""
+    cols = spec.columns
+    n = len(ids)
+    items = pd.DataFrame({"item_id": ids})
+    if cols.title:
+        items["title"] = raw.frame[cols.title].astype("string").str.strip().to_numpy()
+    else:
+        items["title"] = pd.array([None] * n, dtype="string")
+    if cols.year:
+        items["year"] = parse_years(raw, cols.year)
+    else:
+        found = items["title"].str.extract(_YEAR_IN_TITLE, expand=False)
+        items["year"] = pd.to_numeric(found, errors="coerce").astype("Int32")
+    items["genres"] = _split_genres(raw.frame[cols.genres], spec.genres_separator) if cols.genres else [
+        [] for _ in range(n)
+    ]
+    return items
+
+
+def _items_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.DataFrame:
+    assert spec.items_path is not None
+    raw = read_table_file(
+        spec.items_path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
+    )
+    spec = _with_present_item_columns(spec, raw)
+    raw.require_columns([("item", spec.columns.item), *_item_meta_columns(spec)])
+    ids = parse_ids(raw, spec.columns.item)
+    dup = pd.Series(ids).duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(
+            f"item {ids[i]!r} is listed twice in the items file",
+            file=raw.file,
+            row=raw.row_number(i),
+            column=spec.columns.item,
+        )
+    items = _item_table(raw, ids, spec)
+    _require_known(log, "item_id", set(ids), log_raw, spec.columns.item, raw.file, "item")
+    return items.reset_index(drop=True)
+
+
+def _items_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataFrame:
+    first = ~pd.Series(log["item_id"].to_numpy()).duplicated().to_numpy()
+    positions = (log["row"].to_numpy() - raw.first_row)[first]
+    sub = RawTable(frame=raw.frame.iloc[positions].reset_index(drop=True), file=raw.file,
+                   first_row=raw.first_row)
+    items = _item_table(sub, log["item_id"].to_numpy()[first], spec)
+    return items.reset_index(drop=True)
+
+
+def _require_known(
+    log: pd.DataFrame,
+    key: str,
+    known: set[str],
+    log_raw: RawTable,
+    column: str,
+    mapping_file: Path,
+    what: str,
+) -> None:
+    unknown = ~log[key].isin(known).to_numpy()
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        raise DataError(
+            f"{what} {log[key].iloc[i]!r} is not in {mapping_file} "
+            f"({int(unknown.sum())} rating(s) name {what}s missing there); check that both "
+            "files use the same ids",
+            file=log_raw.file,
+            row=int(log["row"].iloc[i]),
+            column=column,
+        )
+
+
+def _user_table(raw: RawTable, ids: np.ndarray, spec: LogSpec, attributes: list[str]) -> pd.DataFrame:
+    users = pd.DataFrame({"user_id": ids})
+    for col in attributes:
+        name = spec.attribute_names.get(col, col)
+        values = raw.frame[col].astype("string").str.strip()
+        decode = spec.attribute_decoders.get(name)
+        if decode is not None:
+            values = values.map(lambda v, d=decode: d(v) if isinstance(v, str) else v)
+        users[name] = values.astype("string").to_numpy()
+    return users
+
+
+def _users_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.DataFrame:
+    assert spec.users_path is not None
+    raw = read_table_file(
+        spec.users_path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
+    )
+    attributes = list(spec.columns.user_attributes) or [
+        c for c in raw.frame.columns if c != spec.columns.user
+    ]
+    raw.require_columns([("user", spec.columns.user), *[("user_attributes", a) for a in attributes]])
+    ids = parse_ids(raw, spec.columns.user)
+    dup = pd.Series(ids).duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(
+            f"user {ids[i]!r} is listed twice in the users file",
+            file=raw.file,
+            row=raw.row_number(i),
+            column=spec.columns.user,
+        )
+    _require_known(log, "user_id", set(ids), log_raw, spec.columns.user, raw.file, "user")
+    users = _user_table(raw, ids, spec, attributes)
+    return users[users.user_id.isin(set(log.user_id))].reset_index(drop=True)
+
+
+def _users_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataFrame:
+    first = ~pd.Series(log["user_id"].to_numpy()).duplicated().to_numpy()
+    positions = (log["row"].to_numpy() - raw.first_row)[first]
+    sub = RawTable(frame=raw.frame.iloc[positions].reset_index(drop=True), file=raw.file,
+                   first_row=raw.first_row)
+    return _user_table(sub, log["user_id"].to_numpy()[first], spec, spec.columns.user_attributes)
+
+
+def _load_movielens_dir(spec: LogSpec) -> Log:
+    """A GroupLens MovieLens download (folder or zip), read with LensKit's loader."""
+    from lenskit.data import load_movielens
+
+    try:
+        ds = load_movielens(spec.path)
+    except (RuntimeError, OSError, ValueError, KeyError) as e:
+        raise DataError(
+            f"not a MovieLens download that LensKit recognises ({e}); for other logs use "
+            'data.dataset = "custom"',
+            file=spec.path,
+            exit_code=2,
+        ) from None
+    table = ds.interaction_table(format="pandas", original_ids=True)
+    frame = pd.DataFrame(
+        {
+            "user_id": table["user_id"].astype(str).to_numpy(dtype=object),
+            "item_id": table["item_id"].astype(str).to_numpy(dtype=object),
+            "rating": table["rating"].astype("float64").to_numpy(),
+            "timestamp": _epoch_seconds(table["timestamp"]),
+        }
+    )
+    frame["row"] = np.arange(1, len(frame) + 1, dtype="int64")
+    raw = RawTable(frame=frame.rename(columns={"rating": "rating"}), file=spec.path, first_row=1)
+    parse_ratings(raw, "rating", spec.rating_scale)
+    frame = _resolve_duplicates(frame, raw, spec)
+
+    entity = ds.entities("item")
+    ids = pd.Series(entity.ids()).astype(str)
+    items = pd.DataFrame({"item_id": ids.to_numpy(dtype=object)})
+    attrs = entity.attributes
+    titles = entity.attribute("title").pandas() if "title" in attrs else None
+    items["title"] = (
+        pd.array(titles.reindex(entity.ids()).astype("string").to_numpy(), dtype="string")
+        if titles is not None
+        else pd.array([None] * len(items), dtype="string")
+    )
+    found = items["title"].str.extract(_YEAR_IN_TITLE, expand=False)
+    items["year"] = pd.to_numeric(found, errors="coerce").astype("Int32")
+    if "genres" in attrs:
+        genres = entity.attribute("genres").pandas().reindex(entity.ids())
+        items["genres"] = [list(g) if g is not None and not _is_na(g) else [] for g in genres]
+    else:
+        items["genres"] = [[] for _ in range(len(items))]
+
+    users = pd.DataFrame({"user_id": pd.unique(frame["user_id"])})
+    return Log(
+        interactions=frame.reset_index(drop=True),
+        items=items,
+        users=users,
+        file=spec.path,
+        user_column="user_id",
+        inputs=sorted(p for p in Path(spec.path).rglob("*") if p.is_file())
+        if Path(spec.path).is_dir()
+        else [Path(spec.path)],
+    )
+
+
+def _is_na(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _epoch_seconds(values: pd.Series) -> np.ndarray:
+    if values.dtype.kind == "M":
+        return (pd.to_datetime(values, utc=True).astype("int64") // 10**9).to_numpy("int64")
+    return values.astype("int64").to_numpy()

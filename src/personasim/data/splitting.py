@@ -1,0 +1,156 @@
+"""User selection and the per-user temporal train/test split of the paper's protocol."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from personasim.errors import ConfigError, DataError
+
+__all__ = ["TemporalSplit", "n_train", "select_users", "split_temporal"]
+
+# floor(f * n) computed in floating point can land just under a whole number
+# (0.29 * 100 = 28.999999999999996); this tolerance keeps it on the integer.
+_FLOOR_TOLERANCE = 1e-9
+
+
+def n_train(n: int | np.ndarray, train_fraction: float) -> int | np.ndarray:
+    """How many of a user's `n` ratings go to train: ``floor(train_fraction * n)``."""
+    return np.floor(np.asarray(n) * train_fraction + _FLOOR_TOLERANCE).astype("int64")
+
+
+def select_users(
+    interactions: pd.DataFrame,
+    *,
+    n_users: int,
+    min_ratings: int,
+    max_ratings: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """Sample the users to simulate.
+
+    A user is eligible with ``min_ratings <= n <= max_ratings`` ratings (no upper bound
+    when `max_ratings` is 0); `n_users` of them are drawn without replacement (all of
+    them when `n_users` is 0). Eligible ids are sorted before drawing, so the sample
+    depends only on the log's content and the generator, not on row order.
+
+    Returns:
+        The sampled user ids (sorted) and the number of eligible users.
+
+    Raises:
+        ConfigError: Fewer eligible users than requested.
+    """
+    counts = interactions.groupby("user_id", sort=True).size()
+    keep = counts >= min_ratings
+    if max_ratings:
+        keep &= counts <= max_ratings
+    eligible = np.asarray(counts.index[keep.to_numpy()], dtype=object)
+    bounds = f"between {min_ratings} and {max_ratings}" if max_ratings else f"at least {min_ratings}"
+    if len(eligible) == 0:
+        raise ConfigError(
+            f"no user has {bounds} ratings ({len(counts)} users, {int(counts.min())} to "
+            f"{int(counts.max())} ratings each); adjust --min-ratings/--max-ratings"
+        )
+    if n_users == 0 or n_users == len(eligible):
+        return np.sort(eligible), len(eligible)
+    if n_users > len(eligible):
+        raise ConfigError(
+            f"--users {n_users} asked, but only {len(eligible)} users have {bounds} ratings; "
+            "lower --users (0 takes all) or widen --min-ratings/--max-ratings"
+        )
+    chosen = rng.choice(len(eligible), size=n_users, replace=False)
+    return np.sort(eligible[chosen]), len(eligible)
+
+
+@dataclass
+class TemporalSplit:
+    """The sampled users' ratings with their split, and everybody else's ratings.
+
+    Attributes:
+        interactions: Sampled users: ``user_id, item_id, rating, timestamp, split``,
+            sorted by user then time (ties by item id); `split` is "train" or "test".
+        others: Ratings of users outside the sample (empty when not included).
+    """
+
+    interactions: pd.DataFrame
+    others: pd.DataFrame
+
+    @property
+    def train(self) -> pd.DataFrame:
+        """The sampled users' train ratings."""
+        return self.interactions[self.interactions["split"] == "train"]
+
+    @property
+    def test(self) -> pd.DataFrame:
+        """The sampled users' test ratings."""
+        return self.interactions[self.interactions["split"] == "test"]
+
+    def training_data(self) -> pd.DataFrame:
+        """Every rating a model may learn from: the sampled train part plus the others."""
+        cols = ["user_id", "item_id", "rating", "timestamp"]
+        if self.others.empty:
+            return self.train[cols].reset_index(drop=True)
+        return pd.concat([self.train[cols], self.others[cols]], ignore_index=True)
+
+
+def split_temporal(
+    interactions: pd.DataFrame,
+    users: np.ndarray,
+    *,
+    train_fraction: float,
+    include_others: bool,
+    file: object = None,
+    user_column: str = "user_id",
+) -> TemporalSplit:
+    """Split each sampled user's ratings in time: the first ``floor(f * n)`` go to train.
+
+    Ratings are ordered by timestamp; ratings with the same timestamp are ordered by
+    item id, so the split does not depend on the order of rows in the file.
+
+    Args:
+        interactions: ``user_id, item_id, rating, timestamp`` (and optionally ``row``).
+        users: The sampled user ids.
+        train_fraction: The train share f, in (0, 1).
+        include_others: Keep the other users' ratings as training context.
+        file: The log file, for error messages.
+        user_column: The user column in `file`, for error messages.
+
+    Raises:
+        DataError: A sampled user would have no train or no test rating.
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ConfigError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    sampled_mask = interactions["user_id"].isin(set(users)).to_numpy()
+    sampled = interactions[sampled_mask]
+    sampled = sampled.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    counts = sampled.groupby("user_id", sort=False)["item_id"].transform("size").to_numpy()
+    rank = sampled.groupby("user_id", sort=False).cumcount().to_numpy()
+    cut = n_train(counts, train_fraction)
+    bad = (cut == 0) | (cut == counts)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        user, n = sampled["user_id"].iloc[i], int(counts[i])
+        first_row = int(sampled[sampled.user_id == user]["row"].min()) if "row" in sampled else None
+        # floor(f * n) >= 1 from n = ceil(1 / f) on; test is never empty since f < 1.
+        need = math.ceil((1 - _FLOOR_TOLERANCE) / train_fraction)
+        raise DataError(
+            f"user {user!r} has {n} rating(s): too few for a {train_fraction:g} train split "
+            f"(it leaves no {'train' if cut[i] == 0 else 'test'} rating); raise "
+            f"--min-ratings to at least {need}",
+            file=file,
+            row=first_row,
+            column=user_column,
+        )
+    out = sampled[["user_id", "item_id", "rating", "timestamp"]].copy()
+    out["split"] = np.where(rank < cut, "train", "test")
+    others = (
+        interactions.loc[~sampled_mask, ["user_id", "item_id", "rating", "timestamp"]]
+        if include_others
+        else interactions.iloc[0:0][["user_id", "item_id", "rating", "timestamp"]]
+    )
+    return TemporalSplit(
+        interactions=out.reset_index(drop=True), others=others.reset_index(drop=True)
+    )

@@ -1,0 +1,55 @@
+"""Rating-prediction metrics: RMSE, MAE and URR (unrelated response rate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["mae", "rating_metrics", "rmse", "urr"]
+
+
+def rmse(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Root mean squared error (NaN for no pairs)."""
+    truth, predicted = np.asarray(truth, "float64"), np.asarray(predicted, "float64")
+    if truth.size == 0:
+        return float("nan")
+    return float(np.sqrt(np.mean((predicted - truth) ** 2)))
+
+
+def mae(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean absolute error (NaN for no pairs)."""
+    truth, predicted = np.asarray(truth, "float64"), np.asarray(predicted, "float64")
+    if truth.size == 0:
+        return float("nan")
+    return float(np.mean(np.abs(predicted - truth)))
+
+
+def urr(valid: np.ndarray) -> float:
+    """Unrelated response rate: the share of answers that are not a valid rating."""
+    valid = np.asarray(valid, bool)
+    return float(1.0 - valid.mean()) if valid.size else float("nan")
+
+
+def rating_metrics(predictions: pd.DataFrame) -> dict[str, Any]:
+    """RMSE and MAE over the valid predictions, URR over all of them.
+
+    Args:
+        predictions: Columns ``rating`` (truth), ``predicted`` and ``valid``.
+
+    Returns:
+        ``{"rmse", "mae", "urr", "n", "n_users"}`` where `n` counts all test pairs.
+    """
+    ok = predictions["valid"].to_numpy(bool)
+    truth = predictions["rating"].to_numpy("float64")[ok]
+    pred = predictions["predicted"].to_numpy("float64")[ok]
+    out: dict[str, Any] = {
+        "rmse": round(rmse(truth, pred), 6),
+        "mae": round(mae(truth, pred), 6),
+        "urr": round(urr(predictions["valid"].to_numpy(bool)), 6),
+        "n": int(len(predictions)),
+    }
+    if "user_id" in predictions:
+        out["n_users"] = int(predictions["user_id"].nunique())
+    return out

@@ -1,0 +1,19 @@
+"""The pipeline: resumable stages over a run folder."""
+
+from __future__ import annotations
+
+from personasim.pipeline.evaluate import EvaluateStage
+from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.runner import STAGES, resolve_config, run_pipeline, run_stage
+from personasim.pipeline.stage import Stage, StageResult
+
+__all__ = [
+    "STAGES",
+    "EvaluateStage",
+    "IngestStage",
+    "Stage",
+    "StageResult",
+    "resolve_config",
+    "run_pipeline",
+    "run_stage",
+]

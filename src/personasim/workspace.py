@@ -1,0 +1,225 @@
+"""The run folder: where every stage reads and writes, atomically.
+
+Layout (the contract of DESIGN.md, section 3)::
+
+    DIR/config.toml            the effective configuration of the last command
+    DIR/<stage>/               a finished stage's artifacts and its manifest.json
+    DIR/.staging/<stage>-*/    a stage being written (moved into place when complete)
+    DIR/.checkpoints/<stage>/  per-unit results of long stages, for resuming
+
+A stage writes everything into a staging folder and renames it into place only when it
+has finished, manifest last: a stage folder that exists is complete, and a killed run
+leaves nothing half-written where later stages look.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from personasim.errors import ConfigError, StageError
+
+__all__ = ["Workspace", "atomic_path", "atomic_write_bytes", "atomic_write_text", "file_sha256"]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`.
+
+    Readers see the old file or the new one, never a torn one; on an exception the
+    temporary file is removed and `path` is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are ordinary files
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class Workspace:
+    """A run folder.
+
+    Args:
+        root: The folder; created if missing.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"--workdir {self.root} exists and is not a folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create the run folder {self.root}: {e.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise ConfigError(f"the run folder {self.root} is not writable")
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def config_path(self) -> Path:
+        """The configuration the run folder last ran with."""
+        return self.root / "config.toml"
+
+    def stage_dir(self, stage: str) -> Path:
+        """The folder of a stage's finished artifacts."""
+        return self.root / stage
+
+    def path(self, stage: str, name: str) -> Path:
+        """The path of one artifact of a finished stage."""
+        return self.stage_dir(stage) / name
+
+    def require(self, stage: str, name: str) -> Path:
+        """The path of an artifact that a later stage needs.
+
+        Raises:
+            StageError: The stage has not finished in this run folder.
+        """
+        path = self.path(stage, name)
+        if self.read_manifest(stage) is None or not path.exists():
+            raise StageError(
+                f"{path} is missing: run `personasim {stage} --workdir {self.root}` first "
+                f"(or `personasim run`)"
+            )
+        return path
+
+    def read_manifest(self, stage: str) -> dict[str, Any] | None:
+        """The manifest of a finished stage, or None if the stage has not finished."""
+        path = self.stage_dir(stage) / MANIFEST
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            logger.warning("%s is unreadable; the stage will be redone", path)
+            return None
+
+    def verify_outputs(self, stage: str, manifest: dict[str, Any]) -> list[str]:
+        """Names of the outputs listed in a manifest that are missing or altered."""
+        bad = []
+        for name, meta in manifest.get("outputs", {}).items():
+            path = self.stage_dir(stage) / name
+            if not path.is_file() or path.stat().st_size != meta["bytes"]:
+                bad.append(name)
+            elif file_sha256(path) != meta["sha256"]:
+                bad.append(name)
+        return bad
+
+    @contextlib.contextmanager
+    def staging(self, stage: str) -> Iterator[Path]:
+        """A fresh folder to write a stage's artifacts into.
+
+        On normal exit the folder replaces ``DIR/<stage>`` (the old one is removed); on
+        an exception it is deleted. Either way nothing half-written is left in place.
+        """
+        staging_root = self.root / ".staging"
+        staging_root.mkdir(exist_ok=True)
+        self._clean_stale(staging_root, stage)
+        tmp = staging_root / f"{stage}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+            self._commit(tmp, self.stage_dir(stage))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                staging_root.rmdir()  # only when empty
+
+    def _clean_stale(self, staging_root: Path, stage: str) -> None:
+        for old in staging_root.glob(f"{stage}-*"):
+            logger.debug("removing %s left by an interrupted run", old)
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _commit(self, tmp: Path, final: Path) -> None:
+        trash = None
+        if final.exists():
+            trash = self.root / ".staging" / f"trash-{final.name}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, trash)
+        os.replace(tmp, final)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def invalidate(self, stage: str) -> None:
+        """Remove a stage's artifacts (used when an upstream stage was redone)."""
+        final = self.stage_dir(stage)
+        if final.exists():
+            trash = self.root / ".staging" / f"trash-{stage}-{uuid.uuid4().hex[:8]}"
+            trash.parent.mkdir(exist_ok=True)
+            os.replace(final, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def checkpoint_dir(self, stage: str, key: str) -> Path:
+        """A folder for per-unit results of a long stage, valid for one configuration.
+
+        Results saved here survive a killed run; the stage reads them back when it is
+        rerun with the same `key` (a hash of its configuration and inputs). Checkpoints
+        of other keys are removed.
+        """
+        base = self.root / ".checkpoints" / stage
+        if base.exists():
+            for other in base.iterdir():
+                if other.name != key:
+                    shutil.rmtree(other, ignore_errors=True)
+        path = base / key
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def clear_checkpoints(self, stage: str) -> None:
+        """Remove a stage's checkpoints (after the stage has finished)."""
+        base = self.root / ".checkpoints"
+        shutil.rmtree(base / stage, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            base.rmdir()  # only when no other stage has checkpoints
+
+    def check_writable(self) -> None:
+        """Fail early and clearly if the run folder cannot be written."""
+        probe = self.root / f".write-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise StageError(f"cannot write in the run folder {self.root}: {e.strerror}") from None
