@@ -10,7 +10,6 @@ import logging
 import sys
 from typing import Annotated
 
-import click
 import typer
 from rich.markup import escape
 
@@ -64,19 +63,12 @@ app.add_typer(config_app, name="config")
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `personasim` command and `python -m personasim`."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Typer handles its own usage errors (exit 2) and --help; ours come out here.
+        app(args=argv, prog_name="personasim")
     except PersonaSimError as e:
         if _state["verbose"]:
             console.print_exception()
         console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted; finished stages and checkpoints are kept, rerun to resume")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -177,11 +178,22 @@ def _item_table(raw: RawTable, ids: np.ndarray, spec: LogSpec) -> pd.DataFrame:
         items["title"] = raw.frame[cols.title].astype("string").str.strip().to_numpy()
     else:
         items["title"] = pd.array([None] * n, dtype="string")
+    from_title = pd.to_numeric(
+        items["title"].str.extract(_YEAR_IN_TITLE, expand=False), errors="coerce"
+    ).astype("Int32")
     if cols.year:
-        items["year"] = parse_years(raw, cols.year)
+        years, bad = parse_years(raw, cols.year, spec.missing_markers)
+        items["year"] = pd.Series(years).fillna(from_title).to_numpy()
+        unrecovered = bad & items["year"].isna().to_numpy()
+        if unrecovered.any():
+            i = int(np.flatnonzero(unrecovered)[0])
+            logger.warning(
+                "%s, row %d, column %r: %r is not a year; %d such value(s) read as unknown",
+                raw.file, raw.row_number(i), cols.year, raw.frame[cols.year].iloc[i],
+                int(unrecovered.sum()),
+            )
     else:
-        found = items["title"].str.extract(_YEAR_IN_TITLE, expand=False)
-        items["year"] = pd.to_numeric(found, errors="coerce").astype("Int32")
+        items["year"] = from_title
     items["genres"] = _split_genres(raw.frame[cols.genres], spec.genres_separator) if cols.genres else [
         [] for _ in range(n)
     ]
@@ -286,7 +298,13 @@ def _users_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataF
 
 
 def _load_movielens_dir(spec: LogSpec) -> Log:
-    """A GroupLens MovieLens download (folder or zip), read with LensKit's loader."""
+    """A GroupLens MovieLens download (folder or zip), read with LensKit's loader.
+
+    LensKit reads the ratings, users and modern ``movies.csv`` well. Two item files it
+    does not: in ML-1M/10M ``movies.dat`` it splits on single colons, which truncates
+    titles such as "Star Wars: Episode IV ..." and drops their genres, and for
+    ML-100K it reads no genres. Those two files are parsed here instead.
+    """
     from lenskit.data import load_movielens
 
     try:
@@ -308,39 +326,99 @@ def _load_movielens_dir(spec: LogSpec) -> Log:
         }
     )
     frame["row"] = np.arange(1, len(frame) + 1, dtype="int64")
-    raw = RawTable(frame=frame.rename(columns={"rating": "rating"}), file=spec.path, first_row=1)
+    raw = RawTable(frame=frame, file=spec.path, first_row=1)
     parse_ratings(raw, "rating", spec.rating_scale)
     frame = _resolve_duplicates(frame, raw, spec)
 
-    entity = ds.entities("item")
-    ids = pd.Series(entity.ids()).astype(str)
-    items = pd.DataFrame({"item_id": ids.to_numpy(dtype=object)})
-    attrs = entity.attributes
-    titles = entity.attribute("title").pandas() if "title" in attrs else None
-    items["title"] = (
-        pd.array(titles.reindex(entity.ids()).astype("string").to_numpy(), dtype="string")
-        if titles is not None
-        else pd.array([None] * len(items), dtype="string")
-    )
-    found = items["title"].str.extract(_YEAR_IN_TITLE, expand=False)
-    items["year"] = pd.to_numeric(found, errors="coerce").astype("Int32")
-    if "genres" in attrs:
-        genres = entity.attribute("genres").pandas().reindex(entity.ids())
-        items["genres"] = [list(g) if g is not None and not _is_na(g) else [] for g in genres]
-    else:
-        items["genres"] = [[] for _ in range(len(items))]
+    items = _movielens_items_from_files(Path(spec.path))
+    if items is None:
+        items = _movielens_items_from_lenskit(ds)
+    items["year"] = pd.to_numeric(
+        items["title"].str.extract(_YEAR_IN_TITLE, expand=False), errors="coerce"
+    ).astype("Int32")
 
     users = pd.DataFrame({"user_id": pd.unique(frame["user_id"])})
+    entity = ds.entities("user")
+    if entity.attributes:
+        attrs = entity.pandas().astype({"user_id": str}).astype("string")
+        if "occupation" in attrs and attrs["occupation"].str.fullmatch(r"\d+").all():
+            # ML-1M codes ages and occupations as numbers (its README gives the words).
+            from personasim.data.sources import ML1M_AGES, ML1M_OCCUPATIONS
+
+            attrs["occupation"] = attrs["occupation"].map(lambda v: ML1M_OCCUPATIONS.get(v, v))
+            if "age" in attrs:
+                attrs["age"] = attrs["age"].map(lambda v: ML1M_AGES.get(v, v))
+        users = users.merge(attrs, on="user_id", how="left")
+    path = Path(spec.path)
+    inputs = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return Log(
         interactions=frame.reset_index(drop=True),
         items=items,
         users=users,
         file=spec.path,
         user_column="user_id",
-        inputs=sorted(p for p in Path(spec.path).rglob("*") if p.is_file())
-        if Path(spec.path).is_dir()
-        else [Path(spec.path)],
+        inputs=inputs,
     )
+
+
+def _read_movielens_member(path: Path, name: str) -> str | None:
+    """The text of `name` in a MovieLens folder or zip, or None if absent."""
+    if path.is_dir():
+        found = path / name
+        return found.read_text(encoding="latin-1") if found.exists() else None
+    with zipfile.ZipFile(path) as zf:
+        for member in zf.namelist():
+            if member.rsplit("/", 1)[-1] == name:
+                return zf.read(member).decode("latin-1")
+    return None
+
+
+def _movielens_items_from_files(path: Path) -> pd.DataFrame | None:
+    """Items of ML-1M/10M (``movies.dat``) or ML-100K (``u.item``), or None."""
+    text = _read_movielens_member(path, "movies.dat")
+    if text is not None:
+        rows = [line.split("::") for line in text.splitlines() if line.strip()]
+        return pd.DataFrame(
+            {
+                "item_id": [r[0] for r in rows],
+                "title": pd.array([r[1] for r in rows], dtype="string"),
+                "genres": [[g for g in r[2].split("|") if g != "(no genres listed)"] for r in rows],
+            }
+        )
+    text = _read_movielens_member(path, "u.item")
+    if text is None:
+        return None
+    genre_text = _read_movielens_member(path, "u.genre") or ""
+    genre_names = [line.split("|")[0] for line in genre_text.splitlines() if line.strip()]
+    rows = [line.split("|") for line in text.splitlines() if line.strip()]
+    return pd.DataFrame(
+        {
+            "item_id": [r[0] for r in rows],
+            "title": pd.array([r[1] for r in rows], dtype="string"),
+            "genres": [
+                [g for g, flag in zip(genre_names, r[5:], strict=False) if flag == "1"]
+                for r in rows
+            ],
+        }
+    )
+
+
+def _movielens_items_from_lenskit(ds: object) -> pd.DataFrame:
+    entity = ds.entities("item")  # type: ignore[attr-defined]
+    ids = entity.ids()
+    items = pd.DataFrame({"item_id": pd.Series(ids).astype(str).to_numpy(dtype=object)})
+    attrs = entity.attributes
+    if "title" in attrs:
+        titles = entity.attribute("title").pandas().reindex(ids)
+        items["title"] = pd.array(titles.astype("string").to_numpy(), dtype="string")
+    else:
+        items["title"] = pd.array([None] * len(items), dtype="string")
+    if "genres" in attrs:
+        genres = entity.attribute("genres").pandas().reindex(ids)
+        items["genres"] = [list(g) if g is not None and not _is_na(g) else [] for g in genres]
+    else:
+        items["genres"] = [[] for _ in range(len(items))]
+    return items
 
 
 def _is_na(value: object) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from personasim.config import ColumnMap, DataConfig
+from personasim.data.validation import MISSING_MARKERS
 from personasim.errors import ConfigError
 
 __all__ = ["LogSpec", "builtin_dataset_dir", "log_spec"]
@@ -53,6 +54,8 @@ class LogSpec:
     """Per attribute (table name), a function from a raw value to its meaning."""
     movielens_dir: bool = False
     """True for a GroupLens download read through LensKit's MovieLens loader."""
+    missing_markers: frozenset[str] = MISSING_MARKERS
+    """Values of metadata columns (years) that mean unknown."""
 
 
 _BUILTINS = {
@@ -105,6 +108,7 @@ def _ml100k_spec(folder: Path) -> LogSpec:
         delimiter="\t",
         quoting=False,
         genres_separator=" ",
+        missing_markers=MISSING_MARKERS | {"unkonwn"},  # RecBole's spelling in ml-100k.item
         attribute_names={
             "age:token": "age",
             "gender:token": "gender",

@@ -8,7 +8,7 @@ import pandas as pd
 from personasim.data.reading import RawTable
 from personasim.errors import DataError
 
-__all__ = ["parse_ids", "parse_ratings", "parse_timestamps", "parse_years"]
+__all__ = ["MISSING_MARKERS", "parse_ids", "parse_ratings", "parse_timestamps", "parse_years"]
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -127,20 +127,26 @@ def parse_timestamps(raw: RawTable, column: str) -> np.ndarray:
     return (parsed.astype("int64") // 10**9).to_numpy(dtype="int64")
 
 
-def parse_years(raw: RawTable, column: str) -> np.ndarray:
-    """An optional release-year column as nullable Int32 (blank means unknown).
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "unknown", "-", "?"})
+"""Values of optional metadata columns that mean "unknown" (compared lower-case)."""
 
-    Raises:
-        DataError: A non-blank value is not a plausible year.
+
+def parse_years(
+    raw: RawTable, column: str, missing: frozenset[str] = MISSING_MARKERS
+) -> tuple[pd.arrays.IntegerArray, np.ndarray]:
+    """An optional release-year column as nullable Int32.
+
+    Blank cells and the `missing` markers (e.g. "unknown") mean an unknown year. Other
+    values that are not a plausible year are also unknown, and flagged: metadata is
+    optional, so the caller decides whether to recover them (from a title) or warn.
+
+    Returns:
+        The years, and a mask of the rows whose value was not a year.
     """
     values = raw.frame[column]
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    blank = np.array([_is_blank(v) for v in values], dtype=bool)
-    bad = (~np.isfinite(numbers) & ~blank) | (np.isfinite(numbers) & (numbers % 1 != 0))
-    bad |= np.isfinite(numbers) & ((numbers < 1000) | (numbers > 3000))
-    if bad.any():
-        i = _first_bad(bad)
-        raise DataError(
-            f"{values.iloc[i]!r} is not a year", file=raw.file, row=raw.row_number(i), column=column
-        )
-    return pd.array(np.where(np.isfinite(numbers), numbers, np.nan), dtype="Int32")
+    blank = np.array([_is_blank(v) or str(v).strip().lower() in missing for v in values], dtype=bool)
+    finite = np.isfinite(numbers)
+    bad = (~finite & ~blank) | (finite & ((numbers % 1 != 0) | (numbers < 1000) | (numbers > 3000)))
+    years = pd.array(np.where(finite & ~bad, numbers, np.nan), dtype="Int32")
+    return years, bad

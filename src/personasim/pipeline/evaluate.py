@@ -71,7 +71,7 @@ class EvaluateStage(Stage):
         scale = tuple(self.config.data.rating_scale) if cfg.clip_to_scale else None
 
         dataset = None
-        fallback = None
+        fitted: dict[str, Any] = {}
         frames: list[pd.DataFrame] = []
         notes: dict[str, dict[str, Any]] = {}
         with progress("fitting baselines", total=len(cfg.baselines), unit="models") as advance:
@@ -86,12 +86,16 @@ class EvaluateStage(Stage):
                     continue
                 if dataset is None:
                     dataset = training_dataset(training)
-                if fallback is None and name == "biased_mf":
-                    fallback = fit_baseline("user_item_bias", cfg, dataset, self.config.seed)
-                scorer = fit_baseline(name, cfg, dataset, self.config.seed)
-                result = predict_baseline(
-                    scorer, test, fallback=fallback if name == "biased_mf" else None, scale=scale
-                )
+                fallback = None
+                if name == "biased_mf":
+                    # MF cannot score items it never saw; the bias model can.
+                    if "user_item_bias" not in fitted:
+                        fitted["user_item_bias"] = fit_baseline(
+                            "user_item_bias", cfg, dataset, self.config.seed
+                        )
+                    fallback = fitted["user_item_bias"]
+                fitted[name] = fit_baseline(name, cfg, dataset, self.config.seed)
+                result = predict_baseline(fitted[name], test, fallback=fallback, scale=scale)
                 frame = pd.DataFrame(
                     {
                         "user_id": test["user_id"],

@@ -1,0 +1,129 @@
+"""The CLI on the built-in data: the commands users run, their output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from personasim import __version__
+
+
+def _personasim(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PERSONASIM_PROGRESS": "0", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "personasim", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_version_and_help(cli):
+    assert cli("--version").output == f"personasim {__version__}"
+    res = cli("--help")
+    assert res.code == 0
+    for command in ("ingest", "evaluate", "run", "status", "config"):
+        assert command in res.output
+
+
+def test_config_reference_and_show(cli, tmp_path):
+    res = cli("config", "reference")
+    assert res.code == 0 and "[split]" in res.output and "train_fraction" in res.output
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("seed = 9\n[split]\nusers = 5\n")
+    res = cli("config", "show", "--config", cfg)
+    assert res.code == 0 and "seed = 9" in res.output and "users = 5" in res.output
+
+
+def test_ml100k_ingest_then_evaluate_as_a_user_runs_them(tmp_path):
+    workdir = tmp_path / "run"
+    res = _personasim("ingest", "--workdir", workdir, "--dataset", "ml-100k", "--users", "50",
+                      "--seed", "3")
+    assert res.returncode == 0, res.stderr
+    assert "50 users sampled of 216 eligible in ml-100k" in res.stderr
+    res = _personasim("evaluate", "--workdir", workdir)
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
+    assert metrics["biased_mf"]["rmse"] < metrics["global_mean"]["rmse"]
+    assert metrics["user_item_bias"]["rmse"] < metrics["global_mean"]["rmse"]
+    assert "other users" in metrics["biased_mf"]["fit_data"]
+    for line in ("biased_mf", "global_mean", "RMSE"):
+        assert line in res.stderr
+    # status: everything up to date
+    res = _personasim("status", "--workdir", workdir)
+    assert res.returncode == 0 and res.stderr.count("up to date") == 2
+
+
+def test_sampled_users_only_option_is_reported(cli, tmp_path):
+    res = cli("ingest", "--workdir", tmp_path, "--dataset", "ml-100k", "--users", "30",
+              "--sampled-users-only")
+    assert res.code == 0, res.output
+    res = cli("evaluate", "--workdir", tmp_path)
+    assert res.code == 0, res.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["biased_mf"]["fit_data"] == "train part of the 30 sampled users"
+    assert pd.read_parquet(tmp_path / "data" / "others.parquet").empty
+
+
+def test_usage_errors_exit_2_and_data_errors_exit_3(cli, tmp_path):
+    res = cli("ingest", "--workdir", tmp_path / "a", "--dataset", "ml-100k", "--users", "5000")
+    assert res.code == 2 and "only 216 users have between 100 and 200 ratings" in res.output
+    res = cli("evaluate", "--workdir", tmp_path / "b")
+    assert res.code == 3 and "run `personasim ingest" in res.output
+    res = cli("ingest", "--workdir", tmp_path / "c", "--path", tmp_path / "nope.csv")
+    assert res.code == 2 and "does not exist" in res.output
+    res = cli("ingest", "--workdir", tmp_path / "d", "--no-such-option")
+    assert res.code == 2
+
+
+@pytest.mark.slow
+def test_paper_protocol_on_ml1m(tmp_path):
+    """200 users with 100-200 ratings, 60:40 temporal split: the baselines of the paper."""
+    res = _personasim("ingest", "--workdir", tmp_path, "--dataset", "ml-1m", "--users", "200",
+                      "--min-ratings", "100", "--max-ratings", "200", "--seed", "0")
+    assert res.returncode == 0, res.stderr
+    inter = pd.read_parquet(tmp_path / "data" / "interactions.parquet")
+    assert inter.user_id.nunique() == 200
+    counts = inter.groupby("user_id").size()
+    assert counts.between(100, 200).all()
+    res = _personasim("evaluate", "--workdir", tmp_path)
+    assert res.returncode == 0, res.stderr
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["biased_mf"]["n"] == int((inter.split == "test").sum())
+    assert 0.8 < m["biased_mf"]["rmse"] < m["user_item_bias"]["rmse"] < m["item_bias"]["rmse"]
+    assert m["item_bias"]["rmse"] < m["global_mean"]["rmse"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
+    """kill -9 while `run` is in evaluate; the rerun skips ingest and finishes."""
+    workdir = tmp_path / "run"
+    args = ["run", "--workdir", workdir, "--dataset", "ml-1m", "--users", "200", "--seed", "1"]
+    env = {**os.environ, "PERSONASIM_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "personasim", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 300
+    while not (workdir / "data" / "manifest.json").exists():
+        assert proc.poll() is None, "run ended before ingest finished"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "eval").exists(), "evaluate finished before the kill; test is moot"
+    ingest_manifest = (workdir / "data" / "manifest.json").read_bytes()
+
+    res = _personasim(*args)
+    assert res.returncode == 0, res.stderr
+    assert "ingest: up to date, skipped" in res.stderr
+    assert "evaluate: running" in res.stderr
+    assert (workdir / "data" / "manifest.json").read_bytes() == ingest_manifest
+    assert not (workdir / ".staging").exists()
+
+    fresh = tmp_path / "fresh"
+    assert _personasim(*args[:1], "--workdir", fresh, *args[3:]).returncode == 0
+    assert (fresh / "eval" / "metrics.json").read_text() == (
+        workdir / "eval" / "metrics.json").read_text()

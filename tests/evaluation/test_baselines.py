@@ -1,0 +1,72 @@
+"""The LensKit baselines: correct by construction on simple data, better than the mean
+on structured data, deterministic for a seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from personasim.config import EvaluateConfig
+from personasim.data.splitting import split_temporal
+from personasim.evaluation.baselines import fit_baseline, predict_baseline, training_dataset
+from personasim.evaluation.metrics import rmse
+
+
+@pytest.fixture(scope="module")
+def split(small_log):
+    users = np.array(sorted(small_log.ratings.user_id.unique()))
+    return split_temporal(small_log.ratings, users, train_fraction=0.6, include_others=False)
+
+
+def _predict(name, split, seed=0, **cfg):
+    config = EvaluateConfig(**cfg)
+    ds = training_dataset(split.training_data())
+    scorer = fit_baseline(name, config, ds, seed)
+    fallback = fit_baseline("user_item_bias", config, ds, seed)
+    return predict_baseline(scorer, split.test, fallback=fallback, scale=(1.0, 5.0))
+
+
+def test_global_mean_predicts_the_training_mean(split):
+    result = _predict("global_mean", split)
+    assert np.allclose(result.predicted, split.training_data().rating.mean())
+
+
+def test_undamped_item_bias_is_the_item_mean(split):
+    result = _predict("item_bias", split, bias_damping=0.0)
+    means = split.training_data().groupby("item_id").rating.mean()
+    known = split.test.item_id.isin(means.index).to_numpy()
+    expected = np.clip(means.reindex(split.test.item_id[known]).to_numpy(), 1, 5)
+    np.testing.assert_allclose(result.predicted[known], expected, rtol=1e-5)
+
+
+def test_models_with_more_structure_predict_better(split):
+    truth = split.test.rating.to_numpy()
+    errors = {name: rmse(truth, _predict(name, split).predicted)
+              for name in ("global_mean", "user_item_bias", "biased_mf")}
+    assert errors["user_item_bias"] < errors["global_mean"] - 0.05
+    assert errors["biased_mf"] < errors["global_mean"] - 0.05
+
+
+def test_mf_is_deterministic_for_a_seed_and_clipped(split):
+    a = _predict("biased_mf", split, seed=1).predicted
+    b = _predict("biased_mf", split, seed=1).predicted
+    np.testing.assert_array_equal(a, b)
+    assert a.min() >= 1.0 and a.max() <= 5.0
+
+
+def test_unknown_items_fall_back_and_are_counted(split):
+    test = split.test.copy()
+    test.loc[test.index[:3], "item_id"] = "never-seen"
+    config = EvaluateConfig()
+    ds = training_dataset(split.training_data())
+    mf = fit_baseline("biased_mf", config, ds, 0)
+    fallback = fit_baseline("user_item_bias", config, ds, 0)
+    result = predict_baseline(mf, test, fallback=fallback)
+    unknown = ~test.item_id.isin(set(split.training_data().item_id)).to_numpy()
+    assert unknown[:3].all() and result.fallbacks == int(unknown.sum())
+    assert not np.isnan(result.predicted).any()
+    bias = predict_baseline(fallback, test).predicted
+    np.testing.assert_allclose(result.predicted[unknown], bias[unknown])
+    alone = predict_baseline(mf, test)
+    assert np.isnan(alone.predicted[unknown]).all()
