@@ -55,6 +55,16 @@ def custom_args(log_files: tuple[Path, Path, Path]) -> list[str]:
     """`ingest` options that read the small log with its item and user files."""
     ratings, items, users = log_files
     return [
-        "--path", str(ratings), "--items", str(items), "--users-file", str(users),
-        "--users", "20", "--min-ratings", "20", "--max-ratings", "0",
+        "--path",
+        str(ratings),
+        "--items",
+        str(items),
+        "--users-file",
+        str(users),
+        "--users",
+        "20",
+        "--min-ratings",
+        "20",
+        "--max-ratings",
+        "0",
     ]

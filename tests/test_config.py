@@ -53,19 +53,32 @@ def test_invalid_value_names_the_layer_that_brought_it():
 
 
 def test_later_layers_win_and_none_removes():
-    cfg = load_config([
-        ("a", {"seed": 1, "split": {"users": 5, "min_ratings": 3}}),
-        ("b", {"split": {"users": 7}}),
-    ])
+    cfg = load_config(
+        [
+            ("a", {"seed": 1, "split": {"users": 5, "min_ratings": 3}}),
+            ("b", {"split": {"users": 7}}),
+        ]
+    )
     assert (cfg.seed, cfg.split.users, cfg.split.min_ratings) == (1, 7, 3)
-    merged = deep_merge({"data": {"path": "x", "dataset": "custom"}},
-                        {"data": {"path": None, "dataset": "ml-1m"}})
+    merged = deep_merge(
+        {"data": {"path": "x", "dataset": "custom"}}, {"data": {"path": None, "dataset": "ml-1m"}}
+    )
     assert merged == {"data": {"dataset": "ml-1m"}}
 
 
 def test_dump_round_trips(tmp_path: Path):
-    cfg = load_config([("a", {"seed": 3, "data": {"dataset": "custom", "path": "/x/log.csv"},
-                              "split": {"users": 0}})])
+    cfg = load_config(
+        [
+            (
+                "a",
+                {
+                    "seed": 3,
+                    "data": {"dataset": "custom", "path": "/x/log.csv"},
+                    "split": {"users": 0},
+                },
+            )
+        ]
+    )
     path = tmp_path / "c.toml"
     path.write_text(dump_config(cfg))
     again = load_config([("c", read_toml(path))])

@@ -294,7 +294,8 @@ def config_reference() -> str:
                 continue
             default = field.get_default(call_default_factory=True)
             shown = "(none)" if default is None else json.dumps(default, default=str)
-            doc = (field.description or "").replace("\n", " ")
+            doc = (field.description or "").replace("\n", " ").replace("|", "\\|")
+            shown = shown.replace("|", "\\|")
             rows.append(f"| `{name}` | `{shown}` | {doc} |")
         if rows:
             title = f"[{prefix}]" if prefix else "top level"

@@ -30,9 +30,9 @@ def _enabled() -> bool:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: float | None = None, unit: str = "") -> Iterator[
-    Callable[[float], None]
-]:
+def progress(
+    description: str, total: float | None = None, unit: str = ""
+) -> Iterator[Callable[[float], None]]:
     """Show a progress bar while the block runs; yields `advance(n)`.
 
     Quiet when standard error is not a terminal (CI, logs, tests) or when the

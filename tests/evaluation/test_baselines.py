@@ -4,7 +4,6 @@ on structured data, deterministic for a seed."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from personasim.config import EvaluateConfig
@@ -42,8 +41,10 @@ def test_undamped_item_bias_is_the_item_mean(split):
 
 def test_models_with_more_structure_predict_better(split):
     truth = split.test.rating.to_numpy()
-    errors = {name: rmse(truth, _predict(name, split).predicted)
-              for name in ("global_mean", "user_item_bias", "biased_mf")}
+    errors = {
+        name: rmse(truth, _predict(name, split).predicted)
+        for name in ("global_mean", "user_item_bias", "biased_mf")
+    }
     assert errors["user_item_bias"] < errors["global_mean"] - 0.05
     assert errors["biased_mf"] < errors["global_mean"] - 0.05
 

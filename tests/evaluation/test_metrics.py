@@ -33,12 +33,14 @@ def test_agree_with_lenskit_reference():
 
 
 def test_rating_metrics_skip_invalid_answers_but_count_them():
-    frame = pd.DataFrame({
-        "user_id": ["a", "a", "b", "b"],
-        "rating": [4.0, 2.0, 5.0, 1.0],
-        "predicted": [4.0, 3.0, np.nan, 1.0],
-        "valid": [True, True, False, True],
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b"],
+            "rating": [4.0, 2.0, 5.0, 1.0],
+            "predicted": [4.0, 3.0, np.nan, 1.0],
+            "valid": [True, True, False, True],
+        }
+    )
     m = rating_metrics(frame)
     assert m["n"] == 4 and m["n_users"] == 2
     assert m["urr"] == pytest.approx(0.25)

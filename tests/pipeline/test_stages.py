@@ -19,13 +19,24 @@ from personasim.workspace import Workspace
 def _config(log_files, **split) -> RunConfig:
     ratings, items, users = log_files
     settings = {"users": 20, "min_ratings": 20, "max_ratings": 0, **split}
-    return load_config([("test", {
-        "seed": 7,
-        "data": {"dataset": "custom", "path": str(ratings), "items_path": str(items),
-                 "users_path": str(users)},
-        "split": settings,
-        "evaluate": {"mf_epochs": 5},
-    })])
+    return load_config(
+        [
+            (
+                "test",
+                {
+                    "seed": 7,
+                    "data": {
+                        "dataset": "custom",
+                        "path": str(ratings),
+                        "items_path": str(items),
+                        "users_path": str(users),
+                    },
+                    "split": settings,
+                    "evaluate": {"mf_epochs": 5},
+                },
+            )
+        ]
+    )
 
 
 def _ran(results) -> dict[str, bool]:
@@ -96,8 +107,11 @@ def test_killed_evaluation_resumes_from_per_model_checkpoints(log_files, tmp_pat
     assert fitted == ["global_mean", "item_bias", "user_item_bias"]
 
     fitted.clear()
-    monkeypatch.setattr(evaluate_module, "fit_baseline",
-                        lambda name, *a, **k: (fitted.append(name), real_fit(name, *a, **k))[1])
+    monkeypatch.setattr(
+        evaluate_module,
+        "fit_baseline",
+        lambda name, *a, **k: (fitted.append(name), real_fit(name, *a, **k))[1],
+    )
     results = run_pipeline(ws, cfg)
     assert _ran(results) == {"ingest": False, "evaluate": True}
     # Only MF (and the bias model it falls back on) are fitted again.
@@ -112,8 +126,12 @@ def test_manifest_records_what_reproduces_the_run(log_files, tmp_path):
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert manifest["seed"] == 7
     assert manifest["config_hash"] == IngestStage(Workspace(tmp_path), cfg).config_hash()
-    assert set(manifest["outputs"]) == {"interactions.parquet", "items.parquet",
-                                        "users.parquet", "others.parquet"}
+    assert set(manifest["outputs"]) == {
+        "interactions.parquet",
+        "items.parquet",
+        "users.parquet",
+        "others.parquet",
+    }
     assert any(k.endswith("ratings.csv") for k in manifest["inputs"])
     assert {"python", "numpy", "pandas", "lenskit", "personasim"} <= set(manifest["versions"])
     assert manifest["wall_time_s"] > 0
@@ -131,8 +149,15 @@ def test_artifacts_follow_the_contract(log_files, tmp_path):
     items = pq.read_schema(tmp_path / "data" / "items.parquet")
     assert items.names == ["item_id", "title", "year", "genres", "train_mean_rating", "train_count"]
     preds = pd.read_parquet(tmp_path / "eval" / "predictions.parquet")
-    assert list(preds.columns) == ["user_id", "item_id", "rating", "predicted", "model",
-                                   "persona", "valid"]
+    assert list(preds.columns) == [
+        "user_id",
+        "item_id",
+        "rating",
+        "predicted",
+        "model",
+        "persona",
+        "valid",
+    ]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"global_mean", "item_bias", "user_item_bias", "biased_mf"}
     for m in metrics.values():

@@ -43,11 +43,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
-                                         help="More detail; tracebacks on errors.")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More detail; tracebacks on errors.")
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     _state["verbose"] = verbose
     configure_logging(verbose, quiet)
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     except PersonaSimError as e:
         if _state["verbose"]:
             console.print_exception()
-        console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True
+        )
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted; finished stages and checkpoints are kept, rerun to resume")
@@ -77,6 +81,10 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("personasim").debug("unexpected error", exc_info=True)
         if _state["verbose"]:
             console.print_exception()
-        console.print(f"[bold red]error:[/bold red] unexpected {type(e).__name__}: {escape(str(e))} "
-                      "(run with -v for the traceback)", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/bold red] unexpected {type(e).__name__}: {escape(str(e))} "
+            "(run with -v for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(3)

@@ -25,13 +25,22 @@ __all__ = [
 
 WorkdirOpt = Annotated[
     Path,
-    typer.Option("--workdir", "-w", help="The run folder (created if missing).",
-                 file_okay=False, resolve_path=True),
+    typer.Option(
+        "--workdir",
+        "-w",
+        help="The run folder (created if missing).",
+        file_okay=False,
+        resolve_path=True,
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="A TOML run configuration (see `personasim config reference`).",
-                 dir_okay=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="A TOML run configuration (see `personasim config reference`).",
+        dir_okay=False,
+    ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if it is up to date.")]
 
@@ -39,8 +48,13 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if 
 def configure_logging(verbosity: int, quiet: bool) -> None:
     """INFO by default (stage decisions), DEBUG with -v, WARNING with --quiet."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbosity else logging.INFO)
-    handler = RichHandler(console=console, show_path=verbosity > 0, show_time=verbosity > 0,
-                          rich_tracebacks=True, markup=False)
+    handler = RichHandler(
+        console=console,
+        show_path=verbosity > 0,
+        show_time=verbosity > 0,
+        rich_tracebacks=True,
+        markup=False,
+    )
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     # Libraries speak only when asked to.
     for name in ("lenskit", "numba", "urllib3", "filelock"):
@@ -78,8 +92,14 @@ def print_metrics(metrics: dict[str, dict[str, Any]]) -> None:
     for col in ("model", "RMSE", "MAE", "URR", "n", "users"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in sorted(metrics.items(), key=lambda kv: kv[1].get("rmse", 9)):
-        table.add_row(name, f"{m['rmse']:.4f}", f"{m['mae']:.4f}", f"{m['urr']:.3f}",
-                      str(m["n"]), str(m.get("n_users", "")))
+        table.add_row(
+            name,
+            f"{m['rmse']:.4f}",
+            f"{m['mae']:.4f}",
+            f"{m['urr']:.3f}",
+            str(m["n"]),
+            str(m.get("n_users", "")),
+        )
     console.print(table)
     fit = {m.get("fit_data") for m in metrics.values() if m.get("fit_data")}
     if fit:

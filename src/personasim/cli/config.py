@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,7 +17,7 @@ config_app = typer.Typer(help="Show the configuration and its reference.", no_ar
 
 @config_app.command("show")
 def show(
-    workdir: Path | None = typer.Option(None, "--workdir", "-w", help="A run folder."),
+    workdir: Annotated[Path | None, typer.Option("--workdir", "-w", help="A run folder.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Print the effective configuration as TOML (defaults, run folder, --config)."""

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from personasim.cli._common import ConfigOpt, ForceOpt, WorkdirOpt, nested, print_metrics, print_results
+from personasim.cli._common import (
+    ConfigOpt,
+    ForceOpt,
+    WorkdirOpt,
+    nested,
+    print_metrics,
+    print_results,
+)
 from personasim.pipeline import EvaluateStage, resolve_config, run_stage
 from personasim.progress import console
 from personasim.workspace import Workspace

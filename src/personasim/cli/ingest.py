@@ -20,8 +20,10 @@ def ingest(
     config: ConfigOpt = None,
     dataset: Annotated[
         str | None,
-        typer.Option(help='"ml-100k", "ml-1m" (built in), "movielens" (your download at '
-                          '--path) or "custom" (your log at --path).'),
+        typer.Option(
+            help='"ml-100k", "ml-1m" (built in), "movielens" (your download at '
+            '--path) or "custom" (your log at --path).'
+        ),
     ] = None,
     path: Annotated[
         Path | None, typer.Option(help="Your log (CSV/TSV/Parquet) or MovieLens folder/zip.")
@@ -39,7 +41,9 @@ def ingest(
     users: Annotated[
         int | None, typer.Option(help="Users to sample (0: all eligible).", min=0)
     ] = None,
-    min_ratings: Annotated[int | None, typer.Option(help="Fewest ratings of an eligible user.", min=1)] = None,
+    min_ratings: Annotated[
+        int | None, typer.Option(help="Fewest ratings of an eligible user.", min=1)
+    ] = None,
     max_ratings: Annotated[
         int | None, typer.Option(help="Most ratings of an eligible user (0: no limit).", min=0)
     ] = None,
@@ -48,8 +52,10 @@ def ingest(
     ] = None,
     other_users: Annotated[
         bool | None,
-        typer.Option("--other-users/--sampled-users-only",
-                     help="Train baselines and item statistics also on users outside the sample."),
+        typer.Option(
+            "--other-users/--sampled-users-only",
+            help="Train baselines and item statistics also on users outside the sample.",
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the user sample.")] = None,
     force: ForceOpt = False,
@@ -89,4 +95,3 @@ def ingest(
         f"{s['other_ratings']} ratings of {s['other_users']} other users as training context"
     )
     console.print(f"written: {workspace.stage_dir('data')}")
-

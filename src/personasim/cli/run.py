@@ -18,13 +18,17 @@ def run(
     workdir: WorkdirOpt,
     config: ConfigOpt = None,
     dataset: Annotated[str | None, typer.Option(help='"ml-100k" or "ml-1m" (built in).')] = None,
-    users: Annotated[int | None, typer.Option(help="Users to sample (0: all eligible).", min=0)] = None,
+    users: Annotated[
+        int | None, typer.Option(help="Users to sample (0: all eligible).", min=0)
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of every random choice.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo every stage.")] = False,
 ) -> None:
     """Run the whole pipeline on the run folder; finished stages are skipped."""
     workspace = Workspace(workdir)
-    cfg = resolve_config(workspace, config, nested(seed=seed, data__dataset=dataset, split__users=users))
+    cfg = resolve_config(
+        workspace, config, nested(seed=seed, data__dataset=dataset, split__users=users)
+    )
     results = []
     for stage in STAGES:
         results.append(run_stage(stage, workspace, cfg, force=force))

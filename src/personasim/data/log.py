@@ -189,14 +189,19 @@ def _item_table(raw: RawTable, ids: np.ndarray, spec: LogSpec) -> pd.DataFrame:
             i = int(np.flatnonzero(unrecovered)[0])
             logger.warning(
                 "%s, row %d, column %r: %r is not a year; %d such value(s) read as unknown",
-                raw.file, raw.row_number(i), cols.year, raw.frame[cols.year].iloc[i],
+                raw.file,
+                raw.row_number(i),
+                cols.year,
+                raw.frame[cols.year].iloc[i],
                 int(unrecovered.sum()),
             )
     else:
         items["year"] = from_title
-    items["genres"] = _split_genres(raw.frame[cols.genres], spec.genres_separator) if cols.genres else [
-        [] for _ in range(n)
-    ]
+    items["genres"] = (
+        _split_genres(raw.frame[cols.genres], spec.genres_separator)
+        if cols.genres
+        else [[] for _ in range(n)]
+    )
     return items
 
 
@@ -225,8 +230,11 @@ def _items_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
 def _items_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataFrame:
     first = ~pd.Series(log["item_id"].to_numpy()).duplicated().to_numpy()
     positions = (log["row"].to_numpy() - raw.first_row)[first]
-    sub = RawTable(frame=raw.frame.iloc[positions].reset_index(drop=True), file=raw.file,
-                   first_row=raw.first_row)
+    sub = RawTable(
+        frame=raw.frame.iloc[positions].reset_index(drop=True),
+        file=raw.file,
+        first_row=raw.first_row,
+    )
     items = _item_table(sub, log["item_id"].to_numpy()[first], spec)
     return items.reset_index(drop=True)
 
@@ -253,7 +261,9 @@ def _require_known(
         )
 
 
-def _user_table(raw: RawTable, ids: np.ndarray, spec: LogSpec, attributes: list[str]) -> pd.DataFrame:
+def _user_table(
+    raw: RawTable, ids: np.ndarray, spec: LogSpec, attributes: list[str]
+) -> pd.DataFrame:
     users = pd.DataFrame({"user_id": ids})
     for col in attributes:
         name = spec.attribute_names.get(col, col)
@@ -273,7 +283,9 @@ def _users_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
     attributes = list(spec.columns.user_attributes) or [
         c for c in raw.frame.columns if c != spec.columns.user
     ]
-    raw.require_columns([("user", spec.columns.user), *[("user_attributes", a) for a in attributes]])
+    raw.require_columns(
+        [("user", spec.columns.user), *[("user_attributes", a) for a in attributes]]
+    )
     ids = parse_ids(raw, spec.columns.user)
     dup = pd.Series(ids).duplicated()
     if dup.any():
@@ -292,8 +304,11 @@ def _users_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
 def _users_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataFrame:
     first = ~pd.Series(log["user_id"].to_numpy()).duplicated().to_numpy()
     positions = (log["row"].to_numpy() - raw.first_row)[first]
-    sub = RawTable(frame=raw.frame.iloc[positions].reset_index(drop=True), file=raw.file,
-                   first_row=raw.first_row)
+    sub = RawTable(
+        frame=raw.frame.iloc[positions].reset_index(drop=True),
+        file=raw.file,
+        first_row=raw.first_row,
+    )
     return _user_table(sub, log["user_id"].to_numpy()[first], spec, spec.columns.user_attributes)
 
 

@@ -72,7 +72,7 @@ class RawTable:
 
 
 def detect_format(path: Path) -> str:
-    """"parquet" or "csv", from the file name."""
+    """ "parquet" or "csv", from the file name."""
     return "parquet" if path.suffix.lower() in _PARQUET_SUFFIXES else "csv"
 
 
@@ -144,8 +144,9 @@ def _read_header(path: Path, delimiter: str, encoding: str, quoting: bool) -> li
         )
         header = next(reader, None)
     if not header or all(not h.strip() for h in header):
-        raise DataError("the first row is empty; a header row naming the columns is needed",
-                        file=path, row=1)
+        raise DataError(
+            "the first row is empty; a header row naming the columns is needed", file=path, row=1
+        )
     seen: set[str] = set()
     for name in header:
         if name in seen:
@@ -187,7 +188,9 @@ def read_table_file(
     try:
         codecs.lookup(encoding)
     except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r} (data.encoding)", exit_code=2) from None
+        raise DataError(
+            f"unknown text encoding {encoding!r} (data.encoding)", exit_code=2
+        ) from None
     delimiter = delimiter or _guess_delimiter(path, encoding)
     _check_decodes(path, encoding, delimiter)
     header = _read_header(path, delimiter, encoding, quoting)

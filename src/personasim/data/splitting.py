@@ -48,7 +48,9 @@ def select_users(
     if max_ratings:
         keep &= counts <= max_ratings
     eligible = np.asarray(counts.index[keep.to_numpy()], dtype=object)
-    bounds = f"between {min_ratings} and {max_ratings}" if max_ratings else f"at least {min_ratings}"
+    bounds = (
+        f"between {min_ratings} and {max_ratings}" if max_ratings else f"at least {min_ratings}"
+    )
     if len(eligible) == 0:
         raise ConfigError(
             f"no user has {bounds} ratings ({len(counts)} users, {int(counts.min())} to "

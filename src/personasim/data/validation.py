@@ -27,7 +27,9 @@ def parse_ids(raw: RawTable, column: str) -> np.ndarray:
         missing = values.isna().to_numpy()
         if missing.any():
             i = _first_bad(missing)
-            raise DataError("the id is missing", file=raw.file, row=raw.row_number(i), column=column)
+            raise DataError(
+                "the id is missing", file=raw.file, row=raw.row_number(i), column=column
+            )
         if (values % 1 == 0).all():
             values = values.astype("int64")
     text = values.astype("string").str.strip()
@@ -67,7 +69,9 @@ def parse_ratings(raw: RawTable, column: str, scale: tuple[float, float]) -> np.
 
 
 def _is_blank(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
+    return (
+        value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
+    )
 
 
 def parse_timestamps(raw: RawTable, column: str) -> np.ndarray:
@@ -85,7 +89,9 @@ def parse_timestamps(raw: RawTable, column: str) -> np.ndarray:
         missing = series.isna().to_numpy()
         if missing.any():
             i = _first_bad(missing)
-            raise DataError("the time is missing", file=raw.file, row=raw.row_number(i), column=column)
+            raise DataError(
+                "the time is missing", file=raw.file, row=raw.row_number(i), column=column
+            )
         return (series.astype("int64") // 10**9).to_numpy(dtype="int64")
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     numeric = np.isfinite(numbers)
@@ -145,7 +151,9 @@ def parse_years(
     """
     values = raw.frame[column]
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    blank = np.array([_is_blank(v) or str(v).strip().lower() in missing for v in values], dtype=bool)
+    blank = np.array(
+        [_is_blank(v) or str(v).strip().lower() in missing for v in values], dtype=bool
+    )
     finite = np.isfinite(numbers)
     bad = (~finite & ~blank) | (finite & ((numbers % 1 != 0) | (numbers < 1000) | (numbers > 3000)))
     years = pd.array(np.where(finite & ~bad, numbers, np.nan), dtype="Int32")

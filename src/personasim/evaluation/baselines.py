@@ -31,7 +31,10 @@ def training_dataset(training: pd.DataFrame) -> Any:
 
     frame = training[["user_id", "item_id", "rating", "timestamp"]].copy()
     return from_interactions_df(
-        frame, user_col="user_id", item_col="item_id", rating_col="rating",
+        frame,
+        user_col="user_id",
+        item_col="item_id",
+        rating_col="rating",
         timestamp_col="timestamp",
     )
 

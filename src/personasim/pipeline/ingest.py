@@ -91,6 +91,9 @@ class IngestStage(Stage):
         }
         logger.info(
             "ingest: %d of %d eligible users, %d train / %d test ratings",
-            summary["users"], n_eligible, summary["train_ratings"], summary["test_ratings"],
+            summary["users"],
+            n_eligible,
+            summary["train_ratings"],
+            summary["test_ratings"],
         )
         return summary

@@ -205,8 +205,11 @@ class Stage(ABC):
                 "outputs": outputs,
                 "summary": summary,
                 "versions": package_versions(),
-                "platform": {"system": platform.platform(), "machine": platform.machine(),
-                             "argv": sys.argv},
+                "platform": {
+                    "system": platform.platform(),
+                    "machine": platform.machine(),
+                    "argv": sys.argv,
+                },
                 "started_at": started.isoformat(timespec="seconds"),
                 "wall_time_s": round(wall, 3),
             }
