@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from personasim.config import ColumnMap
 from personasim.data.reading import RawTable, read_table_file
@@ -73,8 +74,8 @@ def load_log(spec: LogSpec) -> Log:
 
     frame = pd.DataFrame(
         {
-            "user_id": parse_ids(raw, cols.user),
-            "item_id": parse_ids(raw, cols.item),
+            "user_id": _strings(parse_ids(raw, cols.user)),
+            "item_id": _strings(parse_ids(raw, cols.item)),
             "rating": parse_ratings(raw, cols.rating, spec.rating_scale),
         }
     )
@@ -119,7 +120,7 @@ def _with_present_item_columns(spec: LogSpec, raw: RawTable) -> LogSpec:
     unset = {
         key: ""
         for key in _OPTIONAL_ITEM_COLUMNS
-        if getattr(cols, key) == getattr(defaults, key) and getattr(cols, key) not in raw.frame
+        if getattr(cols, key) == getattr(defaults, key) and getattr(cols, key) not in raw.columns
     }
     if not unset:
         return spec
@@ -131,9 +132,21 @@ def _item_meta_columns(spec: LogSpec) -> list[tuple[str, str]]:
     return [(k, getattr(cols, k)) for k in _OPTIONAL_ITEM_COLUMNS if getattr(cols, k)]
 
 
+def _strings(column: pa.ChunkedArray) -> np.ndarray:
+    """Arrow strings as a NumPy object array (what pandas and LensKit take as ids)."""
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _pair_keys(frame: pd.DataFrame) -> np.ndarray:
+    """One int64 per (user, item) pair: hashing two ints is much cheaper than two strings."""
+    users = pd.factorize(frame["user_id"])[0].astype("int64")
+    items, item_ids = pd.factorize(frame["item_id"])
+    return users * len(item_ids) + items
+
+
 def _resolve_duplicates(frame: pd.DataFrame, raw: RawTable, spec: LogSpec) -> pd.DataFrame:
-    dup = frame.duplicated(["user_id", "item_id"], keep=False)
-    if not dup.any():
+    keys = pd.Series(_pair_keys(frame))
+    if not keys.duplicated().any():
         return frame
     if spec.duplicates == "keep_last":
         kept = frame.sort_values(["timestamp", "row"]).drop_duplicates(
@@ -145,7 +158,7 @@ def _resolve_duplicates(frame: pd.DataFrame, raw: RawTable, spec: LogSpec) -> pd
             len(frame) - len(kept),
         )
         return kept.sort_values("row")
-    later = frame.duplicated(["user_id", "item_id"], keep="first")
+    later = keys.duplicated(keep="first")
     i = int(np.flatnonzero(later.to_numpy())[0])
     user, item = frame.iloc[i]["user_id"], frame.iloc[i]["item_id"]
     same = frame[(frame.user_id == user) & (frame.item_id == item)]
@@ -212,7 +225,7 @@ def _items_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
     )
     spec = _with_present_item_columns(spec, raw)
     raw.require_columns([("item", spec.columns.item), *_item_meta_columns(spec)])
-    ids = parse_ids(raw, spec.columns.item)
+    ids = _strings(parse_ids(raw, spec.columns.item))
     dup = pd.Series(ids).duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
@@ -230,11 +243,7 @@ def _items_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
 def _items_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataFrame:
     first = ~pd.Series(log["item_id"].to_numpy()).duplicated().to_numpy()
     positions = (log["row"].to_numpy() - raw.first_row)[first]
-    sub = RawTable(
-        frame=raw.frame.iloc[positions].reset_index(drop=True),
-        file=raw.file,
-        first_row=raw.first_row,
-    )
+    sub = raw.take(positions)
     items = _item_table(sub, log["item_id"].to_numpy()[first], spec)
     return items.reset_index(drop=True)
 
@@ -286,7 +295,7 @@ def _users_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
     raw.require_columns(
         [("user", spec.columns.user), *[("user_attributes", a) for a in attributes]]
     )
-    ids = parse_ids(raw, spec.columns.user)
+    ids = _strings(parse_ids(raw, spec.columns.user))
     dup = pd.Series(ids).duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
@@ -304,11 +313,7 @@ def _users_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
 def _users_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataFrame:
     first = ~pd.Series(log["user_id"].to_numpy()).duplicated().to_numpy()
     positions = (log["row"].to_numpy() - raw.first_row)[first]
-    sub = RawTable(
-        frame=raw.frame.iloc[positions].reset_index(drop=True),
-        file=raw.file,
-        first_row=raw.first_row,
-    )
+    sub = raw.take(positions)
     return _user_table(sub, log["user_id"].to_numpy()[first], spec, spec.columns.user_attributes)
 
 
@@ -341,7 +346,7 @@ def _load_movielens_dir(spec: LogSpec) -> Log:
         }
     )
     frame["row"] = np.arange(1, len(frame) + 1, dtype="int64")
-    raw = RawTable(frame=frame, file=spec.path, first_row=1)
+    raw = RawTable(table=pa.Table.from_pandas(frame[["rating"]]), file=spec.path, first_row=1)
     parse_ratings(raw, "rating", spec.rating_scale)
     frame = _resolve_duplicates(frame, raw, spec)
 

@@ -7,11 +7,13 @@ import csv
 import difflib
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -31,19 +33,42 @@ class RawTable:
     """A file read as-is: CSV columns as text, Parquet columns in their own types.
 
     Attributes:
-        frame: The rows, with the file's own column names.
+        table: The rows, with the file's own column names.
         file: Where they came from.
-        first_row: The row number of ``frame``'s first row (2 in a CSV file with a
+        first_row: The row number of ``table``'s first row (2 in a CSV file with a
             header, 1 in Parquet).
+        rows: For a subset of a file's rows (see :meth:`take`), their row numbers.
     """
 
-    frame: pd.DataFrame
+    table: pa.Table
     file: Path
     first_row: int
+    rows: np.ndarray | None = None
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a pandas frame (made on first use)."""
+        return self.table.to_pandas()
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names."""
+        return list(self.table.column_names)
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """One column as an Arrow array."""
+        return self.table.column(name)
 
     def row_number(self, index: int) -> int:
-        """The file row number of the frame's `index`-th row (0-based position)."""
+        """The file row number of the table's `index`-th row (0-based position)."""
+        if self.rows is not None:
+            return int(self.rows[index])
         return self.first_row + int(index)
+
+    def take(self, positions: np.ndarray) -> RawTable:
+        """The rows at `positions`, keeping their file row numbers."""
+        rows = np.asarray([self.row_number(i) for i in positions], dtype="int64")
+        return RawTable(self.table.take(pa.array(positions)), self.file, self.first_row, rows)
 
     def require_columns(self, columns: list[tuple[str, str]]) -> None:
         """Check that the file has every mapped column.
@@ -55,7 +80,7 @@ class RawTable:
         Raises:
             ColumnError: A column is missing; names the closest existing one.
         """
-        present = [str(c) for c in self.frame.columns]
+        present = self.columns
         for key, name in columns:
             if name in present:
                 continue
@@ -214,21 +239,23 @@ def read_table_file(
         )
     except pa.ArrowInvalid as e:
         raise _locate_parse_error(path, header, delimiter, encoding, quoting, e) from None
-    frame = table.to_pandas()
-    blank = (frame == "").all(axis=1).to_numpy()
-    if blank.any():
+    blank = pc.equal(table.column(0), "")
+    for name in table.column_names[1:]:
+        blank = pc.and_(blank, pc.equal(table.column(name), ""))
+    if pc.any(blank).as_py():
         # Trailing blank lines are harmless; a blank line inside the data is refused
         # (skipping it would shift the row numbers of every later error).
-        last = len(blank) - int(np.argmin(blank[::-1])) if not blank.all() else 0
-        if blank[:last].any():
-            row = int(np.flatnonzero(blank[:last])[0]) + 2
+        mask = blank.to_numpy(zero_copy_only=False)
+        last = len(mask) - int(np.argmin(mask[::-1])) if not mask.all() else 0
+        if mask[:last].any():
+            row = int(np.flatnonzero(mask[:last])[0]) + 2
             raise DataError("a blank line; remove it", file=path, row=row)
-        frame = frame.iloc[:last]
-    if len(frame) == 0:
+        table = table.slice(0, last)
+    if table.num_rows == 0:
         raise DataError("the file has a header but no data rows", file=path, row=2)
     # Excel and others write a byte-order mark; it is not part of the first column name.
-    frame.columns = [str(c).lstrip("\ufeff").strip() for c in frame.columns]
-    return RawTable(frame=frame, file=path, first_row=2)
+    table = table.rename_columns([c.lstrip("\ufeff").strip() for c in table.column_names])
+    return RawTable(table=table, file=path, first_row=2)
 
 
 def _locate_parse_error(
@@ -263,4 +290,4 @@ def _read_parquet(path: Path) -> RawTable:
         raise DataError(f"not a readable Parquet file: {e}", file=path) from None
     if table.num_rows == 0:
         raise DataError("the file has no rows", file=path, row=1)
-    return RawTable(frame=table.to_pandas(), file=path, first_row=1)
+    return RawTable(table=table, file=path, first_row=1)

@@ -1,43 +1,82 @@
-"""Turning raw columns into typed ones, refusing bad values with their exact location."""
+"""Turning raw columns into typed ones, refusing bad values with their exact location.
+
+Valid columns take the fast path (Arrow compute kernels over the whole column); only
+when a column holds a bad value is it scanned again to find the first bad row.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from personasim.data.reading import RawTable
 from personasim.errors import DataError
 
 __all__ = ["MISSING_MARKERS", "parse_ids", "parse_ratings", "parse_timestamps", "parse_years"]
 
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "unknown", "-", "?"})
+"""Values of optional metadata columns that mean "unknown" (compared lower-case)."""
 
-def _first_bad(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0])
+
+def _first_true(mask: pa.ChunkedArray | pa.Array) -> int:
+    return int(pc.index(pc.fill_null(mask, True), True).as_py())
 
 
-def parse_ids(raw: RawTable, column: str) -> np.ndarray:
-    """An id column as stripped strings.
+def _is_blank(value: object) -> bool:
+    return (
+        value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
+    )
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as trimmed text; whole floats (Parquet ids like 1.0) lose the ".0"."""
+    if pa.types.is_floating(column.type):
+        finite = pc.fill_null(pc.is_finite(column), False)
+        whole = pc.equal(pc.floor(column), column)
+        if pc.all(pc.and_(finite, whole)).as_py():
+            column = pc.cast(column, pa.int64())
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = pc.cast(column, pa.string())
+    return pc.utf8_trim_whitespace(column)
+
+
+def parse_ids(raw: RawTable, column: str) -> pa.ChunkedArray:
+    """An id column as trimmed strings.
 
     Raises:
         DataError: An id is empty or missing.
     """
-    values = raw.frame[column]
-    if values.dtype.kind == "f":
-        # Parquet float ids (1.0): ids are labels, so print them without the ".0".
-        missing = values.isna().to_numpy()
-        if missing.any():
-            i = _first_bad(missing)
-            raise DataError(
-                "the id is missing", file=raw.file, row=raw.row_number(i), column=column
-            )
-        if (values % 1 == 0).all():
-            values = values.astype("int64")
-    text = values.astype("string").str.strip()
-    empty = (text.isna() | (text == "")).to_numpy()
-    if empty.any():
-        i = _first_bad(empty)
+    text = _as_text(raw.column(column))
+    empty = pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_length(text), 0))
+    if pc.any(empty).as_py():
+        i = _first_true(empty)
         raise DataError("the id is empty", file=raw.file, row=raw.row_number(i), column=column)
-    return text.to_numpy(dtype=object)
+    return text
+
+
+def _to_float(raw: RawTable, column: str, what: str) -> np.ndarray:
+    """A column as float64, refusing missing, non-numeric and non-finite values."""
+    values = raw.column(column)
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        numbers = pc.cast(values, pa.float64())
+    else:
+        try:
+            numbers = pc.cast(pc.utf8_trim_whitespace(values), pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            numbers = None
+    if numbers is not None:
+        bad = pc.invert(pc.fill_null(pc.is_finite(numbers), False))
+        if not pc.any(bad).as_py():
+            return numbers.to_numpy()
+    # Slow path, only for a column with a bad value: find the first one.
+    series = values.to_pandas()
+    parsed = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    i = int(np.flatnonzero(~np.isfinite(parsed))[0])
+    shown = series.iloc[i]
+    message = f"the {what} is missing" if _is_blank(shown) else f"{shown!r} is not a number"
+    raise DataError(message, file=raw.file, row=raw.row_number(i), column=column)
 
 
 def parse_ratings(raw: RawTable, column: str, scale: tuple[float, float]) -> np.ndarray:
@@ -46,18 +85,11 @@ def parse_ratings(raw: RawTable, column: str, scale: tuple[float, float]) -> np.
     Raises:
         DataError: A value is missing, not a number, or outside the scale.
     """
-    values = raw.frame[column]
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    bad = ~np.isfinite(numbers)
-    if bad.any():
-        i = _first_bad(bad)
-        shown = values.iloc[i]
-        what = "the rating is missing" if _is_blank(shown) else f"{shown!r} is not a number"
-        raise DataError(what, file=raw.file, row=raw.row_number(i), column=column)
+    numbers = _to_float(raw, column, "rating")
     low, high = scale
     out = (numbers < low) | (numbers > high)
     if out.any():
-        i = _first_bad(out)
+        i = int(np.flatnonzero(out)[0])
         raise DataError(
             f"rating {numbers[i]:g} is outside the rating scale [{low:g}, {high:g}] "
             "(data.rating_scale)",
@@ -66,12 +98,6 @@ def parse_ratings(raw: RawTable, column: str, scale: tuple[float, float]) -> np.
             column=column,
         )
     return numbers
-
-
-def _is_blank(value: object) -> bool:
-    return (
-        value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
-    )
 
 
 def parse_timestamps(raw: RawTable, column: str) -> np.ndarray:
@@ -83,24 +109,32 @@ def parse_timestamps(raw: RawTable, column: str) -> np.ndarray:
     Raises:
         DataError: A value is missing, fractional, or not a time.
     """
-    values = raw.frame[column]
-    if values.dtype.kind == "M":  # Parquet timestamps
-        series = pd.to_datetime(values, utc=True)
-        missing = series.isna().to_numpy()
-        if missing.any():
-            i = _first_bad(missing)
+    values = raw.column(column)
+    if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
+        seconds = pc.cast(pc.cast(values, pa.timestamp("s", tz="UTC")), pa.int64())
+        if seconds.null_count:
+            i = _first_true(pc.is_null(seconds))
             raise DataError(
                 "the time is missing", file=raw.file, row=raw.row_number(i), column=column
             )
-        return (series.astype("int64") // 10**9).to_numpy(dtype="int64")
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return seconds.to_numpy()
+    if pa.types.is_integer(values.type) and not values.null_count:
+        return pc.cast(values, pa.int64()).to_numpy()
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        text = pc.utf8_trim_whitespace(values)
+        try:
+            return pc.cast(text, pa.int64()).to_numpy()  # fast path: epoch seconds
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    series = values.to_pandas()
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     numeric = np.isfinite(numbers)
     if numeric.all():
         frac = numbers % 1 != 0
         if frac.any():
-            i = _first_bad(frac)
+            i = int(np.flatnonzero(frac)[0])
             raise DataError(
-                f"{values.iloc[i]!r} is not a whole number of seconds; timestamps are epoch "
+                f"{series.iloc[i]!r} is not a whole number of seconds; timestamps are epoch "
                 "seconds or ISO-8601 dates",
                 file=raw.file,
                 row=raw.row_number(i),
@@ -109,8 +143,8 @@ def parse_timestamps(raw: RawTable, column: str) -> np.ndarray:
         return numbers.astype("int64")
     if numeric.any():
         # A mix: the non-numeric ones are the odd ones out.
-        i = _first_bad(~numeric)
-        shown = values.iloc[i]
+        i = int(np.flatnonzero(~numeric)[0])
+        shown = series.iloc[i]
         what = "the time is missing" if _is_blank(shown) else f"{shown!r} is not a time"
         raise DataError(
             f"{what} (other rows hold epoch seconds)",
@@ -118,11 +152,11 @@ def parse_timestamps(raw: RawTable, column: str) -> np.ndarray:
             row=raw.row_number(i),
             column=column,
         )
-    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    parsed = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna().to_numpy()
     if bad.any():
-        i = _first_bad(bad)
-        shown = values.iloc[i]
+        i = int(np.flatnonzero(bad)[0])
+        shown = series.iloc[i]
         what = "the time is missing" if _is_blank(shown) else f"{shown!r} is not a time"
         raise DataError(
             f"{what}; timestamps are epoch seconds or ISO-8601 dates",
@@ -131,10 +165,6 @@ def parse_timestamps(raw: RawTable, column: str) -> np.ndarray:
             column=column,
         )
     return (parsed.astype("int64") // 10**9).to_numpy(dtype="int64")
-
-
-MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "unknown", "-", "?"})
-"""Values of optional metadata columns that mean "unknown" (compared lower-case)."""
 
 
 def parse_years(
