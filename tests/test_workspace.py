@@ -71,3 +71,32 @@ def test_workdir_that_is_a_file_is_a_usage_error(tmp_path: Path):
     f.write_text("")
     with pytest.raises(ConfigError, match="is not a folder"):
         Workspace(f)
+
+
+def test_one_process_writes_a_run_folder_at_a_time(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from personasim.errors import StageError
+
+    ws = Workspace(tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from personasim.workspace import Workspace\n"
+            f"with Workspace({str(tmp_path)!r}).lock():\n"
+            "    print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StageError, match=r"is in use by personasim pid \d+"), ws.lock():
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with ws.lock():  # released when the holder dies, even by kill -9
+        pass

@@ -15,6 +15,7 @@ leaves nothing half-written where later stages look.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -193,6 +194,35 @@ class Workspace:
             trash.parent.mkdir(exist_ok=True)
             os.replace(final, trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder's lock: one personasim process writes to a folder at a time.
+
+        Raises:
+            StageError: Another process holds it.
+        """
+        path = self.root / ".lock"
+        with path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                raise StageError(
+                    f"{self.root} is in use by {owner}; wait for it to finish "
+                    "(two runs writing one folder would mix their results)"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"personasim pid {os.getpid()}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def checkpoint_dir(self, stage: str, key: str) -> Path:
         """A folder for per-unit results of a long stage, valid for one configuration.

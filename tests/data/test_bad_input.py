@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-WORKDIR_ENTRIES_AFTER_FAILURE: set[str] = set()
+# The run folder's lock file may exist; no artifact, config or staging folder may.
+WORKDIR_ENTRIES_AFTER_FAILURE = {".lock"}
 
 
 def _write(path: Path, text: str | bytes) -> Path:

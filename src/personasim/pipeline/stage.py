@@ -181,6 +181,10 @@ class Stage(ABC):
             )
         logger.info("%s: running (%s)", self.name, reason)
         self.workspace.check_writable()
+        with self.workspace.lock():
+            return self._build_and_commit(reason)
+
+    def _build_and_commit(self, reason: str) -> StageResult:
         inputs = self.input_hashes()
         started = dt.datetime.now(dt.UTC)
         t0 = time.perf_counter()
