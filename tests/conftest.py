@@ -48,23 +48,3 @@ def small_log() -> SyntheticLog:
 def log_files(small_log: SyntheticLog, tmp_path: Path) -> tuple[Path, Path, Path]:
     """The small log written as ratings.csv, items.csv, users.csv."""
     return small_log.write_csv(tmp_path / "log")
-
-
-@pytest.fixture
-def custom_args(log_files: tuple[Path, Path, Path]) -> list[str]:
-    """`ingest` options that read the small log with its item and user files."""
-    ratings, items, users = log_files
-    return [
-        "--path",
-        str(ratings),
-        "--items",
-        str(items),
-        "--users-file",
-        str(users),
-        "--users",
-        "20",
-        "--min-ratings",
-        "20",
-        "--max-ratings",
-        "0",
-    ]
