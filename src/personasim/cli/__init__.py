@@ -18,6 +18,7 @@ from personasim.cli._common import configure_logging
 from personasim.cli.config import config_app
 from personasim.cli.evaluate import evaluate
 from personasim.cli.ingest import ingest
+from personasim.cli.profile import profile
 from personasim.cli.run import run
 from personasim.cli.status import status
 from personasim.errors import PersonaSimError
@@ -56,6 +57,7 @@ def _root(
 
 
 app.command()(ingest)
+app.command()(profile)
 app.command()(evaluate)
 app.command()(run)
 app.command()(status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.runner import STAGES, resolve_config, run_pipeline, run_stage
 from personasim.pipeline.stage import Stage, StageResult
 
@@ -11,6 +12,7 @@ __all__ = [
     "STAGES",
     "EvaluateStage",
     "IngestStage",
+    "ProfileStage",
     "Stage",
     "StageResult",
     "resolve_config",

@@ -9,6 +9,7 @@ from typing import Any
 from personasim.config import RunConfig, load_config, read_toml
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.stage import Stage, StageResult
 from personasim.workspace import Workspace
 
@@ -16,7 +17,7 @@ __all__ = ["STAGES", "resolve_config", "run_pipeline", "run_stage"]
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[type[Stage], ...] = (IngestStage, EvaluateStage)
+STAGES: tuple[type[Stage], ...] = (IngestStage, ProfileStage, EvaluateStage)
 """Every stage, in pipeline order."""
 
 

@@ -1,0 +1,96 @@
+"""Every prompt personasim sends to the frozen language model, in one place.
+
+Change a template and bump :data:`PROMPT_VERSION`; the version and a hash of the
+templates go into the profile stage's configuration hash and every cache key, so
+changed prompts never reuse old generations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from personasim.llm.base import Message
+
+__all__ = [
+    "INSTRUCTION_PHRASES",
+    "PROMPT_VERSION",
+    "item_line",
+    "profile_update_messages",
+    "prompts_hash",
+    "rationale_messages",
+]
+
+PROMPT_VERSION = "profile-v2"
+
+# Tried on SmolLM2-135M-Instruct (the default): these short forms gave the fewest loops
+# and echoes; longer instructions made it copy the rating list or the instructions.
+PROFILE_SYSTEM = "You summarise movie tastes."
+PROFILE_USER = (
+    "Summary so far: {summary}\n\n"
+    "New ratings (1 = hated, 5 = loved):\n{ratings}\n\n"
+    "Write the new summary in two sentences: what kinds of movies does this viewer like "
+    "and dislike?"
+)
+RATIONALE_USER = (
+    "A viewer who {taste} {verdict} the movie {item} (rated {rating}/5). "
+    "Give the likely reason in one short sentence."
+)
+VERDICTS = {1: "hated", 2: "disliked", 3: "found okay", 4: "liked", 5: "loved"}
+
+INSTRUCTION_PHRASES = (
+    "summary so far",
+    "new ratings (1",
+    "write the new summary",
+    "what kinds of movies does this viewer",
+    "give the likely reason",
+)
+"""Phrases of the instructions; a generation that repeats one echoes the prompt."""
+
+_TEMPLATES = (PROFILE_SYSTEM, PROFILE_USER, RATIONALE_USER, repr(sorted(VERDICTS.items())))
+
+
+def prompts_hash() -> str:
+    """Hash of the prompt templates (recorded with :data:`PROMPT_VERSION`)."""
+    return hashlib.sha256("\x00".join(_TEMPLATES).encode()).hexdigest()[:16]
+
+
+def item_line(item: Mapping[str, Any]) -> str:
+    """``Title (year), Genre/Genre`` as the prompts show an item."""
+    title = item.get("title") or item["item_id"]
+    year = item.get("year")
+    text = str(title)
+    known = year is not None and not (isinstance(year, float) and math.isnan(year))
+    if known and f"({int(year)})" not in text:
+        text += f" ({int(year)})"
+    genres = item.get("genres") or []
+    return f"{text}, {'/'.join(genres)}" if genres else text
+
+
+def profile_update_messages(
+    summary: str, batch: Sequence[tuple[Mapping[str, Any], float]]
+) -> tuple[Message, ...]:
+    """Refine the running profile with the next batch of ``(item, rating)`` pairs."""
+    ratings = "\n".join(f"- {item_line(item)}: {rating:g}/5" for item, rating in batch)
+    user = PROFILE_USER.format(summary=summary or "(empty)", ratings=ratings)
+    return ({"role": "system", "content": PROFILE_SYSTEM}, {"role": "user", "content": user})
+
+
+def rationale_messages(
+    taste_text: str, item: Mapping[str, Any], rating: float
+) -> tuple[Message, ...]:
+    """Ask why the user gave `item` its `rating`.
+
+    Args:
+        taste_text: What the viewer likes, as a verb phrase ("likes Comedy; dislikes
+            Horror").
+        item: The item (title, year, genres).
+        rating: The user's rating.
+    """
+    verdict = VERDICTS[min(5, max(1, int(round(rating))))]
+    user = RATIONALE_USER.format(
+        taste=taste_text, verdict=verdict, item=item_line(item), rating=f"{rating:g}"
+    )
+    return ({"role": "user", "content": user},)

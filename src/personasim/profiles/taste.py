@@ -1,0 +1,149 @@
+"""A user's taste in numbers, and its rendering as text without a model.
+
+The statistics feed the prompts (so that a small model gets the facts right), the
+profile's fact lines, and the ``template`` backend, which writes the same kind of text
+deterministically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from personasim.profiles.traits import LEVEL_NAMES
+
+__all__ = [
+    "render_rationale",
+    "render_taste",
+    "render_traits",
+    "taste_line",
+    "taste_of",
+]
+
+_MIN_GENRE_COUNT = 2
+_SHRINK = 3.0
+
+
+def _decade(year: Any) -> str | None:
+    if year is None or (isinstance(year, float) and math.isnan(year)) or pd.isna(year):
+        return None
+    return f"{int(year) // 10 * 10}s"
+
+
+def taste_of(history: pd.DataFrame) -> dict[str, Any]:
+    """Statistics of a user's ratings.
+
+    Args:
+        history: ``rating, genres, year, train_mean_rating`` of the ratings read so far.
+
+    Returns:
+        A JSON-ready dict: ``n, mean_rating, share_high, share_low, vs_average,
+        liked_genres, disliked_genres, top_genres, decades``.
+    """
+    ratings = history["rating"].to_numpy(dtype="float64")
+    mean = float(ratings.mean()) if len(ratings) else 0.0
+    genre_rows: dict[str, list[float]] = {}
+    for genres, r in zip(history["genres"], ratings, strict=True):
+        for g in genres:
+            genre_rows.setdefault(g, []).append(float(r))
+    scored = []
+    for g, values in genre_rows.items():
+        if len(values) >= _MIN_GENRE_COUNT:
+            lift = (sum(values) / len(values) - mean) * len(values) / (len(values) + _SHRINK)
+            scored.append((lift, len(values), g))
+    liked = [g for lift, _, g in sorted(scored, key=lambda t: (-t[0], -t[1], t[2])) if lift > 0.1]
+    disliked = [
+        g for lift, _, g in sorted(scored, key=lambda t: (t[0], -t[1], t[2])) if lift < -0.1
+    ]
+    top = sorted(genre_rows, key=lambda g: (-len(genre_rows[g]), g))
+    decades: dict[str, int] = {}
+    for year in history["year"]:
+        d = _decade(year)
+        if d:
+            decades[d] = decades.get(d, 0) + 1
+    total = sum(decades.values()) or 1
+    eras = [d for d in sorted(decades, key=lambda d: (-decades[d], d)) if decades[d] / total >= 0.2]
+    gaps = (history["rating"] - history["train_mean_rating"]).dropna()
+    return {
+        "n": len(ratings),
+        "mean_rating": round(mean, 2),
+        "share_high": round(float((ratings >= 4).mean()) if len(ratings) else 0.0, 2),
+        "share_low": round(float((ratings <= 2).mean()) if len(ratings) else 0.0, 2),
+        "vs_average": round(float(gaps.mean()), 2) if len(gaps) else 0.0,
+        "liked_genres": liked[:3],
+        "disliked_genres": disliked[:2],
+        "top_genres": top[:3],
+        "decades": eras[:2],
+    }
+
+
+def taste_line(taste: Mapping[str, Any]) -> str:
+    """A verb phrase for prompts: "likes Comedy, Drama and dislikes Horror"."""
+    liked = taste["liked_genres"] or taste["top_genres"]
+    parts = [f"likes {', '.join(liked)}" if liked else "watches all kinds of movies"]
+    if taste["disliked_genres"]:
+        parts.append(f"dislikes {', '.join(taste['disliked_genres'])}")
+    return " and ".join(parts)
+
+
+def _habit(taste: Mapping[str, Any]) -> str:
+    gap = taste["vs_average"]
+    if gap >= 0.25:
+        kind = f"generous: {gap:.1f} above the average opinion"
+    elif gap <= -0.25:
+        kind = f"harsh: {-gap:.1f} below the average opinion"
+    else:
+        kind = "close to the average opinion"
+    return (
+        f"Rates {taste['mean_rating']:.1f}/5 on average ({kind}); 4 or 5 stars for "
+        f"{taste['share_high']:.0%} of movies, 1 or 2 for {taste['share_low']:.0%}."
+    )
+
+
+def render_taste(taste: Mapping[str, Any]) -> str:
+    """The taste as a short paragraph (the ``template`` backend's profile)."""
+    sentences = []
+    if taste["liked_genres"]:
+        sentences.append(f"Enjoys {', '.join(taste['liked_genres'])} movies most.")
+    elif taste["top_genres"]:
+        sentences.append(f"Mostly watches {', '.join(taste['top_genres'])} movies.")
+    if taste["disliked_genres"]:
+        sentences.append(f"Tends to dislike {', '.join(taste['disliked_genres'])}.")
+    if taste["decades"]:
+        sentences.append(f"Watches mostly movies from the {' and '.join(taste['decades'])}.")
+    sentences.append(_habit(taste))
+    return " ".join(sentences)
+
+
+def render_traits(row: Mapping[str, Any]) -> str:
+    """The three traits as a sentence each, with their raw values."""
+    return (
+        f"Activity: {LEVEL_NAMES[int(row['activity'])]} ({int(row['activity_count'])} ratings). "
+        f"Conformity: {LEVEL_NAMES[int(row['conformity'])]} (mean squared gap to the "
+        f"average rating {row['conformity_gap']:.2f}). "
+        f"Diversity: {LEVEL_NAMES[int(row['diversity'])]} ({int(row['diversity_genres'])} "
+        "genres make up 80% of what they watch)."
+    )
+
+
+def render_rationale(context: Mapping[str, Any]) -> str:
+    """A one-sentence reason for a rating, from the taste and the item (no model)."""
+    item = context["item"]
+    taste = context["taste"]
+    rating = int(round(context["rating"]))
+    genres = item["genres"]
+    liked = [g for g in genres if g in taste["liked_genres"]]
+    disliked = [g for g in genres if g in taste["disliked_genres"]]
+    label = ", ".join(genres[:2]) or "movie"
+    if rating >= 4 and liked:
+        return f"Rated {rating}/5: a {liked[0]} movie, a genre they love."
+    if rating <= 2 and disliked:
+        return f"Rated {rating}/5: {disliked[0]} is a genre they tend to dislike."
+    mean = item.get("mean_rating")
+    if mean is not None and not (isinstance(mean, float) and math.isnan(mean)):
+        relation = "above" if rating > mean + 0.5 else "below" if rating < mean - 0.5 else "near"
+        return f"Rated {rating}/5 ({label}), {relation} its {mean:.1f} average."
+    return f"Rated {rating}/5 ({label})."

@@ -1,0 +1,81 @@
+"""Agent4Rec's social traits, from the train part only.
+
+- activity: number of ratings; levels cut at the 60th and 90th percentile of users;
+- conformity: mean squared gap between the user's ratings and the items' average
+  ratings (train-only item means); cut at the 25th and 80th percentile, a small gap
+  meaning high conformity;
+- diversity: the number of genres that cover 80% of the user's genre mass (each rated
+  item adds one to each of its genres); cut at the 33rd and 66th percentile.
+
+Levels are 1 (low) to 3 (high). Percentiles are over the users being profiled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LEVEL_NAMES", "compute_traits", "diversity_count", "level"]
+
+LEVEL_NAMES = {1: "low", 2: "medium", 3: "high"}
+
+ACTIVITY_CUTS = (60, 90)
+CONFORMITY_CUTS = (25, 80)
+DIVERSITY_CUTS = (33, 66)
+GENRE_MASS_SHARE = 0.8
+
+
+def level(values: np.ndarray, cuts: tuple[float, float], *, reverse: bool = False) -> np.ndarray:
+    """1-3 levels: up to the first percentile cut is 1, up to the second 2, above 3.
+
+    With `reverse`, low values get the high level (a small conformity gap means high
+    conformity).
+    """
+    values = np.asarray(values, dtype="float64")
+    low, high = np.percentile(values, cuts)
+    levels = np.where(values <= low, 1, np.where(values <= high, 2, 3))
+    return (4 - levels) if reverse else levels
+
+
+def diversity_count(genres_per_item: list[list[str]], share: float = GENRE_MASS_SHARE) -> int:
+    """How many genres (most frequent first) cover `share` of a user's genre mass."""
+    counts: dict[str, int] = {}
+    for genres in genres_per_item:
+        for g in genres:
+            counts[g] = counts.get(g, 0) + 1
+    if not counts:
+        return 0
+    ordered = np.sort(np.fromiter(counts.values(), dtype="float64"))[::-1]
+    cumulative = np.cumsum(ordered) / ordered.sum()
+    return int(np.searchsorted(cumulative, share - 1e-12) + 1)
+
+
+def compute_traits(train: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """The three traits of every user with train ratings.
+
+    Args:
+        train: ``user_id, item_id, rating`` of the train part.
+        items: ``item_id, genres, train_mean_rating`` (train-only statistics).
+
+    Returns:
+        ``user_id, activity_count, activity, conformity_gap, conformity,
+        diversity_genres, diversity`` sorted by user.
+    """
+    meta = items.set_index("item_id")
+    joined = train.join(meta[["genres", "train_mean_rating"]], on="item_id")
+    gap = (joined["rating"] - joined["train_mean_rating"]) ** 2
+    grouped = joined.assign(gap=gap).groupby("user_id", sort=True)
+    out = pd.DataFrame(
+        {
+            "activity_count": grouped.size(),
+            "conformity_gap": grouped["gap"].mean(),
+            "diversity_genres": grouped["genres"].agg(lambda g: diversity_count(list(g))),
+        }
+    ).reset_index()
+    out["activity"] = level(out["activity_count"].to_numpy(), ACTIVITY_CUTS)
+    out["conformity"] = level(out["conformity_gap"].to_numpy(), CONFORMITY_CUTS, reverse=True)
+    out["diversity"] = level(out["diversity_genres"].to_numpy(), DIVERSITY_CUTS)
+    columns = ["user_id", "activity_count", "activity", "conformity_gap", "conformity"]
+    return out[columns + ["diversity_genres", "diversity"]].astype(
+        {"activity": "int8", "conformity": "int8", "diversity": "int8"}
+    )
