@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-data.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/personasim run --workdir $(DEMO_DIR)
+	$(BIN)/personasim run --workdir $(DEMO_DIR) --config configs/demo.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -93,8 +93,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, (n, seconds, peak) in best.items():
         rate = n / seconds
-        print(f"| {name} | {n} | {seconds:.2f} | {rate:,.0f} | {rate / naive_rate:.1f}x "
-              f"| {peak:.0f} |")
+        print(
+            f"| {name} | {n} | {seconds:.2f} | {rate:,.0f} | {rate / naive_rate:.1f}x "
+            f"| {peak:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -38,10 +38,12 @@ def _run(histories, generator, batch_size: int, per_user: bool, profile: Profile
     with tempfile.TemporaryDirectory() as tmp:
         cache = GenerationCache(Path(tmp) / "c.sqlite")
         for group in groups:
-            _, counts = distil_summaries(group, generator, cache, profile, seed=0,
-                                         chunk_size=max(batch_size, 1))
-            _, r_counts = write_rationales(group, generator, cache, profile, seed=0,
-                                           chunk_size=max(batch_size, 1))
+            _, counts = distil_summaries(
+                group, generator, cache, profile, seed=0, chunk_size=max(batch_size, 1)
+            )
+            _, r_counts = write_rationales(
+                group, generator, cache, profile, seed=0, chunk_size=max(batch_size, 1)
+            )
             generated += counts.generated + r_counts.generated
         cache.close()
     return time.perf_counter() - t0, generated
@@ -59,8 +61,13 @@ def main() -> None:
     args = parser.parse_args()
 
     log = load_log(log_spec(DataConfig(dataset=args.dataset)))
-    users, _ = select_users(log.interactions, n_users=args.users, min_ratings=100,
-                            max_ratings=200, rng=np.random.default_rng(0))
+    users, _ = select_users(
+        log.interactions,
+        n_users=args.users,
+        min_ratings=100,
+        max_ratings=200,
+        rng=np.random.default_rng(0),
+    )
     split = split_temporal(log.interactions, users, train_fraction=0.6, include_others=True)
     items = item_statistics(log.items, split.training_data())
     histories = {u: h.iloc[: args.ratings] for u, h in user_histories(split.train, items).items()}
@@ -70,14 +77,19 @@ def main() -> None:
     naive_s, naive_n = _run(histories, generator, 1, True, profile)
     fast_s, fast_n = _run(histories, generator, args.batch_size, False, profile)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"profiles + rationales, {args.users} {args.dataset} users x {args.ratings} ratings, "
-          f"backend {args.backend} ({args.model})\n")
+    print(
+        f"profiles + rationales, {args.users} {args.dataset} users x {args.ratings} ratings, "
+        f"backend {args.backend} ({args.model})\n"
+    )
     print("| path | seconds | generations | generations/s | users/s | speed-up |")
     print("|---|---|---|---|---|---|")
-    for name, s, n in (("one user at a time, batch 1", naive_s, naive_n),
-                       (f"across users, batch {args.batch_size}", fast_s, fast_n)):
-        print(f"| {name} | {s:.1f} | {n} | {n / s:.2f} | {args.users / s:.3f} | "
-              f"{naive_s / s:.2f}x |")
+    for name, s, n in (
+        ("one user at a time, batch 1", naive_s, naive_n),
+        (f"across users, batch {args.batch_size}", fast_s, fast_n),
+    ):
+        print(
+            f"| {name} | {s:.1f} | {n} | {n / s:.2f} | {args.users / s:.3f} | {naive_s / s:.2f}x |"
+        )
     print(f"\npeak RSS {peak:.0f} MiB")
 
 

@@ -129,7 +129,19 @@ def test_paper_protocol_on_ml1m(tmp_path):
 def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     """kill -9 while `run` is in evaluate; the rerun skips ingest and finishes."""
     workdir = tmp_path / "run"
-    args = ["run", "--workdir", workdir, "--dataset", "ml-1m", "--users", "200", "--seed", "1"]
+    args = [
+        "run",
+        "--workdir",
+        workdir,
+        "--dataset",
+        "ml-1m",
+        "--users",
+        "200",
+        "--seed",
+        "1",
+        "--backend",
+        "template",
+    ]
     env = {**os.environ, "PERSONASIM_PROGRESS": "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "personasim", *map(str, args)],
@@ -159,3 +171,24 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     assert (fresh / "eval" / "metrics.json").read_text() == (
         workdir / "eval" / "metrics.json"
     ).read_text()
+
+
+def test_profile_with_the_template_backend(cli, tmp_path):
+    assert cli("ingest", "--workdir", tmp_path, "--dataset", "ml-100k", "--users", "10").code == 0
+    res = cli("profile", "--workdir", tmp_path, "--backend", "template")
+    assert res.code == 0, res.output
+    assert "10 profiles with template" in res.output
+    profiles = pd.read_parquet(tmp_path / "profiles" / "profiles.parquet")
+    assert list(profiles.columns[:5]) == [
+        "user_id",
+        "activity",
+        "conformity",
+        "diversity",
+        "profile_text",
+    ]
+    assert profiles.profile_text.str.contains("Activity: ").all()
+    rationales = pd.read_parquet(tmp_path / "profiles" / "rationales.parquet")
+    assert list(rationales.columns[:3]) == ["user_id", "item_id", "rating"]
+    assert "rationale" in rationales.columns
+    res = cli("profile", "--workdir", tmp_path)
+    assert res.code == 0 and "skipped" in res.output

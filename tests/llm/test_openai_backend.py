@@ -16,20 +16,29 @@ from personasim.llm.openai_compat import OpenAIGenerator
 
 def _completion(text: str) -> dict:
     return {
-        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": text}}],
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        ],
     }
 
 
 def _requests(n: int) -> list[GenerationRequest]:
-    return [GenerationRequest(messages=({"role": "user", "content": f"prompt {i}"},),
-                              max_new_tokens=8, seed=i) for i in range(n)]
+    return [
+        GenerationRequest(
+            messages=({"role": "user", "content": f"prompt {i}"},), max_new_tokens=8, seed=i
+        )
+        for i in range(n)
+    ]
 
 
 def _generator(handler, **settings) -> OpenAIGenerator:
-    config = LLMConfig(backend="openai", base_url="http://test.invalid/v1", model="m",
-                       timeout_s=5, **settings)
+    config = LLMConfig(
+        backend="openai", base_url="http://test.invalid/v1", model="m", timeout_s=5, **settings
+    )
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return OpenAIGenerator(config, http_client=client)
 
@@ -58,8 +67,9 @@ def test_server_errors_and_rate_limits_are_retried():
         if calls["n"] == 1:
             return httpx.Response(503, json={"error": {"message": "busy"}})
         if calls["n"] == 2:
-            return httpx.Response(429, json={"error": {"message": "slow down"}},
-                                  headers={"retry-after": "0"})
+            return httpx.Response(
+                429, json={"error": {"message": "slow down"}}, headers={"retry-after": "0"}
+            )
         return httpx.Response(200, json=_completion("fine"))
 
     assert _generator(handler, max_retries=3).generate(_requests(1)) == ["fine"]
@@ -73,8 +83,11 @@ def test_bad_key_stops_with_the_servers_message_and_no_retry():
         calls["n"] += 1
         return httpx.Response(401, json={"error": {"message": "invalid api key"}})
 
-    with pytest.raises(BackendError, match=r"answered 401: invalid api key; check the API key "
-                                           r"in \$OPENAI_API_KEY"):
+    with pytest.raises(
+        BackendError,
+        match=r"answered 401: invalid api key; check the API key "
+        r"in \$OPENAI_API_KEY",
+    ):
         _generator(handler, max_retries=3).generate(_requests(2))
     assert calls["n"] <= 2  # one per request, never retried
 
@@ -95,8 +108,11 @@ def test_unreachable_server_is_a_clear_error():
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with pytest.raises(BackendError, match=r"cannot reach http://test.invalid/v1 .* is the "
-                                           r"server running\?"):
+    with pytest.raises(
+        BackendError,
+        match=r"cannot reach http://test.invalid/v1 .* is the "
+        r"server running\?",
+    ):
         _generator(handler, max_retries=1).generate(_requests(1))
 
 

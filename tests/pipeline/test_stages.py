@@ -33,6 +33,7 @@ def _config(log_files, **split) -> RunConfig:
                     },
                     "split": settings,
                     "evaluate": {"mf_epochs": 5},
+                    "llm": {"backend": "template"},
                 },
             )
         ]
@@ -45,17 +46,25 @@ def _ran(results) -> dict[str, bool]:
 
 def test_finished_stages_are_skipped_and_changes_redo_what_depends_on_them(log_files, tmp_path):
     cfg = _config(log_files)
-    assert _ran(run_pipeline(tmp_path, cfg)) == {"ingest": True, "evaluate": True}
-    assert _ran(run_pipeline(tmp_path, cfg)) == {"ingest": False, "evaluate": False}
+    assert _ran(run_pipeline(tmp_path, cfg)) == {"ingest": True, "profile": True, "evaluate": True}
+    assert _ran(run_pipeline(tmp_path, cfg)) == {
+        "ingest": False,
+        "profile": False,
+        "evaluate": False,
+    }
     # An evaluate-only change leaves ingest alone.
     cfg2 = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"mf_epochs": 6})})
-    assert _ran(run_pipeline(tmp_path, cfg2)) == {"ingest": False, "evaluate": True}
+    assert _ran(run_pipeline(tmp_path, cfg2)) == {
+        "ingest": False,
+        "profile": False,
+        "evaluate": True,
+    }
     # A split change redoes ingest, and evaluate because its input changed.
     cfg3 = cfg2.model_copy(update={"split": cfg2.split.model_copy(update={"users": 15})})
     results = run_pipeline(tmp_path, cfg3)
-    assert _ran(results) == {"ingest": True, "evaluate": True}
-    assert results[1].reason == "inputs changed"
-    assert _ran(run_pipeline(tmp_path, cfg3, force=True)) == {"ingest": True, "evaluate": True}
+    assert all(_ran(results).values())
+    assert results[1].reason == results[2].reason == "inputs changed"
+    assert all(_ran(run_pipeline(tmp_path, cfg3, force=True)).values())
 
 
 def test_an_altered_artifact_is_detected_and_redone(log_files, tmp_path):
@@ -64,8 +73,8 @@ def test_an_altered_artifact_is_detected_and_redone(log_files, tmp_path):
     path = tmp_path / "eval" / "metrics.json"
     path.write_text(path.read_text().replace("rmse", "RMSE"))
     results = run_pipeline(tmp_path, cfg)
-    assert _ran(results) == {"ingest": False, "evaluate": True}
-    assert "metrics.json" in results[1].reason
+    assert _ran(results) == {"ingest": False, "profile": False, "evaluate": True}
+    assert "metrics.json" in results[-1].reason
     assert "rmse" in path.read_text()
 
 
@@ -87,7 +96,7 @@ def test_killed_evaluation_resumes_from_per_model_checkpoints(log_files, tmp_pat
     import personasim.pipeline.evaluate as evaluate_module
 
     cfg = _config(log_files)
-    reference = run_pipeline(tmp_path / "reference", cfg)[1].summary["metrics"]
+    reference = run_pipeline(tmp_path / "reference", cfg)[-1].summary["metrics"]
 
     real_fit = evaluate_module.fit_baseline
     fitted: list[str] = []
@@ -113,10 +122,10 @@ def test_killed_evaluation_resumes_from_per_model_checkpoints(log_files, tmp_pat
         lambda name, *a, **k: (fitted.append(name), real_fit(name, *a, **k))[1],
     )
     results = run_pipeline(ws, cfg)
-    assert _ran(results) == {"ingest": False, "evaluate": True}
+    assert _ran(results) == {"ingest": False, "profile": False, "evaluate": True}
     # Only MF (and the bias model it falls back on) are fitted again.
     assert fitted == ["user_item_bias", "biased_mf"]
-    assert results[1].summary["metrics"] == reference
+    assert results[-1].summary["metrics"] == reference
     assert not (ws / ".checkpoints").exists()
 
 
@@ -170,7 +179,7 @@ def test_same_seed_same_artifacts(log_files, tmp_path):
     cfg = _config(log_files)
     run_pipeline(tmp_path / "a", cfg)
     run_pipeline(tmp_path / "b", cfg)
-    for stage in ("data", "eval"):
+    for stage in ("data", "profiles", "eval"):
         a = json.loads((tmp_path / "a" / stage / "manifest.json").read_text())["outputs"]
         b = json.loads((tmp_path / "b" / stage / "manifest.json").read_text())["outputs"]
         assert a == b, stage
@@ -179,4 +188,4 @@ def test_same_seed_same_artifacts(log_files, tmp_path):
 def test_python_api_uses_the_run_folder_config(log_files, tmp_path: Path):
     run_pipeline(tmp_path, _config(log_files))
     results = run_pipeline(tmp_path)  # no config: the run folder's
-    assert _ran(results) == {"ingest": False, "evaluate": False}
+    assert not any(_ran(results).values())

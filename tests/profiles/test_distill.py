@@ -90,8 +90,9 @@ def test_degenerate_answers_are_retried_then_fall_back(histories, tmp_path):
 def test_killed_run_resumes_without_regenerating(histories, tmp_path):
     cfg = ProfileConfig(batch_interactions=5)
     cache_path = tmp_path / "c.sqlite"
-    reference, _ = distil_summaries(histories, FakeGenerator(), GenerationCache(tmp_path / "r"),
-                                    cfg, seed=0, chunk_size=4)
+    reference, _ = distil_summaries(
+        histories, FakeGenerator(), GenerationCache(tmp_path / "r"), cfg, seed=0, chunk_size=4
+    )
     dying = FakeGenerator(fail_on_call=3)
     with pytest.raises(KeyboardInterrupt):
         distil_summaries(histories, dying, GenerationCache(cache_path), cfg, seed=0, chunk_size=4)
@@ -99,8 +100,9 @@ def test_killed_run_resumes_without_regenerating(histories, tmp_path):
 
     again = FakeGenerator()
     again._n = 0
-    summaries, counts = distil_summaries(histories, again, GenerationCache(cache_path), cfg,
-                                         seed=0, chunk_size=4)
+    summaries, counts = distil_summaries(
+        histories, again, GenerationCache(cache_path), cfg, seed=0, chunk_size=4
+    )
     assert counts.cached == done_before
     assert len(again.requests) == counts.requested - done_before
     assert set(summaries) == set(reference)
@@ -128,7 +130,8 @@ def test_one_rationale_per_train_item_and_cached(histories, tmp_path):
     first = gen.requests[0].messages[-1]["content"]
     assert "(rated" in first and "/5)" in first
     again = FakeGenerator()
-    frame2, counts2 = write_rationales(histories, again, cache, ProfileConfig(), seed=0,
-                                       chunk_size=16)
+    frame2, counts2 = write_rationales(
+        histories, again, cache, ProfileConfig(), seed=0, chunk_size=16
+    )
     assert counts2.cached == expected and not again.requests
     pd.testing.assert_frame_equal(frame, frame2)

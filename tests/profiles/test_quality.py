@@ -6,8 +6,10 @@ import pytest
 
 from personasim.profiles.quality import clean_rationale, clean_summary, degeneracy
 
-GOOD = ("This viewer enjoys light comedies and animated family movies, and tends to "
-        "dislike horror and slow war dramas.")
+GOOD = (
+    "This viewer enjoys light comedies and animated family movies, and tends to "
+    "dislike horror and slow war dramas."
+)
 
 
 @pytest.mark.parametrize(
@@ -15,8 +17,11 @@ GOOD = ("This viewer enjoys light comedies and animated family movies, and tends
     [
         ("", "empty"),
         ("...", "empty"),
-        ("They like the film noir genre. They like the film noir genre. They like the film "
-         "noir genre.", "repetition"),
+        (
+            "They like the film noir genre. They like the film noir genre. They like the film "
+            "noir genre.",
+            "repetition",
+        ),
         ("good good good good good good good good good good good good", "repetition"),
         ("Summary so far: they like comedies and dramas and more.", "prompt echo"),
         ("Write the new summary in two sentences: what kinds of movies", "prompt echo"),
@@ -37,7 +42,10 @@ def test_listing_the_prompts_titles_is_echo():
     titles = ["Toy Story", "Heat", "Babe", "Scream"]
     listing = "They rated Toy Story, Heat and Babe, which are movies from the nineties."
     assert degeneracy(listing, titles=titles) == "prompt echo"
-    assert degeneracy("They loved Toy Story but not Scream, being a comedy fan.", titles=titles) is None
+    assert (
+        degeneracy("They loved Toy Story but not Scream, being a comedy fan.", titles=titles)
+        is None
+    )
 
 
 def test_a_normal_summary_passes():
@@ -46,8 +54,10 @@ def test_a_normal_summary_passes():
 
 def test_cleaning():
     assert clean_summary("Updated profile: **Loves** comedies.\n- Hates horror.") == (
-        "Loves comedies. Hates horror.")
+        "Loves comedies. Hates horror."
+    )
     assert clean_rationale("Answer: They loved the jokes and the music. Also other things.") == (
-        "They loved the jokes and the music.")
+        "They loved the jokes and the music."
+    )
     long = "word " * 400
     assert len(clean_summary(long, max_chars=100)) <= 103

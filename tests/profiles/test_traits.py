@@ -25,16 +25,20 @@ def test_levels_cut_at_percentiles():
 
 
 def _train_and_items():
-    items = pd.DataFrame({
-        "item_id": ["a", "b", "c"],
-        "genres": [["Comedy"], ["Drama", "Comedy"], ["Horror"]],
-        "train_mean_rating": [4.0, 3.0, 2.0],
-    })
-    train = pd.DataFrame({
-        "user_id": ["u1", "u1", "u1", "u2", "u2"],
-        "item_id": ["a", "b", "c", "a", "c"],
-        "rating": [5.0, 3.0, 1.0, 2.0, 4.0],
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "genres": [["Comedy"], ["Drama", "Comedy"], ["Horror"]],
+            "train_mean_rating": [4.0, 3.0, 2.0],
+        }
+    )
+    train = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1", "u2", "u2"],
+            "item_id": ["a", "b", "c", "a", "c"],
+            "rating": [5.0, 3.0, 1.0, 2.0, 4.0],
+        }
+    )
     return train, items
 
 

@@ -22,12 +22,17 @@ def run(
         int | None, typer.Option(help="Users to sample (0: all eligible).", min=0)
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of every random choice.")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help='LLM backend: "hf", "llamacpp", "openai", "template".')
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo every stage.")] = False,
 ) -> None:
     """Run the whole pipeline on the run folder; finished stages are skipped."""
     workspace = Workspace(workdir)
     cfg = resolve_config(
-        workspace, config, nested(seed=seed, data__dataset=dataset, split__users=users)
+        workspace,
+        config,
+        nested(seed=seed, data__dataset=dataset, split__users=users, llm__backend=backend),
     )
     results = []
     for stage in STAGES:
