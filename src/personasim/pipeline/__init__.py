@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.runner import STAGES, resolve_config, run_pipeline, run_stage
 from personasim.pipeline.stage import Stage, StageResult
@@ -12,6 +13,7 @@ __all__ = [
     "STAGES",
     "EvaluateStage",
     "IngestStage",
+    "PersonasStage",
     "ProfileStage",
     "Stage",
     "StageResult",

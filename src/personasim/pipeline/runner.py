@@ -9,6 +9,7 @@ from typing import Any
 from personasim.config import RunConfig, load_config, read_toml
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.stage import Stage, StageResult
 from personasim.workspace import Workspace
@@ -17,7 +18,7 @@ __all__ = ["STAGES", "resolve_config", "run_pipeline", "run_stage"]
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[type[Stage], ...] = (IngestStage, ProfileStage, EvaluateStage)
+STAGES: tuple[type[Stage], ...] = (IngestStage, ProfileStage, PersonasStage, EvaluateStage)
 """Every stage, in pipeline order."""
 
 

@@ -38,7 +38,13 @@ from personasim.profiles.quality import clean_rationale, clean_summary, degenera
 from personasim.profiles.taste import taste_line, taste_of
 from personasim.progress import progress
 
-__all__ = ["GenerationCounts", "distil_summaries", "user_histories", "write_rationales"]
+__all__ = [
+    "GenerationCounts",
+    "distil_summaries",
+    "generate_checked",
+    "user_histories",
+    "write_rationales",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +96,7 @@ def _item(row: Any) -> dict[str, Any]:
     }
 
 
-def _run_checked(
+def generate_checked(
     generator: TextGenerator,
     requests: Sequence[GenerationRequest],
     echo_sources: Sequence[str],
@@ -100,7 +106,17 @@ def _run_checked(
     retry: bool,
     titles: Sequence[Sequence[str]] | None = None,
 ) -> list[str]:
-    """Generate, clean and check; retry degenerate ones once; fall back to templates."""
+    """Generate, clean and check; retry degenerate ones once; fall back to templates.
+
+    Args:
+        generator: The backend.
+        requests: What to generate.
+        echo_sources: Per request, the prompt text that must not be copied back.
+        clean: Post-processing of each text (before the checks).
+        counts: Updated with what happened.
+        retry: Retry degenerate generations once, sampling with another seed.
+        titles: Per request, titles whose listing counts as prompt echo.
+    """
     texts = [clean(t) for t in generator.generate(requests)]
     counts.generated += len(requests)
 
@@ -235,7 +251,7 @@ def distil_summaries(
                     )
                     echoes.append("\n".join(item_line(it) for it, _ in batch))
                     titles.append([it["title"] or it["item_id"] for it, _ in batch])
-                texts = _run_checked(
+                texts = generate_checked(
                     generator,
                     requests,
                     echoes,
@@ -301,7 +317,7 @@ def write_rationales(
     with progress("rationales", total=len(pending), unit="generations") as advance:
         for chunk in _chunks(pending, chunk_size):
             # The item line itself is not an echo: rationales name the movie.
-            generated = _run_checked(
+            generated = generate_checked(
                 generator,
                 [j[4] for j in chunk],
                 [j[4].prompt_text().replace(j[5], "") for j in chunk],

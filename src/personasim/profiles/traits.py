@@ -25,14 +25,26 @@ DIVERSITY_CUTS = (33, 66)
 GENRE_MASS_SHARE = 0.8
 
 
-def level(values: np.ndarray, cuts: tuple[float, float], *, reverse: bool = False) -> np.ndarray:
+def level(
+    values: np.ndarray,
+    cuts: tuple[float, float],
+    *,
+    reverse: bool = False,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
     """1-3 levels: up to the first percentile cut is 1, up to the second 2, above 3.
 
-    With `reverse`, low values get the high level (a small conformity gap means high
-    conformity).
+    Args:
+        values: The raw values to level.
+        cuts: The two percentiles.
+        reverse: Low values get the high level (a small conformity gap means high
+            conformity).
+        reference: Take the percentiles of these values instead (to level new users
+            against an existing population).
     """
     values = np.asarray(values, dtype="float64")
-    low, high = np.percentile(values, cuts)
+    base = values if reference is None else np.asarray(reference, dtype="float64")
+    low, high = np.percentile(base, cuts)
     levels = np.where(values <= low, 1, np.where(values <= high, 2, 3))
     return (4 - levels) if reverse else levels
 
@@ -50,12 +62,16 @@ def diversity_count(genres_per_item: list[list[str]], share: float = GENRE_MASS_
     return int(np.searchsorted(cumulative, share - 1e-12) + 1)
 
 
-def compute_traits(train: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+def compute_traits(
+    train: pd.DataFrame, items: pd.DataFrame, reference: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The three traits of every user with train ratings.
 
     Args:
         train: ``user_id, item_id, rating`` of the train part.
         items: ``item_id, genres, train_mean_rating`` (train-only statistics).
+        reference: Raw traits of an existing population (as returned here) whose
+            percentiles cut the levels; by default the users' own.
 
     Returns:
         ``user_id, activity_count, activity, conformity_gap, conformity,
@@ -72,9 +88,13 @@ def compute_traits(train: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
             "diversity_genres": grouped["genres"].agg(lambda g: diversity_count(list(g))),
         }
     ).reset_index()
-    out["activity"] = level(out["activity_count"].to_numpy(), ACTIVITY_CUTS)
-    out["conformity"] = level(out["conformity_gap"].to_numpy(), CONFORMITY_CUTS, reverse=True)
-    out["diversity"] = level(out["diversity_genres"].to_numpy(), DIVERSITY_CUTS)
+    ref = out if reference is None else reference
+    for name, raw, cuts, reverse in (
+        ("activity", "activity_count", ACTIVITY_CUTS, False),
+        ("conformity", "conformity_gap", CONFORMITY_CUTS, True),
+        ("diversity", "diversity_genres", DIVERSITY_CUTS, False),
+    ):
+        out[name] = level(out[raw].to_numpy(), cuts, reverse=reverse, reference=ref[raw].to_numpy())
     columns = ["user_id", "activity_count", "activity", "conformity_gap", "conformity"]
     return out[columns + ["diversity_genres", "diversity"]].astype(
         {"activity": "int8", "conformity": "int8", "diversity": "int8"}

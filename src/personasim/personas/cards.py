@@ -1,0 +1,100 @@
+"""Persona cards: who is in a persona, in numbers and in one sentence."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.llm.base import GenerationRequest, Message
+from personasim.profiles.traits import LEVEL_NAMES
+
+__all__ = ["card_statistics", "describe_request", "render_persona"]
+
+PERSONA_USER = (
+    "Here are some movie viewers of one group:\n{members}\n\n"
+    "In one sentence, describe this group of viewers: what they like and how they rate."
+)
+
+
+def card_statistics(
+    persona: str,
+    members: pd.DataFrame,
+    train: pd.DataFrame,
+    items: pd.DataFrame,
+    nearest: list[str],
+    total_users: int,
+) -> dict[str, Any]:
+    """Size, traits, genres, ratings and representative users of one persona.
+
+    Args:
+        persona: Its name.
+        members: The members' rows of ``profiles.parquet``.
+        train: Train ratings (all users).
+        items: Items with genres.
+        nearest: Member ids nearest the centroid, nearest first.
+        total_users: Users clustered in all.
+    """
+    ids = set(members["user_id"])
+    ratings = train[train["user_id"].isin(ids)]
+    genres = Counter()
+    meta = items.set_index("item_id")["genres"]
+    for item in ratings["item_id"]:
+        genres.update(meta.get(item, []))
+    total = sum(genres.values()) or 1
+    traits = {
+        name: {LEVEL_NAMES[level]: int((members[name] == level).sum()) for level in (1, 2, 3)}
+        for name in ("activity", "conformity", "diversity")
+    }
+    return {
+        "persona": persona,
+        "size": len(members),
+        "share": round(len(members) / total_users, 4),
+        "traits": traits,
+        "top_genres": [
+            {"genre": g, "share": round(c / total, 3)} for g, c in genres.most_common(5)
+        ],
+        "mean_rating": round(float(ratings["rating"].mean()), 3) if len(ratings) else None,
+        "ratings_per_user": round(len(ratings) / max(len(members), 1), 1),
+        "nearest_users": nearest,
+    }
+
+
+def render_persona(card: dict[str, Any]) -> str:
+    """A one-sentence description from the card's numbers (no model)."""
+    genres = [g["genre"] for g in card["top_genres"][:3]]
+    dominant = {
+        name: max(levels, key=lambda lvl: levels[lvl]) for name, levels in card["traits"].items()
+    }
+    return (
+        f"Viewers who mostly watch {', '.join(genres) or 'all kinds of'} movies, with "
+        f"{dominant['activity']} activity, {dominant['conformity']} conformity and "
+        f"{dominant['diversity']} diversity, rating {card['mean_rating']:.1f}/5 on average."
+    )
+
+
+def describe_request(
+    card: dict[str, Any], member_facts: list[str], max_new_tokens: int, seed: int
+) -> GenerationRequest:
+    """The request that asks the LLM to describe a persona from its nearest members."""
+    members = "\n".join(f"- {fact}" for fact in member_facts)
+    messages: tuple[Message, ...] = (
+        {"role": "user", "content": PERSONA_USER.format(members=members)},
+    )
+    return GenerationRequest(
+        messages=messages,
+        max_new_tokens=max_new_tokens,
+        task="persona",
+        context={"card": card},
+        seed=seed,
+    )
+
+
+def nearest_members(
+    features: np.ndarray, centroid: np.ndarray, ids: list[str], n: int
+) -> list[str]:
+    """The `n` members nearest the centroid, nearest first."""
+    order = np.argsort(np.linalg.norm(features - centroid, axis=1), kind="stable")
+    return [ids[i] for i in order[:n]]

@@ -1,0 +1,205 @@
+"""Stage `personas`: embed profiles, cluster them, write persona cards and a map."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.data.tables import read_parquet, write_parquet
+from personasim.llm.registry import create_generator
+from personasim.personas.assignment import PersonaModel
+from personasim.personas.cards import card_statistics, describe_request, nearest_members
+from personasim.personas.clustering import cluster, silhouette_of
+from personasim.personas.embedding import embed_texts
+from personasim.personas.features import TRAIT_COLUMNS, FeatureScaler
+from personasim.personas.plot import persona_map
+from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.profile import ProfileStage
+from personasim.pipeline.stage import Stage
+from personasim.profiles.cache import GenerationCache, cache_key
+from personasim.profiles.distill import GenerationCounts, generate_checked
+from personasim.profiles.quality import clean_rationale
+from personasim.progress import progress
+from personasim.workspace import atomic_write_text
+
+__all__ = ["PersonasStage", "persona_name"]
+
+logger = logging.getLogger(__name__)
+
+
+def persona_name(index: int) -> str:
+    """The name of the persona at `index` ("p0" is the largest)."""
+    return f"p{index}"
+
+
+class PersonasStage(Stage):
+    """Group users into personas by clustering their profile embeddings."""
+
+    name = "personas"
+    folder = "personas"
+    upstream = (IngestStage, ProfileStage)
+
+    def settings(self) -> list[Any]:
+        """`[personas]`, the LLM that describes them (if any) and the seed."""
+        llm = self.config.llm.identity_settings() if self.config.personas.describe else None
+        return [self.config.personas, llm, self.config.seed]
+
+    def build(self, out: Path) -> dict[str, Any]:
+        """Write assignments, centroids, the feature model, cards and the map."""
+        cfg = self.config.personas
+        profiles = read_parquet(self.workspace.require("profiles", "profiles.parquet"))
+        interactions = read_parquet(self.workspace.require("data", "interactions.parquet"))
+        items = read_parquet(self.workspace.require("data", "items.parquet"))
+        train = interactions[interactions["split"] == "train"]
+        ids = profiles["user_id"].astype(str).tolist()
+
+        with progress("embedding profiles", total=None):
+            embeddings = embed_texts(profiles["profile_text"].tolist(), cfg.embedding_model)
+        traits = profiles[list(TRAIT_COLUMNS)].to_numpy() if cfg.features != "embedding" else None
+        scaler = FeatureScaler.fit(embeddings, traits, cfg.trait_weight)
+        features = scaler.transform(embeddings, traits)
+        with progress("clustering", total=None):
+            result = cluster(
+                features,
+                k=cfg.k,
+                k_min=cfg.k_min,
+                k_max=cfg.k_max,
+                min_size=cfg.min_size,
+                n_init=cfg.n_init,
+                seed=self.config.seed,
+            )
+        names = [persona_name(i) for i in range(result.k)]
+        model = PersonaModel(names, result.centroids, scaler, cfg.embedding_model, cfg.temperature)
+        placed = model.assign_features(features)
+
+        assignments = pd.DataFrame(
+            {
+                "user_id": ids,
+                "persona": [names[i] for i in result.labels],
+                "distance": placed.distances[np.arange(len(ids)), result.labels],
+                "membership": list(placed.membership.round(6)),
+            }
+        )
+        write_parquet(assignments, out / "assignments.parquet")
+        write_parquet(
+            pd.DataFrame({"persona": names, "centroid": list(result.centroids)}),
+            out / "centroids.parquet",
+        )
+        atomic_write_text(
+            out / "model.json",
+            json.dumps(
+                {
+                    "names": names,
+                    "scaler": scaler.to_dict(),
+                    "embedding_model": cfg.embedding_model,
+                    "temperature": cfg.temperature,
+                    "features": cfg.features,
+                },
+                indent=2,
+            ),
+        )
+
+        cards, counts = self._cards(profiles, features, result, names, train, items, ids)
+        atomic_write_text(out / "cards.json", json.dumps(cards, indent=2) + "\n")
+        final_silhouette = silhouette_of(features, result.labels)
+        variance = persona_map(
+            features,
+            result.labels,
+            result.centroids,
+            names,
+            out / "map.png",
+            title=f"{len(ids)} users, {result.k} personas ({cfg.features})",
+        )
+        selection = {
+            "k_tried": sorted(result.inertia),
+            "inertia": {str(k): round(v, 4) for k, v in sorted(result.inertia.items())},
+            "silhouette": {
+                str(k): (None if v is None else round(v, 4))
+                for k, v in sorted(result.silhouette.items())
+            },
+            "k_chosen": result.k_chosen,
+            "method": "fixed" if cfg.k else "elbow (kneedle on inertia)",
+        }
+        atomic_write_text(out / "k_selection.json", json.dumps(selection, indent=2) + "\n")
+        return {
+            "users": len(ids),
+            "k": result.k,
+            "k_chosen": result.k_chosen,
+            "sizes": dict(zip(names, result.sizes, strict=True)),
+            "merged_sizes": result.merged,
+            "silhouette": None if final_silhouette is None else round(final_silhouette, 4),
+            "selection": selection,
+            "features": cfg.features,
+            "map_variance": {k: round(v, 4) for k, v in variance.items()},
+            "mean_max_membership": round(float(placed.membership.max(axis=1).mean()), 4),
+            "descriptions": counts.as_dict() if counts else None,
+        }
+
+    def _cards(
+        self,
+        profiles: pd.DataFrame,
+        features: np.ndarray,
+        result: Any,
+        names: list[str],
+        train: pd.DataFrame,
+        items: pd.DataFrame,
+        ids: list[str],
+    ) -> tuple[list[dict[str, Any]], GenerationCounts | None]:
+        cfg = self.config.personas
+        facts_column = "taste_facts" if "taste_facts" in profiles else "profile_text"
+        facts = dict(zip(ids, profiles[facts_column].astype(str), strict=True))
+        cards = []
+        for k, name in enumerate(names):
+            mask = result.labels == k
+            member_ids = [ids[i] for i in np.flatnonzero(mask)]
+            nearest = nearest_members(
+                features[mask], result.centroids[k], member_ids, cfg.nearest_users
+            )
+            cards.append(card_statistics(name, profiles[mask], train, items, nearest, len(ids)))
+        if not cfg.describe:
+            return cards, None
+        counts = GenerationCounts()
+        generator = create_generator(self.config.llm)
+        cache = GenerationCache(self.workspace.root / ".cache" / "generations.sqlite")
+        try:
+            requests, keys = [], []
+            for card in cards:
+                member_facts = [facts[u] for u in card["nearest_users"]]
+                key = cache_key(
+                    "persona", generator.identity(), member_facts, cfg.description_max_tokens
+                )
+                requests.append(
+                    describe_request(
+                        card,
+                        member_facts,
+                        cfg.description_max_tokens,
+                        seed=self.config.seed + len(requests),
+                    )
+                )
+                keys.append(key)
+            cached = cache.get_many(keys)
+            pending = [i for i, key in enumerate(keys) if key not in cached]
+            counts.requested, counts.cached = len(keys), len(keys) - len(pending)
+            if pending:
+                texts = generate_checked(
+                    generator,
+                    [requests[i] for i in pending],
+                    [requests[i].prompt_text() for i in pending],
+                    clean_rationale,
+                    counts,
+                    retry=self.config.profile.retry_degenerate,
+                )
+                fresh = {keys[i]: t for i, t in zip(pending, texts, strict=True)}
+                cache.put_many(fresh)
+                cached.update(fresh)
+        finally:
+            generator.close()
+            cache.close()
+        for card, key in zip(cards, keys, strict=True):
+            card["description"] = cached[key]
+        return cards, counts

@@ -1,0 +1,144 @@
+"""The personas stage on a small log with template profiles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from personasim import run_pipeline
+from personasim.config import load_config
+from personasim.personas.assignment import PersonaModel
+from personasim.pipeline import IngestStage, PersonasStage, ProfileStage
+
+
+def _config(log_files, **personas):
+    ratings, items, users = log_files
+    return load_config(
+        [
+            (
+                "test",
+                {
+                    "seed": 3,
+                    "data": {
+                        "dataset": "custom",
+                        "path": str(ratings),
+                        "items_path": str(items),
+                        "users_path": str(users),
+                    },
+                    "split": {"users": 0, "min_ratings": 20, "max_ratings": 0},
+                    "llm": {"backend": "template"},
+                    "personas": {"k_max": 6, "n_init": 3, **personas},
+                },
+            )
+        ]
+    )
+
+
+STAGES = (IngestStage, ProfileStage, PersonasStage)
+
+
+@pytest.fixture(scope="module")
+def run(log_files_module, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("personas")
+    run_pipeline(workdir, _config(log_files_module), stages=STAGES)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def log_files_module(small_log, tmp_path_factory):
+    return small_log.write_csv(tmp_path_factory.mktemp("log"))
+
+
+def test_artifacts(run):
+    folder = run / "personas"
+    assignments = pd.read_parquet(folder / "assignments.parquet")
+    profiles = pd.read_parquet(run / "profiles" / "profiles.parquet")
+    assert list(assignments.columns[:2]) == ["user_id", "persona"]
+    assert set(assignments.user_id) == set(profiles.user_id)
+    summary = json.loads((folder / "manifest.json").read_text())["summary"]
+    cards = json.loads((folder / "cards.json").read_text())
+    assert [c["persona"] for c in cards] == [f"p{i}" for i in range(summary["k"])]
+    assert sum(c["size"] for c in cards) == len(assignments)
+    assert [c["size"] for c in cards] == sorted((c["size"] for c in cards), reverse=True)
+    for card in cards:
+        assert card["size"] >= 5  # min_size
+        assert len(card["nearest_users"]) == 3 and card["description"]
+        assert set(card["traits"]) == {"activity", "conformity", "diversity"}
+        assert card["top_genres"] and 1 <= card["mean_rating"] <= 5
+    assert (folder / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    membership = np.stack(assignments.membership.to_numpy())
+    np.testing.assert_allclose(membership.sum(axis=1), 1.0, atol=1e-5)
+    selection = json.loads((folder / "k_selection.json").read_text())
+    assert selection["k_chosen"] == summary["k_chosen"] and selection["k_tried"] == [2, 3, 4, 5, 6]
+
+
+def test_same_seed_same_assignments(run, log_files_module, tmp_path):
+    run_pipeline(tmp_path, _config(log_files_module), stages=STAGES)
+    a = pd.read_parquet(run / "personas" / "assignments.parquet")
+    b = pd.read_parquet(tmp_path / "personas" / "assignments.parquet")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_cold_start_assignment_agrees_with_the_clustering(run):
+    model = PersonaModel.from_workdir(run)
+    profiles = pd.read_parquet(run / "profiles" / "profiles.parquet")
+    assignments = pd.read_parquet(run / "personas" / "assignments.parquet")
+    result = model.assign(profiles.profile_text.tolist())
+    agree = np.mean(np.array(result.personas) == assignments.persona.to_numpy())
+    assert agree >= 0.9  # k-means labels are nearest centroids, up to merged personas
+    assert result.membership.shape == (len(profiles), len(model.names))
+
+
+def test_traits_with_the_embedding(log_files_module, tmp_path):
+    run_pipeline(
+        tmp_path, _config(log_files_module, features="embedding+traits", k=3), stages=STAGES
+    )
+    model = PersonaModel.from_workdir(tmp_path)
+    assert model.scaler.use_traits and len(model.names) <= 3
+    profiles = pd.read_parquet(tmp_path / "profiles" / "profiles.parquet")
+    with pytest.raises(ValueError, match="trait values are needed"):
+        model.assign(profiles.profile_text.tolist()[:2])
+    result = model.assign(profiles.profile_text.tolist()[:2], profiles.iloc[:2])
+    assert len(result.personas) == 2
+
+
+def test_assign_command(run, cli, tmp_path):
+    profiles = pd.read_parquet(run / "profiles" / "profiles.parquet").iloc[:4]
+    users = tmp_path / "new.csv"
+    profiles[["user_id", "profile_text"]].assign(user_id=lambda f: "new-" + f.user_id).to_csv(
+        users, index=False
+    )
+    out = tmp_path / "assigned.parquet"
+    res = cli("personas", "assign", "--workdir", run, "--user-file", users, "--output", out)
+    assert res.code == 0, res.output
+    assigned = pd.read_parquet(out)
+    assert assigned.user_id.str.startswith("new-").all() and len(assigned) == 4
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,text\nx,hello\n")
+    res = cli("personas", "assign", "--workdir", run, "--user-file", bad)
+    assert res.code == 2 and "needs either a profile_text column" in res.output
+
+
+def test_assign_new_users_from_their_ratings(run, cli, small_log, tmp_path):
+    """A cold-start user given as ratings is profiled like the run's users and placed."""
+    ratings = small_log.ratings
+    user = ratings.user_id.iloc[0]
+    mine = ratings[ratings.user_id == user].assign(user_id="newcomer")
+    path = tmp_path / "newcomer.csv"
+    mine.to_csv(path, index=False)
+    out = tmp_path / "assigned.parquet"
+    res = cli("personas", "assign", "--workdir", run, "--user-file", path, "--output", out)
+    assert res.code == 0, res.output
+    assigned = pd.read_parquet(out)
+    assert assigned.user_id.tolist() == ["newcomer"]
+    assert assigned.profile_text.iloc[0].startswith("Activity: ")
+    np.testing.assert_allclose(np.stack(assigned.membership).sum(), 1.0)
+    mine.iloc[:3].assign(item_id="no-such-item").to_csv(path, index=False)
+    res = cli("personas", "assign", "--workdir", run, "--user-file", path)
+    assert (
+        res.code == 3
+        and "row 2, column 'item_id': item 'no-such-item' is not an item" in res.output
+    )
