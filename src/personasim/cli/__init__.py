@@ -22,6 +22,7 @@ from personasim.cli.personas import personas_app
 from personasim.cli.profile import profile
 from personasim.cli.run import run
 from personasim.cli.status import status
+from personasim.cli.train import train
 from personasim.errors import PersonaSimError
 from personasim.progress import console
 
@@ -59,6 +60,7 @@ def _root(
 
 app.command()(ingest)
 app.command()(profile)
+app.command()(train)
 app.command()(evaluate)
 app.command()(run)
 app.command()(status)

@@ -8,6 +8,7 @@ from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.runner import STAGES, resolve_config, run_pipeline, run_stage
 from personasim.pipeline.stage import Stage, StageResult
+from personasim.pipeline.train import TrainStage
 
 __all__ = [
     "STAGES",
@@ -17,6 +18,7 @@ __all__ = [
     "ProfileStage",
     "Stage",
     "StageResult",
+    "TrainStage",
     "resolve_config",
     "run_pipeline",
     "run_stage",

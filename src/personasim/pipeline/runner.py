@@ -12,13 +12,20 @@ from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.stage import Stage, StageResult
+from personasim.pipeline.train import TrainStage
 from personasim.workspace import Workspace
 
 __all__ = ["STAGES", "resolve_config", "run_pipeline", "run_stage"]
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[type[Stage], ...] = (IngestStage, ProfileStage, PersonasStage, EvaluateStage)
+STAGES: tuple[type[Stage], ...] = (
+    IngestStage,
+    ProfileStage,
+    PersonasStage,
+    TrainStage,
+    EvaluateStage,
+)
 """Every stage, in pipeline order."""
 
 

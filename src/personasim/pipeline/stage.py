@@ -108,6 +108,10 @@ class Stage(ABC):
     def settings(self) -> list[BaseModel | dict[str, Any] | int | str]:
         """The configuration this stage depends on (hashed; a change redoes the stage)."""
 
+    def upstream_stages(self) -> tuple[type[Stage], ...]:
+        """The stages this one reads from (by default the class's `upstream`)."""
+        return self.upstream
+
     def external_inputs(self) -> list[Path]:
         """Files outside the run folder that the stage reads (hashed, e.g. the log)."""
         return []
@@ -130,7 +134,7 @@ class Stage(ABC):
             StageError: An upstream stage has not finished.
         """
         hashes: dict[str, str] = {}
-        for up in self.upstream:
+        for up in self.upstream_stages():
             manifest = self.workspace.read_manifest(up.folder)
             if manifest is None:
                 raise StageError(

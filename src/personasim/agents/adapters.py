@@ -1,0 +1,65 @@
+"""Creating, saving and loading LoRA adapters in PEFT's standard format."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from personasim.config import AgentConfig
+from personasim.errors import StageError
+
+__all__ = ["adapter_folders", "lora_config", "save_adapter"]
+
+GLOBAL_ADAPTER = "global"
+
+
+def lora_config(config: AgentConfig, n_layers: int) -> Any:
+    """PEFT's LoRA settings from `[agents]` (top layers only when `top_layers` > 0)."""
+    from peft import LoraConfig
+
+    layers = None
+    if config.top_layers and config.top_layers < n_layers:
+        layers = list(range(n_layers - config.top_layers, n_layers))
+    return LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        layers_to_transform=layers,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def save_adapter(model: Any, folder: Path, meta: dict[str, Any]) -> None:
+    """Save the active adapter of a PEFT model into `folder` atomically, with a
+    ``training.json`` beside PEFT's ``adapter_config.json`` and safetensors weights."""
+    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def adapter_folders(workdir: Path) -> dict[str, Path]:
+    """The adapter folders of a run folder, by name.
+
+    Raises:
+        StageError: The train stage has not run there.
+    """
+    root = Path(workdir) / "adapters"
+    if not (root / "manifest.json").exists():
+        raise StageError(f"{root} is missing: run `personasim train --workdir {workdir}` first")
+    return {
+        p.name: p
+        for p in sorted(root.iterdir())
+        if p.is_dir() and (p / "adapter_config.json").exists()
+    }

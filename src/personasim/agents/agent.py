@@ -1,0 +1,304 @@
+"""`UserAgent`: simulated users that rate items and decide what they would watch.
+
+Ratings are scored, not parsed: one forward pass gives the distribution over the tokens
+"1".."5" (renormalised over the digits; with the logit prior, combined with the CF
+prediction), whose expectation is the predicted rating (the argmax is kept too). Watch
+decisions are P("yes") against P("no").
+
+Scoring is batched: a user's profile prefix is encoded once per pack of candidate items
+(the items cannot see each other), packs of several users go through one forward pass
+with each row routed to its user's persona adapter (PEFT's mixed-adapter batch), and
+only the answer positions reach the LM head.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from personasim.agents.adapters import GLOBAL_ADAPTER, adapter_folders
+from personasim.agents.examples import item_records
+from personasim.agents.modeling import (
+    BASE_ADAPTER,
+    AgentLM,
+    Pack,
+    answer_distribution,
+    with_prior,
+)
+from personasim.agents.prior import CFPrior
+from personasim.agents.prompts import rating_question, watch_question
+from personasim.agents.retrieval import RationaleIndex
+from personasim.agents.training import prior_logits
+from personasim.config import RunConfig
+from personasim.data.tables import read_parquet
+from personasim.errors import ConfigError, StageError
+
+__all__ = ["AgentMode", "UserAgent"]
+
+logger = logging.getLogger(__name__)
+
+AgentMode = Literal["persona", "global", "none"]
+
+_PACKS_PER_FORWARD = 8
+
+
+class UserAgent:
+    """Persona LoRA agents over a run folder.
+
+    Build it with :meth:`from_workdir`.
+    """
+
+    def __init__(
+        self,
+        lm: AgentLM,
+        config: RunConfig,
+        mode: AgentMode,
+        profiles: dict[str, str],
+        personas: dict[str, str],
+        items: dict[str, dict[str, Any]],
+        prior: CFPrior | None,
+        index: RationaleIndex | None,
+    ) -> None:
+        self.lm = lm
+        self.config = config
+        self.mode = mode
+        self.profiles = profiles
+        self.personas = personas
+        self.items = items
+        self.prior = prior
+        self.index = index
+
+    @classmethod
+    def from_workdir(cls, workdir: str | Path, mode: AgentMode = "persona") -> UserAgent:
+        """Load the agents of a run folder.
+
+        Args:
+            workdir: The run folder (profile, personas and train must have run; "none"
+                needs only profile).
+            mode: "persona" (each user's persona adapter), "global" (the global
+                adapter) or "none" (the base model zero-shot).
+
+        Raises:
+            StageError: A needed stage has not run.
+            ConfigError: The mode's adapters were not trained.
+        """
+        from personasim.pipeline.runner import resolve_config
+        from personasim.workspace import Workspace
+
+        ws = Workspace(workdir)
+        config = resolve_config(ws)
+        profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
+        items = item_records(read_parquet(ws.require("data", "items.parquet")))
+        personas: dict[str, str] = {}
+        if mode == "persona":
+            assignments = read_parquet(ws.require("personas", "assignments.parquet"))
+            personas = dict(
+                zip(assignments["user_id"].astype(str), assignments["persona"], strict=True)
+            )
+        lm = AgentLM.load(config.agents)
+        prior = None
+        if mode != "none":
+            folders = adapter_folders(ws.root)
+            wanted = sorted(set(personas.values())) if mode == "persona" else [GLOBAL_ADAPTER]
+            missing = [name for name in wanted if name not in folders]
+            if missing:
+                raise ConfigError(
+                    f"no trained adapter {', '.join(missing)} in {ws.root / 'adapters'}: "
+                    f"train mode {mode!r} (agents.modes) and rerun `personasim train`"
+                )
+            lm.model = _load_adapters(lm.model, {name: folders[name] for name in wanted})
+            if config.agents.prior != "none":
+                prior = CFPrior.load(ws.stage_dir("adapters"))
+        elif config.agents.prior != "none" and "prompt" in config.agents.prior:
+            try:
+                prior = CFPrior.load(ws.stage_dir("adapters"))
+            except FileNotFoundError:
+                raise StageError(
+                    "the prompt shows the CF prior: run `personasim train` first"
+                ) from None
+        index = None
+        if config.agents.use_rationales:
+            rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
+            index = RationaleIndex(rationales, items)
+        texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
+        return cls(lm, config, mode, texts, personas, items, prior, index)
+
+    # --- building prompts ----------------------------------------------------------------
+
+    def _adapter(self, user: str) -> str:
+        if self.mode == "none":
+            return BASE_ADAPTER
+        if self.mode == "global":
+            return GLOBAL_ADAPTER
+        try:
+            return self.personas[user]
+        except KeyError:
+            raise ConfigError(f"user {user!r} has no persona in this run") from None
+
+    def _check(self, user: str, item_ids: Sequence[str]) -> None:
+        if user not in self.profiles:
+            raise ConfigError(f"user {user!r} is not a simulated user of this run")
+        unknown = [i for i in item_ids if i not in self.items]
+        if unknown:
+            raise ConfigError(f"unknown item id(s) {unknown[:5]} for user {user!r}")
+
+    def _priors(self, user: str, item_ids: list[str]) -> np.ndarray | None:
+        return None if self.prior is None else self.prior.predict(user, item_ids)
+
+    def _questions(self, user: str, item_ids: list[str], task: str) -> list[str]:
+        contexts = (
+            self.index.most_similar(user, item_ids)
+            if self.index is not None
+            else [None] * len(item_ids)
+        )
+        if task == "watch":
+            return [
+                watch_question(self.items[i], c) for i, c in zip(item_ids, contexts, strict=True)
+            ]
+        priors = self._priors(user, item_ids) if "prompt" in self.config.agents.prior else None
+        return [
+            rating_question(self.items[i], c, None if priors is None else float(priors[k]))
+            for k, (i, c) in enumerate(zip(item_ids, contexts, strict=True))
+        ]
+
+    def _log_probs(self, requests: list[tuple[str, list[str], str]]) -> list[Any]:
+        """Full-vocabulary log-probabilities of the answers of every request."""
+        import torch
+
+        size = self.config.agents.score_batch_items
+        packs: list[Pack] = []
+        owners: list[tuple[int, int]] = []  # (request, number of items in the pack)
+        for r, (user, item_ids, task) in enumerate(requests):
+            prefix = self.lm.encode_prefix(self.profiles[user])
+            questions = self._questions(user, item_ids, task)
+            adapter = self._adapter(user)
+            for start in range(0, len(item_ids), size):
+                chunk = questions[start : start + size]
+                packs.append(Pack(prefix, tuple(self.lm.encode_suffix(q) for q in chunk), adapter))
+                owners.append((r, len(chunk)))
+        # Packs of similar length share a forward pass; any mix of users and adapters.
+        order = sorted(
+            range(len(packs)),
+            key=lambda i: len(packs[i].prefix) + sum(len(s) for s in packs[i].suffixes),
+        )
+        scored: dict[int, Any] = {}
+        for k in range(0, len(order), _PACKS_PER_FORWARD):
+            chosen = order[k : k + _PACKS_PER_FORWARD]
+            log_probs = self.lm.score([packs[i] for i in chosen])
+            offset = 0
+            for i in chosen:
+                n = owners[i][1]
+                scored[i] = log_probs[offset : offset + n]
+                offset += n
+        per_request: list[list[Any]] = [[] for _ in requests]
+        for i, (r, _) in enumerate(owners):
+            per_request[r].append(scored[i])
+        return [torch.cat(parts) if parts else torch.empty(0) for parts in per_request]
+
+    # --- the public API ------------------------------------------------------------------
+
+    def rating_distributions(
+        self, requests: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[dict[str, np.ndarray]]:
+        """Rating distributions of many users at once (mixed-persona batches).
+
+        Args:
+            requests: ``(user_id, item_ids)`` pairs.
+
+        Returns:
+            Per request: ``probs`` [n, 5] over ratings 1..5, ``expected`` [n],
+            ``argmax`` [n], ``digit_mass`` [n] (full-vocabulary probability on the
+            digits before renormalising) and ``greedy_is_digit`` [n] (whether free
+            greedy decoding would start with a rating).
+        """
+        import torch
+
+        clean = [(str(u), [str(i) for i in items]) for u, items in requests]
+        for user, items in clean:
+            self._check(user, items)
+        log_probs = self._log_probs([(u, items, "rate") for u, items in clean])
+        out = []
+        use_prior = self.mode != "none" and "logit" in self.config.agents.prior
+        for (user, items), lp in zip(clean, log_probs, strict=True):
+            offsets = None
+            if use_prior and self.prior is not None and len(items):
+                priors = torch.tensor(self.prior.predict(user, items), dtype=torch.float32)
+                offsets = prior_logits(priors, self.config.agents.prior_sigma)
+            adjusted = with_prior(lp, self.lm.digit_ids, offsets)
+            probs, mass = answer_distribution(adjusted, [[i] for i in self.lm.digit_ids])
+            probs_np = probs.double().numpy()
+            greedy = adjusted.argmax(dim=-1).numpy()
+            out.append(
+                {
+                    "probs": probs_np,
+                    "expected": probs_np @ np.arange(1, 6),
+                    "argmax": probs_np.argmax(axis=1) + 1,
+                    "digit_mass": mass.double().numpy(),
+                    "greedy_is_digit": np.isin(greedy, self.lm.digit_ids),
+                }
+            )
+        return out
+
+    def rate(self, user_id: str, item_ids: Sequence[str]) -> list[float]:
+        """Predicted ratings (expectations over 1..5) of `item_ids` by `user_id`."""
+        return self.rating_distributions([(user_id, item_ids)])[0]["expected"].tolist()
+
+    def watch_probabilities(
+        self, requests: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[np.ndarray]:
+        """P(yes) to "would you watch it?" for many users at once."""
+        clean = [(str(u), [str(i) for i in items]) for u, items in requests]
+        for user, items in clean:
+            self._check(user, items)
+        log_probs = self._log_probs([(u, items, "watch") for u, items in clean])
+        out = []
+        for lp in log_probs:
+            probs, _ = answer_distribution(lp, [self.lm.yes_ids, self.lm.no_ids])
+            out.append(probs[:, 0].double().numpy())
+        return out
+
+    def watch_probability(self, user_id: str, item_ids: Sequence[str]) -> list[float]:
+        """P(yes) to "would you watch it?" for each of `item_ids`."""
+        return self.watch_probabilities([(user_id, item_ids)])[0].tolist()
+
+    def predict_pairs(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        """Ratings of ``user_id, item_id`` pairs, batched across users.
+
+        Returns:
+            The pairs with ``predicted`` (expectation), ``argmax``, ``digit_mass`` and
+            ``greedy_is_digit``.
+        """
+        groups = list(pairs.groupby("user_id", sort=False).indices.items())
+        results = self.rating_distributions(
+            [(u, pairs["item_id"].to_numpy()[idx].tolist()) for u, idx in groups]
+        )
+        out = pairs.copy()
+        for column in ("predicted", "argmax", "digit_mass", "greedy_is_digit"):
+            out[column] = np.nan
+        out["greedy_is_digit"] = out["greedy_is_digit"].astype(object)
+        for (_, idx), result in zip(groups, results, strict=True):
+            out.iloc[idx, out.columns.get_loc("predicted")] = result["expected"]
+            out.iloc[idx, out.columns.get_loc("argmax")] = result["argmax"]
+            out.iloc[idx, out.columns.get_loc("digit_mass")] = result["digit_mass"]
+            out.iloc[idx, out.columns.get_loc("greedy_is_digit")] = result["greedy_is_digit"]
+        out["greedy_is_digit"] = out["greedy_is_digit"].astype(bool)
+        return out
+
+
+def _load_adapters(model: Any, folders: dict[str, Path]) -> Any:
+    """Attach every adapter folder to the base model under its name."""
+    from peft import PeftModel
+
+    names = list(folders)
+    peft_model = PeftModel.from_pretrained(
+        model, str(folders[names[0]]), adapter_name=names[0], is_trainable=False
+    )
+    for name in names[1:]:
+        peft_model.load_adapter(str(folders[name]), adapter_name=name, is_trainable=False)
+    peft_model.eval()
+    return peft_model

@@ -1,0 +1,161 @@
+"""RAFT training examples for the user agents.
+
+Rating examples: every train rating of a simulated user, asked with the user's profile
+as the system prompt, the most similar other past rationale as context, the item's
+description (and optionally the CF prior); the target is the rating digit.
+
+Watch examples: "would you watch it?" with the user's rated items as positives and
+negatives from a sampler, so the same adapter can make Agent4Rec's watch decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.agents.prior import CFPrior
+from personasim.agents.prompts import rating_question, watch_question
+from personasim.agents.retrieval import RationaleIndex
+from personasim.agents.samplers import SamplerContext, sample_negatives
+from personasim.config import AgentConfig
+
+__all__ = ["EXAMPLE_COLUMNS", "build_examples", "item_records", "select_examples"]
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE_COLUMNS = ["user_id", "item_id", "task", "target", "prior", "question"]
+
+
+def item_records(items: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Item metadata as the prompts use it, keyed by item id."""
+    out = {}
+    for row in items.itertuples(index=False):
+        year = row.year
+        mean = row.train_mean_rating
+        out[str(row.item_id)] = {
+            "item_id": str(row.item_id),
+            "title": None if row.title is None or pd.isna(row.title) else str(row.title),
+            "year": None if year is None or pd.isna(year) else int(year),
+            "genres": [] if row.genres is None else list(row.genres),
+            "mean_rating": None if mean is None or pd.isna(mean) else float(mean),
+            "count": int(row.train_count),
+        }
+    return out
+
+
+def build_examples(
+    train: pd.DataFrame,
+    items: Mapping[str, Mapping[str, Any]],
+    config: AgentConfig,
+    *,
+    oof_prior: np.ndarray,
+    prior: CFPrior,
+    index: RationaleIndex | None,
+    seed: int,
+) -> pd.DataFrame:
+    """Rating and watch examples of every user in `train`.
+
+    Args:
+        train: Train ratings of the simulated users.
+        items: From :func:`item_records`.
+        config: The `[agents]` section.
+        oof_prior: Out-of-fold prior of each train row (same order).
+        prior: The full prior (CF scores for the ambiguous and hard samplers).
+        index: Rationale retrieval, or None for the "Ms only" ablation.
+        seed: Seed of the negative samples.
+
+    Returns:
+        Columns ``user_id, item_id, task, target, prior, question``; `task` is "rate"
+        (target 1-5) or "watch" (target 1 yes, 0 no); `prior` is the prior rating shown
+        to the model (NaN for watch examples).
+    """
+    rng = np.random.default_rng(seed)
+    in_prompt = "prompt" in config.prior
+    candidates = np.array([i for i, it in items.items() if it["count"] > 0])
+    counts = np.array([items[i]["count"] for i in candidates], dtype="float64")
+    rows: list[tuple[Any, ...]] = []
+    train = train.assign(_prior=oof_prior).sort_values(["user_id", "timestamp", "item_id"])
+    for user, frame in train.groupby("user_id", sort=True):
+        user = str(user)
+        ids = frame["item_id"].astype(str).tolist()
+        contexts = index.most_similar(user, ids) if index is not None else [None] * len(ids)
+        for item, rating, p, ctx in zip(
+            ids, frame["rating"], frame["_prior"], contexts, strict=True
+        ):
+            question = rating_question(items[item], ctx, float(p) if in_prompt else None)
+            rows.append((user, item, "rate", int(round(rating)), float(p), question))
+        if not config.watch_task or config.watch_share == 0:
+            continue
+        n_pos = max(
+            1,
+            int(
+                round(
+                    len(ids)
+                    * config.watch_share
+                    / (1 - config.watch_share)
+                    / (1 + config.negatives_per_positive)
+                )
+            ),
+        )
+        positives = rng.choice(ids, size=min(n_pos, len(ids)), replace=False).tolist()
+        scores = prior.predict(user, candidates.tolist())
+        ctx = SamplerContext(
+            items=candidates,
+            counts=counts,
+            alpha=config.sampler_alpha,
+            scores=scores,
+            positive_score=float(np.mean(prior.predict(user, ids))),
+        )
+        negatives = sample_negatives(
+            config.sampler, ctx, set(ids), len(positives) * config.negatives_per_positive, rng
+        )
+        watch_items = positives + negatives
+        contexts = (
+            index.most_similar(user, watch_items)
+            if index is not None
+            else [None] * len(watch_items)
+        )
+        for item, ctx_text in zip(watch_items, contexts, strict=True):
+            target = 1 if item in positives else 0
+            rows.append(
+                (user, item, "watch", target, float("nan"), watch_question(items[item], ctx_text))
+            )
+    return pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
+
+
+def select_examples(
+    examples: pd.DataFrame,
+    config: AgentConfig,
+    *,
+    errors: pd.Series | None,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Cap one adapter's examples at `max_examples_per_adapter` rating examples (and the
+    watch examples in proportion).
+
+    Args:
+        examples: The adapter's examples.
+        config: The `[agents]` section (`max_examples_per_adapter`, `selection`).
+        errors: Per rating example (same index), the prior's absolute error; used by
+            the "cf_error" selection.
+        rng: Randomness.
+    """
+    rate = examples[examples["task"] == "rate"]
+    watch = examples[examples["task"] == "watch"]
+    cap = config.max_examples_per_adapter
+    if len(rate) > cap:
+        if config.selection == "cf_error" and errors is not None:
+            weights = errors.reindex(rate.index).to_numpy() + 0.25
+            chosen = rng.choice(len(rate), size=cap, replace=False, p=weights / weights.sum())
+        else:
+            chosen = rng.choice(len(rate), size=cap, replace=False)
+        keep_share = cap / len(rate)
+        rate = rate.iloc[np.sort(chosen)]
+        if len(watch):
+            n_watch = max(1, int(round(len(watch) * keep_share)))
+            watch = watch.iloc[np.sort(rng.choice(len(watch), size=n_watch, replace=False))]
+    return pd.concat([rate, watch])

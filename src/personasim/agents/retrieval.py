@@ -1,0 +1,93 @@
+"""RAFT retrieval: the user's single past rationale most similar to a target item.
+
+Rationales and item descriptions are embedded with the same MiniLM as the personas.
+Only train-part rationales exist, and the target item's own rationale is never
+retrieved (that would leak the answer into the prompt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.agents.prompts import item_description
+from personasim.personas.embedding import embed_texts
+from personasim.profiles.prompts import item_line
+
+__all__ = ["RationaleIndex", "rationale_text"]
+
+
+def rationale_text(item: Mapping[str, Any], rating: float, rationale: str) -> str:
+    """How a retrieved rationale reads in a prompt: the item, the rating, the reason."""
+    return f"you rated {item_line(item)} {rating:g}/5. {rationale}"
+
+
+class RationaleIndex:
+    """Per user, the embeddings of their train rationales.
+
+    Args:
+        rationales: ``user_id, item_id, rating, rationale``.
+        items: Item metadata keyed by ``item_id`` (dicts as the prompts use them).
+        embedding_model: The sentence embedding model.
+    """
+
+    def __init__(
+        self,
+        rationales: pd.DataFrame,
+        items: Mapping[str, Mapping[str, Any]],
+        embedding_model: str = "minilm",
+    ) -> None:
+        self.items = items
+        self.embedding_model = embedding_model
+        frame = rationales.reset_index(drop=True)
+        texts = [
+            f"{item_line(items[i])}. {r}"
+            for i, r in zip(frame["item_id"], frame["rationale"], strict=True)
+        ]
+        vectors = embed_texts(texts, embedding_model) if texts else np.zeros((0, 384), "float32")
+        self._by_user: dict[str, tuple[np.ndarray, list[str], list[str]]] = {}
+        for user, idx in frame.groupby("user_id").indices.items():
+            shown = [
+                rationale_text(items[i], float(r), t)
+                for i, r, t in zip(
+                    frame["item_id"].to_numpy()[idx],
+                    frame["rating"].to_numpy()[idx],
+                    frame["rationale"].to_numpy()[idx],
+                    strict=True,
+                )
+            ]
+            self._by_user[str(user)] = (
+                vectors[idx],
+                frame["item_id"].to_numpy()[idx].tolist(),
+                shown,
+            )
+        self._item_vectors: dict[str, np.ndarray] = {}
+
+    def _item_vectors_for(self, item_ids: list[str]) -> np.ndarray:
+        missing = [i for i in dict.fromkeys(item_ids) if i not in self._item_vectors]
+        if missing:
+            vectors = embed_texts(
+                [item_description(self.items[i]) for i in missing], self.embedding_model
+            )
+            self._item_vectors.update(zip(missing, vectors, strict=True))
+        return np.stack([self._item_vectors[i] for i in item_ids])
+
+    def most_similar(self, user: str, item_ids: list[str]) -> list[str | None]:
+        """For each target item, the user's most similar rationale (never its own)."""
+        entry = self._by_user.get(user)
+        if entry is None or not item_ids:
+            return [None] * len(item_ids)
+        vectors, own_items, shown = entry
+        similarity = self._item_vectors_for(item_ids) @ vectors.T
+        position = {item: k for k, item in enumerate(own_items)}
+        out: list[str | None] = []
+        for row, target in enumerate(item_ids):
+            scores = similarity[row].copy()
+            if target in position:
+                scores[position[target]] = -np.inf
+            best = int(np.argmax(scores))
+            out.append(shown[best] if np.isfinite(scores[best]) else None)
+        return out

@@ -1,0 +1,257 @@
+"""Training one LoRA adapter on packed RAFT examples.
+
+Three paths, selected by the configuration, measured against each other by
+``benchmarks/train_throughput.py``:
+
+- plain: one example per sequence, the full prompt through every layer;
+- packed: up to `items_per_pack` examples of one user after one shared profile prefix
+  (block attention mask), so the profile is encoded once per pack;
+- packed + cached lower layers (`top_layers` > 0): LoRA sits in the top layers only, so
+  the frozen lower layers' outputs for every pack are computed once, before the first
+  epoch, and each epoch runs the top layers only.
+
+The rating loss is cross-entropy on the digit and/or the squared error of the expected
+rating over the digits; with the logit prior, a Gaussian log-prior centred on the CF
+prediction is added to the digit logits, so the adapter learns corrections to CF.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.agents.modeling import (
+    AgentLM,
+    Pack,
+    PackedBatch,
+    answer_distribution,
+    collate,
+    with_prior,
+)
+from personasim.config import AgentConfig
+
+__all__ = [
+    "PackedExamples",
+    "TrainResult",
+    "batch_loss",
+    "make_packs",
+    "prior_logits",
+    "train_adapter",
+]
+
+logger = logging.getLogger(__name__)
+
+DIGITS = np.arange(1, 6, dtype="float64")
+
+
+def prior_logits(priors: Any, sigma: float) -> Any:
+    """Gaussian log-prior over the digits 1..5 centred on each prior rating ``[n, 5]``."""
+    import torch
+
+    digits = torch.arange(1, 6, dtype=torch.float32, device=priors.device)
+    return -((digits[None, :] - priors[:, None]) ** 2) / (2 * sigma**2)
+
+
+@dataclass
+class PackedExamples:
+    """A pack with the targets of its suffixes."""
+
+    pack: Pack
+    tasks: list[str]
+    targets: list[int]
+    priors: list[float]
+
+
+def make_packs(
+    examples: pd.DataFrame,
+    profiles: dict[str, str],
+    lm: AgentLM,
+    *,
+    items_per_pack: int,
+    adapter: str,
+) -> list[PackedExamples]:
+    """Group one adapter's examples into packs: one user's profile, then its items."""
+    packs = []
+    for user, frame in examples.groupby("user_id", sort=True):
+        prefix = lm.encode_prefix(profiles[str(user)])
+        rows = list(frame.itertuples(index=False))
+        for start in range(0, len(rows), items_per_pack):
+            chunk = rows[start : start + items_per_pack]
+            packs.append(
+                PackedExamples(
+                    pack=Pack(prefix, tuple(lm.encode_suffix(r.question) for r in chunk), adapter),
+                    tasks=[r.task for r in chunk],
+                    targets=[int(r.target) for r in chunk],
+                    priors=[float(r.prior) for r in chunk],
+                )
+            )
+    return packs
+
+
+@dataclass
+class TrainResult:
+    """What training an adapter took and how the loss went."""
+
+    examples: int
+    steps: int
+    epochs: int
+    seconds: float
+    precompute_seconds: float
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def examples_per_s(self) -> float:
+        """Examples per second over the epochs (precomputation included)."""
+        return self.examples * self.epochs / self.seconds if self.seconds else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "examples": self.examples,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "seconds": round(self.seconds, 2),
+            "precompute_seconds": round(self.precompute_seconds, 2),
+            "examples_per_s": round(self.examples_per_s, 3),
+            "curve": [(s, round(v, 4)) for s, v in self.curve],
+        }
+
+
+def batch_loss(
+    lm: AgentLM,
+    batch: PackedBatch,
+    hidden: Any,
+    items: Sequence[PackedExamples],
+    config: AgentConfig,
+) -> Any:
+    """Mean loss over the answers of a batch (rating and watch)."""
+    import torch
+
+    log_probs = lm.answer_log_probs(batch, hidden)
+    tasks = [t for p in items for t in p.tasks]
+    targets = torch.tensor([t for p in items for t in p.targets], device=log_probs.device)
+    priors = torch.tensor(
+        [v for p in items for v in p.priors], device=log_probs.device, dtype=torch.float32
+    )
+    rate = torch.tensor([t == "rate" for t in tasks], device=log_probs.device)
+    losses = []
+    if rate.any():
+        offsets = (
+            prior_logits(priors[rate], config.prior_sigma) if "logit" in config.prior else None
+        )
+        # The answer is a token like any other: the cross-entropy is over the whole
+        # vocabulary (so the agent learns to answer with a rating at all), after the
+        # CF log-prior is added to the digits' logits.
+        adjusted = with_prior(log_probs[rate], lm.digit_ids, offsets)
+        target = targets[rate]
+        digit_tokens = torch.tensor(lm.digit_ids, device=log_probs.device)[target - 1]
+        per = torch.zeros(int(rate.sum()), device=log_probs.device)
+        if config.loss in ("ce", "ce+mse"):
+            per = per - adjusted[torch.arange(len(target)), digit_tokens]
+        if config.loss in ("mse", "ce+mse"):
+            probs, _ = answer_distribution(adjusted, [[i] for i in lm.digit_ids])
+            expected = probs @ torch.arange(1, 6, dtype=probs.dtype, device=probs.device)
+            per = per + config.mse_weight * (expected - target.to(probs.dtype)) ** 2
+        losses.append(per)
+    watch = ~rate
+    if watch.any():
+        yes = torch.logsumexp(log_probs[watch][:, lm.yes_ids], dim=-1)
+        no = torch.logsumexp(log_probs[watch][:, lm.no_ids], dim=-1)
+        losses.append(-torch.where(targets[watch] == 1, yes, no))
+    return torch.cat(losses).mean()
+
+
+def train_adapter(
+    lm: AgentLM,
+    packs: list[PackedExamples],
+    config: AgentConfig,
+    *,
+    seed: int,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train the active LoRA adapter of `lm.model` on packed examples.
+
+    Args:
+        lm: The model, already wrapped with the (trainable) adapter to train.
+        packs: From :func:`make_packs`.
+        config: The `[agents]` section.
+        seed: Order of batches and any dropout.
+        on_step: Called with the number of examples after each optimiser step.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    if not config.fast_path:  # the reference: one example per sequence
+        packs = [
+            PackedExamples(Pack(p.pack.prefix, (s,), p.pack.adapter), [t], [y], [v])
+            for p in packs
+            for s, t, y, v in zip(p.pack.suffixes, p.tasks, p.targets, p.priors, strict=True)
+        ]
+    per_step = (
+        config.users_per_step if config.fast_path else config.users_per_step * config.items_per_pack
+    )
+    # Similar lengths in one batch pad less; the batches are fixed, their order shuffled.
+    order = sorted(
+        range(len(packs)),
+        key=lambda i: len(packs[i].pack.prefix) + sum(len(s) for s in packs[i].pack.suffixes),
+    )
+    groups = [[packs[i] for i in order[k : k + per_step]] for k in range(0, len(order), per_step)]
+    batches = [collate([g.pack for g in group], lm.pad_id, lm.dtype, lm.device) for group in groups]
+    n_examples = sum(len(p.tasks) for p in packs)
+
+    split = lm.n_layers - config.top_layers if (config.top_layers and config.fast_path) else 0
+    started = time.perf_counter()
+    cached: list[Any] = [None] * len(batches)
+    if split:
+        with torch.no_grad():
+            for i, batch in enumerate(batches):
+                cached[i] = lm.hidden(batch, 0, split)
+    precompute = time.perf_counter() - started
+
+    params = [p for p in lm.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+    total_steps = len(batches) * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / max(total_steps, 1))
+    )
+    lm.model.train()
+    curve: list[tuple[int, float]] = []
+    every = max(1, total_steps // 100)
+    step = 0
+    running = None
+    for _ in range(config.epochs):
+        for i in rng.permutation(len(batches)):
+            batch = batches[i]
+            hidden = lm.hidden(batch, split, None, hidden=cached[i]) if split else lm.hidden(batch)
+            loss = batch_loss(lm, batch, hidden, groups[i], config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at step {step}")
+            running = value if running is None else 0.9 * running + 0.1 * value
+            if step % every == 0 or step == total_steps:
+                curve.append((step, running))
+            if on_step is not None:
+                on_step(sum(len(g.tasks) for g in groups[i]))
+    lm.model.eval()
+    return TrainResult(
+        examples=n_examples,
+        steps=step,
+        epochs=config.epochs,
+        seconds=time.perf_counter() - started,
+        precompute_seconds=precompute,
+        curve=curve,
+    )

@@ -1,0 +1,178 @@
+"""Stage `train`: RAFT examples, the CF prior, and one LoRA adapter per persona (and a
+global one), saved in PEFT's format under ``adapters/<name>/``.
+
+Each finished adapter is kept in the stage's checkpoint folder at once, so a killed run
+resumes at the next adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.agents.adapters import GLOBAL_ADAPTER, lora_config, save_adapter
+from personasim.agents.examples import build_examples, item_records, select_examples
+from personasim.agents.modeling import AgentLM
+from personasim.agents.prior import fit_prior_matrix, out_of_fold_priors
+from personasim.agents.prompts import AGENT_PROMPT_VERSION
+from personasim.agents.retrieval import RationaleIndex
+from personasim.agents.training import make_packs, train_adapter
+from personasim.config import config_hash
+from personasim.data.tables import read_parquet, write_parquet
+from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.personas import PersonasStage
+from personasim.pipeline.profile import ProfileStage
+from personasim.pipeline.stage import Stage
+from personasim.progress import progress
+
+__all__ = ["TrainStage", "adapter_groups"]
+
+logger = logging.getLogger(__name__)
+
+
+def adapter_groups(modes: list[str], assignments: pd.DataFrame) -> dict[str, list[str]]:
+    """Adapter name -> its users: one per persona and/or one global."""
+    groups: dict[str, list[str]] = {}
+    if "persona" in modes:
+        for persona, frame in assignments.groupby("persona", sort=True):
+            groups[str(persona)] = sorted(frame["user_id"].astype(str))
+    if "global" in modes:
+        groups[GLOBAL_ADAPTER] = sorted(assignments["user_id"].astype(str))
+    return groups
+
+
+class TrainStage(Stage):
+    """Build RAFT examples and train the agents' LoRA adapters."""
+
+    name = "train"
+    folder = "adapters"
+    upstream = (IngestStage, ProfileStage, PersonasStage)
+
+    def settings(self) -> list[Any]:
+        """`[agents]`, the prior's model settings, the base weights, prompts, seed."""
+        return [
+            self.config.agents,
+            self.config.evaluate,
+            AgentLM.identity(self.config.agents),
+            AGENT_PROMPT_VERSION,
+            self.config.seed,
+        ]
+
+    def build(self, out: Path) -> dict[str, Any]:
+        """Write the prior, the examples, and the adapters."""
+        cfg = self.config.agents
+        seed = self.config.seed
+        ws = self.workspace
+        interactions = read_parquet(ws.require("data", "interactions.parquet"))
+        items = read_parquet(ws.require("data", "items.parquet"))
+        others = read_parquet(ws.require("data", "others.parquet"))
+        profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
+        assignments = read_parquet(ws.require("personas", "assignments.parquet"))
+        train = interactions[interactions["split"] == "train"].reset_index(drop=True)
+        scale = tuple(self.config.data.rating_scale)
+        records = item_records(items)
+
+        with progress("collaborative prior", total=None):
+            training = pd.concat([train, others], ignore_index=True)
+            users = sorted(profiles["user_id"].astype(str))
+            prior = fit_prior_matrix(
+                cfg.prior_model, self.config.evaluate, training, users, items, scale, seed
+            )
+            oof = out_of_fold_priors(
+                cfg.prior_model, self.config.evaluate, train, others, scale, seed
+            )
+        prior.save(out)
+
+        index = None
+        if cfg.use_rationales:
+            rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
+            with progress("embedding rationales", total=None):
+                index = RationaleIndex(rationales, records)
+        examples = build_examples(
+            train, records, cfg, oof_prior=oof, prior=prior, index=index, seed=seed
+        )
+        persona_of = dict(
+            zip(assignments["user_id"].astype(str), assignments["persona"], strict=True)
+        )
+        examples["persona"] = examples["user_id"].map(persona_of)
+        errors = (examples["target"] - examples["prior"]).abs().where(examples["task"] == "rate")
+        write_parquet(examples, out / "examples.parquet")
+
+        groups = adapter_groups(list(cfg.modes), assignments)
+        summary: dict[str, Any] = {
+            "examples": {
+                "rate": int((examples.task == "rate").sum()),
+                "watch": int((examples.task == "watch").sum()),
+            },
+            "oof_prior_rmse": round(float(np.sqrt(np.mean((train["rating"] - oof) ** 2))), 4),
+            "adapters": {},
+        }
+        if groups:
+            summary["adapters"] = self._train_all(groups, examples, errors, profiles, out)
+        summary["totals"] = {
+            "examples": sum(a["examples"] for a in summary["adapters"].values()),
+            "steps": sum(a["steps"] for a in summary["adapters"].values()),
+            "seconds": round(sum(a["seconds"] for a in summary["adapters"].values()), 1),
+        }
+        return summary
+
+    def _train_all(
+        self,
+        groups: dict[str, list[str]],
+        examples: pd.DataFrame,
+        errors: pd.Series,
+        profiles: pd.DataFrame,
+        out: Path,
+    ) -> dict[str, Any]:
+        from peft import get_peft_model
+
+        cfg = self.config.agents
+        checkpoints = self.workspace.checkpoint_dir(
+            self.folder, config_hash(self.config_hash(), self.input_hashes())[:16]
+        )
+        texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
+        lm = AgentLM.load(cfg)
+        rng = np.random.default_rng(self.config.seed)
+        chosen = {}
+        for name, users in groups.items():  # draw every selection first: resuming keeps it
+            mine = examples[examples["user_id"].isin(set(users))]
+            chosen[name] = select_examples(mine, cfg, errors=errors, rng=rng)
+        results: dict[str, Any] = {}
+        total = sum(len(c) for c in chosen.values()) * cfg.epochs
+        with progress("training adapters", total=total, unit="examples") as advance:
+            for number, (name, frame) in enumerate(chosen.items()):
+                folder = checkpoints / name
+                if (folder / "training.json").exists():
+                    results[name] = json.loads((folder / "training.json").read_text())
+                    logger.info("train: adapter %s restored from checkpoint", name)
+                    advance(len(frame) * cfg.epochs)
+                    continue
+                base = lm.model
+                lm.model = get_peft_model(base, lora_config(cfg, lm.n_layers))
+                try:
+                    packs = make_packs(
+                        frame, texts, lm, items_per_pack=cfg.items_per_pack, adapter="default"
+                    )
+                    result = train_adapter(
+                        lm, packs, cfg, seed=self.config.seed + number, on_step=advance
+                    )
+                    meta = {"adapter": name, "users": len(groups[name]), **result.as_dict()}
+                    save_adapter(lm.model, folder, meta)
+                    results[name] = meta
+                    logger.info(
+                        "train: adapter %s, %d examples, %.1f examples/s",
+                        name,
+                        result.examples,
+                        result.examples_per_s,
+                    )
+                finally:
+                    lm.model = lm.model.unload()
+        for name in groups:
+            shutil.copytree(checkpoints / name, out / name)
+        return results
