@@ -48,7 +48,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DIGITS = np.arange(1, 6, dtype="float64")
+PLAIN_BATCH = 8
+"""Examples per step of the plain loop."""
 
 
 def prior_logits(priors: Any, sigma: float) -> Any:
@@ -195,9 +196,9 @@ def train_adapter(
             for p in packs
             for s, t, y, v in zip(p.pack.suffixes, p.tasks, p.targets, p.priors, strict=True)
         ]
-    per_step = (
-        config.users_per_step if config.fast_path else config.users_per_step * config.items_per_pack
-    )
+    # The plain loop takes batches of 8 examples (as the loop this replaces did); the
+    # fast path `users_per_step` packs of up to `items_per_pack` examples.
+    per_step = config.users_per_step if config.fast_path else PLAIN_BATCH
     # Similar lengths in one batch pad less; the batches are fixed, their order shuffled.
     order = sorted(
         range(len(packs)),
