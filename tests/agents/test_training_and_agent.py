@@ -1,0 +1,139 @@
+"""Training is correct and resumable; the agents answer, batch across personas exactly,
+and appear in the evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from personasim import UserAgent, run_pipeline
+from personasim.agents.adapters import lora_config
+from personasim.agents.modeling import AgentLM, collate
+from personasim.agents.training import batch_loss, make_packs, train_adapter
+from personasim.errors import ConfigError
+from personasim.pipeline import EvaluateStage, IngestStage, PersonasStage, ProfileStage, TrainStage
+
+AGENT_STAGES = (IngestStage, ProfileStage, PersonasStage, TrainStage)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def peft_lm(trained_run):
+    from peft import get_peft_model
+
+    from personasim.config import AgentConfig
+
+    agents = AgentConfig(top_layers=6, items_per_pack=4, users_per_step=2, device="cpu")
+    lm = AgentLM.load(agents)
+    lm.model = get_peft_model(lm.model, lora_config(agents, lm.n_layers))
+    examples = pd.read_parquet(trained_run / "adapters" / "examples.parquet")
+    profiles = pd.read_parquet(trained_run / "profiles" / "profiles.parquet")
+    texts = dict(zip(profiles.user_id, profiles.profile_text, strict=True))
+    small = examples.groupby("user_id").head(4).head(16)
+    return lm, agents, make_packs(small, texts, lm, items_per_pack=4, adapter="default")
+
+
+def test_cached_lower_layers_give_the_same_loss(peft_lm):
+    lm, agents, packs = peft_lm
+    batch = collate([p.pack for p in packs[:2]], lm.pad_id, lm.dtype, lm.device)
+    split = lm.n_layers - agents.top_layers
+    with torch.no_grad():
+        full = batch_loss(lm, batch, lm.hidden(batch), packs[:2], agents)
+        lower = lm.hidden(batch, 0, split)
+        cached = batch_loss(
+            lm, batch, lm.hidden(batch, split, None, hidden=lower), packs[:2], agents
+        )
+    assert float(full) == pytest.approx(float(cached), rel=1e-5)
+
+
+def test_training_lowers_the_loss(peft_lm):
+    lm, agents, packs = peft_lm
+    agents = agents.model_copy(update={"epochs": 6, "learning_rate": 2e-3})
+    result = train_adapter(lm, packs, agents, seed=0)
+    assert result.steps == 6 * int(np.ceil(len(packs) / agents.users_per_step))
+    assert result.curve[-1][1] < result.curve[0][1]
+    assert result.examples == sum(len(p.tasks) for p in packs)
+
+
+def test_adapters_are_peft_folders(trained_run):
+    folder = trained_run / "adapters"
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert names == ["global", "p0", "p1"]
+    for name in names:
+        config = json.loads((folder / name / "adapter_config.json").read_text())
+        assert config["peft_type"] == "LORA" and config["r"] == 16
+        assert config["layers_to_transform"] == list(range(24, 30))
+        assert (folder / name / "adapter_model.safetensors").stat().st_size > 0
+        assert json.loads((folder / name / "training.json").read_text())["steps"] > 0
+
+
+def test_agent_answers_and_mixed_persona_batches_are_exact(trained_run):
+    agent = UserAgent.from_workdir(trained_run, mode="persona")
+    users = sorted(agent.personas, key=lambda u: agent.personas[u])
+    a, b = users[0], users[-1]
+    assert agent.personas[a] != agent.personas[b]
+    items = list(agent.items)[:5]
+    ratings = agent.rate(a, items)
+    assert len(ratings) == 5 and all(1.0 <= r <= 5.0 for r in ratings)
+    watch = agent.watch_probability(a, items)
+    assert all(0.0 <= p <= 1.0 for p in watch)
+    together = agent.rating_distributions([(a, items), (b, items)])
+    alone = [agent.rating_distributions([(u, items)])[0] for u in (a, b)]
+    for t, s in zip(together, alone, strict=True):
+        np.testing.assert_allclose(t["probs"], s["probs"], atol=1e-5)
+    np.testing.assert_allclose(together[0]["probs"].sum(axis=1), 1.0, atol=1e-6)
+    with pytest.raises(ConfigError, match="not a simulated user"):
+        agent.rate("nobody", items)
+    with pytest.raises(ConfigError, match="unknown item"):
+        agent.rate(a, ["no-such-item"])
+
+
+def test_evaluation_scores_the_agents_beside_the_baselines(
+    trained_run, agent_log_files, make_agent_config
+):
+    cfg = make_agent_config(agent_log_files)
+    results = run_pipeline(trained_run, cfg, stages=(*AGENT_STAGES, EvaluateStage))
+    metrics = results[-1].summary["metrics"]
+    for name in ("zero-shot", "global-lora", "persona-lora"):
+        m = metrics[name]
+        assert m["kind"] == "agent" and m["n"] == results[-1].summary["agent_pairs"]
+        assert 0 <= m["urr"] <= 1 and 0 < m["digit_mass"] <= 1
+        assert m["rmse"] > 0
+    assert metrics["persona-lora"]["training_examples"] > 0
+    assert "on_agent_pairs" in metrics["biased_mf"]
+    preds = pd.read_parquet(trained_run / "eval" / "predictions.parquet")
+    agents = preds[preds.model == "persona-lora"]
+    assert agents.predicted.between(1, 5).all() and agents.persona.notna().all()
+
+
+def test_a_killed_training_resumes_at_the_next_adapter(
+    agent_log_files, make_agent_config, tmp_path, monkeypatch
+):
+    import personasim.pipeline.train as train_module
+
+    real = train_module.train_adapter
+    calls = []
+
+    def dies_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_adapter", dies_second)
+    cfg = make_agent_config(agent_log_files, modes=["persona"])
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(tmp_path, cfg, stages=AGENT_STAGES)
+    assert not (tmp_path / "adapters").exists()
+    calls.clear()
+    monkeypatch.setattr(
+        train_module, "train_adapter", lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+    )
+    results = run_pipeline(tmp_path, cfg, stages=AGENT_STAGES)
+    assert results[-1].ran and len(calls) == 1  # only the second persona trained again
+    assert sorted(p.name for p in (tmp_path / "adapters").iterdir() if p.is_dir()) == ["p0", "p1"]
