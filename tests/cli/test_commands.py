@@ -129,6 +129,10 @@ def test_paper_protocol_on_ml1m(tmp_path):
 def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     """kill -9 while `run` is in evaluate; the rerun skips ingest and finishes."""
     workdir = tmp_path / "run"
+    config = tmp_path / "no-agents.toml"
+    config.write_text(
+        '[llm]\nbackend = "template"\n[agents]\nmodes = []\n[evaluate]\nagents = []\n'
+    )
     args = [
         "run",
         "--workdir",
@@ -139,8 +143,8 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
         "200",
         "--seed",
         "1",
-        "--backend",
-        "template",
+        "--config",
+        config,
     ]
     env = {**os.environ, "PERSONASIM_PROGRESS": "0"}
     proc = subprocess.Popen(

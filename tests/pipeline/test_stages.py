@@ -32,8 +32,9 @@ def _config(log_files, **split) -> RunConfig:
                         "users_path": str(users),
                     },
                     "split": settings,
-                    "evaluate": {"mf_epochs": 5},
+                    "evaluate": {"mf_epochs": 5, "agents": []},
                     "llm": {"backend": "template"},
+                    "agents": {"modes": []},
                 },
             )
         ]
@@ -51,8 +52,9 @@ def test_finished_stages_are_skipped_and_changes_redo_what_depends_on_them(log_f
     cfg = _config(log_files)
     assert all(_ran(run_pipeline(tmp_path, cfg)).values())
     assert not any(_ran(run_pipeline(tmp_path, cfg)).values())
-    # An evaluate-only change leaves ingest alone.
-    cfg2 = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"mf_epochs": 6})})
+    # An evaluate-only change leaves the other stages alone.
+    fewer = ["global_mean", "item_bias", "biased_mf"]
+    cfg2 = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"baselines": fewer})})
     assert _ran(run_pipeline(tmp_path, cfg2)) == {**NOTHING_RAN, "evaluate": True}
     # A split change redoes ingest, and evaluate because its input changed.
     cfg3 = cfg2.model_copy(update={"split": cfg2.split.model_copy(update={"users": 15})})
@@ -174,7 +176,7 @@ def test_same_seed_same_artifacts(log_files, tmp_path):
     cfg = _config(log_files)
     run_pipeline(tmp_path / "a", cfg)
     run_pipeline(tmp_path / "b", cfg)
-    for stage in ("data", "profiles", "personas", "eval"):
+    for stage in ("data", "profiles", "personas", "adapters", "eval"):
         a = json.loads((tmp_path / "a" / stage / "manifest.json").read_text())["outputs"]
         b = json.loads((tmp_path / "b" / stage / "manifest.json").read_text())["outputs"]
         assert a == b, stage

@@ -56,9 +56,16 @@ class EvaluateStage(Stage):
     folder = "eval"
     upstream = (IngestStage,)
 
+    def scores_agents(self) -> bool:
+        """Whether agents are scored: asked for, and trained in this run folder (without
+        trained agents, `evaluate` scores the baselines and says how to add the agents)."""
+        return bool(self.config.evaluate.agents) and (
+            self.workspace.read_manifest("adapters") is not None
+        )
+
     def upstream_stages(self) -> tuple[type[Stage], ...]:
         """Ingest, plus the train stage (and what it needs) when agents are scored."""
-        if not self.config.evaluate.agents:
+        if not self.scores_agents():
             return (IngestStage,)
         from personasim.pipeline.personas import PersonasStage
         from personasim.pipeline.profile import ProfileStage
@@ -94,7 +101,23 @@ class EvaluateStage(Stage):
         )
         frames, notes = self._baselines(interactions, test, checkpoints)
         pairs = agent_pairs(test, cfg.agent_pairs_per_user, self.config.seed)
-        if cfg.agents:
+        if cfg.agents and not self.scores_agents():
+            logger.warning(
+                "evaluate: no trained agents in %s: scoring the baselines only (run "
+                "`personasim train`, or `personasim run`, to add %s)",
+                self.workspace.root,
+                ", ".join(cfg.agents),
+            )
+        elif cfg.agents:
+            from personasim.pipeline.train import TrainStage
+
+            stale = TrainStage(self.workspace, self.config).status()
+            if stale is not None:
+                logger.warning(
+                    "evaluate: the trained agents are out of date (%s); scoring "
+                    "them as they are; `personasim run` retrains first",
+                    stale,
+                )
             agent_frames, agent_notes = self._agents(pairs, checkpoints)
             frames += agent_frames
             notes.update(agent_notes)

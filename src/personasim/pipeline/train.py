@@ -56,9 +56,12 @@ class TrainStage(Stage):
 
     def settings(self) -> list[Any]:
         """`[agents]`, the prior's model settings, the base weights, prompts, seed."""
+        prior_model = self.config.evaluate.model_dump(
+            include={"bias_damping", "mf_embedding_size", "mf_epochs", "mf_regularization"}
+        )
         return [
             self.config.agents,
-            self.config.evaluate,
+            prior_model,
             AgentLM.identity(self.config.agents),
             AGENT_PROMPT_VERSION,
             self.config.seed,
@@ -77,6 +80,11 @@ class TrainStage(Stage):
         train = interactions[interactions["split"] == "train"].reset_index(drop=True)
         scale = tuple(self.config.data.rating_scale)
         records = item_records(items)
+        if not cfg.modes and "prompt" not in cfg.prior:
+            # Nothing to train and no prompt needs the prior: only the zero-shot base
+            # model can be scored.
+            return {"examples": {"rate": 0, "watch": 0}, "adapters": {},
+                    "totals": {"examples": 0, "steps": 0, "seconds": 0.0}}
 
         with progress("collaborative prior", total=None):
             training = pd.concat([train, others], ignore_index=True)
