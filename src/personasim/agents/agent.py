@@ -23,13 +23,7 @@ import pandas as pd
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, adapter_folders
 from personasim.agents.examples import item_records
-from personasim.agents.modeling import (
-    BASE_ADAPTER,
-    AgentLM,
-    Pack,
-    answer_distribution,
-    with_prior,
-)
+from personasim.agents.modeling import BASE_ADAPTER, AgentLM, answer_distribution, with_prior
 from personasim.agents.prior import CFPrior
 from personasim.agents.prompts import rating_question, watch_question
 from personasim.agents.retrieval import RationaleIndex
@@ -43,8 +37,6 @@ __all__ = ["AgentMode", "UserAgent"]
 logger = logging.getLogger(__name__)
 
 AgentMode = Literal["persona", "global", "none"]
-
-_PACKS_PER_FORWARD = 8
 
 
 class UserAgent:
@@ -167,38 +159,37 @@ class UserAgent:
         ]
 
     def _log_probs(self, requests: list[tuple[str, list[str], str]]) -> list[Any]:
-        """Full-vocabulary log-probabilities of the answers of every request."""
+        """Full-vocabulary log-probabilities of the answers of every request.
+
+        Users are processed in groups: each group's profile prefixes run once (one
+        batch, rows routed to their persona adapters), then every candidate item of the
+        group attends to its own user's cached prefix, in mixed-persona batches.
+        """
         import torch
 
-        size = self.config.agents.score_batch_items
-        packs: list[Pack] = []
-        owners: list[tuple[int, int]] = []  # (request, number of items in the pack)
-        for r, (user, item_ids, task) in enumerate(requests):
-            prefix = self.lm.encode_prefix(self.profiles[user])
-            questions = self._questions(user, item_ids, task)
-            adapter = self._adapter(user)
-            for start in range(0, len(item_ids), size):
-                chunk = questions[start : start + size]
-                packs.append(Pack(prefix, tuple(self.lm.encode_suffix(q) for q in chunk), adapter))
-                owners.append((r, len(chunk)))
-        # Packs of similar length share a forward pass; any mix of users and adapters.
-        order = sorted(
-            range(len(packs)),
-            key=lambda i: len(packs[i].prefix) + sum(len(s) for s in packs[i].suffixes),
-        )
-        scored: dict[int, Any] = {}
-        for k in range(0, len(order), _PACKS_PER_FORWARD):
-            chosen = order[k : k + _PACKS_PER_FORWARD]
-            log_probs = self.lm.score([packs[i] for i in chosen])
-            offset = 0
-            for i in chosen:
-                n = owners[i][1]
-                scored[i] = log_probs[offset : offset + n]
-                offset += n
-        per_request: list[list[Any]] = [[] for _ in requests]
-        for i, (r, _) in enumerate(owners):
-            per_request[r].append(scored[i])
-        return [torch.cat(parts) if parts else torch.empty(0) for parts in per_request]
+        out: list[Any] = [None] * len(requests)
+        group = max(1, self.config.agents.score_batch_items // 4)
+        for start in range(0, len(requests), group):
+            chunk = list(range(start, min(start + group, len(requests))))
+            prefixes, adapters, items, owners = [], [], [], []
+            for slot, r in enumerate(chunk):
+                user, item_ids, task = requests[r]
+                prefixes.append(self.lm.encode_prefix(self.profiles[user]))
+                adapters.append(self._adapter(user))
+                for question in self._questions(user, item_ids, task):
+                    items.append((slot, self.lm.encode_suffix(question)))
+                owners.extend([r] * len(item_ids))
+            if not items:
+                for r in chunk:
+                    out[r] = torch.empty(0, self.lm.model.config.vocab_size)
+                continue
+            scored = self.lm.score_cached(
+                prefixes, adapters, items, chunk=self.config.agents.score_batch_items
+            )
+            owner = torch.tensor(owners)
+            for r in chunk:
+                out[r] = scored[owner == r]
+        return out
 
     # --- the public API ------------------------------------------------------------------
 

@@ -324,3 +324,102 @@ class AgentLM:
         batch = collate(packs, self.pad_id, self.dtype, self.device)
         with torch.inference_mode():
             return self.answer_log_probs(batch, self.hidden(batch))
+
+    def _run_layers(
+        self, hidden: Any, mask: Any, positions: Any, adapters: Sequence[str], cache: Any
+    ) -> Any:
+        parts = self._parts
+        position_embeddings = parts.rotary(hidden, positions)
+        with self.adapters(adapters):
+            for layer in parts.layers:
+                out = layer(
+                    hidden,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                    position_embeddings=position_embeddings,
+                )
+                hidden = out[0] if isinstance(out, tuple) else out
+        return hidden
+
+    def score_cached(
+        self,
+        prefixes: Sequence[tuple[int, ...]],
+        adapters: Sequence[str],
+        items: Sequence[tuple[int, tuple[int, ...]]],
+        chunk: int = 64,
+    ) -> Any:
+        """Log-probabilities of answers whose prompts share prefixes, via a KV cache.
+
+        Every prefix (one per user) runs once, all of them in one batch; its keys and
+        values are then copied to each of its items, and the item suffixes run in
+        batches of `chunk`, each attending to its own prefix's cache and to itself. Rows
+        of different adapters mix in one pass (PEFT's mixed-adapter batch).
+
+        Args:
+            prefixes: Token ids of each prefix.
+            adapters: The adapter of each prefix.
+            items: ``(prefix index, suffix token ids)`` per answer.
+            chunk: Suffixes per forward pass.
+
+        Returns:
+            ``[len(items), vocab]`` log-probabilities at each answer position.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        minimum = torch.finfo(self.dtype).min
+        lengths = torch.tensor([len(p) for p in prefixes], device=self.device)
+        width = int(lengths.max())
+        ids = torch.full((len(prefixes), width), self.pad_id, dtype=torch.long)
+        for row, prefix in enumerate(prefixes):
+            ids[row, : len(prefix)] = torch.tensor(prefix)
+        ids = ids.to(self.device)
+        key_ok = torch.arange(width, device=self.device)[None, :] < lengths[:, None]
+        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
+        allowed = (causal[None] & key_ok[:, None, :]) | torch.eye(
+            width, dtype=torch.bool, device=self.device
+        )
+        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
+        mask.masked_fill_(~allowed, minimum)
+        positions = torch.arange(width, device=self.device)[None].expand(len(prefixes), -1)
+        out = []
+        with torch.inference_mode():
+            cache = DynamicCache()
+            self._run_layers(self._parts.embed(ids), mask[:, None], positions, adapters, cache)
+            prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
+            for start in range(0, len(items), chunk):
+                part = items[start : start + chunk]
+                owner = torch.tensor([i for i, _ in part], device=self.device)
+                s_len = torch.tensor([len(s) for _, s in part], device=self.device)
+                s_width = int(s_len.max())
+                s_ids = torch.full((len(part), s_width), self.pad_id, dtype=torch.long)
+                for row, (_, suffix) in enumerate(part):
+                    s_ids[row, : len(suffix)] = torch.tensor(suffix)
+                s_ids = s_ids.to(self.device)
+                s_pos = lengths[owner][:, None] + torch.arange(s_width, device=self.device)[None]
+                to_prefix = key_ok[owner][:, None, :].expand(-1, s_width, -1)
+                s_ok = torch.arange(s_width, device=self.device)[None, :] < s_len[:, None]
+                to_self = (
+                    torch.ones(s_width, s_width, dtype=torch.bool, device=self.device).tril()[None]
+                    & s_ok[:, None, :]
+                )
+                to_self |= torch.eye(s_width, dtype=torch.bool, device=self.device)[None]
+                allowed = torch.cat([to_prefix, to_self], dim=-1)
+                s_mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
+                s_mask.masked_fill_(~allowed, minimum)
+                expanded = DynamicCache()
+                for layer_idx, (keys, values) in enumerate(prefix_kv):
+                    expanded.update(keys[owner], values[owner], layer_idx)
+                hidden = self._run_layers(
+                    self._parts.embed(s_ids),
+                    s_mask[:, None],
+                    s_pos,
+                    [adapters[i] for i, _ in part],
+                    expanded,
+                )
+                last = hidden[torch.arange(len(part), device=self.device), s_len - 1]
+                logits = self._parts.head(self._parts.norm(last)).float()
+                out.append(torch.log_softmax(logits, dim=-1))
+        return torch.cat(out)

@@ -83,8 +83,11 @@ class TrainStage(Stage):
         if not cfg.modes and "prompt" not in cfg.prior:
             # Nothing to train and no prompt needs the prior: only the zero-shot base
             # model can be scored.
-            return {"examples": {"rate": 0, "watch": 0}, "adapters": {},
-                    "totals": {"examples": 0, "steps": 0, "seconds": 0.0}}
+            return {
+                "examples": {"rate": 0, "watch": 0},
+                "adapters": {},
+                "totals": {"examples": 0, "steps": 0, "seconds": 0.0},
+            }
 
         with progress("collaborative prior", total=None):
             training = pd.concat([train, others], ignore_index=True)
