@@ -7,7 +7,9 @@ are one line; ``-v`` adds the traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -70,6 +72,11 @@ app.add_typer(config_app, name="config")
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `personasim` command and `python -m personasim`."""
+    # Before transformers is imported (stages import it lazily): its weight-loading bars
+    # and deprecation notices are noise in a CLI that draws its own progress bars.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
     try:
         # Typer handles its own usage errors (exit 2) and --help; ours come out here.
         app(args=argv, prog_name="personasim")

@@ -57,7 +57,7 @@ def configure_logging(verbosity: int, quiet: bool) -> None:
     )
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     # Libraries speak only when asked to.
-    for name in ("lenskit", "numba", "urllib3", "filelock"):
+    for name in ("lenskit", "numba", "urllib3", "filelock", "sentence_transformers", "httpx"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
 
 
