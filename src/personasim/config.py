@@ -310,11 +310,11 @@ class AgentConfig(_Section):
     preset: Literal["custom", "paper"] = "custom"
     """"paper" sets the paper's LoRA (rank 256, alpha 32) over `lora_rank`/`lora_alpha`."""
     lora_rank: int = Field(16, ge=1)
-    """LoRA rank."""
+    """Rank of the LoRA matrices (capacity of each adapter)."""
     lora_alpha: int = Field(32, ge=1)
     """LoRA alpha (scaling = alpha / rank)."""
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    """Dropout on the LoRA path."""
+    """Dropout applied on the LoRA path during training."""
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
     """Modules that get LoRA matrices (names inside each transformer layer)."""
     top_layers: int = Field(6, ge=0)
