@@ -7,6 +7,8 @@ template backend writes the profiles so that the variants differ in training onl
     .venv/bin/python benchmarks/agent_ablations.py [--dataset ml-100k] [--users 40]
         [--examples 300] [--epochs 2] [--pairs 10] [--mode global]
         [--variants ce,ce+mse,prompt,logit,logit-ms]
+
+    Persona features: --mode persona --variants personas-embedding,personas-traits
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ VARIANTS = {
         "ce+mse, logit prior, examples chosen by CF error",
         {"loss": "ce+mse", "prior": "logit", "selection": "cf_error"},
     ),
+    # Persona features (run with --mode persona): which clustering makes better agents.
+    "personas-embedding": (
+        "ce+mse, logit prior, personas from the profile embedding",
+        {"loss": "ce+mse", "prior": "logit", "personas": {"features": "embedding"}},
+    ),
+    "personas-traits": (
+        "ce+mse, logit prior, personas from embedding + traits",
+        {"loss": "ce+mse", "prior": "logit", "personas": {"features": "embedding+traits"}},
+    ),
 }
 
 
@@ -58,6 +69,8 @@ def main() -> None:
     base = Path(args.workdir or tempfile.mkdtemp(prefix="ablations-"))
     for key in args.variants.split(","):
         label, changes = VARIANTS[key]
+        changes = dict(changes)
+        personas = changes.pop("personas", {})
         cfg = load_config(
             [
                 (
@@ -67,6 +80,7 @@ def main() -> None:
                         "data": {"dataset": args.dataset},
                         "split": {"users": args.users},
                         "llm": {"backend": "template"},
+                        "personas": personas,
                         "agents": {
                             "modes": [args.mode],
                             "max_examples_per_adapter": args.examples,
