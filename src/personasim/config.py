@@ -217,7 +217,8 @@ class LLMConfig(_Section):
     """Retries, with exponential backoff, of a request that timed out, was rate limited
     (429) or failed on the server (5xx) ("openai"); other 4xx answers are not retried."""
     threads: int = Field(0, ge=0)
-    """CPU threads ("llamacpp", "hf" on CPU); 0 uses every core."""
+    """CPU threads ("llamacpp", "hf" on CPU); 0 uses every core. Set 1 when another job
+    shares the cores: oversubscribed threads generated several times slower here."""
     context_size: int = Field(2048, ge=256)
     """Context window in tokens ("llamacpp")."""
     cache_dir: Path | None = None
