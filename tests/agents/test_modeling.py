@@ -74,11 +74,15 @@ def test_packed_scores_equal_one_prompt_at_a_time(lm):
 @pytest.mark.slow
 def test_cached_prefix_scoring_equals_one_prompt_at_a_time(lm):
     """Prefixes run once and their KV cache is copied to each item: same answers."""
-    prefixes = [lm.encode_prefix("Loves comedies, hates horror."),
-                lm.encode_prefix("A fan of old westerns and war movies; rates harshly.")]
-    questions = ["Movie: Toy Story (1995). How would you rate it?",
-                 "Movie: Scream (1996), Horror. How would you rate it?",
-                 "Movie: Unforgiven (1992), Western. Would you watch it? Answer yes or no."]
+    prefixes = [
+        lm.encode_prefix("Loves comedies, hates horror."),
+        lm.encode_prefix("A fan of old westerns and war movies; rates harshly."),
+    ]
+    questions = [
+        "Movie: Toy Story (1995). How would you rate it?",
+        "Movie: Scream (1996), Horror. How would you rate it?",
+        "Movie: Unforgiven (1992), Western. Would you watch it? Answer yes or no.",
+    ]
     suffixes = [lm.encode_suffix(q) for q in questions]
     items = [(0, suffixes[0]), (1, suffixes[1]), (0, suffixes[2]), (1, suffixes[0])]
     cached = lm.score_cached(prefixes, ["__base__", "__base__"], items, chunk=3)
