@@ -45,20 +45,24 @@ def test_prefix_plus_suffix_is_the_full_chat(lm):
     assert list(prefix + suffix) == lm.tokenizer.encode(full, add_special_tokens=False)
 
 
+PROFILES = ("Loves comedies, hates horror.", "A fan of old westerns and war movies; rates harshly.")
+QUESTIONS = (
+    "Movie: Toy Story (1995). How would you rate it?",
+    "Movie: Scream (1996), Horror. How would you rate it?",
+    "Movie: Unforgiven (1992), Western. Would you watch it? Answer yes or no.",
+)
+
+
+def _two_profiles_three_questions(lm):
+    """Token ids of two profile prefixes and three question suffixes."""
+    return [lm.encode_prefix(p) for p in PROFILES], tuple(lm.encode_suffix(q) for q in QUESTIONS)
+
+
 @pytest.mark.slow
 def test_packed_scores_equal_one_prompt_at_a_time(lm):
     """The block mask and positions make packing exact: each answer is scored as if its
     prompt ran alone, whatever else shares the pack or the batch."""
-    prefixes = [
-        lm.encode_prefix("Loves comedies, hates horror."),
-        lm.encode_prefix("A fan of old westerns and war movies; rates harshly."),
-    ]
-    questions = [
-        "Movie: Toy Story (1995). How would you rate it?",
-        "Movie: Scream (1996), Horror. How would you rate it?",
-        "Movie: Unforgiven (1992), Western. Would you watch it? Answer yes or no.",
-    ]
-    suffixes = tuple(lm.encode_suffix(q) for q in questions)
+    prefixes, suffixes = _two_profiles_three_questions(lm)
     packed = lm.score([Pack(prefixes[0], suffixes), Pack(prefixes[1], suffixes[:2])])
     alone = torch.cat(
         [
@@ -74,16 +78,7 @@ def test_packed_scores_equal_one_prompt_at_a_time(lm):
 @pytest.mark.slow
 def test_cached_prefix_scoring_equals_one_prompt_at_a_time(lm):
     """Prefixes run once and their KV cache is copied to each item: same answers."""
-    prefixes = [
-        lm.encode_prefix("Loves comedies, hates horror."),
-        lm.encode_prefix("A fan of old westerns and war movies; rates harshly."),
-    ]
-    questions = [
-        "Movie: Toy Story (1995). How would you rate it?",
-        "Movie: Scream (1996), Horror. How would you rate it?",
-        "Movie: Unforgiven (1992), Western. Would you watch it? Answer yes or no.",
-    ]
-    suffixes = [lm.encode_suffix(q) for q in questions]
+    prefixes, suffixes = _two_profiles_three_questions(lm)
     items = [(0, suffixes[0]), (1, suffixes[1]), (0, suffixes[2]), (1, suffixes[0])]
     cached = lm.score_cached(prefixes, ["__base__", "__base__"], items, chunk=3)
     alone = torch.cat([lm.score([Pack(prefixes[i], (s,))]) for i, s in items])
