@@ -12,40 +12,18 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
 
-
-def shared_pairs(a: str, b: str) -> pd.DataFrame:
-    """The pairs both `PATH:MODEL` specs predicted, with columns ``err_a`` and ``err_b``."""
-    frames = []
-    for spec in (a, b):
-        path, _, model = spec.rpartition(":")
-        table = pd.read_parquet(path)
-        if model not in set(table["model"]):
-            known = sorted(set(table["model"]))
-            raise SystemExit(f"error: {path}: no model {model!r} (has: {known})")
-        frames.append(table[table["model"] == model][["user_id", "item_id", "rating", "predicted"]])
-    joined = frames[0].merge(frames[1], on=["user_id", "item_id", "rating"], suffixes=("_a", "_b"))
-    if joined.empty:
-        raise SystemExit("error: the two models share no (user, item) pair")
-    joined["err_a"] = (joined["predicted_a"] - joined["rating"]) ** 2
-    joined["err_b"] = (joined["predicted_b"] - joined["rating"]) ** 2
-    return joined
+from personasim.evaluation.bootstrap import paired_rmse_difference
 
 
-def bootstrap_rmse_difference(
-    pairs: pd.DataFrame, *, rounds: int = 2000, seed: int = 0
-) -> np.ndarray:
-    """RMSE(A) - RMSE(B) over `rounds` user-level resamples."""
-    per_user = pairs.groupby("user_id")[["err_a", "err_b"]].agg(["sum", "count"])
-    sums_a = per_user[("err_a", "sum")].to_numpy()
-    sums_b = per_user[("err_b", "sum")].to_numpy()
-    counts = per_user[("err_a", "count")].to_numpy()
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(counts), size=(rounds, len(counts)))
-    n = counts[picks].sum(axis=1)
-    return np.sqrt(sums_a[picks].sum(axis=1) / n) - np.sqrt(sums_b[picks].sum(axis=1) / n)
+def model_predictions(spec: str) -> pd.DataFrame:
+    """The predictions of one `PATH:MODEL` spec."""
+    path, _, model = spec.rpartition(":")
+    table = pd.read_parquet(path)
+    if model not in set(table["model"]):
+        raise SystemExit(f"error: {path}: no model {model!r} (has: {sorted(set(table['model']))})")
+    return table[table["model"] == model]
 
 
 def main() -> None:
@@ -56,15 +34,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    pairs = shared_pairs(args.a, args.b)
-    diff = bootstrap_rmse_difference(pairs, rounds=args.rounds, seed=args.seed)
-    low, high = np.percentile(diff, [2.5, 97.5])
-    rmse_a = float(np.sqrt(pairs["err_a"].mean()))
-    rmse_b = float(np.sqrt(pairs["err_b"].mean()))
+    a, b = model_predictions(args.a), model_predictions(args.b)
+    diff, shared = paired_rmse_difference(a, b, rounds=args.rounds, seed=args.seed)
+    if not shared:
+        raise SystemExit("error: the two models share no (user, item) pair")
+    verdict = "A better" if diff.high < 0 else "B better" if diff.low > 0 else "no clear difference"
     print(
-        f"{pairs['user_id'].nunique()} users, {len(pairs)} pairs: RMSE A {rmse_a:.4f}, "
-        f"B {rmse_b:.4f}; A - B {rmse_a - rmse_b:+.4f}, 95% interval {low:+.4f} .. {high:+.4f}"
-        f" ({'A better' if high < 0 else 'B better' if low > 0 else 'no clear difference'})"
+        f"{shared} shared pairs: A - B RMSE {diff.estimate:+.4f}, 95% interval "
+        f"{diff.low:+.4f} .. {diff.high:+.4f} ({verdict})"
     )
 
 

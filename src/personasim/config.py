@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from personasim.errors import ConfigError
 
@@ -31,6 +39,7 @@ __all__ = [
     "LLMConfig",
     "PersonaConfig",
     "ProfileConfig",
+    "ReportConfig",
     "RunConfig",
     "SplitConfig",
     "config_hash",
@@ -161,7 +170,7 @@ class SplitConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    """Rating-prediction baselines and metrics (stage `evaluate`)."""
+    """Fidelity of every model: ratings, their distribution, taste (stage `evaluate`)."""
 
     baselines: list[BaselineName] = ["global_mean", "item_bias", "user_item_bias", "biased_mf"]
     """Classical baselines to fit with LensKit on the training data and score on test."""
@@ -187,6 +196,40 @@ class EvaluateConfig(_Section):
     agent_pairs_per_user: int = Field(0, ge=0)
     """Score at most this many test pairs per user with the LM agents (sampled with the
     seed; 0: all). The baselines are also reported on the same pairs."""
+    bootstrap_rounds: int = Field(1000, ge=100)
+    """User-level bootstrap resamples behind every 95% interval and the paired comparison
+    of each model with the best classical baseline."""
+    taste: bool = True
+    """Measure taste alignment (Agent4Rec's protocol): can each model tell a user's
+    held-out items from items the user never rated? Popularity, the baselines and the
+    agents' watch probabilities are compared."""
+    taste_candidates: int = Field(20, ge=2, le=200)
+    """Items per candidate list (Agent4Rec: up to 20)."""
+    taste_ratios: list[PositiveInt] = Field([1, 3, 9], min_length=1)
+    """Negatives per held-out positive; one list per ratio (1:1, 1:3, 1:9)."""
+    taste_samplers: list[Literal["uniform", "popularity"]] = Field(
+        ["uniform", "popularity"], min_length=1
+    )
+    """How negatives are drawn: "uniform" over unrated items (Agent4Rec's), or
+    "popularity" (as popular as the user's positives: same train-popularity decile), on
+    which popularity alone cannot score well."""
+    taste_users: int = Field(0, ge=0)
+    """Users in the taste lists (a seeded sample; 0: all). The agents score each user's
+    test lists and, to calibrate their thresholds, as many train lists: this bounds the
+    cost on a CPU."""
+    free_generation_pairs: int = Field(30, ge=0)
+    """Test pairs per agent model answered in free text (greedy, no prior) and parsed,
+    to count the unrelated response rate as the papers do (0: skip). Scored ratings
+    never need parsing; this only measures how often the model strays."""
+    free_generation_tokens: int = Field(12, ge=1, le=256)
+    """Tokens generated per free-text answer."""
+
+
+class ReportConfig(_Section):
+    """The fidelity report (stage `report`)."""
+
+    title: str | None = None
+    """Title of the report; default "personasim fidelity report: <run folder name>"."""
 
 
 class LLMConfig(_Section):
@@ -398,6 +441,8 @@ class RunConfig(_Section):
     """User agents (`[agents]`)."""
     evaluate: EvaluateConfig = EvaluateConfig()
     """Baselines and metrics (`[evaluate]`)."""
+    report: ReportConfig = ReportConfig()
+    """The HTML and Markdown report (`[report]`)."""
 
 
 def read_toml(path: Path) -> dict[str, Any]:

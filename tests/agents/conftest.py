@@ -29,7 +29,16 @@ def agent_config(log_files, **agents):
                     "split": {"users": 12, "min_ratings": 20, "max_ratings": 0},
                     "llm": {"backend": "template"},
                     "personas": {"k": 2, "min_size": 2, "n_init": 2},
-                    "evaluate": {"mf_epochs": 3, "agent_pairs_per_user": 3},
+                    "evaluate": {
+                        "mf_epochs": 3,
+                        "agent_pairs_per_user": 3,
+                        "bootstrap_rounds": 200,
+                        "taste_candidates": 4,
+                        "taste_ratios": [1, 3],
+                        "taste_users": 4,
+                        "free_generation_pairs": 3,
+                        "free_generation_tokens": 4,
+                    },
                     "agents": {
                         "max_examples_per_adapter": 12,
                         "epochs": 1,

@@ -110,6 +110,40 @@ def test_evaluation_scores_the_agents_beside_the_baselines(
     agents = preds[preds.model == "persona-lora"]
     assert agents.predicted.between(1, 5).all() and agents.persona.notna().all()
 
+    # Taste alignment: every agent and popularity on every list, thresholds from train.
+    taste = results[-1].summary["taste"]
+    assert set(taste) == {"uniform 1:1", "uniform 1:3", "popularity 1:1", "popularity 1:3"}
+    for lists in taste.values():
+        assert {"popularity", "biased_mf", "zero-shot", "persona-lora"} <= set(lists)
+        for entry in lists.values():
+            assert entry["users"] == 4 and 0 <= entry["f1"] <= 1 and 0 <= entry["auc"] <= 1
+    # Free generation: answers in words, parsed; URR counted on them.
+    words = pd.read_parquet(trained_run / "eval" / "free_generation.parquet")
+    assert len(words) == 9 and words.answer.map(type).eq(str).all()
+    assert 0 <= metrics["global-lora"]["free_generation"]["urr"] <= 1
+
+
+def test_changing_only_the_taste_settings_reuses_the_rating_predictions(
+    trained_run, agent_log_files, make_agent_config, monkeypatch
+):
+    from personasim.agents import UserAgent
+
+    cfg = make_agent_config(agent_log_files)
+    stages = (*AGENT_STAGES, EvaluateStage)
+    before = run_pipeline(trained_run, cfg, stages=stages)[-1].summary["metrics"]
+
+    def no_rating(*args, **kwargs):
+        raise AssertionError("the agents' ratings were scored again")
+
+    monkeypatch.setattr(UserAgent, "predict_pairs", no_rating)
+    changed = cfg.model_copy(
+        update={"evaluate": cfg.evaluate.model_copy(update={"taste_samplers": ["uniform"]})}
+    )
+    result = run_pipeline(trained_run, changed, stages=stages)[-1]
+    assert result.ran and set(result.summary["taste"]) == {"uniform 1:1", "uniform 1:3"}
+    for name in ("zero-shot", "global-lora", "persona-lora"):
+        assert result.summary["metrics"][name]["rmse"] == before[name]["rmse"]
+
 
 def test_a_killed_training_resumes_at_the_next_adapter(
     agent_log_files, make_agent_config, tmp_path, monkeypatch

@@ -257,6 +257,37 @@ class UserAgent:
         """P(yes) to "would you watch it?" for each of `item_ids`."""
         return self.watch_probabilities([(user_id, item_ids)])[0].tolist()
 
+    def answer_freely(
+        self, requests: Sequence[tuple[str, Sequence[str]]], max_new_tokens: int = 12
+    ) -> list[list[str]]:
+        """The agents' own words to the rating question (greedy generation, no prior).
+
+        Scoring reads the digit distribution and never sees an off-format answer; this
+        lets the model answer in words, to measure how often it would not give a rating
+        (the unrelated response rate of the papers, see :func:`parse_rating`).
+
+        Args:
+            requests: ``(user_id, item_ids)`` pairs.
+            max_new_tokens: Tokens generated per answer.
+
+        Returns:
+            Per request, one answer per item.
+        """
+        clean = [(str(u), [str(i) for i in items]) for u, items in requests]
+        prompts: list[tuple[tuple[int, ...], str]] = []
+        for user, items in clean:
+            self._check(user, items)
+            prefix = self.lm.encode_prefix(self.profiles[user])
+            adapter = self._adapter(user)
+            for question in self._questions(user, items, "rate"):
+                prompts.append((prefix + self.lm.encode_suffix(question), adapter))
+        answers = self.lm.generate(prompts, max_new_tokens=max_new_tokens)
+        out, at = [], 0
+        for _, items in clean:
+            out.append(answers[at : at + len(items)])
+            at += len(items)
+        return out
+
     def predict_pairs(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """Ratings of ``user_id, item_id`` pairs, batched across users.
 

@@ -179,7 +179,9 @@ class AgentLM:
         from personasim.llm.hf import pick_device
 
         device = pick_device(config.device)
-        if device == "cpu":
+        if device == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
+            # Every core unless the standard OMP_NUM_THREADS says otherwise (set it to 1
+            # when another job shares the cores).
             torch.set_num_threads(os.cpu_count() or 1)
         path = hf_model_path(LLMConfig(model=config.base_model))
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -423,3 +425,49 @@ class AgentLM:
                 logits = self._parts.head(self._parts.norm(last)).float()
                 out.append(torch.log_softmax(logits, dim=-1))
         return torch.cat(out)
+
+    def generate(
+        self,
+        prompts: Sequence[tuple[tuple[int, ...], str]],
+        max_new_tokens: int = 12,
+        batch_size: int = 8,
+    ) -> list[str]:
+        """Greedy free-text answers, for measuring how often the model answers off-format.
+
+        Args:
+            prompts: ``(token ids of the whole prompt, adapter name)`` per answer.
+            max_new_tokens: Tokens generated per answer.
+            batch_size: Prompts per `generate` call (grouped by adapter, left-padded).
+
+        Returns:
+            The decoded answers, in the order of `prompts`.
+        """
+        import torch
+
+        out = [""] * len(prompts)
+        by_adapter: dict[str, list[int]] = {}
+        for k, (_, adapter) in enumerate(prompts):
+            by_adapter.setdefault(adapter, []).append(k)
+        for adapter, indices in by_adapter.items():
+            for start in range(0, len(indices), batch_size):
+                part = indices[start : start + batch_size]
+                width = max(len(prompts[k][0]) for k in part)
+                ids = torch.full((len(part), width), self.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(part), width), dtype=torch.long)
+                for row, k in enumerate(part):
+                    tokens = prompts[k][0]
+                    ids[row, width - len(tokens) :] = torch.tensor(tokens)
+                    mask[row, width - len(tokens) :] = 1
+                with torch.inference_mode(), self.adapters([adapter]):
+                    generated = self.model.generate(
+                        input_ids=ids.to(self.device),
+                        attention_mask=mask.to(self.device),
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        pad_token_id=self.pad_id,
+                    )
+                for row, k in enumerate(part):
+                    out[k] = self.tokenizer.decode(
+                        generated[row, width:], skip_special_tokens=True
+                    ).strip()
+        return out

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["mae", "rating_metrics", "rmse", "urr"]
+__all__ = ["mae", "parse_rating", "rating_metrics", "rmse", "urr"]
 
 
 def rmse(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -53,3 +54,25 @@ def rating_metrics(predictions: pd.DataFrame) -> dict[str, Any]:
     if "user_id" in predictions:
         out["n_users"] = int(predictions["user_id"].nunique())
     return out
+
+
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)")
+_WORDS = {"one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0}
+_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+
+
+def parse_rating(text: str, scale: tuple[float, float] = (1.0, 5.0)) -> float | None:
+    """The rating a free-text answer gives, or None when it gives none on the scale.
+
+    The first number in the text counts ("4", "I'd give it 4/5", "3.5 stars"), else the
+    first number word ("four"); a number off the scale ("10/10") is not a rating.
+    """
+    found = _NUMBER.search(text)
+    if found is not None:
+        value = float(found.group(1))
+    else:
+        word = _WORD.search(text)
+        if word is None:
+            return None
+        value = _WORDS[word.group(1).lower()]
+    return value if scale[0] <= value <= scale[1] else None

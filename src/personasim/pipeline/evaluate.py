@@ -1,10 +1,20 @@
-"""Stage `evaluate`: predict the test ratings with every model, write ``eval/``.
+"""Stage `evaluate`: how faithful is each model? Writes ``eval/``.
 
 Models: the classical baselines (LensKit) on every test pair, and the LM agents
 (zero-shot, global LoRA, persona LoRA) on the agents' test pairs (all, or a seeded
 sample per user); where those differ, the baselines are also scored on the agents'
-pairs. Each model's predictions are checkpointed as soon as they exist, so a killed
-evaluation resumes at the next model.
+pairs. On the pairs every model scored it then measures:
+
+- rating fidelity: RMSE, MAE, URR with 95% user-bootstrap intervals, per persona and
+  per trait level, and a paired bootstrap of each model against the best baseline;
+- the rating distribution: predicted vs true histograms, Wasserstein and KL;
+- taste alignment (:mod:`personasim.evaluation.taste`): popularity, the baselines and
+  the agents' watch probabilities on candidate lists at 1:1, 1:3, 1:9;
+- free generation: a sample of agent answers in words, parsed, for the URR of the papers.
+
+Each model's results are checkpointed as soon as they exist, so a killed evaluation
+resumes at the next model; rating predictions of the previous evaluation are reused
+when only the taste or generation settings changed.
 """
 
 from __future__ import annotations
@@ -20,13 +30,31 @@ import pandas as pd
 from personasim.config import config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.baselines import fit_baseline, predict_baseline, training_dataset
-from personasim.evaluation.metrics import mae, rating_metrics, rmse
+from personasim.evaluation.bootstrap import (
+    mean_interval,
+    paired_rmse_difference,
+    rmse_mae_intervals,
+)
+from personasim.evaluation.fidelity import (
+    TRAITS,
+    distribution_distance,
+    group_metrics,
+    rating_histograms,
+)
+from personasim.evaluation.metrics import mae, parse_rating, rating_metrics, rmse
+from personasim.evaluation.taste import best_f1_threshold, candidate_lists, list_metrics
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
-from personasim.workspace import atomic_write_text
+from personasim.workspace import atomic_write_text, file_sha256
 
-__all__ = ["AGENT_MODES", "PREDICTIONS_COLUMNS", "EvaluateStage", "agent_pairs"]
+__all__ = [
+    "AGENT_MODES",
+    "PREDICTIONS_COLUMNS",
+    "TASTE_METRICS",
+    "EvaluateStage",
+    "agent_pairs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +64,30 @@ PREDICTIONS_COLUMNS = ["user_id", "item_id", "rating", "predicted", "model", "pe
 
 AGENT_MODES = {"zero-shot": "none", "global-lora": "global", "persona-lora": "persona"}
 """Evaluated agent model -> UserAgent mode."""
+
+TASTE_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+"""Per-list taste-alignment metrics, averaged over users."""
+
+_RATING_SETTINGS = (
+    "baselines",
+    "bias_damping",
+    "mf_embedding_size",
+    "mf_epochs",
+    "mf_regularization",
+    "clip_to_scale",
+    "agent_pairs_per_user",
+)
+_TASTE_SETTINGS = ("taste_candidates", "taste_ratios", "taste_samplers", "taste_users")
+_COMPUTED = {
+    "rmse",
+    "mae",
+    "urr",
+    "n",
+    "n_users",
+    "on_agent_pairs",
+    "compared",
+    "free_generation",
+}
 
 
 def agent_pairs(test: pd.DataFrame, per_user: int, seed: int) -> pd.DataFrame:
@@ -49,8 +101,13 @@ def agent_pairs(test: pd.DataFrame, per_user: int, seed: int) -> pd.DataFrame:
     return test.iloc[np.sort(np.asarray(keep))].reset_index(drop=True)
 
 
+def _rating_key(evaluate: dict[str, Any], scale: Any, seed: Any, inputs: Any) -> str:
+    subset = {k: evaluate.get(k) for k in _RATING_SETTINGS}
+    return config_hash(subset, list(scale), seed, inputs)[:16]
+
+
 class EvaluateStage(Stage):
-    """Fit the baselines, score the agents, write predictions and metrics."""
+    """Fit the baselines, score the agents, measure fidelity and taste, write ``eval/``."""
 
     name = "evaluate"
     folder = "eval"
@@ -77,6 +134,37 @@ class EvaluateStage(Stage):
         """The `[evaluate]` section, the rating scale and the seed."""
         return [self.config.evaluate, list(self.config.data.rating_scale), self.config.seed]
 
+    # --- keys and reuse ------------------------------------------------------------------
+
+    def _keys(self) -> tuple[str, str]:
+        """Checkpoint keys of the rating part and of the taste part."""
+        settings = json.loads(self.config.evaluate.model_dump_json())
+        inputs = self.input_hashes()
+        rating = _rating_key(settings, self.config.data.rating_scale, self.config.seed, inputs)
+        taste = {k: settings[k] for k in _TASTE_SETTINGS}
+        return rating, config_hash(taste, rating)[:16]
+
+    def _previous_ratings(self, rating_key: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+        """The previous evaluation's rating predictions and notes, if made with the same
+        rating settings, inputs and seed and still intact; else ``(None, {})``."""
+        manifest = self.workspace.read_manifest(self.folder)
+        if manifest is None or getattr(self, "reason", "") == "forced":
+            return None, {}
+        try:
+            evaluate, scale, seed = manifest["config"]
+            key = _rating_key(evaluate, scale, seed, manifest["inputs"])
+            recorded = manifest["outputs"]["predictions.parquet"]["sha256"]
+        except (KeyError, TypeError, ValueError):
+            return None, {}
+        path = self.workspace.path(self.folder, "predictions.parquet")
+        metrics_path = self.workspace.path(self.folder, "metrics.json")
+        if key != rating_key or not path.exists() or file_sha256(path) != recorded:
+            return None, {}
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        notes = {m: {k: v for k, v in d.items() if k not in _COMPUTED} for m, d in metrics.items()}
+        logger.info("evaluate: rating predictions reused from the previous evaluation")
+        return read_parquet(path), notes
+
     def _training(self, interactions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         train = interactions[interactions["split"] == "train"]
         others = read_parquet(self.workspace.require("data", "others.parquet"))
@@ -90,17 +178,24 @@ class EvaluateStage(Stage):
         )
         return training, described
 
+    # --- the stage -----------------------------------------------------------------------
+
     def build(self, out: Path) -> dict[str, Any]:
-        """Fit, predict, checkpoint per model; write predictions and metrics."""
+        """Fit, predict, checkpoint per model; write predictions, metrics and taste."""
         cfg = self.config.evaluate
         interactions = read_parquet(self.workspace.require("data", "interactions.parquet"))
         test = interactions[interactions["split"] == "test"].reset_index(drop=True)
         persona_of = self._personas()
+        rating_key, taste_key = self._keys()
         checkpoints = self.workspace.checkpoint_dir(
-            self.folder, config_hash(self.config_hash(), self.input_hashes())[:16]
+            self.folder, config_hash(self.input_hashes(), self.config.seed)[:16]
         )
-        frames, notes = self._baselines(interactions, test, checkpoints)
+        previous, previous_notes = self._previous_ratings(rating_key)
         pairs = agent_pairs(test, cfg.agent_pairs_per_user, self.config.seed)
+        frames, notes, fitted = self._baselines(
+            interactions, test, checkpoints / f"r{rating_key}", previous, previous_notes
+        )
+        agent_models: list[str] = []
         if cfg.agents and not self.scores_agents():
             logger.warning(
                 "evaluate: no trained agents in %s: scoring the baselines only (run "
@@ -118,9 +213,29 @@ class EvaluateStage(Stage):
                     "them as they are; `personasim run` retrains first",
                     stale,
                 )
-            agent_frames, agent_notes = self._agents(pairs, checkpoints)
-            frames += agent_frames
-            notes.update(agent_notes)
+            agent_models = self._trained_agents()
+
+        lists = self._taste_lists(interactions) if cfg.taste else None
+        taste_scores: list[pd.DataFrame] = []
+        if lists is not None:
+            taste_scores += self._baseline_taste(lists, fitted, checkpoints / f"t{taste_key}")
+        generations: list[pd.DataFrame] = []
+        for name in agent_models:
+            frame, note, taste, generated = self._agent(
+                name,
+                pairs,
+                lists,
+                checkpoints / f"r{rating_key}",
+                checkpoints / f"t{taste_key}",
+                previous,
+                previous_notes,
+            )
+            frames.append(frame)
+            notes[name] = note
+            if taste is not None:
+                taste_scores.append(taste)
+            if generated is not None:
+                generations.append(generated)
 
         predictions = pd.concat(frames, ignore_index=True)
         if "greedy_is_digit" in predictions:
@@ -128,27 +243,34 @@ class EvaluateStage(Stage):
         predictions["persona"] = pd.array(
             predictions["user_id"].map(persona_of).to_numpy(dtype=object), dtype="string"
         )
-        metrics: dict[str, dict[str, Any]] = {}
-        keys = set(zip(pairs["user_id"], pairs["item_id"], strict=True))
-        for name in dict.fromkeys(predictions["model"]):
-            mine = predictions[predictions["model"] == name]
-            m = rating_metrics(mine)
-            m.update(notes[name])
-            if name in cfg.baselines and len(pairs) < len(test):
-                on = mine[[k in keys for k in zip(mine.user_id, mine.item_id, strict=True)]]
-                truth, pred = on["rating"].to_numpy(), on["predicted"].to_numpy()
-                m["on_agent_pairs"] = {
-                    "rmse": round(rmse(truth, pred), 6),
-                    "mae": round(mae(truth, pred), 6),
-                    "n": int(len(on)),
+        metrics = self._rating_metrics(predictions, pairs, notes)
+        compared = self._compared(predictions, pairs, metrics, out)
+        if generations:
+            generated = pd.concat(generations, ignore_index=True)
+            write_parquet(generated, out / "free_generation.parquet")
+            for name, part in generated.groupby("model", sort=False):
+                metrics[str(name)]["free_generation"] = {
+                    "urr": round(float(1.0 - part["valid"].mean()), 6),
+                    "n": int(len(part)),
+                    "rmse_parsed": round(
+                        rmse(part.loc[part.valid, "rating"], part.loc[part.valid, "parsed"]), 6
+                    ),
+                    "definition": "share of free-text answers with no rating on the scale",
                 }
-            metrics[name] = m
         columns = PREDICTIONS_COLUMNS + [
             c for c in predictions.columns if c not in PREDICTIONS_COLUMNS
         ]
         write_parquet(predictions[columns], out / "predictions.parquet")
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        return {"metrics": metrics, "test_ratings": int(len(test)), "agent_pairs": int(len(pairs))}
+        summary: dict[str, Any] = {
+            "metrics": metrics,
+            "test_ratings": int(len(test)),
+            "agent_pairs": int(len(pairs)),
+            "best_baseline": compared["best_baseline"],
+        }
+        if lists is not None and taste_scores:
+            summary["taste"] = self._taste_metrics(lists, taste_scores, out)
+        return summary
 
     def _personas(self) -> dict[str, str]:
         path = self.workspace.path("personas", "assignments.parquet")
@@ -157,38 +279,45 @@ class EvaluateStage(Stage):
         frame = read_parquet(path)
         return dict(zip(frame["user_id"].astype(str), frame["persona"], strict=True))
 
+    def _groups(self) -> pd.DataFrame | None:
+        """``user_id, persona, activity, conformity, diversity`` where known."""
+        path = self.workspace.path("profiles", "profiles.parquet")
+        if not path.exists():
+            return None
+        profiles = read_parquet(path)
+        groups = profiles[["user_id", *[t for t in TRAITS if t in profiles]]].copy()
+        groups["user_id"] = groups["user_id"].astype(str)
+        persona_of = self._personas()
+        if persona_of:
+            groups.insert(1, "persona", groups["user_id"].map(persona_of))
+        return groups
+
+    # --- ratings -------------------------------------------------------------------------
+
     def _baselines(
-        self, interactions: pd.DataFrame, test: pd.DataFrame, checkpoints: Path
-    ) -> tuple[list[pd.DataFrame], dict[str, dict[str, Any]]]:
+        self,
+        interactions: pd.DataFrame,
+        test: pd.DataFrame,
+        checkpoints: Path,
+        previous: pd.DataFrame | None,
+        previous_notes: dict[str, Any],
+    ) -> tuple[list[pd.DataFrame], dict[str, dict[str, Any]], _LazyBaselines]:
         cfg = self.config.evaluate
+        checkpoints.mkdir(parents=True, exist_ok=True)
         training, fit_data = self._training(interactions)
         scale = tuple(self.config.data.rating_scale) if cfg.clip_to_scale else None
-        dataset = None
-        fitted: dict[str, Any] = {}
+        fitted = _LazyBaselines(training, cfg, self.config.seed)
         frames: list[pd.DataFrame] = []
         notes: dict[str, dict[str, Any]] = {}
         with progress("fitting baselines", total=len(cfg.baselines), unit="models") as advance:
             for name in cfg.baselines:
-                path = checkpoints / f"{name}.parquet"
-                note_path = checkpoints / f"{name}.json"
-                if path.exists() and note_path.exists():
-                    logger.info("evaluate: %s restored from checkpoint", name)
-                    frames.append(read_parquet(path))
-                    notes[name] = json.loads(note_path.read_text())
+                restored = _restore(name, checkpoints, previous, previous_notes)
+                if restored is not None:
+                    frames.append(restored[0])
+                    notes[name] = restored[1]
                     advance(1)
                     continue
-                if dataset is None:
-                    dataset = training_dataset(training)
-                fallback = None
-                if name == "biased_mf":
-                    # MF cannot score items it never saw; the bias model can.
-                    if "user_item_bias" not in fitted:
-                        fitted["user_item_bias"] = fit_baseline(
-                            "user_item_bias", cfg, dataset, self.config.seed
-                        )
-                    fallback = fitted["user_item_bias"]
-                fitted[name] = fit_baseline(name, cfg, dataset, self.config.seed)
-                result = predict_baseline(fitted[name], test, fallback=fallback, scale=scale)
+                result = fitted.predict(name, test, scale)
                 frame = pd.DataFrame(
                     {
                         "user_id": test["user_id"],
@@ -199,7 +328,6 @@ class EvaluateStage(Stage):
                         "valid": ~np.isnan(result.predicted),
                     }
                 )
-                write_parquet(frame, path)
                 note = {
                     "kind": "baseline",
                     "fit_data": fit_data,
@@ -207,65 +335,365 @@ class EvaluateStage(Stage):
                     "fallbacks": result.fallbacks,
                     "clipped_to_scale": cfg.clip_to_scale,
                 }
-                atomic_write_text(note_path, json.dumps(note))
+                _checkpoint(name, checkpoints, frame, note)
                 frames.append(frame)
                 notes[name] = note
                 advance(1)
-        return frames, notes
+        return frames, notes, fitted
 
-    def _agents(
-        self, pairs: pd.DataFrame, checkpoints: Path
-    ) -> tuple[list[pd.DataFrame], dict[str, dict[str, Any]]]:
+    def _trained_agents(self) -> list[str]:
+        trained = {"none"} | set(self.config.agents.modes)
+        names = []
+        for name in self.config.evaluate.agents:
+            if AGENT_MODES[name] not in trained:
+                logger.warning(
+                    "evaluate: %s skipped: agents.modes does not train %r", name, AGENT_MODES[name]
+                )
+                continue
+            names.append(name)
+        return names
+
+    def _agent(
+        self,
+        name: str,
+        pairs: pd.DataFrame,
+        lists: dict[str, Any] | None,
+        rating_dir: Path,
+        taste_dir: Path,
+        previous: pd.DataFrame | None,
+        previous_notes: dict[str, Any],
+    ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
+        """One agent model: its test ratings, taste scores and free answers (each
+        restored from a checkpoint when there; the model loads only if needed)."""
         from personasim.agents import UserAgent
 
+        cfg = self.config.evaluate
+        mode = AGENT_MODES[name]
+        taste_dir.mkdir(parents=True, exist_ok=True)
+        agent: Any = None
+
+        def load() -> Any:
+            nonlocal agent
+            if agent is None:
+                agent = UserAgent.from_workdir(self.workspace.root, mode=mode)  # type: ignore[arg-type]
+            return agent
+
+        restored = _restore(name, rating_dir, previous, previous_notes)
+        if restored is not None:
+            frame, note = restored
+        else:
+            with progress(f"rating with {name}", total=None):
+                scored = load().predict_pairs(pairs[["user_id", "item_id", "rating"]])
+            frame = scored.assign(model=name, valid=True)
+            note = self._agent_note(mode, scored)
+            _checkpoint(name, rating_dir, frame, note)
+
+        taste = None
+        if lists is not None:
+            path = taste_dir / f"{name}.parquet"
+            if path.exists():
+                taste = read_parquet(path)
+            else:
+                taste = _watch_scores(load(), lists["pairs"], name)
+                write_parquet(taste, path)
+
+        generated = None
+        if cfg.free_generation_pairs:
+            path = taste_dir / f"{name}.generated.parquet"
+            if path.exists():
+                generated = read_parquet(path)
+            else:
+                generated = self._free_answers(load(), name, pairs)
+                write_parquet(generated, path)
+        del agent
+        return frame, note, taste, generated
+
+    def _agent_note(self, mode: str, scored: pd.DataFrame) -> dict[str, Any]:
         agents_cfg = self.config.agents
-        trained = {"none"} | set(agents_cfg.modes)
-        frames: list[pd.DataFrame] = []
-        notes: dict[str, dict[str, Any]] = {}
         training = json.loads((self.workspace.stage_dir("adapters") / "manifest.json").read_text())[
             "summary"
         ]
-        for name in self.config.evaluate.agents:
-            mode = AGENT_MODES[name]
-            if mode not in trained:
-                logger.warning("evaluate: %s skipped: agents.modes does not train %r", name, mode)
-                continue
-            path = checkpoints / f"{name}.parquet"
-            note_path = checkpoints / f"{name}.json"
-            if path.exists() and note_path.exists():
-                logger.info("evaluate: %s restored from checkpoint", name)
-                frames.append(read_parquet(path))
-                notes[name] = json.loads(note_path.read_text())
-                continue
-            agent = UserAgent.from_workdir(self.workspace.root, mode=mode)  # type: ignore[arg-type]
-            with progress(f"scoring {name}", total=None):
-                scored = agent.predict_pairs(pairs[["user_id", "item_id", "rating"]])
-            frame = scored.assign(model=name, valid=True)
-            write_parquet(frame, path)
-            adapters = (
-                {
-                    k: v
-                    for k, v in training["adapters"].items()
-                    if (mode == "global") == (k == "global")
+        adapters = (
+            {k: v for k, v in training["adapters"].items() if (mode == "global") == (k == "global")}
+            if mode != "none"
+            else {}
+        )
+        return {
+            "kind": "agent",
+            "mode": mode,
+            "context": "Ms+Ml" if agents_cfg.use_rationales else "Ms",
+            "prior": agents_cfg.prior if mode != "none" else "none",
+            "urr": round(float(1.0 - scored["greedy_is_digit"].mean()), 6),
+            "urr_definition": "share of answers whose most likely token is not a digit",
+            "digit_mass": round(float(scored["digit_mass"].mean()), 6),
+            "predicted_std": round(float(scored["predicted"].std()), 4),
+            "training_examples": sum(a["examples"] for a in adapters.values()),
+            "training_steps": sum(a["steps"] for a in adapters.values()),
+            "training_seconds": round(sum(a["seconds"] for a in adapters.values()), 1),
+        }
+
+    def _free_answers(self, agent: Any, name: str, pairs: pd.DataFrame) -> pd.DataFrame:
+        cfg = self.config.evaluate
+        n = min(cfg.free_generation_pairs, len(pairs))
+        rng = np.random.default_rng(self.config.seed)
+        chosen = pairs.iloc[np.sort(rng.choice(len(pairs), n, replace=False))]
+        requests = [
+            (str(u), part["item_id"].astype(str).tolist())
+            for u, part in chosen.groupby("user_id", sort=False)
+        ]
+        with progress(f"free answers of {name}", total=None):
+            answers = agent.answer_freely(requests, max_new_tokens=cfg.free_generation_tokens)
+        scale = tuple(self.config.data.rating_scale)
+        rows = []
+        for (user, items), texts in zip(requests, answers, strict=True):
+            truth = chosen[chosen["user_id"].astype(str) == user].set_index(
+                chosen.loc[chosen["user_id"].astype(str) == user, "item_id"].astype(str)
+            )["rating"]
+            for item, text in zip(items, texts, strict=True):
+                parsed = parse_rating(text, scale)  # type: ignore[arg-type]
+                rows.append(
+                    {
+                        "model": name,
+                        "user_id": user,
+                        "item_id": item,
+                        "rating": float(truth[item]),
+                        "answer": text,
+                        "parsed": np.nan if parsed is None else parsed,
+                        "valid": parsed is not None,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def _rating_metrics(
+        self, predictions: pd.DataFrame, pairs: pd.DataFrame, notes: dict[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        cfg = self.config.evaluate
+        metrics: dict[str, dict[str, Any]] = {}
+        keys = set(zip(pairs["user_id"], pairs["item_id"], strict=True))
+        for name in dict.fromkeys(predictions["model"]):
+            mine = predictions[predictions["model"] == name]
+            m = rating_metrics(mine)
+            m.update(notes[name])
+            if name in cfg.baselines and len(pairs) < len(mine):
+                on = mine[[k in keys for k in zip(mine.user_id, mine.item_id, strict=True)]]
+                truth, pred = on["rating"].to_numpy(), on["predicted"].to_numpy()
+                m["on_agent_pairs"] = {
+                    "rmse": round(rmse(truth, pred), 6),
+                    "mae": round(mae(truth, pred), 6),
+                    "n": int(len(on)),
                 }
-                if mode != "none"
-                else {}
-            )
-            note = {
-                "kind": "agent",
-                "mode": mode,
-                "context": "Ms+Ml" if agents_cfg.use_rationales else "Ms",
-                "prior": agents_cfg.prior if mode != "none" else "none",
-                "urr": round(float(1.0 - scored["greedy_is_digit"].mean()), 6),
-                "urr_definition": "share of answers whose most likely token is not a digit",
-                "digit_mass": round(float(scored["digit_mass"].mean()), 6),
-                "predicted_std": round(float(scored["predicted"].std()), 4),
-                "training_examples": sum(a["examples"] for a in adapters.values()),
-                "training_steps": sum(a["steps"] for a in adapters.values()),
-                "training_seconds": round(sum(a["seconds"] for a in adapters.values()), 1),
+            metrics[name] = m
+        return metrics
+
+    def _compared(
+        self,
+        predictions: pd.DataFrame,
+        pairs: pd.DataFrame,
+        metrics: dict[str, dict[str, Any]],
+        out: Path,
+    ) -> dict[str, Any]:
+        """Intervals, distributions, groups and the paired comparison with the best
+        baseline, all on the pairs every model scored (the agents' pairs)."""
+        cfg = self.config.evaluate
+        rounds, seed = cfg.bootstrap_rounds, self.config.seed
+        on = predictions.merge(pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
+        valid = on[on["valid"]]
+        baselines = [b for b in cfg.baselines if b in set(valid["model"])]
+        best = (
+            min(baselines, key=lambda b: rmse(*_truth_pred(valid[valid.model == b])))
+            if baselines
+            else None
+        )
+        histograms = rating_histograms(on, tuple(self.config.data.rating_scale))  # type: ignore[arg-type]
+        for name, part in valid.groupby("model", sort=False):
+            r, a = rmse_mae_intervals(part, rounds=rounds, seed=seed)
+            entry: dict[str, Any] = {
+                "n": int(len(part)),
+                "n_users": int(part["user_id"].nunique()),
+                "rmse": round(r.estimate, 6),
+                "rmse_ci": r.as_list(),
+                "mae": round(a.estimate, 6),
+                "mae_ci": a.as_list(),
+                "histogram": histograms.get(str(name)),
+                **distribution_distance(histograms[str(name)]),
             }
-            atomic_write_text(note_path, json.dumps(note))
-            frames.append(frame)
-            notes[name] = note
-            del agent
-        return frames, notes
+            if best is not None and name != best:
+                diff, shared = paired_rmse_difference(
+                    part, valid[valid.model == best], rounds=rounds, seed=seed
+                )
+                entry["vs_best_baseline"] = {
+                    "baseline": best,
+                    "rmse_difference": round(diff.estimate, 6),
+                    "ci": diff.as_list(),
+                    "pairs": shared,
+                    "verdict": "better"
+                    if diff.high < 0
+                    else "worse"
+                    if diff.low > 0
+                    else "no clear difference",
+                }
+            metrics[str(name)]["compared"] = entry
+        groups = self._groups()
+        if groups is not None:
+            write_parquet(group_metrics(on, groups), out / "groups.parquet")
+        return {"best_baseline": best}
+
+    # --- taste ---------------------------------------------------------------------------
+
+    def _taste_lists(self, interactions: pd.DataFrame) -> dict[str, Any]:
+        """Test lists to measure on and train lists to calibrate thresholds on."""
+        cfg = self.config.evaluate
+        items = read_parquet(self.workspace.require("data", "items.parquet"))
+        users = sorted(interactions["user_id"].astype(str).unique())
+        if cfg.taste_users and cfg.taste_users < len(users):
+            rng = np.random.default_rng(self.config.seed)
+            users = sorted(rng.choice(users, cfg.taste_users, replace=False).tolist())
+        built = {}
+        for part in ("test", "train"):
+            built[part] = candidate_lists(
+                interactions,
+                items,
+                users,
+                part=part,
+                candidates=cfg.taste_candidates,
+                ratios=cfg.taste_ratios,
+                samplers=cfg.taste_samplers,
+                seed=self.config.seed + (0 if part == "test" else 1),
+            )
+        all_pairs = pd.concat([built["test"].pairs, built["train"].pairs]).drop_duplicates()
+        return {
+            "test": built["test"].lists,
+            "train": built["train"].lists,
+            "pairs": all_pairs.reset_index(drop=True),
+            "popularity": dict(
+                zip(items["item_id"].astype(str), items["train_count"].astype(float), strict=True)
+            ),
+        }
+
+    def _baseline_taste(
+        self, lists: dict[str, Any], fitted: _LazyBaselines, taste_dir: Path
+    ) -> list[pd.DataFrame]:
+        """Scores of popularity (train count) and of the rating baselines (predicted
+        rating; the global mean is constant and left out)."""
+        pairs = lists["pairs"]
+        out = [pairs.assign(model="popularity", score=pairs["item_id"].map(lists["popularity"]))]
+        for name in self.config.evaluate.baselines:
+            if name == "global_mean":
+                continue
+            scores = fitted.predict(name, pairs, None).predicted
+            scores = np.where(np.isnan(scores), np.nanmin(scores), scores)
+            out.append(pairs.assign(model=name, score=scores))
+        return out
+
+    def _taste_metrics(
+        self, lists: dict[str, Any], scores: list[pd.DataFrame], out: Path
+    ) -> dict[str, Any]:
+        """Calibrate each model's threshold on train lists, measure on test lists;
+        writes ``taste.json`` (summary), ``taste.parquet`` (per user and list),
+        ``taste_scores.parquet`` (every score) and ``taste_lists.parquet``."""
+        cfg = self.config.evaluate
+        scored = pd.concat(scores, ignore_index=True)
+        write_parquet(scored, out / "taste_scores.parquet")
+        write_parquet(
+            pd.concat([lists["test"].assign(part="test"), lists["train"].assign(part="train")]),
+            out / "taste_lists.parquet",
+        )
+        per_user: list[pd.DataFrame] = []
+        summary: dict[str, Any] = {}
+        for sampler in cfg.taste_samplers:
+            for ratio in cfg.taste_ratios:
+                key = f"{sampler} 1:{ratio}"
+                summary[key] = {}
+                for model, mine in scored.groupby("model", sort=False):
+                    parts = {}
+                    for part in ("train", "test"):
+                        frame = lists[part]
+                        frame = frame[(frame.sampler == sampler) & (frame.ratio == ratio)]
+                        parts[part] = frame.merge(
+                            mine[["user_id", "item_id", "score"]], on=["user_id", "item_id"]
+                        )
+                    threshold = best_f1_threshold(
+                        parts["train"]["score"].to_numpy(), parts["train"]["positive"].to_numpy()
+                    )
+                    result = list_metrics(parts["test"], threshold)
+                    result.insert(0, "model", model)
+                    result.insert(1, "sampler", sampler)
+                    result.insert(2, "ratio", ratio)
+                    per_user.append(result.assign(threshold=threshold))
+                    entry: dict[str, Any] = {"users": int(len(result)), "threshold": threshold}
+                    for metric in TASTE_METRICS:
+                        interval = mean_interval(
+                            result[metric].to_numpy(),
+                            rounds=cfg.bootstrap_rounds,
+                            seed=self.config.seed,
+                        )
+                        entry[metric] = round(interval.estimate, 6)
+                        entry[f"{metric}_ci"] = interval.as_list()
+                    summary[key][str(model)] = entry
+        write_parquet(pd.concat(per_user, ignore_index=True), out / "taste.parquet")
+        atomic_write_text(out / "taste.json", json.dumps(summary, indent=2) + "\n")
+        return summary
+
+
+class _LazyBaselines:
+    """The baselines, each fitted on first use (restored predictions need no fit)."""
+
+    def __init__(self, training: pd.DataFrame, config: Any, seed: int) -> None:
+        self.training, self.config, self.seed = training, config, seed
+        self.dataset: Any = None
+        self.fitted: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        """The fitted scorer `name`."""
+        if name not in self.fitted:
+            if self.dataset is None:
+                self.dataset = training_dataset(self.training)
+            self.fitted[name] = fit_baseline(name, self.config, self.dataset, self.seed)
+        return self.fitted[name]
+
+    def predict(self, name: str, pairs: pd.DataFrame, scale: tuple[float, ...] | None) -> Any:
+        """Predictions of `name` for `pairs`; MF falls back on the user+item bias model
+        for items it never saw."""
+        scorer = self.get(name)
+        fallback = self.get("user_item_bias") if name == "biased_mf" else None
+        return predict_baseline(scorer, pairs, fallback=fallback, scale=scale)
+
+
+def _truth_pred(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return frame["rating"].to_numpy("float64"), frame["predicted"].to_numpy("float64")
+
+
+def _checkpoint(name: str, folder: Path, frame: pd.DataFrame, note: dict[str, Any]) -> None:
+    write_parquet(frame, folder / f"{name}.parquet")
+    atomic_write_text(folder / f"{name}.json", json.dumps(note))
+
+
+def _restore(
+    name: str, folder: Path, previous: pd.DataFrame | None, previous_notes: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """A model's rating predictions from this run's checkpoint or the previous
+    evaluation (same rating settings), or None."""
+    path, note_path = folder / f"{name}.parquet", folder / f"{name}.json"
+    if path.exists() and note_path.exists():
+        logger.info("evaluate: %s restored from checkpoint", name)
+        return read_parquet(path), json.loads(note_path.read_text())
+    if previous is not None and name in set(previous["model"]) and name in previous_notes:
+        frame = previous[previous["model"] == name].drop(columns=["persona"])
+        frame = frame.dropna(axis=1, how="all").reset_index(drop=True)
+        return frame, previous_notes[name]
+    return None
+
+
+def _watch_scores(agent: Any, pairs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """P(yes) of an agent for every (user, item) pair, users in groups of 8."""
+    groups = list(pairs.groupby("user_id", sort=True).indices.items())
+    scores = np.full(len(pairs), np.nan)
+    items = pairs["item_id"].astype(str).to_numpy()
+    with progress(f"taste lists: {name}", total=len(pairs), unit="decisions") as advance:
+        for start in range(0, len(groups), 8):
+            chunk = groups[start : start + 8]
+            probs = agent.watch_probabilities([(u, items[idx].tolist()) for u, idx in chunk])
+            for (_, idx), p in zip(chunk, probs, strict=True):
+                scores[idx] = p
+            advance(sum(len(idx) for _, idx in chunk))
+    return pairs.assign(model=name, score=scores)

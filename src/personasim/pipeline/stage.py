@@ -189,6 +189,7 @@ class Stage(ABC):
             return self._build_and_commit(reason)
 
     def _build_and_commit(self, reason: str) -> StageResult:
+        self.reason = reason
         inputs = self.input_hashes()
         started = dt.datetime.now(dt.UTC)
         t0 = time.perf_counter()

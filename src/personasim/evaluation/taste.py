@@ -1,0 +1,238 @@
+"""Taste alignment (Agent4Rec's protocol): can a model tell a user's items from others?
+
+Each user gets candidate lists of up to `candidates` items: held-out positives (items
+the user rated in the test part) and negatives (items the user never rated anywhere) at
+1:r for each ratio r. Negatives come from a sampler: "uniform" over the catalogue
+(Agent4Rec's), or "popularity" (each negative drawn from the same train-popularity
+decile as one of the user's positives, so the negatives are as popular as the
+positives and popularity alone cannot separate them).
+
+The lists are nested to keep scoring cheap: the 1:9 list's positives are the first of
+the 1:1 list's, and each list's negatives are the first of one per-user ordering, so a
+model scores each (user, item) once whatever the ratios.
+
+A model answers yes/no by thresholding its score. The threshold of every (model,
+sampler, ratio) is calibrated on lists built the same way from the *train* part
+(maximum pooled F1), never on test. Accuracy, precision, recall and F1 are computed
+per list and averaged over users; AUC likewise (threshold-free).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+__all__ = [
+    "POPULARITY_BINS",
+    "TasteLists",
+    "best_f1_threshold",
+    "candidate_lists",
+    "list_metrics",
+    "positives_in_list",
+]
+
+POPULARITY_BINS = 10
+"""Train-popularity quantile bins of the "popularity" negative sampler."""
+
+TASTE_SAMPLERS = ("uniform", "popularity")
+
+
+def positives_in_list(candidates: int, ratio: int) -> int:
+    """Positives in a list of `candidates` items at 1:`ratio` (at least one)."""
+    return max(1, candidates // (1 + ratio))
+
+
+@dataclass(frozen=True)
+class TasteLists:
+    """Candidate lists of many users.
+
+    Attributes:
+        lists: One row per (user, sampler, ratio, item): ``user_id, sampler, ratio,
+            item_id, positive``.
+        pairs: The unique ``user_id, item_id`` pairs a model must score.
+    """
+
+    lists: pd.DataFrame
+    pairs: pd.DataFrame
+
+
+def _popularity_bins(items: pd.DataFrame, bins: int) -> pd.Series:
+    ranks = items["train_count"].rank(method="first")
+    return pd.Series(
+        pd.qcut(ranks, q=min(bins, len(items)), labels=False).to_numpy(),
+        index=items["item_id"].astype(str).to_numpy(),
+    )
+
+
+def candidate_lists(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    users: Sequence[str],
+    *,
+    part: str,
+    candidates: int,
+    ratios: Sequence[int],
+    samplers: Sequence[str],
+    seed: int,
+) -> TasteLists:
+    """Build every user's candidate lists from the `part` ("test" or "train") split.
+
+    Args:
+        interactions: ``user_id, item_id, split`` of the sampled users.
+        items: The catalogue, ``item_id, train_count``.
+        users: The users to build lists for (users without an item in `part` are left
+            out).
+        part: Where the positives come from: "test" to evaluate, "train" to calibrate.
+        candidates: Items per list (Agent4Rec: 20).
+        ratios: Negatives per positive, one list per ratio (e.g. 1, 3, 9).
+        samplers: Negative samplers, from "uniform" and "popularity".
+        seed: Seed of every draw.
+
+    Returns:
+        The lists and the unique pairs to score.
+    """
+    unknown = [s for s in samplers if s not in TASTE_SAMPLERS]
+    if unknown:
+        raise ValueError(f"unknown taste sampler(s) {unknown}; known: {list(TASTE_SAMPLERS)}")
+    rng = np.random.default_rng(seed)
+    catalogue = items["item_id"].astype(str).to_numpy()
+    bin_of = _popularity_bins(items, POPULARITY_BINS)
+    members = {b: catalogue[bin_of.to_numpy() == b] for b in np.unique(bin_of.to_numpy())}
+    by_user = interactions.assign(
+        user_id=interactions["user_id"].astype(str), item_id=interactions["item_id"].astype(str)
+    ).groupby("user_id")
+    rows: list[tuple[str, str, int, str, bool]] = []
+    for user in users:
+        if user not in by_user.groups:
+            continue
+        mine = by_user.get_group(user)
+        seen = set(mine["item_id"])
+        pool = np.sort(mine.loc[mine["split"] == part, "item_id"].to_numpy())
+        if len(pool) == 0:
+            continue
+        pool = rng.permutation(pool)
+        n_pos = {r: min(positives_in_list(candidates, r), len(pool)) for r in ratios}
+        n_neg = max(n_pos[r] * r for r in ratios)
+        for sampler in samplers:
+            if sampler == "uniform":
+                negatives = _uniform(catalogue, seen, n_neg, rng)
+            else:
+                negatives = _popularity_matched(pool, bin_of, members, seen, n_neg, rng)
+            for r in ratios:
+                for item in pool[: n_pos[r]]:
+                    rows.append((user, sampler, r, item, True))
+                for item in negatives[: n_pos[r] * r]:
+                    rows.append((user, sampler, r, item, False))
+    lists = pd.DataFrame(rows, columns=["user_id", "sampler", "ratio", "item_id", "positive"])
+    pairs = lists[["user_id", "item_id"]].drop_duplicates().reset_index(drop=True)
+    return TasteLists(lists=lists, pairs=pairs)
+
+
+def _uniform(catalogue: np.ndarray, seen: set[str], n: int, rng: np.random.Generator) -> list[str]:
+    out: list[str] = []
+    for item in rng.permutation(catalogue):
+        if item not in seen:
+            out.append(str(item))
+            if len(out) == n:
+                break
+    return out
+
+
+def _popularity_matched(
+    positives: np.ndarray,
+    bin_of: pd.Series,
+    members: dict[int, np.ndarray],
+    seen: set[str],
+    n: int,
+    rng: np.random.Generator,
+) -> list[str]:
+    """`n` unseen items, the k-th from the popularity bin of positive k (cyclically);
+    a bin with nothing left lends from the nearest bin."""
+    shuffled = {b: list(rng.permutation(m)) for b, m in members.items()}
+    taken = set(seen)
+    order = sorted(members)
+    out: list[str] = []
+    for k in range(n):
+        want = int(bin_of[positives[k % len(positives)]])
+        for b in sorted(order, key=lambda b: (abs(b - want), b)):
+            bucket = shuffled[b]
+            while bucket and bucket[-1] in taken:
+                bucket.pop()
+            if bucket:
+                item = str(bucket.pop())
+                taken.add(item)
+                out.append(item)
+                break
+    return out
+
+
+def best_f1_threshold(scores: np.ndarray, positive: np.ndarray) -> float:
+    """The score threshold (answer yes when ``score >= threshold``) with the highest
+    pooled F1 on calibration lists; ties go to the higher threshold."""
+    from sklearn.metrics import precision_recall_curve
+
+    scores = np.asarray(scores, "float64")
+    positive = np.asarray(positive, bool)
+    if not positive.any():
+        return float("inf")
+    precision, recall, thresholds = precision_recall_curve(positive, scores)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
+    f1 = f1[:-1]  # the last point has no threshold
+    best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+    return float(thresholds[best[-1]])
+
+
+def list_metrics(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Accuracy, precision, recall, F1 and AUC of each candidate list.
+
+    Args:
+        scored: ``user_id, positive, score`` of one model's lists of one sampler and
+            ratio (one list per user).
+        threshold: Yes when ``score >= threshold``.
+
+    Returns:
+        One row per user: ``user_id, accuracy, precision, recall, f1, auc`` (precision
+        is 0 when nothing is predicted positive; AUC is NaN for a list of one class).
+    """
+    frame = scored[["user_id", "positive", "score"]].copy()
+    frame["yes"] = frame["score"].to_numpy("float64") >= threshold
+    frame["tp"] = frame["yes"] & frame["positive"]
+    frame["correct"] = frame["yes"] == frame["positive"]
+    grouped = frame.groupby("user_id", sort=True)
+    counts = grouped.agg(
+        n=("positive", "size"),
+        pos=("positive", "sum"),
+        yes=("yes", "sum"),
+        tp=("tp", "sum"),
+        correct=("correct", "sum"),
+    )
+    precision = np.where(counts["yes"] > 0, counts["tp"] / counts["yes"].clip(lower=1), 0.0)
+    recall = np.where(counts["pos"] > 0, counts["tp"] / counts["pos"].clip(lower=1), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    auc = grouped.apply(_auc, include_groups=False)
+    return pd.DataFrame(
+        {
+            "user_id": counts.index.to_numpy(),
+            "accuracy": (counts["correct"] / counts["n"]).to_numpy(),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "auc": auc.reindex(counts.index).to_numpy(),
+        }
+    )
+
+
+def _auc(group: pd.DataFrame) -> float:
+    """ROC AUC of one list by the Mann-Whitney statistic (ties count one half)."""
+    positive = group["positive"].to_numpy(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(group["score"].to_numpy("float64"))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -1,0 +1,119 @@
+"""Taste alignment: candidate lists, threshold calibration and per-list metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
+from personasim.evaluation.taste import (
+    best_f1_threshold,
+    candidate_lists,
+    list_metrics,
+    positives_in_list,
+)
+
+
+@pytest.fixture(scope="module")
+def log():
+    """12 users x 30 ratings over 200 items of skewed popularity."""
+    rng = np.random.default_rng(0)
+    items = pd.DataFrame(
+        {"item_id": [f"i{k}" for k in range(200)], "train_count": rng.zipf(1.6, 200) % 500}
+    )
+    rows = []
+    for u in range(12):
+        picks = rng.choice(200, 30, replace=False)
+        for n, i in enumerate(picks):
+            rows.append((f"u{u}", f"i{i}", "train" if n < 18 else "test"))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "split"]), items
+
+
+def test_lists_follow_the_protocol(log):
+    interactions, items = log
+    built = candidate_lists(
+        interactions,
+        items,
+        ["u0", "u1", "u2"],
+        part="test",
+        candidates=20,
+        ratios=[1, 3, 9],
+        samplers=["uniform", "popularity"],
+        seed=0,
+    )
+    lists = built.lists
+    seen = interactions.groupby("user_id")["item_id"].agg(set)
+    test = interactions[interactions.split == "test"].groupby("user_id")["item_id"].agg(set)
+    for (user, _sampler, ratio), one in lists.groupby(["user_id", "sampler", "ratio"]):
+        pos, neg = one[one.positive], one[~one.positive]
+        assert len(pos) == positives_in_list(20, ratio) and len(neg) == len(pos) * ratio
+        assert len(one) <= 20 and one.item_id.is_unique
+        assert set(pos.item_id) <= test[user]  # positives are held-out items
+        assert not set(neg.item_id) & seen[user]  # negatives were never rated
+    # Nested: the 1:9 list's positives are the first of the 1:1 list's.
+    one_nine = lists[(lists.user_id == "u0") & (lists.ratio == 9) & lists.positive]
+    one_one = lists[(lists.user_id == "u0") & (lists.ratio == 1) & lists.positive]
+    assert set(one_nine.item_id) <= set(one_one.item_id)
+    assert len(built.pairs) == len(lists[["user_id", "item_id"]].drop_duplicates())
+
+
+def test_popularity_matched_negatives_are_as_popular_as_the_positives(log):
+    interactions, items = log
+    built = candidate_lists(
+        interactions,
+        items,
+        [f"u{k}" for k in range(12)],
+        part="test",
+        candidates=20,
+        ratios=[1],
+        samplers=["uniform", "popularity"],
+        seed=1,
+    )
+    count = dict(zip(items.item_id, items.train_count, strict=True))
+    lists = built.lists.assign(count=built.lists.item_id.map(count))
+    pos = lists[lists.positive & (lists.sampler == "popularity")]["count"].median()
+    matched = lists[~lists.positive & (lists.sampler == "popularity")]["count"].median()
+    uniform = lists[~lists.positive & (lists.sampler == "uniform")]["count"].median()
+    assert abs(np.log1p(matched) - np.log1p(pos)) < abs(np.log1p(uniform) - np.log1p(pos)) + 0.5
+
+
+def test_same_seed_same_lists(log):
+    interactions, items = log
+    kwargs = dict(part="train", candidates=10, ratios=[1, 3], samplers=["popularity"])
+    a = candidate_lists(interactions, items, ["u3", "u4"], seed=5, **kwargs).lists
+    b = candidate_lists(interactions, items, ["u3", "u4"], seed=5, **kwargs).lists
+    c = candidate_lists(interactions, items, ["u3", "u4"], seed=6, **kwargs).lists
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+
+
+def test_list_metrics_match_scikit_learn():
+    rng = np.random.default_rng(3)
+    frames = []
+    for u in range(5):
+        positive = np.array([True] * 4 + [False] * 12)
+        score = rng.normal(size=16) + positive * 0.8
+        score[3] = score[5]  # a tie
+        frames.append(pd.DataFrame({"user_id": f"u{u}", "positive": positive, "score": score}))
+    scored = pd.concat(frames, ignore_index=True)
+    got = list_metrics(scored, threshold=0.3).set_index("user_id")
+    for user, one in scored.groupby("user_id"):
+        yes = one.score >= 0.3
+        row = got.loc[user]
+        assert row.accuracy == pytest.approx(accuracy_score(one.positive, yes))
+        assert row.precision == pytest.approx(precision_score(one.positive, yes, zero_division=0))
+        assert row.recall == pytest.approx(recall_score(one.positive, yes))
+        assert row.f1 == pytest.approx(f1_score(one.positive, yes, zero_division=0))
+        assert row.auc == pytest.approx(roc_auc_score(one.positive, one.score))
+
+
+def test_threshold_maximises_f1_on_calibration_lists():
+    rng = np.random.default_rng(4)
+    positive = rng.random(400) < 0.25
+    score = rng.normal(size=400) + positive * 1.5
+    best = best_f1_threshold(score, positive)
+    f1_at = f1_score(positive, score >= best)
+    for t in np.quantile(score, np.linspace(0.05, 0.95, 19)):
+        assert f1_at >= f1_score(positive, score >= t) - 1e-12
+    assert best_f1_threshold(score, np.zeros(400, bool)) == float("inf")
