@@ -12,7 +12,7 @@ PIP    := $(BIN)/python -m pip
 DEMO_DIR ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint clean-venv
+.PHONY: setup demo test lint clean-venv browser
 
 setup: $(STAMP)
 
@@ -27,8 +27,14 @@ $(STAMP): pyproject.toml constraints.txt requirements-data.txt
 demo: $(STAMP)
 	$(BIN)/personasim run --workdir $(DEMO_DIR) --config configs/demo.toml
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian's Chromium renders the HTML report in a test (skipped where it cannot be had).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "chromium could not be installed: the report's browser test will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks

@@ -48,3 +48,22 @@ def small_log() -> SyntheticLog:
 def log_files(small_log: SyntheticLog, tmp_path: Path) -> tuple[Path, Path, Path]:
     """The small log written as ratings.csv, items.csv, users.csv."""
     return small_log.write_csv(tmp_path / "log")
+
+
+@pytest.fixture(scope="session")
+def log_config():
+    """``log_config(files, **sections)``: a run configuration over a synthetic log written
+    by :meth:`SyntheticLog.write_csv`, with template profiles and `sections` on top."""
+    from personasim.config import load_config
+
+    def build(files: tuple[Path, Path, Path], **sections):
+        ratings, items, users = files
+        data = {
+            "dataset": "custom",
+            "path": str(ratings),
+            "items_path": str(items),
+            "users_path": str(users),
+        }
+        return load_config([("test", {"llm": {"backend": "template"}, "data": data, **sections})])
+
+    return build

@@ -22,6 +22,7 @@ from personasim.cli.evaluate import evaluate
 from personasim.cli.ingest import ingest
 from personasim.cli.personas import personas_app
 from personasim.cli.profile import profile
+from personasim.cli.report import report
 from personasim.cli.run import run
 from personasim.cli.status import status
 from personasim.cli.train import train
@@ -64,6 +65,7 @@ app.command()(ingest)
 app.command()(profile)
 app.command()(train)
 app.command()(evaluate)
+app.command()(report)
 app.command()(run)
 app.command()(status)
 app.add_typer(personas_app, name="personas")

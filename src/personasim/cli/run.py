@@ -38,8 +38,9 @@ def run(
     for stage in STAGES:
         results.append(run_stage(stage, workspace, cfg, force=force))
     print_results(results)
-    metrics = results[-1].summary.get("metrics")
+    metrics = next((r.summary.get("metrics") for r in results if r.stage == "evaluate"), None)
     if metrics:
         print_metrics(metrics)
+    console.print(f"report: {workspace.stage_dir('report') / 'report.html'}")
     total = sum(r.wall_time_s for r in results)
     console.print(f"run folder: {workspace.root} ({total:.1f} s this time)")

@@ -6,6 +6,7 @@ from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
+from personasim.pipeline.report import ReportStage
 from personasim.pipeline.runner import STAGES, resolve_config, run_pipeline, run_stage
 from personasim.pipeline.stage import Stage, StageResult
 from personasim.pipeline.train import TrainStage
@@ -16,6 +17,7 @@ __all__ = [
     "IngestStage",
     "PersonasStage",
     "ProfileStage",
+    "ReportStage",
     "Stage",
     "StageResult",
     "TrainStage",

@@ -11,6 +11,7 @@ from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
+from personasim.pipeline.report import ReportStage
 from personasim.pipeline.stage import Stage, StageResult
 from personasim.pipeline.train import TrainStage
 from personasim.workspace import Workspace
@@ -25,6 +26,7 @@ STAGES: tuple[type[Stage], ...] = (
     PersonasStage,
     TrainStage,
     EvaluateStage,
+    ReportStage,
 )
 """Every stage, in pipeline order."""
 

@@ -1,0 +1,302 @@
+"""The fidelity report: one self-contained HTML file and a Markdown summary.
+
+:func:`collect_report` reads a run folder's ``eval/`` (and the persona cards and map
+when there); :func:`render_html` turns it into a single HTML file whose figures are
+inlined PNGs and whose style is inline CSS, so it opens offline and can be mailed;
+:func:`render_markdown` writes the tables for pasting into a paper or an issue.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from personasim.evaluation import plots
+from personasim.evaluation.report_template import HTML_TEMPLATE
+
+__all__ = ["ReportData", "collect_report", "render_html", "render_markdown"]
+
+_STAGES = ("data", "profiles", "personas", "adapters", "eval")
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, read from a run folder."""
+
+    title: str
+    metrics: dict[str, dict[str, Any]]
+    taste: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    groups: pd.DataFrame | None = None
+    predictions: pd.DataFrame | None = None
+    taste_scores: pd.DataFrame | None = None
+    taste_lists: pd.DataFrame | None = None
+    free_answers: pd.DataFrame | None = None
+    personas: list[dict[str, Any]] = field(default_factory=list)
+    persona_map: bytes | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def collect_report(root: Path, title: str | None = None) -> ReportData:
+    """Read what the report shows from the run folder `root` (``eval/`` must exist)."""
+    eval_dir = root / "eval"
+    manifest = json.loads((eval_dir / "manifest.json").read_text())
+    data = ReportData(
+        title=title or f"personasim fidelity report: {root.name}",
+        metrics=json.loads((eval_dir / "metrics.json").read_text()),
+    )
+    if (eval_dir / "taste.json").exists():
+        data.taste = json.loads((eval_dir / "taste.json").read_text())
+    data.groups = _read(eval_dir / "groups.parquet")
+    data.predictions = _read(eval_dir / "predictions.parquet")
+    data.taste_scores = _read(eval_dir / "taste_scores.parquet")
+    data.taste_lists = _read(eval_dir / "taste_lists.parquet")
+    data.free_answers = _read(eval_dir / "free_generation.parquet")
+    cards = root / "personas" / "cards.json"
+    if cards.exists():
+        data.personas = json.loads(cards.read_text())
+    if (root / "personas" / "map.png").exists():
+        data.persona_map = (root / "personas" / "map.png").read_bytes()
+    for stage in _STAGES:
+        path = root / stage / "manifest.json"
+        if path.exists():
+            m = json.loads(path.read_text())
+            data.stages.append(
+                {
+                    "stage": m["stage"],
+                    "wall_time_s": m.get("wall_time_s"),
+                    "at": m.get("started_at"),
+                }
+            )
+    summary = manifest.get("summary", {})
+    data.facts = {
+        "test ratings": summary.get("test_ratings"),
+        "pairs scored by every model": summary.get("agent_pairs"),
+        "best classical baseline": summary.get("best_baseline"),
+        "seed": manifest.get("seed"),
+        "evaluated at": manifest.get("started_at"),
+        "personasim": manifest.get("versions", {}).get("personasim"),
+    }
+    return data
+
+
+# --- tables ---------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ci(values: list[float] | None, digits: int = 3) -> str:
+    if not values or any(v is None or math.isnan(v) for v in values):
+        return ""
+    return f"{values[0]:.{digits}f}–{values[1]:.{digits}f}"
+
+
+def rating_rows(metrics: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """One row per model: RMSE/MAE with intervals, URRs, distribution distances and the
+    paired comparison with the best baseline (all on the shared pairs)."""
+    rows = []
+    for name, m in metrics.items():
+        c = m.get("compared") or {}
+        vs = c.get("vs_best_baseline") or {}
+        free = m.get("free_generation") or {}
+        rows.append(
+            {
+                "model": name,
+                "kind": m.get("kind", ""),
+                "RMSE": _fmt(c.get("rmse", m.get("rmse"))),
+                "RMSE 95%": _ci(c.get("rmse_ci")),
+                "MAE": _fmt(c.get("mae", m.get("mae"))),
+                "URR scored": _fmt(m.get("urr"), 3),
+                "URR free text": _fmt(free.get("urr"), 3) if free else "–",
+                "W1": _fmt(c.get("wasserstein"), 3),
+                "KL": _fmt(c.get("kl"), 3),
+                "vs best baseline": (
+                    f"{vs['rmse_difference']:+.4f} ({_ci(vs['ci'], 4)}) {vs['verdict']}"
+                    if vs
+                    else "(best)"
+                    if m.get("kind") == "baseline" and c
+                    else "–"
+                ),
+                "pairs": str(c.get("n", m.get("n", ""))),
+            }
+        )
+    return rows
+
+
+def taste_rows(taste: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, str]]:
+    """One row per (list kind, model): accuracy, precision, recall, F1 (with interval)
+    and AUC (with interval)."""
+    rows = []
+    for kind, models in taste.items():
+        for name, t in models.items():
+            rows.append(
+                {
+                    "lists": kind,
+                    "model": name,
+                    "accuracy": _fmt(t["accuracy"], 3),
+                    "precision": _fmt(t["precision"], 3),
+                    "recall": _fmt(t["recall"], 3),
+                    "F1": _fmt(t["f1"], 3),
+                    "F1 95%": _ci(t.get("f1_ci")),
+                    "AUC": _fmt(t["auc"], 3),
+                    "AUC 95%": _ci(t.get("auc_ci")),
+                    "users": str(t["users"]),
+                }
+            )
+    return rows
+
+
+def group_rows(groups: pd.DataFrame | None) -> tuple[list[str], list[dict[str, str]]]:
+    """RMSE per persona and trait level: one row per group, one column per model."""
+    if groups is None or groups.empty:
+        return [], []
+    models = list(dict.fromkeys(groups["model"]))
+    rows = []
+    for (grouping, group), part in groups.groupby(["grouping", "group"], sort=True):
+        by_model = dict(zip(part["model"], part["rmse"], strict=True))
+        users = int(part["n_users"].max()) if "n_users" in part else ""
+        row = {"grouping": grouping, "group": str(group), "users": str(users)}
+        row.update({m: _fmt(by_model.get(m)) for m in models})
+        rows.append(row)
+    return models, rows
+
+
+def _markdown_table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "_none_\n"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r[h] for h in header) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(data: ReportData) -> str:
+    """The report's tables as Markdown."""
+    parts = [f"# {data.title}\n"]
+    parts.append("\n".join(f"- {k}: {v}" for k, v in data.facts.items() if v is not None) + "\n")
+    parts.append("\n## Rating fidelity (pairs every model scored, 95% user-bootstrap)\n")
+    parts.append(_markdown_table(rating_rows(data.metrics)))
+    if data.taste:
+        parts.append("\n## Taste alignment (thresholds calibrated on train lists)\n")
+        parts.append(_markdown_table(taste_rows(data.taste)))
+    _, rows = group_rows(data.groups)
+    if rows:
+        parts.append("\n## RMSE per persona and trait level\n")
+        parts.append(_markdown_table(rows))
+    if data.stages:
+        parts.append("\n## Wall time per stage\n")
+        parts.append(
+            _markdown_table(
+                [{"stage": s["stage"], "seconds": _fmt(s["wall_time_s"], 1)} for s in data.stages]
+            )
+        )
+    return "\n".join(parts)
+
+
+# --- HTML -----------------------------------------------------------------------------
+
+
+def _data_uri(png: bytes | None) -> str | None:
+    return None if png is None else "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def render_html(data: ReportData) -> str:
+    """The whole report as one HTML document (figures inlined, no external resource)."""
+    from jinja2 import Environment, select_autoescape
+
+    figures: list[tuple[str, str, str | None]] = []
+    if any("compared" in m for m in data.metrics.values()):
+        figures.append(
+            (
+                "Rating error with 95% intervals",
+                "RMSE and MAE on the pairs every model scored; intervals from resampling "
+                "users. Orange: LM agents; blue: classical baselines.",
+                _data_uri(plots.rmse_bars(data.metrics)),
+            )
+        )
+    if data.taste:
+        for metric, text in (
+            ("f1", "F1 of the yes/no decisions, each model's threshold set on train lists."),
+            ("auc", "AUC: threshold-free ranking of a user's items above the negatives."),
+        ):
+            figures.append(
+                (
+                    f"Taste alignment: {metric.upper()}",
+                    text + " Popularity-matched negatives take away popularity's edge.",
+                    _data_uri(plots.taste_bars(data.taste, metric)),
+                )
+            )
+    if any((m.get("compared") or {}).get("histogram") for m in data.metrics.values()):
+        figures.append(
+            (
+                "Rating distributions",
+                "Share of each rating, true (grey) and predicted (rounded to the scale). "
+                "W1: Wasserstein distance in rating points; KL(true || predicted).",
+                _data_uri(plots.rating_histograms(data.metrics)),
+            )
+        )
+    if data.predictions is not None:
+        figures.append(
+            (
+                "Rating calibration",
+                "Mean true rating per bin of predicted rating: on the diagonal is calibrated.",
+                _data_uri(plots.rating_calibration(data.predictions, list(data.metrics))),
+            )
+        )
+    if data.taste_scores is not None and data.taste_lists is not None:
+        test_lists = data.taste_lists[data.taste_lists["part"] == "test"]
+        png = plots.watch_calibration(data.taste_scores, test_lists)
+        if png is not None:
+            figures.append(
+                (
+                    "Watch calibration",
+                    "Share of held-out positives per bin of the agents' P(watch) on the "
+                    "test lists (the share depends on the ratios of the lists).",
+                    _data_uri(png),
+                )
+            )
+    models, groups = group_rows(data.groups)
+    free = []
+    if data.free_answers is not None and not data.free_answers.empty:
+        for _, row in data.free_answers.groupby("model", sort=False).head(4).iterrows():
+            free.append(
+                {
+                    "model": row["model"],
+                    "truth": _fmt(float(row["rating"]), 0),
+                    "answer": row["answer"],
+                    "parsed": _fmt(row["parsed"], 1) if row["valid"] else "no rating",
+                }
+            )
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    template = env.from_string(HTML_TEMPLATE)
+    return template.render(
+        title=data.title,
+        generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        facts={k: v for k, v in data.facts.items() if v is not None},
+        rating_rows=rating_rows(data.metrics),
+        taste_rows=taste_rows(data.taste),
+        group_models=models,
+        group_rows=groups,
+        figures=figures,
+        persona_map=_data_uri(data.persona_map),
+        personas=data.personas,
+        free_answers=free,
+        stages=data.stages,
+    )

@@ -1,0 +1,49 @@
+"""Stage `report`: the fidelity report as one HTML file and a Markdown summary.
+
+Reads ``eval/`` (and the persona cards and map when the personas stage ran) and writes
+``report/report.html`` (self-contained: figures inlined, no network at view time) and
+``report/summary.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from personasim.evaluation.report import collect_report, render_html, render_markdown
+from personasim.pipeline.evaluate import EvaluateStage
+from personasim.pipeline.stage import Stage
+from personasim.workspace import atomic_write_text
+
+__all__ = ["ReportStage"]
+
+
+class ReportStage(Stage):
+    """Render the evaluation of a run folder."""
+
+    name = "report"
+    folder = "report"
+    upstream = (EvaluateStage,)
+
+    def upstream_stages(self) -> tuple[type[Stage], ...]:
+        """Evaluate, plus personas when it ran (its cards and map are shown)."""
+        from personasim.pipeline.personas import PersonasStage
+
+        if self.workspace.read_manifest(PersonasStage.folder) is not None:
+            return (EvaluateStage, PersonasStage)
+        return (EvaluateStage,)
+
+    def settings(self) -> list[Any]:
+        """The `[report]` section."""
+        return [self.config.report]
+
+    def build(self, out: Path) -> dict[str, Any]:
+        """Write report.html and summary.md."""
+        data = collect_report(self.workspace.root, self.config.report.title)
+        atomic_write_text(out / "report.html", render_html(data))
+        atomic_write_text(out / "summary.md", render_markdown(data))
+        return {
+            "html": str(self.workspace.stage_dir(self.folder) / "report.html"),
+            "models": len(data.metrics),
+            "taste_lists": len(data.taste),
+        }
