@@ -196,6 +196,10 @@ class EvaluateConfig(_Section):
     agent_pairs_per_user: int = Field(0, ge=0)
     """Score at most this many test pairs per user with the LM agents (sampled with the
     seed; 0: all). The baselines are also reported on the same pairs."""
+    without_rationales: bool = False
+    """Also score each LoRA agent's test ratings with the rationale (Ml) left out of the
+    prompt, as "<model>-ms": how much the retrieved rationale moves the same adapter
+    (the training-time ablation is in benchmarks/agent_ablations.py)."""
     bootstrap_rounds: int = Field(1000, ge=100)
     """User-level bootstrap resamples behind every 95% interval and the paired comparison
     of each model with the best classical baseline."""
@@ -221,7 +225,7 @@ class EvaluateConfig(_Section):
     """Test pairs per agent model answered in free text (greedy, no prior) and parsed,
     to count the unrelated response rate as the papers do (0: skip). Scored ratings
     never need parsing; this only measures how often the model strays."""
-    free_generation_tokens: int = Field(12, ge=1, le=256)
+    free_generation_tokens: int = Field(24, ge=1, le=256)
     """Tokens generated per free-text answer."""
 
 

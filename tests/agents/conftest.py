@@ -38,6 +38,7 @@ def agent_config(log_files, **agents):
                         "taste_users": 4,
                         "free_generation_pairs": 3,
                         "free_generation_tokens": 4,
+                        "without_rationales": True,
                     },
                     "agents": {
                         "max_examples_per_adapter": 12,

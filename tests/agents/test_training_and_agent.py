@@ -105,6 +105,10 @@ def test_evaluation_scores_the_agents_beside_the_baselines(
         assert 0 <= m["urr"] <= 1 and 0 < m["digit_mass"] <= 1
         assert m["rmse"] > 0
     assert metrics["persona-lora"]["training_examples"] > 0
+    # The same adapters scored with the rationale left out, beside them.
+    assert metrics["global-lora-ms"]["context"] == "Ms (Ml left out)"
+    assert metrics["global-lora-ms"]["n"] == metrics["global-lora"]["n"]
+    assert metrics["global-lora-ms"]["rmse"] != metrics["global-lora"]["rmse"]
     assert "on_agent_pairs" in metrics["biased_mf"]
     preds = pd.read_parquet(trained_run / "eval" / "predictions.parquet")
     agents = preds[preds.model == "persona-lora"]

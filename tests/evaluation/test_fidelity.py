@@ -76,6 +76,8 @@ def test_groups_and_histograms():
         ("I would rate it 4/5.", 4.0),
         ("3.5 stars", 3.5),
         ("Four stars!", 4.0),
+        ("I'd rate Heat (1995) a 4 out of 5", 4.0),
+        ("I'd rate Stranger Than Paradise (1984", None),
         ("10/10, a masterpiece", None),
         ("The viewer would enjoy this movie.", None),
         ("", None),

@@ -64,12 +64,18 @@ _WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
 def parse_rating(text: str, scale: tuple[float, float] = (1.0, 5.0)) -> float | None:
     """The rating a free-text answer gives, or None when it gives none on the scale.
 
-    The first number in the text counts ("4", "I'd give it 4/5", "3.5 stars"), else the
-    first number word ("four"); a number off the scale ("10/10") is not a rating.
+    The first number in the text counts ("4", "I'd give it 4/5", "3.5 stars"; a title's
+    year such as "(1995)" is skipped), else the first number word ("four"); a number off
+    the scale ("10/10") is not a rating.
     """
-    found = _NUMBER.search(text)
-    if found is not None:
-        value = float(found.group(1))
+    numbers = [
+        m
+        for m in _NUMBER.finditer(text)
+        # "(1995" is a title's year, not an answer
+        if not (len(m.group(1)) == 4 and text[max(0, m.start() - 1) : m.start()] == "(")
+    ]
+    if numbers:
+        value = float(numbers[0].group(1))
     else:
         word = _WORD.search(text)
         if word is None:

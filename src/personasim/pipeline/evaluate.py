@@ -221,7 +221,7 @@ class EvaluateStage(Stage):
             taste_scores += self._baseline_taste(lists, fitted, checkpoints / f"t{taste_key}")
         generations: list[pd.DataFrame] = []
         for name in agent_models:
-            frame, note, taste, generated = self._agent(
+            ratings, taste, generated = self._agent(
                 name,
                 pairs,
                 lists,
@@ -230,8 +230,9 @@ class EvaluateStage(Stage):
                 previous,
                 previous_notes,
             )
-            frames.append(frame)
-            notes[name] = note
+            for model, frame, note in ratings:
+                frames.append(frame)
+                notes[model] = note
             if taste is not None:
                 taste_scores.append(taste)
             if generated is not None:
@@ -362,9 +363,12 @@ class EvaluateStage(Stage):
         taste_dir: Path,
         previous: pd.DataFrame | None,
         previous_notes: dict[str, Any],
-    ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
-        """One agent model: its test ratings, taste scores and free answers (each
-        restored from a checkpoint when there; the model loads only if needed)."""
+    ) -> tuple[
+        list[tuple[str, pd.DataFrame, dict[str, Any]]], pd.DataFrame | None, pd.DataFrame | None
+    ]:
+        """One agent model: its test ratings (also without Ml when asked), taste scores
+        and free answers (each restored from a checkpoint when there; the model loads
+        only if needed)."""
         from personasim.agents import UserAgent
 
         cfg = self.config.evaluate
@@ -387,6 +391,19 @@ class EvaluateStage(Stage):
             frame = scored.assign(model=name, valid=True)
             note = self._agent_note(mode, scored)
             _checkpoint(name, rating_dir, frame, note)
+        ratings = [(name, frame, note)]
+        if cfg.without_rationales and mode != "none" and self.config.agents.use_rationales:
+            bare = f"{name}-ms"
+            restored = _restore(bare, rating_dir, previous, previous_notes)
+            if restored is None:
+                index, load().index = load().index, None
+                with progress(f"rating with {bare}", total=None):
+                    scored = agent.predict_pairs(pairs[["user_id", "item_id", "rating"]])
+                agent.index = index
+                note = {**self._agent_note(mode, scored), "context": "Ms (Ml left out)"}
+                restored = (scored.assign(model=bare, valid=True), note)
+                _checkpoint(bare, rating_dir, *restored)
+            ratings.append((bare, *restored))
 
         taste = None
         if lists is not None:
@@ -399,14 +416,15 @@ class EvaluateStage(Stage):
 
         generated = None
         if cfg.free_generation_pairs:
-            path = taste_dir / f"{name}.generated.parquet"
+            settings = config_hash(cfg.free_generation_pairs, cfg.free_generation_tokens)
+            path = taste_dir / f"{name}.generated-{settings[:8]}.parquet"
             if path.exists():
                 generated = read_parquet(path)
             else:
                 generated = self._free_answers(load(), name, pairs)
                 write_parquet(generated, path)
         del agent
-        return frame, note, taste, generated
+        return ratings, taste, generated
 
     def _agent_note(self, mode: str, scored: pd.DataFrame) -> dict[str, Any]:
         agents_cfg = self.config.agents
