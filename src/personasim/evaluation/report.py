@@ -19,10 +19,12 @@ from typing import Any
 import pandas as pd
 
 from personasim.evaluation import plots
+from personasim.evaluation.fidelity import TRAITS
 from personasim.evaluation.report_template import HTML_TEMPLATE
 
 __all__ = ["ReportData", "collect_report", "render_html", "render_markdown"]
 
+_LEVELS = {"1": "low", "2": "medium", "3": "high"}
 _STAGES = ("data", "profiles", "personas", "adapters", "eval")
 
 
@@ -172,7 +174,8 @@ def group_rows(groups: pd.DataFrame | None) -> tuple[list[str], list[dict[str, s
     for (grouping, group), part in groups.groupby(["grouping", "group"], sort=True):
         by_model = dict(zip(part["model"], part["rmse"], strict=True))
         users = int(part["n_users"].max()) if "n_users" in part else ""
-        row = {"grouping": grouping, "group": str(group), "users": str(users)}
+        label = _LEVELS.get(str(group), str(group)) if grouping in TRAITS else str(group)
+        row = {"grouping": grouping, "group": label, "users": str(users)}
         row.update({m: _fmt(by_model.get(m)) for m in models})
         rows.append(row)
     return models, rows
