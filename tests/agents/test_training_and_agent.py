@@ -147,6 +147,23 @@ def test_changing_only_the_taste_settings_reuses_the_rating_predictions(
     assert result.ran and set(result.summary["taste"]) == {"uniform 1:1", "uniform 1:3"}
     for name in ("zero-shot", "global-lora", "persona-lora"):
         assert result.summary["metrics"][name]["rmse"] == before[name]["rmse"]
+        assert result.summary["metrics"][name]["urr"] == before[name]["urr"]
+
+    # Analysis-only settings (more bootstrap rounds) reuse the taste scores and free
+    # answers too: no agent is asked anything again.
+    monkeypatch.setattr(UserAgent, "watch_probabilities", no_rating)
+    monkeypatch.setattr(UserAgent, "answer_freely", no_rating)
+    more = changed.model_copy(
+        update={"evaluate": changed.evaluate.model_copy(update={"bootstrap_rounds": 300})}
+    )
+    again = run_pipeline(trained_run, more, stages=stages)[-1]
+    assert again.ran and again.summary["taste"].keys() == result.summary["taste"].keys()
+    for lists in again.summary["taste"]:
+        for name in ("zero-shot", "persona-lora"):
+            assert (
+                again.summary["taste"][lists][name]["auc"]
+                == (result.summary["taste"][lists][name]["auc"])
+            )
 
 
 def test_a_killed_training_resumes_at_the_next_adapter(

@@ -176,8 +176,8 @@ def rating_calibration(predictions: pd.DataFrame, models: Sequence[str]) -> byte
 
 
 def watch_calibration(scores: pd.DataFrame, lists: pd.DataFrame) -> bytes | None:
-    """Share of held-out positives against the agents' P(watch), in ten bins, on the
-    test lists; None when no agent was scored."""
+    """Share of held-out positives against the agents' P(watch), in ten bins (with 5+
+    candidates), on the test lists; None when no agent was scored."""
     agents = [m for m in dict.fromkeys(scores["model"]) if "lora" in m or m == "zero-shot"]
     if not agents:
         return None
@@ -195,6 +195,7 @@ def watch_calibration(scores: pd.DataFrame, lists: pd.DataFrame) -> bytes | None
             .groupby("bin")
             .agg(p=("score", "mean"), rate=("positive", "mean"), n=("score", "size"))
         )
+        stats = stats[stats["n"] >= 5]
         ax.plot(stats["p"], stats["rate"], marker="o", ms=4, color=cmap(k % 10), label=name)
     _reliability_axes(
         ax, (0, 1), "P(watch) of the agent", "share of held-out positives", "Watch calibration"

@@ -106,6 +106,16 @@ def _rating_key(evaluate: dict[str, Any], scale: Any, seed: Any, inputs: Any) ->
     return config_hash(subset, list(scale), seed, inputs)[:16]
 
 
+def _taste_key(evaluate: dict[str, Any], rating_key: str) -> str:
+    return config_hash({k: evaluate.get(k) for k in _TASTE_SETTINGS}, rating_key)[:16]
+
+
+def _generation_key(evaluate: dict[str, Any]) -> str:
+    return config_hash(
+        evaluate.get("free_generation_pairs"), evaluate.get("free_generation_tokens")
+    )[:8]
+
+
 class EvaluateStage(Stage):
     """Fit the baselines, score the agents, measure fidelity and taste, write ``eval/``."""
 
@@ -141,8 +151,7 @@ class EvaluateStage(Stage):
         settings = json.loads(self.config.evaluate.model_dump_json())
         inputs = self.input_hashes()
         rating = _rating_key(settings, self.config.data.rating_scale, self.config.seed, inputs)
-        taste = {k: settings[k] for k in _TASTE_SETTINGS}
-        return rating, config_hash(taste, rating)[:16]
+        return rating, _taste_key(settings, rating)
 
     def _previous_ratings(self, rating_key: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
         """The previous evaluation's rating predictions and notes, if made with the same
@@ -163,7 +172,26 @@ class EvaluateStage(Stage):
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         notes = {m: {k: v for k, v in d.items() if k not in _COMPUTED} for m, d in metrics.items()}
         logger.info("evaluate: rating predictions reused from the previous evaluation")
+        self._previous_agent_scores(manifest, evaluate, key)
         return read_parquet(path), notes
+
+    def _previous_agent_scores(
+        self, manifest: dict[str, Any], evaluate: dict[str, Any], rating_key: str
+    ) -> None:
+        """The previous evaluation's agent taste scores (same taste settings) and free
+        answers (same generation settings), when their files are intact."""
+        settings = json.loads(self.config.evaluate.model_dump_json())
+        wanted = {
+            "taste_scores.parquet": _taste_key(evaluate, rating_key)
+            == _taste_key(settings, rating_key),
+            "free_generation.parquet": _generation_key(evaluate) == _generation_key(settings),
+        }
+        for name, same in wanted.items():
+            path = self.workspace.path(self.folder, name)
+            recorded = manifest["outputs"].get(name, {}).get("sha256")
+            if same and path.exists() and file_sha256(path) == recorded:
+                self._previous[name] = read_parquet(path)
+                logger.info("evaluate: %s reused from the previous evaluation", name)
 
     def _training(self, interactions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         train = interactions[interactions["split"] == "train"]
@@ -190,6 +218,7 @@ class EvaluateStage(Stage):
         checkpoints = self.workspace.checkpoint_dir(
             self.folder, config_hash(self.input_hashes(), self.config.seed)[:16]
         )
+        self._previous: dict[str, pd.DataFrame] = {}
         previous, previous_notes = self._previous_ratings(rating_key)
         pairs = agent_pairs(test, cfg.agent_pairs_per_user, self.config.seed)
         frames, notes, fitted = self._baselines(
@@ -408,18 +437,24 @@ class EvaluateStage(Stage):
         taste = None
         if lists is not None:
             path = taste_dir / f"{name}.parquet"
+            earlier = _model_rows(self._previous.get("taste_scores.parquet"), name)
             if path.exists():
                 taste = read_parquet(path)
+            elif earlier is not None:
+                taste = earlier
             else:
                 taste = _watch_scores(load(), lists["pairs"], name)
                 write_parquet(taste, path)
 
         generated = None
         if cfg.free_generation_pairs:
-            settings = config_hash(cfg.free_generation_pairs, cfg.free_generation_tokens)
-            path = taste_dir / f"{name}.generated-{settings[:8]}.parquet"
+            settings = _generation_key(json.loads(cfg.model_dump_json()))
+            path = taste_dir / f"{name}.generated-{settings}.parquet"
+            earlier = _model_rows(self._previous.get("free_generation.parquet"), name)
             if path.exists():
                 generated = read_parquet(path)
+            elif earlier is not None:
+                generated = earlier
             else:
                 generated = self._free_answers(load(), name, pairs)
                 write_parquet(generated, path)
@@ -492,6 +527,9 @@ class EvaluateStage(Stage):
             mine = predictions[predictions["model"] == name]
             m = rating_metrics(mine)
             m.update(notes[name])
+            if "greedy_is_digit" in mine and mine["greedy_is_digit"].notna().all():
+                # Agents: the share of answers whose most likely token is not a digit.
+                m["urr"] = round(float(1.0 - mine["greedy_is_digit"].astype(bool).mean()), 6)
             if name in cfg.baselines and len(pairs) < len(mine):
                 on = mine[[k in keys for k in zip(mine.user_id, mine.item_id, strict=True)]]
                 truth, pred = on["rating"].to_numpy(), on["predicted"].to_numpy()
@@ -679,6 +717,13 @@ class _LazyBaselines:
 
 def _truth_pred(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return frame["rating"].to_numpy("float64"), frame["predicted"].to_numpy("float64")
+
+
+def _model_rows(frame: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
+    """The rows of model `name` in a previous table, or None."""
+    if frame is None or name not in set(frame["model"]):
+        return None
+    return frame[frame["model"] == name].reset_index(drop=True)
 
 
 def _checkpoint(name: str, folder: Path, frame: pd.DataFrame, note: dict[str, Any]) -> None:
