@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ class EvaluateStage(Stage):
         """The previous evaluation's rating predictions and notes, if made with the same
         rating settings, inputs and seed and still intact; else ``(None, {})``."""
         manifest = self.workspace.read_manifest(self.folder)
-        if manifest is None or getattr(self, "reason", "") == "forced":
+        if manifest is None or self.reason == "forced":
             return None, {}
         try:
             evaluate, scale, seed = manifest["config"]
@@ -425,7 +426,8 @@ class EvaluateStage(Stage):
             bare = f"{name}-ms"
             restored = _restore(bare, rating_dir, previous, previous_notes)
             if restored is None:
-                index, load().index = load().index, None
+                agent = load()
+                index, agent.index = agent.index, None  # no retrieved rationale
                 with progress(f"rating with {bare}", total=None):
                     scored = agent.predict_pairs(pairs[["user_id", "item_id", "rating"]])
                 agent.index = index
@@ -436,28 +438,19 @@ class EvaluateStage(Stage):
 
         taste = None
         if lists is not None:
-            path = taste_dir / f"{name}.parquet"
-            earlier = _model_rows(self._previous.get("taste_scores.parquet"), name)
-            if path.exists():
-                taste = read_parquet(path)
-            elif earlier is not None:
-                taste = earlier
-            else:
-                taste = _watch_scores(load(), lists["pairs"], name)
-                write_parquet(taste, path)
-
+            taste = _checkpointed(
+                taste_dir / f"{name}.parquet",
+                _model_rows(self._previous.get("taste_scores.parquet"), name),
+                lambda: _watch_scores(load(), lists["pairs"], name),
+            )
         generated = None
         if cfg.free_generation_pairs:
             settings = _generation_key(json.loads(cfg.model_dump_json()))
-            path = taste_dir / f"{name}.generated-{settings}.parquet"
-            earlier = _model_rows(self._previous.get("free_generation.parquet"), name)
-            if path.exists():
-                generated = read_parquet(path)
-            elif earlier is not None:
-                generated = earlier
-            else:
-                generated = self._free_answers(load(), name, pairs)
-                write_parquet(generated, path)
+            generated = _checkpointed(
+                taste_dir / f"{name}.generated-{settings}.parquet",
+                _model_rows(self._previous.get("free_generation.parquet"), name),
+                lambda: self._free_answers(load(), name, pairs),
+            )
         del agent
         return ratings, taste, generated
 
@@ -497,11 +490,15 @@ class EvaluateStage(Stage):
         with progress(f"free answers of {name}", total=None):
             answers = agent.answer_freely(requests, max_new_tokens=cfg.free_generation_tokens)
         scale = tuple(self.config.data.rating_scale)
+        truth = dict(
+            zip(
+                zip(chosen["user_id"].astype(str), chosen["item_id"].astype(str), strict=True),
+                chosen["rating"].astype(float),
+                strict=True,
+            )
+        )
         rows = []
         for (user, items), texts in zip(requests, answers, strict=True):
-            truth = chosen[chosen["user_id"].astype(str) == user].set_index(
-                chosen.loc[chosen["user_id"].astype(str) == user, "item_id"].astype(str)
-            )["rating"]
             for item, text in zip(items, texts, strict=True):
                 parsed = parse_rating(text, scale)  # type: ignore[arg-type]
                 rows.append(
@@ -509,7 +506,7 @@ class EvaluateStage(Stage):
                         "model": name,
                         "user_id": user,
                         "item_id": item,
-                        "rating": float(truth[item]),
+                        "rating": truth[(user, item)],
                         "answer": text,
                         "parsed": np.nan if parsed is None else parsed,
                         "valid": parsed is not None,
@@ -717,6 +714,20 @@ class _LazyBaselines:
 
 def _truth_pred(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return frame["rating"].to_numpy("float64"), frame["predicted"].to_numpy("float64")
+
+
+def _checkpointed(
+    path: Path, earlier: pd.DataFrame | None, compute: Callable[[], pd.DataFrame]
+) -> pd.DataFrame:
+    """This run's checkpoint at `path`, else the previous evaluation's rows, else
+    `compute()` (checkpointed at `path`)."""
+    if path.exists():
+        return read_parquet(path)
+    if earlier is not None:
+        return earlier
+    frame = compute()
+    write_parquet(frame, path)
+    return frame
 
 
 def _model_rows(frame: pd.DataFrame | None, name: str) -> pd.DataFrame | None:

@@ -97,6 +97,8 @@ class Stage(ABC):
     name: ClassVar[str]
     folder: ClassVar[str]
     upstream: ClassVar[tuple[type[Stage], ...]] = ()
+    reason: str = ""
+    """Why the current build runs ("forced", "configuration changed", ...)."""
 
     def __init__(self, workspace: Workspace, config: RunConfig) -> None:
         self.workspace = workspace
