@@ -40,6 +40,7 @@ __all__ = [
     "PersonaConfig",
     "ProfileConfig",
     "ReportConfig",
+    "SimulateConfig",
     "RunConfig",
     "SplitConfig",
     "config_hash",
@@ -227,6 +228,70 @@ class EvaluateConfig(_Section):
     never need parsing; this only measures how often the model strays."""
     free_generation_tokens: int = Field(24, ge=1, le=256)
     """Tokens generated per free-text answer."""
+
+
+class SimulateConfig(_Section):
+    """Recommenders evaluated by simulated sessions with the agents (stage `simulate`)."""
+
+    recommenders: list[str] = ["random", "popular", "itemknn", "mf"]
+    """Recommenders to compare: the LensKit built-ins ("random", "popular", "itemknn",
+    "mf"), names of `plugins`, or names registered under the `personasim.recommenders`
+    entry point. Empty: the stage does nothing."""
+    plugins: dict[str, str] = {}
+    """Your own recommenders, name = "module:object" (see the README: a class with
+    fit(training) and recommend(user_id, history, n), or a function)."""
+    agent: Literal["persona-lora", "global-lora", "zero-shot"] = "persona-lora"
+    """Which agents play the users."""
+    users: int = Field(0, ge=0)
+    """Simulated users (a seeded sample of the run's users; 0: all)."""
+    page_size: int = Field(4, ge=1, le=50)
+    """Items per page (Agent4Rec: 4)."""
+    max_pages: int = Field(5, ge=1, le=100)
+    """A session ends after this many pages at the latest."""
+    decisions: Literal["sample", "threshold"] = "sample"
+    """"sample": watch with probability P(watch), rate by drawing from the agent's rating
+    distribution, continue with probability P(continue), all from the seed.
+    "threshold": watch when P(watch) >= `watch_threshold`, rate with the most likely
+    rating, continue when P(continue) >= 0.5 (no randomness)."""
+    watch_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """P(watch) at or above which an agent watches, in "threshold" mode."""
+    like_threshold: float = Field(4.0)
+    """A watched item rated at or above this is liked."""
+    patience: tuple[float, float, float] = (0.5, 0.7, 0.9)
+    """P(continue) after a fully satisfying page for users of low, medium and high
+    activity (the activity trait of the profile stage)."""
+    satisfaction_weight: float = Field(0.5, ge=0.0, le=1.0)
+    """How much the page's satisfaction (share of its items watched and liked) moves
+    P(continue): P(continue) = patience x (1 - w + w x satisfaction)."""
+    offline_k: int = Field(10, ge=1)
+    """Length of the top-N lists scored against the held-out log (nDCG@k, Recall@k)."""
+    itemknn_neighbors: int = Field(20, ge=1)
+    """Neighbours of the item-item kNN recommender."""
+    mf_embedding_size: int = Field(50, ge=1)
+    """Latent factors of the implicit-feedback MF recommender (ALS)."""
+    mf_epochs: int = Field(10, ge=1)
+    """ALS epochs of the MF recommender."""
+    feedback_rounds: int = Field(0, ge=0)
+    """Feedback-loop rounds after the first sessions (0: off): each round adds the items
+    the agents liked to the recommender's training data, retrains it and simulates
+    again, to see how the genre diversity and popularity of what it shows drift."""
+    feedback_users: int = Field(0, ge=0)
+    """Users in the feedback loop (a seeded subset of the simulated users; 0: all)."""
+
+    @field_validator("patience")
+    @classmethod
+    def _probabilities(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(not 0.0 <= v <= 1.0 for v in value):
+            raise ValueError(f"patience values must lie in [0, 1], got {list(value)}")
+        return value
+
+    @field_validator("recommenders")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        duplicated = sorted({v for v in value if value.count(v) > 1})
+        if duplicated:
+            raise ValueError(f"recommenders listed twice: {duplicated}")
+        return value
 
 
 class ReportConfig(_Section):
@@ -445,6 +510,8 @@ class RunConfig(_Section):
     """User agents (`[agents]`)."""
     evaluate: EvaluateConfig = EvaluateConfig()
     """Baselines and metrics (`[evaluate]`)."""
+    simulate: SimulateConfig = SimulateConfig()
+    """Simulated sessions against recommenders (`[simulate]`)."""
     report: ReportConfig = ReportConfig()
     """The HTML and Markdown report (`[report]`)."""
 

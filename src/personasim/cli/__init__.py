@@ -24,6 +24,7 @@ from personasim.cli.personas import personas_app
 from personasim.cli.profile import profile
 from personasim.cli.report import report
 from personasim.cli.run import run
+from personasim.cli.simulate import simulate
 from personasim.cli.status import status
 from personasim.cli.train import train
 from personasim.errors import PersonaSimError
@@ -65,6 +66,7 @@ app.command()(ingest)
 app.command()(profile)
 app.command()(train)
 app.command()(evaluate)
+app.command()(simulate)
 app.command()(report)
 app.command()(run)
 app.command()(status)

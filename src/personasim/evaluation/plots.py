@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "feedback_drift",
     "rating_calibration",
     "rating_histograms",
     "rmse_bars",
+    "simulated_vs_offline",
     "taste_bars",
     "watch_calibration",
 ]
@@ -200,4 +202,46 @@ def watch_calibration(scores: pd.DataFrame, lists: pd.DataFrame) -> bytes | None
     _reliability_axes(
         ax, (0, 1), "P(watch) of the agent", "share of held-out positives", "Watch calibration"
     )
+    return _png(fig)
+
+
+def simulated_vs_offline(recommenders: dict[str, dict[str, Any]], k: int) -> bytes:
+    """Each recommender at (offline nDCG@k, simulated likes per session), and at
+    (nDCG@k, watch rate): agreeing rankings fall on an increasing line."""
+    plt = _pyplot()
+    names = list(recommenders)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
+    for ax, (metric, label) in zip(
+        axes, (("likes", "liked items per session"), ("watch_rate", "watch rate")), strict=True
+    ):
+        x = [recommenders[n].get("ndcg", np.nan) for n in names]
+        y = [recommenders[n].get(metric, np.nan) for n in names]
+        ax.scatter(x, y, color=_AGENT_COLOUR, zorder=3)
+        for name, xi, yi in zip(names, x, y, strict=True):
+            ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=9)
+        ax.set_xlabel(f"offline nDCG@{k} (held-out log)")
+        ax.set_ylabel(f"simulated: {label}")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Recommenders: simulated sessions vs the held-out log")
+    return _png(fig)
+
+
+def feedback_drift(feedback: pd.DataFrame) -> bytes:
+    """Genre diversity and popularity of each recommender's lists, round by round."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=110)
+    panels = (
+        ("genre_entropy", "genre entropy of a user's list (bits)"),
+        ("popularity", "popularity percentile of the items"),
+        ("likes", "liked items per session"),
+    )
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        for name, part in feedback.groupby("recommender", sort=False):
+            ax.plot(part["round"], part[column], marker="o", label=str(name))
+        ax.set_xlabel("feedback round")
+        ax.set_ylabel(label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Feedback loop: liked items retrain the recommender")
     return _png(fig)

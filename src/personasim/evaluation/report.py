@@ -22,10 +22,19 @@ from personasim.evaluation import plots
 from personasim.evaluation.fidelity import TRAITS
 from personasim.evaluation.report_template import HTML_TEMPLATE
 
-__all__ = ["ReportData", "collect_report", "render_html", "render_markdown"]
+__all__ = [
+    "ReportData",
+    "agreement_rows",
+    "collect_report",
+    "feedback_rows",
+    "render_html",
+    "render_markdown",
+    "simulation_persona_rows",
+    "simulation_rows",
+]
 
 _LEVELS = {"1": "low", "2": "medium", "3": "high"}
-_STAGES = ("data", "profiles", "personas", "adapters", "eval")
+_STAGES = ("data", "profiles", "personas", "adapters", "eval", "simulate")
 
 
 @dataclass
@@ -44,6 +53,8 @@ class ReportData:
     persona_map: bytes | None = None
     stages: list[dict[str, Any]] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    simulation: dict[str, Any] = field(default_factory=dict)
+    """``simulate/metrics.json`` when the simulate stage ran."""
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -70,6 +81,9 @@ def collect_report(root: Path, title: str | None = None) -> ReportData:
         data.personas = json.loads(cards.read_text())
     if (root / "personas" / "map.png").exists():
         data.persona_map = (root / "personas" / "map.png").read_bytes()
+    simulation = root / "simulate" / "metrics.json"
+    if simulation.exists():
+        data.simulation = json.loads(simulation.read_text())
     for stage in _STAGES:
         path = root / stage / "manifest.json"
         if path.exists():
@@ -181,6 +195,93 @@ def group_rows(groups: pd.DataFrame | None) -> tuple[list[str], list[dict[str, s
     return models, rows
 
 
+_SIMULATED_COLUMNS = (
+    ("watch rate", "watch_rate", 3),
+    ("likes/session", "likes", 2),
+    ("like rate", "like_rate", 3),
+    ("mean rating", "mean_rating", 2),
+    ("exit page", "exit_page", 2),
+    ("coverage", "coverage", 3),
+    ("novelty (bits)", "novelty", 2),
+    ("log hits: watched", "log_hit_rate_watched", 3),
+    ("log hits: skipped", "log_hit_rate_skipped", 3),
+)
+
+
+def simulation_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per recommender: simulated metrics, then the offline ones."""
+    k = simulation.get("settings", {}).get("offline_k", 10)
+    rows = []
+    for name, m in simulation.get("recommenders", {}).items():
+        row = {"recommender": name}
+        row.update({title: _fmt(m.get(key), digits) for title, key, digits in _SIMULATED_COLUMNS})
+        row[f"nDCG@{k}"] = _fmt(m.get("ndcg"), 4)
+        row[f"Recall@{k}"] = _fmt(m.get("recall"), 4)
+        rows.append(row)
+    return rows
+
+
+def agreement_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
+    """Kendall and Spearman of each simulated metric against each offline one."""
+    rows = []
+    for pair, result in simulation.get("agreement", {}).get("pairs", {}).items():
+        simulated, offline = pair.split("~")
+        rows.append(
+            {
+                "simulated": simulated,
+                "offline": offline,
+                "Kendall tau": _fmt(result.get("kendall_tau"), 3),
+                "Spearman": _fmt(result.get("spearman"), 3),
+                "recommenders": str(result.get("n")),
+            }
+        )
+    return rows
+
+
+def simulation_persona_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
+    """Liked items per session (and watch rate) per persona and recommender."""
+    personas = simulation.get("personas", {})
+    names = sorted({p for by in personas.values() for p in by})
+    rows = []
+    for persona in names:
+        row = {"persona": persona}
+        for rec, by in personas.items():
+            m = by.get(persona, {})
+            row[rec] = f"{_fmt(m.get('likes'), 2)} / {_fmt(m.get('watch_rate'), 2)}"
+        rows.append(row)
+    return rows
+
+
+def feedback_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
+    """The feedback loop's drift, per recommender and round."""
+    return [
+        {
+            "recommender": r["recommender"],
+            "round": str(r["round"]),
+            "genre entropy": _fmt(r.get("genre_entropy"), 3),
+            "genres/user": _fmt(r.get("genres_per_user"), 2),
+            "popularity": _fmt(r.get("popularity"), 3),
+            "distinct items": str(r.get("coverage_items")),
+            "likes/session": _fmt(r.get("likes"), 2),
+            "liked items added": str(r.get("liked_added")),
+        }
+        for r in simulation.get("feedback", [])
+    ]
+
+
+def _user_agreement_text(simulation: dict[str, Any]) -> str:
+    user = simulation.get("per_user_agreement", {})
+    tau = user.get("kendall_tau", {})
+    rho = user.get("spearman", {})
+    return (
+        f"per user (likes vs nDCG over the recommenders, {user.get('defined_users', 0)} of "
+        f"{user.get('users', 0)} users with both sides varying): Kendall tau "
+        f"{_fmt(tau.get('mean'), 3)} ({_fmt(tau.get('low'), 3)} to {_fmt(tau.get('high'), 3)}), "
+        f"Spearman {_fmt(rho.get('mean'), 3)} ({_fmt(rho.get('low'), 3)} to "
+        f"{_fmt(rho.get('high'), 3)})"
+    )
+
+
 def _markdown_table(rows: list[dict[str, str]]) -> str:
     if not rows:
         return "_none_\n"
@@ -203,6 +304,18 @@ def render_markdown(data: ReportData) -> str:
     if rows:
         parts.append("\n## RMSE per persona and trait level\n")
         parts.append(_markdown_table(rows))
+    if data.simulation.get("recommenders"):
+        head = data.simulation["agreement"]["headline"]
+        parts.append("\n## Recommenders: simulated sessions and the held-out log\n")
+        parts.append(_markdown_table(simulation_rows(data.simulation)))
+        parts.append(
+            f"\nAgreement (likes vs nDCG, {head['n']} recommenders): Kendall tau "
+            f"{_fmt(head['kendall_tau'], 3)}, Spearman {_fmt(head['spearman'], 3)}; "
+            f"{_user_agreement_text(data.simulation)}.\n"
+        )
+        if data.simulation.get("feedback"):
+            parts.append("\n## Feedback loop\n")
+            parts.append(_markdown_table(feedback_rows(data.simulation)))
     if data.stages:
         parts.append("\n## Wall time per stage\n")
         parts.append(
@@ -275,6 +388,27 @@ def render_html(data: ReportData) -> str:
                     _data_uri(png),
                 )
             )
+    simulation = data.simulation if data.simulation.get("recommenders") else {}
+    if simulation:
+        k = simulation.get("settings", {}).get("offline_k", 10)
+        figures.append(
+            (
+                "Simulated vs offline",
+                "Each recommender's liked items per session and watch rate in the agents' "
+                f"sessions against its nDCG@{k} on the held-out log.",
+                _data_uri(plots.simulated_vs_offline(simulation["recommenders"], k)),
+            )
+        )
+        if simulation.get("feedback"):
+            figures.append(
+                (
+                    "Feedback loop",
+                    "Round 0 is the first simulation; each later round retrains the "
+                    "recommender with the items the agents liked. Measured on each round's "
+                    "top-k lists of the same users.",
+                    _data_uri(plots.feedback_drift(pd.DataFrame(simulation["feedback"]))),
+                )
+            )
     models, groups = group_rows(data.groups)
     free = []
     if data.free_answers is not None and not data.free_answers.empty:
@@ -302,4 +436,10 @@ def render_html(data: ReportData) -> str:
         personas=data.personas,
         free_answers=free,
         stages=data.stages,
+        simulation=simulation,
+        simulation_rows=simulation_rows(simulation) if simulation else [],
+        agreement_rows=agreement_rows(simulation) if simulation else [],
+        simulation_persona_rows=simulation_persona_rows(simulation) if simulation else [],
+        feedback_rows=feedback_rows(simulation) if simulation else [],
+        user_agreement=_user_agreement_text(simulation) if simulation else "",
     )

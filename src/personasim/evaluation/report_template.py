@@ -74,6 +74,55 @@ positives.</p>
 </table>
 {% endif %}
 
+{% if simulation_rows %}
+<h2 id="simulation">Recommenders: simulated sessions and the held-out log</h2>
+<p class="note">{{ simulation.settings.users }} users, played by the
+{{ simulation.settings.agent }} agents ({{ simulation.settings.decisions }} decisions),
+browse pages of recommendations: they watch, rate what they watched (a like is a rating
+of 4 or more), and continue or leave after each page by their activity and how much they
+liked the page. Coverage: distinct items shown over the catalogue; novelty: mean
+self-information of the items shown. Log hits: share of the items the agents watched
+(skipped) that the real user rated in the held-out period. nDCG and Recall: the
+recommender's top {{ simulation.settings.offline_k }} against the held-out log.</p>
+<table id="simulation-table">
+<tr>{% for h in simulation_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in simulation_rows %}
+<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+<p class="note"><b>Does the simulation rank the recommenders as the log does?</b>
+Likes vs nDCG: Kendall tau {{ "%.3f" | format(simulation.agreement.headline.kendall_tau) }},
+Spearman {{ "%.3f" | format(simulation.agreement.headline.spearman) }}
+({{ simulation.agreement.headline.n }} recommenders); {{ user_agreement }}.</p>
+<table id="agreement-table">
+<tr>{% for h in agreement_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in agreement_rows %}
+<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% if simulation_persona_rows %}
+<p class="note">Per persona: liked items per session / watch rate.</p>
+<table id="simulation-persona-table">
+<tr>{% for h in simulation_persona_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in simulation_persona_rows %}
+<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endif %}
+{% if feedback_rows %}
+<h3>Feedback loop</h3>
+<p class="note">Each round adds the items the agents liked to the recommender's
+training data and retrains it. Genre entropy and popularity are measured on the
+top-{{ simulation.settings.offline_k }} lists of the same users.</p>
+<table id="feedback-table">
+<tr>{% for h in feedback_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in feedback_rows %}
+<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endif %}
+{% endif %}
+
 <h2 id="figures">Figures</h2>
 {% for caption, text, uri in figures %}
 <figure><img alt="{{ caption }}" src="{{ uri }}"><figcaption><b>{{ caption }}.</b>

@@ -8,6 +8,7 @@ from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.report import ReportStage
 from personasim.pipeline.runner import STAGES, resolve_config, run_pipeline, run_stage
+from personasim.pipeline.simulate import SimulateStage
 from personasim.pipeline.stage import Stage, StageResult
 from personasim.pipeline.train import TrainStage
 
@@ -18,6 +19,7 @@ __all__ = [
     "PersonasStage",
     "ProfileStage",
     "ReportStage",
+    "SimulateStage",
     "Stage",
     "StageResult",
     "TrainStage",

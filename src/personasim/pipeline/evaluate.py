@@ -55,6 +55,7 @@ __all__ = [
     "TASTE_METRICS",
     "EvaluateStage",
     "agent_pairs",
+    "training_log",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,22 @@ _COMPUTED = {
     "compared",
     "free_generation",
 }
+
+
+def training_log(workspace: Any, interactions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """What the baselines and recommenders train on: the sampled users' train part plus
+    the other users' histories (when the split kept them), and a description of it."""
+    train = interactions[interactions["split"] == "train"]
+    others = read_parquet(workspace.require("data", "others.parquet"))
+    n_users = interactions["user_id"].nunique()
+    if others.empty:
+        return train, f"train part of the {n_users} sampled users"
+    training = pd.concat([train, others], ignore_index=True)
+    described = (
+        f"train part of the {n_users} sampled users + full histories of "
+        f"{others['user_id'].nunique()} other users"
+    )
+    return training, described
 
 
 def agent_pairs(test: pd.DataFrame, per_user: int, seed: int) -> pd.DataFrame:
@@ -193,19 +210,6 @@ class EvaluateStage(Stage):
             if same and path.exists() and file_sha256(path) == recorded:
                 self._previous[name] = read_parquet(path)
                 logger.info("evaluate: %s reused from the previous evaluation", name)
-
-    def _training(self, interactions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-        train = interactions[interactions["split"] == "train"]
-        others = read_parquet(self.workspace.require("data", "others.parquet"))
-        n_users = interactions["user_id"].nunique()
-        if others.empty:
-            return train, f"train part of the {n_users} sampled users"
-        training = pd.concat([train, others], ignore_index=True)
-        described = (
-            f"train part of the {n_users} sampled users + full histories of "
-            f"{others['user_id'].nunique()} other users"
-        )
-        return training, described
 
     # --- the stage -----------------------------------------------------------------------
 
@@ -335,7 +339,7 @@ class EvaluateStage(Stage):
     ) -> tuple[list[pd.DataFrame], dict[str, dict[str, Any]], _LazyBaselines]:
         cfg = self.config.evaluate
         checkpoints.mkdir(parents=True, exist_ok=True)
-        training, fit_data = self._training(interactions)
+        training, fit_data = training_log(self.workspace, interactions)
         scale = tuple(self.config.data.rating_scale) if cfg.clip_to_scale else None
         fitted = _LazyBaselines(training, cfg, self.config.seed)
         frames: list[pd.DataFrame] = []

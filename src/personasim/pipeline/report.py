@@ -1,6 +1,7 @@
 """Stage `report`: the fidelity report as one HTML file and a Markdown summary.
 
-Reads ``eval/`` (and the persona cards and map when the personas stage ran) and writes
+Reads ``eval/`` (and the persona cards and map, and ``simulate/``, when those stages
+ran) and writes
 ``report/report.html`` (self-contained: figures inlined, no network at view time) and
 ``report/summary.md``.
 """
@@ -26,12 +27,15 @@ class ReportStage(Stage):
     upstream = (EvaluateStage,)
 
     def upstream_stages(self) -> tuple[type[Stage], ...]:
-        """Evaluate, plus personas when it ran (its cards and map are shown)."""
+        """Evaluate, plus personas and simulate when they ran (shown too)."""
         from personasim.pipeline.personas import PersonasStage
+        from personasim.pipeline.simulate import SimulateStage
 
-        if self.workspace.read_manifest(PersonasStage.folder) is not None:
-            return (EvaluateStage, PersonasStage)
-        return (EvaluateStage,)
+        stages: tuple[type[Stage], ...] = (EvaluateStage,)
+        for optional in (PersonasStage, SimulateStage):
+            if self.workspace.read_manifest(optional.folder) is not None:
+                stages += (optional,)
+        return stages
 
     def settings(self) -> list[Any]:
         """The `[report]` section."""

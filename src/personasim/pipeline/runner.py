@@ -12,6 +12,7 @@ from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.report import ReportStage
+from personasim.pipeline.simulate import SimulateStage
 from personasim.pipeline.stage import Stage, StageResult
 from personasim.pipeline.train import TrainStage
 from personasim.workspace import Workspace
@@ -26,6 +27,7 @@ STAGES: tuple[type[Stage], ...] = (
     PersonasStage,
     TrainStage,
     EvaluateStage,
+    SimulateStage,
     ReportStage,
 )
 """Every stage, in pipeline order."""

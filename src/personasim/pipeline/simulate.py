@@ -1,0 +1,493 @@
+"""Stage `simulate`: recommenders evaluated by the agents, and by the held-out log.
+
+For each recommender (LensKit built-ins and plug-ins, fitted on the training log that
+the baselines use):
+
+1. it ranks the unrated items of every simulated user; the first pages go to the
+   user's agent in a session (:mod:`personasim.simulation.sessions`), the top
+   ``offline_k`` are scored against the user's held-out items (nDCG, Recall);
+2. the simulated metrics (watch rate, likes, mean rating, exit page, coverage,
+   novelty), overall and per persona, are set beside the offline ones, and the two
+   orderings of the recommenders are compared (Kendall, Spearman), overall and per user;
+3. with ``feedback_rounds``, the items the agents liked are added to the recommender's
+   training data, it is retrained and the sessions rerun, round after round; the genre
+   diversity and popularity of what it shows are tracked.
+
+Writes ``simulate/``: events.parquet (every item shown), sessions.parquet, offline.parquet
+(per user and recommender), user_agreement.parquet, feedback.parquet (when rounds ran)
+and metrics.json. Each recommender's sessions are checkpointed per round, so a killed
+simulation resumes at the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.config import config_hash
+from personasim.data.tables import read_parquet, write_parquet
+from personasim.evaluation.bootstrap import mean_interval
+from personasim.pipeline.evaluate import AGENT_MODES, EvaluateStage, training_log
+from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.stage import Stage
+from personasim.progress import progress
+from personasim.simulation.measures import (
+    item_novelty,
+    list_drift,
+    offline_metrics,
+    per_user_agreement,
+    rank_agreement,
+    session_metrics,
+    user_session_metrics,
+)
+from personasim.simulation.recommenders import Recommender, create_recommender
+from personasim.simulation.sessions import SessionLog, pages_of, run_sessions
+from personasim.workspace import atomic_write_text
+
+__all__ = ["OFFLINE_METRICS", "SimulateStage"]
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_METRICS = ("ndcg", "recall")
+"""Offline metrics per recommender (at ``offline_k``), from the held-out log."""
+
+_AGREEMENT_SIMULATED = ("likes", "watch_rate", "like_rate", "mean_rating", "exit_page")
+
+
+class SimulateStage(Stage):
+    """Sessions of the agents with each recommender, set against the held-out log."""
+
+    name = "simulate"
+    folder = "simulate"
+    upstream = (IngestStage,)
+
+    def upstream_stages(self) -> tuple[type[Stage], ...]:
+        """Ingest, profile and personas, plus train unless the agents are zero-shot."""
+        if not self.config.simulate.recommenders:
+            return (IngestStage,)
+        from personasim.pipeline.personas import PersonasStage
+        from personasim.pipeline.profile import ProfileStage
+        from personasim.pipeline.train import TrainStage
+
+        stages: tuple[type[Stage], ...] = (IngestStage, ProfileStage, PersonasStage)
+        if self.config.simulate.agent != "zero-shot" and self.has_agents():
+            stages += (TrainStage,)
+        return stages
+
+    def has_agents(self) -> bool:
+        """Whether the agents that play the users are configured to be trained (or
+        are the zero-shot base model)."""
+        agent = self.config.simulate.agent
+        return agent == "zero-shot" or AGENT_MODES[agent] in self.config.agents.modes
+
+    def settings(self) -> list[Any]:
+        """The `[simulate]` section and the seed."""
+        return [self.config.simulate, self.config.seed]
+
+    # --- the stage -----------------------------------------------------------------------
+
+    def build(self, out: Path) -> dict[str, Any]:
+        """Fit the recommenders, run the sessions (and feedback rounds), measure."""
+        cfg = self.config.simulate
+        if not cfg.recommenders:
+            atomic_write_text(out / "metrics.json", json.dumps({"recommenders": {}}) + "\n")
+            return {"recommenders": 0}
+        ws = self.workspace
+        seed = self.config.seed
+        started = time.perf_counter()
+        interactions = read_parquet(ws.require("data", "interactions.parquet"))
+        items = read_parquet(ws.require("data", "items.parquet"))
+        profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
+        training, described = training_log(ws, interactions)
+        training = training[["user_id", "item_id", "rating", "timestamp"]].reset_index(drop=True)
+        test = interactions[interactions["split"] == "test"]
+        users = _sample(sorted(profiles["user_id"].astype(str)), cfg.users, seed, "users")
+        history = (
+            interactions[interactions["split"] == "train"]
+            .groupby("user_id")["item_id"]
+            .agg(lambda s: [str(i) for i in s])
+            .to_dict()
+        )
+        history = {u: history.get(u, []) for u in users}
+        activity = dict(zip(profiles["user_id"].astype(str), profiles["activity"], strict=True))
+        persona_of = EvaluateStage(ws, self.config)._personas()
+        # rounds run so far stay valid when only the number of rounds changes
+        # (and each recommender's sessions stay valid when others join or leave the list)
+        session_settings = cfg.model_dump(
+            exclude={"feedback_rounds", "feedback_users", "recommenders", "plugins"}
+        )
+        checkpoints = ws.checkpoint_dir(
+            self.folder, config_hash(self.input_hashes(), session_settings, seed)[:16]
+        )
+        counts = training.groupby("item_id").size()
+        catalogue = int(training["item_id"].nunique())
+        novelty = item_novelty(counts.to_dict(), int(training["user_id"].nunique()))
+        popularity = counts.rank(pct=True).to_dict()
+        genres = dict(zip(items["item_id"].astype(str), items["genres"].map(list), strict=True))
+        agent: _LazyAgent | None = _LazyAgent(ws.root, cfg.agent)
+        if not self.has_agents():
+            logger.warning(
+                "simulate: agents.modes does not train the %s agents: offline metrics only "
+                "(add %r to agents.modes, or set simulate.agent)",
+                cfg.agent,
+                AGENT_MODES[cfg.agent],
+            )
+            agent = None
+        timings: dict[str, float] = {}
+
+        logs: dict[str, SessionLog] = {}
+        offline: list[pd.DataFrame] = []
+        recommenders: dict[str, Recommender] = {}
+        tops: dict[str, dict[str, list[str]]] = {}
+        for name in cfg.recommenders:
+            t0 = time.perf_counter()
+            recommender = create_recommender(name, cfg)
+            recommender.fit(training, seed=seed)
+            recommenders[name] = recommender
+            pages, top = self._rankings(recommender, users, history)
+            tops[name] = top
+            offline.append(offline_metrics(top, test, cfg.offline_k).assign(recommender=name))
+            logs[name] = self._sessions(agent, name, 0, pages, activity, checkpoints)
+            timings[name] = round(time.perf_counter() - t0, 2)
+            logger.info("simulate: %s done in %.0f s", name, timings[name])
+
+        events, sessions = _stack(logs, persona_of, 0)
+        offline_frame = pd.concat(offline, ignore_index=True)
+        test_items = set(zip(test["user_id"].astype(str), test["item_id"].astype(str), strict=True))
+        metrics: dict[str, Any] = {"recommenders": {}, "personas": {}}
+        for name in cfg.recommenders:
+            ev, se = (
+                events[events["recommender"] == name],
+                sessions[sessions["recommender"] == name],
+            )
+            row = session_metrics(ev, se, catalogue=catalogue, novelty=novelty)
+            row.update(_log_hits(ev, test_items))
+            off = offline_frame[offline_frame["recommender"] == name]
+            for metric in OFFLINE_METRICS:
+                row[metric] = float(off[metric].mean())
+            metrics["recommenders"][name] = _rounded(row)
+            metrics["personas"][name] = {
+                str(p): _rounded(
+                    session_metrics(
+                        ev[ev["persona"] == p],
+                        se[se["persona"] == p],
+                        catalogue=catalogue,
+                        novelty=novelty,
+                    )
+                )
+                for p in sorted(se["persona"].dropna().unique())
+            }
+        metrics["agreement"] = _agreement(metrics["recommenders"])
+        user_agreement = self._user_agreement(events, sessions, offline_frame)
+        metrics["per_user_agreement"] = _summarise_user_agreement(user_agreement, seed)
+        feedback = None
+        if cfg.feedback_rounds and agent is not None:
+            context = _Context(
+                agent,
+                training,
+                history,
+                activity,
+                checkpoints,
+                genres,
+                popularity,
+                novelty,
+                catalogue,
+            )
+            feedback = self._feedback(context, recommenders, logs, tops, users)
+            write_parquet(feedback, out / "feedback.parquet")
+            metrics["feedback"] = feedback.to_dict(orient="records")
+        metrics["settings"] = {
+            "agent": cfg.agent,
+            "users": len(users),
+            "training": described,
+            "catalogue": catalogue,
+            "offline_k": cfg.offline_k,
+            "decisions": cfg.decisions,
+        }
+        metrics["wall_time_s"] = {
+            "recommenders": timings,
+            "total": round(time.perf_counter() - started, 1),
+        }
+        write_parquet(events, out / "events.parquet")
+        write_parquet(sessions, out / "sessions.parquet")
+        write_parquet(offline_frame, out / "offline.parquet")
+        write_parquet(user_agreement, out / "user_agreement.parquet")
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        return {
+            "recommenders": metrics["recommenders"],
+            "agreement": metrics["agreement"]["headline"],
+            "users": len(users),
+        }
+
+    # --- parts ---------------------------------------------------------------------------
+
+    def _rankings(
+        self, recommender: Recommender, users: list[str], history: dict[str, list[str]]
+    ) -> tuple[dict[str, list[list[str]]], dict[str, list[str]]]:
+        """Each user's session pages and top-k list from one ranking."""
+        cfg = self.config.simulate
+        need = max(cfg.page_size * cfg.max_pages, cfg.offline_k)
+        pages, top = {}, {}
+        with progress(f"ranking: {recommender.name}", total=len(users), unit="users") as advance:
+            for user in users:
+                seen = set(history[user])
+                ranking = recommender.recommend(user, history[user], need + len(seen))
+                kept = pages_of(ranking, seen, 1, need)
+                flat = [page[0] for page in kept]
+                top[user] = flat[: cfg.offline_k]
+                pages[user] = pages_of(flat, set(), cfg.page_size, cfg.max_pages)
+                advance(1)
+        return pages, top
+
+    def _sessions(
+        self,
+        agent: _LazyAgent | None,
+        name: str,
+        round_: int,
+        pages: dict[str, list[list[str]]],
+        activity: dict[str, Any],
+        checkpoints: Path,
+    ) -> SessionLog:
+        """One recommender's sessions in one round, from the checkpoint when it exists."""
+        tag = f"round{round_}-{config_hash(name, self.config.simulate.plugins.get(name))[:12]}"
+        if round_:
+            tag += f"-u{self.config.simulate.feedback_users}"
+        stem = checkpoints / tag
+        events_path, sessions_path = (
+            stem.with_suffix(".events.parquet"),
+            stem.with_suffix(".sessions.parquet"),
+        )
+        if events_path.exists() and sessions_path.exists():
+            logger.info("simulate: %s round %d restored from checkpoint", name, round_)
+            return SessionLog(read_parquet(events_path), read_parquet(sessions_path))
+        cfg = self.config.simulate
+        if agent is None:
+            return run_sessions(_NoAgents(), {u: [] for u in pages}, {}, cfg, seed=0, label="")
+        total = sum(len(page) for p in pages.values() for page in p)
+        with progress(
+            f"sessions: {name} (round {round_})", total=total, unit="items at most"
+        ) as advance:
+            log = run_sessions(
+                agent.get(),
+                pages,
+                {u: int(activity.get(u, 2)) for u in pages},
+                cfg,
+                seed=self.config.seed,
+                label=f"round{round_}/{name}",
+                advance=advance,
+            )
+        write_parquet(log.sessions, sessions_path)
+        write_parquet(log.events, events_path)
+        return log
+
+    def _user_agreement(
+        self, events: pd.DataFrame, sessions: pd.DataFrame, offline: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Per user: do the recommenders that gave this user's agent more likes also
+        score a higher nDCG on this user's held-out items?"""
+        per_user = []
+        for name, se in sessions.groupby("recommender", sort=False):
+            ev = events[events["recommender"] == name]
+            per_user.append(user_session_metrics(ev, se).assign(recommender=name))
+        simulated = pd.concat(per_user).pivot(
+            index="user_id", columns="recommender", values="likes"
+        )
+        ndcg = offline.pivot(index="user_id", columns="recommender", values="ndcg")
+        return per_user_agreement(simulated, ndcg)
+
+    def _feedback(
+        self,
+        ctx: _Context,
+        recommenders: dict[str, Recommender],
+        logs: dict[str, SessionLog],
+        first_top: dict[str, dict[str, list[str]]],
+        users: list[str],
+    ) -> pd.DataFrame:
+        """Rounds of: add the liked items, retrain, simulate again. The drift (genre
+        diversity, popularity) is measured on each round's top-k lists, whose length
+        does not depend on how long the agents stayed."""
+        cfg = self.config.simulate
+        seed = self.config.seed
+        loop_users = _sample(users, cfg.feedback_users, seed, "feedback")
+        chosen = set(loop_users)
+        rows = []
+        last_time = int(ctx.training["timestamp"].max())
+        for name, recommender in recommenders.items():
+            log = SessionLog(
+                logs[name].events[logs[name].events["user_id"].isin(chosen)],
+                logs[name].sessions[logs[name].sessions["user_id"].isin(chosen)],
+            )
+            added = ctx.training
+            user_history = {u: list(ctx.history[u]) for u in loop_users}
+            for round_ in range(cfg.feedback_rounds + 1):
+                if round_:
+                    liked = log.events[log.events["liked"]]
+                    new = pd.DataFrame(
+                        {
+                            "user_id": liked["user_id"].astype(str),
+                            "item_id": liked["item_id"].astype(str),
+                            "rating": liked["rating"].astype(float),
+                            "timestamp": last_time + round_,
+                        }
+                    )
+                    added = pd.concat([added, new], ignore_index=True)
+                    for user, item in zip(new["user_id"], new["item_id"], strict=True):
+                        user_history[user].append(item)
+                    recommender.fit(added, seed=seed)
+                    pages, top = self._rankings(recommender, loop_users, user_history)
+                    log = self._sessions(
+                        ctx.agent, name, round_, pages, ctx.activity, ctx.checkpoints
+                    )
+                else:
+                    top = {u: first_top[name][u] for u in loop_users}
+                listed = pd.DataFrame(
+                    [(u, i) for u, items in top.items() for i in items],
+                    columns=["user_id", "item_id"],
+                )
+                drift = list_drift(listed, ctx.genres, ctx.popularity)
+                rows.append(
+                    {
+                        "recommender": name,
+                        "round": round_,
+                        **drift,
+                        "liked_added": int(len(added) - len(ctx.training)),
+                        **_rounded(
+                            session_metrics(
+                                log.events,
+                                log.sessions,
+                                catalogue=ctx.catalogue,
+                                novelty=ctx.novelty,
+                            )
+                        ),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+
+@dataclass
+class _Context:
+    """What the feedback rounds share with the first round."""
+
+    agent: _LazyAgent | None
+    training: pd.DataFrame
+    history: dict[str, list[str]]
+    activity: dict[str, Any]
+    checkpoints: Path
+    genres: dict[str, list[str]]
+    popularity: dict[str, float]
+    novelty: dict[str, float]
+    catalogue: int
+
+
+class _NoAgents:
+    """Stands in when no agents were trained: every session is empty."""
+
+    def watch_probabilities(self, requests: Any) -> list[np.ndarray]:
+        raise AssertionError("no agents")
+
+    def rating_distributions(self, requests: Any) -> list[dict[str, np.ndarray]]:
+        raise AssertionError("no agents")
+
+
+class _LazyAgent:
+    """Loads the agents on first use (a fully checkpointed simulation never does)."""
+
+    def __init__(self, workdir: Path, model: str) -> None:
+        self.workdir = workdir
+        self.model = model
+        self._agent: Any = None
+
+    def get(self) -> Any:
+        if self._agent is None:
+            from personasim.agents import UserAgent
+
+            logger.info("simulate: loading the %s agents", self.model)
+            self._agent = UserAgent.from_workdir(self.workdir, mode=AGENT_MODES[self.model])
+        return self._agent
+
+
+def _sample(users: list[str], n: int, seed: int, purpose: str) -> list[str]:
+    """All `users`, or a seeded sample of `n` of them (sorted)."""
+    if not n or n >= len(users):
+        return list(users)
+    rng = np.random.default_rng([seed, len(purpose), sum(map(ord, purpose))])
+    return sorted(rng.choice(users, size=n, replace=False).tolist())
+
+
+def _stack(
+    logs: dict[str, SessionLog], persona_of: dict[str, str], round_: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every recommender's events and sessions in two tables, with persona and round."""
+    events = pd.concat(
+        [log.events.assign(recommender=name, round=round_) for name, log in logs.items()],
+        ignore_index=True,
+    )
+    sessions = pd.concat(
+        [log.sessions.assign(recommender=name, round=round_) for name, log in logs.items()],
+        ignore_index=True,
+    )
+    for frame in (events, sessions):
+        frame["persona"] = frame["user_id"].map(persona_of).astype("string")
+    lead = ["recommender", "round", "user_id", "persona"]
+    return (
+        events[lead + [c for c in events.columns if c not in lead]],
+        sessions[lead + [c for c in sessions.columns if c not in lead]],
+    )
+
+
+def _log_hits(events: pd.DataFrame, test_items: set[tuple[str, str]]) -> dict[str, float]:
+    """How the log judges the shown items: the share the user rated in the held-out
+    period, and that share among the items the agent watched and among those it skipped."""
+    in_log = np.array(
+        [(u, i) in test_items for u, i in zip(events["user_id"], events["item_id"], strict=True)]
+    )
+    watched = events["watched"].to_numpy(bool)
+    return {
+        "log_hit_rate": float(in_log.mean()) if len(in_log) else float("nan"),
+        "log_hit_rate_watched": float(in_log[watched].mean()) if watched.any() else float("nan"),
+        "log_hit_rate_skipped": float(in_log[~watched].mean())
+        if (~watched).any()
+        else float("nan"),
+    }
+
+
+def _agreement(table: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Kendall and Spearman between every simulated metric and every offline one."""
+    pairs = {}
+    for simulated in _AGREEMENT_SIMULATED:
+        for off in OFFLINE_METRICS:
+            result = rank_agreement(
+                {n: row[simulated] for n, row in table.items()},
+                {n: row[off] for n, row in table.items()},
+            )
+            pairs[f"{simulated}~{off}"] = _rounded(result)
+    return {
+        "headline": {"simulated": "likes", "offline": "ndcg", **pairs["likes~ndcg"]},
+        "pairs": pairs,
+    }
+
+
+def _summarise_user_agreement(frame: pd.DataFrame, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"simulated": "likes", "offline": "ndcg", "users": int(len(frame))}
+    for column in ("kendall_tau", "spearman"):
+        values = frame[column].dropna().to_numpy()
+        interval = mean_interval(values, rounds=1000, seed=seed)
+        out[column] = _rounded(
+            {"mean": interval.estimate, "low": interval.low, "high": interval.high}
+        )
+        out["defined_users"] = int(len(values))
+    return out
+
+
+def _rounded(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v)
+        for k, v in values.items()
+    }

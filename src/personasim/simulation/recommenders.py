@@ -1,0 +1,261 @@
+"""Recommenders under test, registered by name; a team's own joins as a plug-in.
+
+A recommender is fitted on a training log (``user_id, item_id, rating, timestamp``) and
+asked for a user's ranked item ids given the user's history. The built-in ones wrap
+LensKit components:
+
+- ``random``: a random order of the unrated training items, seeded per user
+  (``RandomSelector``);
+- ``popular``: most-rated first (``PopScorer``);
+- ``itemknn``: item-item k-nearest neighbours on the ratings (``ItemKNNScorer``);
+- ``mf``: implicit-feedback matrix factorisation trained by ALS (``ImplicitMFScorer``).
+
+A team's own recommender is given as ``"module:object"`` (in ``[simulate] plugins``) or
+registered under the entry-point group ``personasim.recommenders``. The object is a
+class (instantiated without arguments), an instance, or a plain function:
+
+- with a ``fit(training: pandas.DataFrame)`` method, it is fitted on the training log
+  (and refitted in each feedback round);
+- ``recommend(user_id: str, history: list[str], n: int) -> list[str]`` (or the object
+  itself, if callable) returns up to `n` item ids, best first.
+
+Items of the user's history and items the recommender repeats are dropped by the
+session, so a plug-in need not filter them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import warnings
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from personasim.config import SimulateConfig
+from personasim.errors import ConfigError
+
+__all__ = [
+    "BUILTIN_RECOMMENDERS",
+    "LensKitRecommender",
+    "PluginRecommender",
+    "Recommender",
+    "create_recommender",
+    "load_object",
+    "stable_seed",
+]
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_RECOMMENDERS = ("random", "popular", "itemknn", "mf")
+"""The LensKit recommenders every simulation can compare."""
+
+_ENTRY_POINT_GROUP = "personasim.recommenders"
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """What a session needs from a recommender."""
+
+    name: str
+
+    def fit(self, training: pd.DataFrame, *, seed: int) -> None:
+        """Train on ``user_id, item_id, rating, timestamp`` rows."""
+
+    def recommend(self, user_id: str, history: Sequence[str], n: int) -> list[str]:
+        """Up to `n` item ids for the user, best first, none of `history`."""
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed derived from `parts` that is the same in every process and run."""
+    return zlib.crc32("\x1f".join(str(p) for p in parts).encode())
+
+
+class LensKitRecommender:
+    """A LensKit top-N pipeline over the unrated training items of a user."""
+
+    def __init__(self, name: str, kind: str, config: SimulateConfig) -> None:
+        self.name = name
+        self.kind = kind
+        self.config = config
+        self._pipeline: Any = None
+        self._seed = 0
+
+    def _build(self, seed: int) -> Any:
+        from lenskit.als import ImplicitMFScorer
+        from lenskit.basic import PopScorer
+        from lenskit.knn import ItemKNNScorer
+        from lenskit.pipeline import topn_pipeline
+
+        if self.kind == "random":
+            return _random_pipeline(self.name, seed)
+        if self.kind == "popular":
+            scorer: Any = PopScorer(score="quantile")
+        elif self.kind == "itemknn":
+            scorer = ItemKNNScorer(max_nbrs=self.config.itemknn_neighbors, feedback="implicit")
+        elif self.kind == "mf":
+            scorer = ImplicitMFScorer(
+                embedding_size=self.config.mf_embedding_size,
+                epochs=self.config.mf_epochs,
+                use_ratings=False,
+            )
+        else:  # pragma: no cover - guarded by create_recommender
+            raise ValueError(self.kind)
+        return topn_pipeline(scorer, name=self.name)
+
+    def fit(self, training: pd.DataFrame, *, seed: int) -> None:
+        """Train the LensKit pipeline on `training`, deterministically for `seed`."""
+        from lenskit.training import TrainingOptions
+
+        from personasim.evaluation.baselines import training_dataset
+
+        self._seed = seed
+        pipeline = self._build(seed)
+        with warnings.catch_warnings():
+            # LensKit's item statistics trip a pandas FutureWarning (NaT into int64)
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
+            pipeline.train(training_dataset(training), TrainingOptions(rng=seed))
+        self._pipeline = pipeline
+
+    def recommend(self, user_id: str, history: Sequence[str], n: int) -> list[str]:
+        """The top `n` unrated training items for the user (history excluded)."""
+        from lenskit import recommend
+        from lenskit.data import ItemList, RecQuery
+
+        if self._pipeline is None:
+            raise RuntimeError(f"recommender {self.name!r} used before fit()")
+        # an empty ItemList gets integer ids, which LensKit cannot match with string
+        # ids: give the query no items instead (the user's training history is empty too)
+        items_seen = ItemList(item_ids=np.array(list(history), dtype=object)) if history else None
+        query = RecQuery(user_id=user_id, user_items=items_seen)
+        items = recommend(self._pipeline, query, n)
+        return [str(i) for i in items.ids()]
+
+
+def _random_pipeline(name: str, seed: int) -> Any:
+    """Query -> the user's unrated training items -> a random order.
+
+    The seed is ``(seed, "user")``: each user gets their own seeded order, whatever
+    the order in which users are asked.
+    """
+    from lenskit.basic import (
+        RandomSelector,
+        UnratedTrainingItemsCandidateSelector,
+        UserTrainingHistoryLookup,
+    )
+    from lenskit.data import ID, ItemList, RecQuery
+    from lenskit.pipeline import PipelineBuilder
+
+    pipe = PipelineBuilder(name=name)
+    query = pipe.create_input("query", RecQuery, ID, ItemList)
+    n = pipe.create_input("n", int, None)
+    lookup = pipe.add_component("history-lookup", UserTrainingHistoryLookup(), query=query)
+    candidates = pipe.add_component(
+        "candidate-selector", UnratedTrainingItemsCandidateSelector(), query=lookup
+    )
+    ranker = pipe.add_component(
+        "ranker", RandomSelector(n=-1, rng=(seed, "user")), items=candidates, query=lookup, n=n
+    )
+    pipe.alias("recommender", ranker)
+    pipe.default_component("recommender")
+    return pipe.build()
+
+
+class PluginRecommender:
+    """A team's recommender given as an object (see the module docstring)."""
+
+    def __init__(self, name: str, target: Any, spec: str) -> None:
+        self.name = name
+        self.spec = spec
+        self.target = target() if isinstance(target, type) else target
+        method = getattr(self.target, "recommend", None)
+        self._recommend: Callable[..., Any] | None = method if callable(method) else None
+        if self._recommend is None and callable(self.target):
+            self._recommend = self.target
+        if self._recommend is None:
+            raise ConfigError(
+                f"recommender plug-in {name!r} ({spec}): the object has no recommend() "
+                "and is not callable; give recommend(user_id, history, n) -> item ids"
+            )
+
+    def fit(self, training: pd.DataFrame, *, seed: int) -> None:
+        """Call the plug-in's ``fit(training)`` when it has one."""
+        fit = getattr(self.target, "fit", None)
+        if callable(fit):
+            fit(training.copy())
+
+    def recommend(self, user_id: str, history: Sequence[str], n: int) -> list[str]:
+        """The plug-in's ranked item ids (as strings).
+
+        Raises:
+            ConfigError: The plug-in failed or returned something that is not a list of
+                item ids.
+        """
+        assert self._recommend is not None
+        try:
+            items = self._recommend(user_id, list(history), n)
+        except Exception as e:
+            raise ConfigError(
+                f"recommender plug-in {self.name!r} ({self.spec}) failed for user "
+                f"{user_id!r}: {type(e).__name__}: {e}"
+            ) from e
+        if isinstance(items, (str, bytes)) or not isinstance(items, (Sequence, np.ndarray)):
+            raise ConfigError(
+                f"recommender plug-in {self.name!r} ({self.spec}) returned "
+                f"{type(items).__name__} for user {user_id!r}; expected a list of item ids"
+            )
+        return [str(i) for i in items]
+
+
+def load_object(spec: str) -> Any:
+    """Import ``"package.module:attribute"`` (the attribute may be dotted).
+
+    Raises:
+        ConfigError: The spec is malformed, the module cannot be imported or the
+            attribute does not exist.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"recommender plug-in {spec!r}: expected 'module:object'")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"recommender plug-in {spec!r}: cannot import {module_name}: {e}") from e
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigError(
+                f"recommender plug-in {spec!r}: {module_name} has no {attribute!r}"
+            ) from None
+    return target
+
+
+def _entry_points() -> dict[str, str]:
+    return {e.name: e.value for e in importlib.metadata.entry_points(group=_ENTRY_POINT_GROUP)}
+
+
+def create_recommender(name: str, config: SimulateConfig) -> Recommender:
+    """The recommender called `name`: built-in, from ``[simulate] plugins`` or from an
+    installed package's ``personasim.recommenders`` entry point.
+
+    Raises:
+        ConfigError: No recommender has that name, or its plug-in cannot be loaded.
+    """
+    if name in config.plugins:
+        spec = config.plugins[name]
+        return PluginRecommender(name, load_object(spec), spec)
+    if name in BUILTIN_RECOMMENDERS:
+        return LensKitRecommender(name, name, config)
+    installed = _entry_points()
+    if name in installed:
+        return PluginRecommender(name, load_object(installed[name]), installed[name])
+    known = sorted({*BUILTIN_RECOMMENDERS, *config.plugins, *installed})
+    raise ConfigError(
+        f"simulate.recommenders: no recommender named {name!r} (available: {', '.join(known)}; "
+        "add your own as plugins = {name = 'module:object'})"
+    )

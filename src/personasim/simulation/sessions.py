@@ -1,0 +1,217 @@
+"""Sessions with Agent4Rec's semantics: pages of items, watch, rate, continue or exit.
+
+For every simulated user the recommender's ranking is cut into pages of
+``page_size`` items (items of the user's history and repeats are dropped first, so an
+item is never shown twice in a session). On each page the agent
+
+1. decides, per item, whether it would watch it: P(watch) from the agent, then a seeded
+   draw ("sample") or ``P(watch) >= watch_threshold`` ("threshold");
+2. rates each watched item: a draw from its rating distribution ("sample") or the most
+   likely rating ("threshold"); a rating at or above ``like_threshold`` is a like;
+3. continues to the next page with probability
+
+       P(continue) = patience[activity] x (1 - w + w x satisfaction)
+
+   where ``patience`` is set per activity level (low, medium, high; the profile's
+   activity trait), ``satisfaction`` is the share of the page's items the agent watched
+   and liked, and ``w`` is ``satisfaction_weight``: an active user who liked what it saw
+   stays longest. "sample" draws the decision, "threshold" continues when
+   ``P(continue) >= 0.5``. A session also ends after ``max_pages`` pages or when the
+   recommender has nothing left to show.
+
+Every user's draws come from its own stream (seeded by the run seed, the session label
+and the user id), so results do not depend on batching or on which other users run.
+Users are advanced page by page together: each page of every active user goes to the
+agents in one call, which scores them in mixed-persona batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from personasim.config import SimulateConfig
+from personasim.simulation.recommenders import stable_seed
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "SESSION_COLUMNS",
+    "SessionLog",
+    "SimulatedUsers",
+    "continue_probability",
+    "pages_of",
+    "run_sessions",
+]
+
+logger = logging.getLogger(__name__)
+
+EVENT_COLUMNS = [
+    "user_id",
+    "page",
+    "position",
+    "item_id",
+    "p_watch",
+    "watched",
+    "rating",
+    "liked",
+]
+"""One row per item shown: page and position from 1; rating NaN when not watched."""
+
+SESSION_COLUMNS = ["user_id", "pages", "exit", "shown", "watched", "liked"]
+"""One row per session; exit is "left" (the agent chose to), "max_pages" or
+"no_items" (the recommender ran out)."""
+
+
+class SimulatedUsers(Protocol):
+    """The agents' side of a session (:class:`~personasim.agents.UserAgent` is one)."""
+
+    def watch_probabilities(
+        self, requests: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[np.ndarray]:
+        """P(watch) of each item, per ``(user_id, item_ids)`` request."""
+
+    def rating_distributions(
+        self, requests: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[dict[str, np.ndarray]]:
+        """Per request a dict whose ``probs`` is [n, 5] over ratings 1..5."""
+
+
+@dataclass
+class SessionLog:
+    """What happened in the sessions of one recommender."""
+
+    events: pd.DataFrame
+    """One row per item shown (:data:`EVENT_COLUMNS`)."""
+    sessions: pd.DataFrame
+    """One row per user (:data:`SESSION_COLUMNS`)."""
+
+
+def pages_of(
+    ranking: Sequence[str], history: set[str], page_size: int, max_pages: int
+) -> list[list[str]]:
+    """Cut a ranking into pages, dropping history items and repeats."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    limit = page_size * max_pages
+    for item in ranking:
+        if item in history or item in seen:
+            continue
+        seen.add(item)
+        kept.append(item)
+        if len(kept) == limit:
+            break
+    return [kept[i : i + page_size] for i in range(0, len(kept), page_size)]
+
+
+def continue_probability(activity_level: int, satisfaction: float, config: SimulateConfig) -> float:
+    """P(continue) after a page (see the module docstring).
+
+    Args:
+        activity_level: 1 (low), 2 (medium) or 3 (high); other values are clipped.
+        satisfaction: Share of the page's items watched and liked, in [0, 1].
+        config: The simulation settings (patience, satisfaction_weight).
+    """
+    level = min(max(int(activity_level), 1), 3)
+    w = config.satisfaction_weight
+    return float(config.patience[level - 1] * (1.0 - w + w * satisfaction))
+
+
+def run_sessions(
+    agents: SimulatedUsers,
+    pages: dict[str, list[list[str]]],
+    activity: dict[str, int],
+    config: SimulateConfig,
+    *,
+    seed: int,
+    label: str,
+    advance: Callable[[float], None] | None = None,
+) -> SessionLog:
+    """Simulate one session per user, all users advancing page by page together.
+
+    Args:
+        agents: Scores watch and rating decisions.
+        pages: Per user, the pages the recommender would show (:func:`pages_of`).
+        activity: Per user, the activity level 1..3 (missing: medium).
+        config: Decision mode, thresholds, patience.
+        seed: The run seed.
+        label: Names the session set in the seeds (e.g. "round0/mf").
+        advance: Called with the number of items scored after each page.
+
+    Returns:
+        The events and one row per session.
+    """
+    users = list(pages)
+    streams = {u: np.random.default_rng(stable_seed(seed, label, u)) for u in users}
+    sample = config.decisions == "sample"
+    events: list[tuple] = []
+    state = {u: {"pages": 0, "shown": 0, "watched": 0, "liked": 0, "exit": ""} for u in users}
+    active = [u for u in users if pages[u]]
+    for u in users:
+        if not pages[u]:
+            state[u]["exit"] = "no_items"
+    page = 0
+    while active:
+        shown = [(u, pages[u][page]) for u in active]
+        watch = agents.watch_probabilities(shown)
+        watched_items: dict[str, list[int]] = {}
+        for (u, items), p in zip(shown, watch, strict=True):
+            draws = streams[u].random(len(items)) if sample else None
+            decided = draws < p if draws is not None else p >= config.watch_threshold
+            watched_items[u] = [k for k in range(len(items)) if decided[k]]
+        to_rate = [(u, [items[k] for k in watched_items[u]]) for u, items in shown]
+        to_rate = [r for r in to_rate if r[1]]
+        ratings: dict[str, np.ndarray] = {}
+        if to_rate:
+            for (u, _), dist in zip(to_rate, agents.rating_distributions(to_rate), strict=True):
+                probs = np.asarray(dist["probs"], dtype=float)
+                if sample:
+                    ratings[u] = np.array(
+                        [streams[u].choice(5, p=row / row.sum()) + 1 for row in probs], dtype=float
+                    )
+                else:
+                    ratings[u] = probs.argmax(axis=1) + 1.0
+        still = []
+        for (u, items), p in zip(shown, watch, strict=True):
+            got = dict(zip(watched_items[u], ratings.get(u, []), strict=True))
+            liked = 0
+            for k, item in enumerate(items):
+                rating = got.get(k, np.nan)
+                is_liked = bool(k in got and rating >= config.like_threshold)
+                liked += is_liked
+                events.append((u, page + 1, k + 1, item, float(p[k]), k in got, rating, is_liked))
+            s = state[u]
+            s["pages"] = page + 1
+            s["shown"] += len(items)
+            s["watched"] += len(got)
+            s["liked"] += liked
+            p_continue = continue_probability(activity.get(u, 2), liked / len(items), config)
+            stays = streams[u].random() < p_continue if sample else p_continue >= 0.5
+            if not stays:
+                s["exit"] = "left"
+            elif page + 1 >= config.max_pages:
+                s["exit"] = "max_pages"
+            elif page + 1 >= len(pages[u]):
+                s["exit"] = "no_items"
+            else:
+                still.append(u)
+        if advance is not None:
+            advance(sum(len(items) for _, items in shown))
+        active = still
+        page += 1
+    event_frame = pd.DataFrame(events, columns=EVENT_COLUMNS)
+    event_frame["watched"] = event_frame["watched"].astype(bool)
+    event_frame["liked"] = event_frame["liked"].astype(bool)
+    event_frame["rating"] = event_frame["rating"].astype(float)
+    session_frame = pd.DataFrame(
+        [
+            (u, s["pages"], s["exit"], s["shown"], s["watched"], s["liked"])
+            for u, s in state.items()
+        ],
+        columns=SESSION_COLUMNS,
+    )
+    return SessionLog(events=event_frame, sessions=session_frame)

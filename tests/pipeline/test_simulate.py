@@ -1,0 +1,145 @@
+"""Stage `simulate` end to end on the tiny trained run: LensKit recommenders and a
+plug-in, real LoRA agents, offline metrics, agreement, feedback rounds, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from personasim.config import load_config
+from personasim.errors import ConfigError
+from personasim.pipeline import EvaluateStage, ReportStage, SimulateStage, run_stage
+from personasim.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+PLUGIN = "personasim.testing.recommenders:RecentlyPopular"
+
+
+def _config(base, **simulate):
+    settings = json.loads(base.model_dump_json())
+    settings["simulate"] = {
+        "users": 6,
+        "max_pages": 2,
+        "mf_epochs": 3,
+        "plugins": {"recent": PLUGIN},
+        "recommenders": ["random", "popular", "itemknn", "mf", "recent"],
+        **simulate,
+    }
+    return load_config([("test", settings)])
+
+
+@pytest.fixture(scope="module")
+def simulated(trained_run, agent_log_files, make_agent_config, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("simulated") / "run"
+    shutil.copytree(trained_run, workdir)
+    cfg = _config(make_agent_config(agent_log_files), feedback_rounds=1, feedback_users=3)
+    result = run_stage(SimulateStage, Workspace(workdir), cfg)
+    return workdir, cfg, result
+
+
+def test_sessions_offline_metrics_and_agreement_are_written(simulated):
+    workdir, _, result = simulated
+    assert result.ran
+    out = workdir / "simulate"
+    metrics = json.loads((out / "metrics.json").read_text())
+    names = ["random", "popular", "itemknn", "mf", "recent"]
+    assert list(metrics["recommenders"]) == names
+    for row in metrics["recommenders"].values():
+        assert row["users"] == 6
+        assert 0 <= row["watch_rate"] <= 1 and 1 <= row["exit_page"] <= 2
+        assert 0 <= row["ndcg"] <= 1 and 0 <= row["recall"] <= 1
+        assert 0 < row["coverage"] <= 1 and row["novelty"] > 0
+    head = metrics["agreement"]["headline"]
+    assert head["n"] == 5 and (pd.isna(head["kendall_tau"]) or -1 <= head["kendall_tau"] <= 1)
+    events = pd.read_parquet(out / "events.parquet")
+    # an item is never shown twice in a session, and never one the user rated in train
+    assert not events.duplicated(["recommender", "round", "user_id", "item_id"]).any()
+    interactions = pd.read_parquet(workdir / "data" / "interactions.parquet")
+    train = set(
+        zip(
+            *interactions.loc[interactions.split == "train", ["user_id", "item_id"]].T.values,
+            strict=True,
+        )
+    )
+    assert not any((u, i) in train for u, i in zip(events.user_id, events.item_id, strict=True))
+    # watched items are rated on the scale; skipped ones are not
+    assert events.loc[events.watched, "rating"].between(1, 5).all()
+    assert events.loc[~events.watched, "rating"].isna().all()
+    assert set(events["persona"].dropna()) <= {"p0", "p1"}
+    assert metrics["personas"]["mf"]
+    offline = pd.read_parquet(out / "offline.parquet")
+    assert set(offline["recommender"]) == set(names) and offline["user_id"].nunique() == 6
+    feedback = pd.read_parquet(out / "feedback.parquet")
+    assert sorted(set(feedback["round"])) == [0, 1]
+    assert (feedback.loc[feedback["round"] == 1, "users"] == 3).all()
+
+
+def test_a_failed_simulation_resumes_from_its_checkpoints(
+    simulated, agent_log_files, make_agent_config, monkeypatch, tmp_path
+):
+    workdir, _, _ = simulated
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    shutil.rmtree(copy / "simulate")
+    base = make_agent_config(agent_log_files)
+    # a plug-in that fails after popular and mf have run: the stage fails, writes nothing
+    failing = _config(
+        base,
+        plugins={"bad": "tests.simulation.test_recommenders:fails"},
+        recommenders=["popular", "mf", "bad"],
+    )
+    with pytest.raises(ConfigError, match="recommender plug-in 'bad'"):
+        run_stage(SimulateStage, Workspace(copy), failing)
+    assert not (copy / "simulate").exists()
+
+    # rerun without it: popular and mf come from their checkpoints, nobody asks the agents
+    def no_agents(*args, **kwargs):
+        raise AssertionError("the agents were asked again")
+
+    monkeypatch.setattr("personasim.agents.UserAgent.from_workdir", no_agents)
+    cfg = _config(base, recommenders=["popular", "mf"])
+    assert run_stage(SimulateStage, Workspace(copy), cfg).ran
+    resumed = pd.read_parquet(copy / "simulate" / "events.parquet")
+    first = pd.read_parquet(workdir / "simulate" / "events.parquet")
+    first = first[first["recommender"].isin(["popular", "mf"]) & (first["round"] == 0)]
+    pd.testing.assert_frame_equal(resumed, first.reset_index(drop=True))
+    # and an up-to-date stage is skipped
+    assert not run_stage(SimulateStage, Workspace(copy), cfg).ran
+
+
+def test_without_trained_agents_only_offline_metrics(
+    trained_run, agent_log_files, make_agent_config, tmp_path
+):
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_run, workdir)
+    base = make_agent_config(agent_log_files)
+    cfg = _config(base, recommenders=["popular", "mf"], agent="persona-lora")
+    settings = json.loads(cfg.model_dump_json())
+    settings["agents"]["modes"] = ["global"]
+    cfg = load_config([("test", settings)])
+    run_stage(SimulateStage, Workspace(workdir), cfg)
+    metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
+    assert metrics["recommenders"]["popular"]["ndcg"] >= 0
+    assert pd.isna(metrics["recommenders"]["popular"]["watch_rate"])
+
+
+def test_the_report_shows_the_simulation(simulated):
+    workdir, cfg, _ = simulated
+    settings = json.loads(cfg.model_dump_json())
+    settings["evaluate"].update({"agents": [], "taste": False, "free_generation_pairs": 0})
+    cheap = load_config([("test", settings)])
+    run_stage(EvaluateStage, Workspace(workdir), cheap)
+    run_stage(ReportStage, Workspace(workdir), cheap)
+    html = (workdir / "report" / "report.html").read_text()
+    for anchor in ("simulation-table", "agreement-table", "feedback-table", "Simulated vs offline"):
+        assert anchor in html
+    metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
+    mf = metrics["recommenders"]["mf"]
+    assert f"{mf['ndcg']:.4f}" in html and f"{mf['watch_rate']:.3f}" in html
+    summary = (workdir / "report" / "summary.md").read_text()
+    assert "## Recommenders: simulated sessions and the held-out log" in summary
+    assert "| recent |" in summary and "## Feedback loop" in summary
