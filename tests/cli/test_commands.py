@@ -196,3 +196,27 @@ def test_profile_with_the_template_backend(cli, tmp_path):
     assert "rationale" in rationales.columns
     res = cli("profile", "--workdir", tmp_path)
     assert res.code == 0 and "skipped" in res.output
+
+
+def test_simulate_refuses_a_malformed_plugin_option(cli, tmp_path):
+    res = cli("simulate", "--workdir", tmp_path, "--recommender", "no-equals-sign")
+    assert res.code == 2
+    assert "expected NAME=module:object" in res.output
+
+
+def test_simulate_prints_the_recommender_table(capsys):
+    from personasim.cli.simulate import print_simulation
+
+    metrics = {
+        "recommenders": {
+            "popular": {"watch_rate": 0.41, "likes": 1.5, "ndcg": 0.1973, "recall": 0.19},
+            "mf": {"watch_rate": 0.44, "likes": 2.0, "ndcg": 0.141, "recall": 0.15},
+        },
+        "settings": {"offline_k": 10},
+        "agreement": {"headline": {"n": 2, "kendall_tau": -1.0, "spearman": -1.0}},
+        "per_user_agreement": {"defined_users": 7, "kendall_tau": {"mean": 0.18}},
+    }
+    print_simulation(metrics)
+    out = " ".join(capsys.readouterr().err.split())
+    assert "popular" in out and "0.197" in out and "nDCG@10" in out
+    assert "Kendall tau -1.000" in out and "mean over 7" in out

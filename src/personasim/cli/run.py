@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 
 from personasim.cli._common import ConfigOpt, WorkdirOpt, nested, print_metrics, print_results
+from personasim.cli.simulate import print_simulation
 from personasim.pipeline import STAGES, resolve_config, run_stage
 from personasim.progress import console
 from personasim.workspace import Workspace
@@ -41,6 +43,9 @@ def run(
     metrics = next((r.summary.get("metrics") for r in results if r.stage == "evaluate"), None)
     if metrics:
         print_metrics(metrics)
+    simulation = workspace.path("simulate", "metrics.json")
+    if simulation.exists():
+        print_simulation(json.loads(simulation.read_text()))
     console.print(f"report: {workspace.stage_dir('report') / 'report.html'}")
     total = sum(r.wall_time_s for r in results)
     console.print(f"run folder: {workspace.root} ({total:.1f} s this time)")

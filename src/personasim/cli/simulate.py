@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from personasim.cli._common import ConfigOpt, ForceOpt, WorkdirOpt, nested, print_results
@@ -74,22 +75,29 @@ def print_simulation(metrics: dict[str, Any]) -> None:
         console.print("no recommenders simulated ([simulate] recommenders is empty)")
         return
     k = metrics.get("settings", {}).get("offline_k", 10)
-    table = Table(title="recommenders: simulated sessions | held-out log", title_justify="left")
+    table = Table(
+        title="recommenders: simulated sessions (watch rate, likes/session, mean rating, exit "
+        "page, coverage; novelty and more in simulate/metrics.json) | held-out log",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     columns = [
-        ("watch rate", "watch_rate"),
-        ("likes/user", "likes"),
-        ("mean rating", "mean_rating"),
-        ("exit page", "exit_page"),
-        ("coverage", "coverage"),
-        ("novelty", "novelty"),
-        (f"nDCG@{k}", "ndcg"),
-        (f"Recall@{k}", "recall"),
+        ("watch", "watch_rate", 3),
+        ("likes", "likes", 2),
+        ("rating", "mean_rating", 2),
+        ("exit pg", "exit_page", 2),
+        ("cover", "coverage", 3),
+        (f"nDCG@{k}", "ndcg", 3),
+        (f"R@{k}", "recall", 3),
     ]
-    table.add_column("recommender")
-    for title, _ in columns:
-        table.add_column(title, justify="right")
+    table.add_column("recommender", no_wrap=True)
+    for title, _, _ in columns:
+        table.add_column(title, justify="right", no_wrap=True)
     for name, row in rows.items():
-        table.add_row(name, *[f"{row.get(key, float('nan')):.3f}" for _, key in columns])
+        table.add_row(
+            name, *[f"{row.get(key, float('nan')):.{digits}f}" for _, key, digits in columns]
+        )
     console.print(table)
     head = metrics["agreement"]["headline"]
     user = metrics.get("per_user_agreement", {})

@@ -24,7 +24,8 @@ class RecentlyPopular:
     """Most-rated items of the most recent part of the training log.
 
     Args:
-        recent_share: The share of the log's time span (its end) that counts.
+        recent_share: The share of the training ratings, the most recent ones, that
+            counts.
     """
 
     def __init__(self, recent_share: float = 0.3) -> None:
@@ -32,12 +33,12 @@ class RecentlyPopular:
         self.ranking: list[str] = []
 
     def fit(self, training: pd.DataFrame) -> None:
-        """Rank items by their number of ratings in the recent part of `training`."""
-        start, end = training["timestamp"].min(), training["timestamp"].max()
-        cutoff = end - (end - start) * self.recent_share
-        recent = training[training["timestamp"] >= cutoff]
-        counts = recent.groupby("item_id").size().sort_values(ascending=False, kind="stable")
-        self.ranking = [str(i) for i in counts.index]
+        """Rank items by their number of ratings in the most recent `recent_share` of
+        the training ratings."""
+        recent = training[
+            training["timestamp"] >= training["timestamp"].quantile(1 - self.recent_share)
+        ]
+        self.ranking = recent["item_id"].value_counts().index.astype(str).tolist()
 
     def recommend(self, user_id: str, history: Sequence[str], n: int) -> list[str]:
         """The `n` most recently popular items the user has not rated."""
