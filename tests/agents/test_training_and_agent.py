@@ -87,6 +87,13 @@ def test_agent_answers_and_mixed_persona_batches_are_exact(trained_run):
     for t, s in zip(together, alone, strict=True):
         np.testing.assert_allclose(t["probs"], s["probs"], atol=1e-5)
     np.testing.assert_allclose(together[0]["probs"].sum(axis=1), 1.0, atol=1e-6)
+    # a session's one-pass page scoring answers both questions exactly as asked apart
+    pages = agent.page_scores([(a, items[:3]), (b, items[2:])])
+    for (w, dist), (user, its) in zip(pages, [(a, items[:3]), (b, items[2:])], strict=True):
+        np.testing.assert_allclose(w, agent.watch_probability(user, its), atol=1e-5)
+        np.testing.assert_allclose(
+            dist["probs"], agent.rating_distributions([(user, its)])[0]["probs"], atol=1e-5
+        )
     with pytest.raises(ConfigError, match="not a simulated user"):
         agent.rate("nobody", items)
     with pytest.raises(ConfigError, match="unknown item"):

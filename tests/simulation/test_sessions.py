@@ -114,3 +114,22 @@ def test_sampled_ratings_come_from_the_distribution():
     assert list(shares.index) == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert np.allclose(shares.to_numpy(), 0.2, atol=0.04)
     assert log.events["liked"].equals(log.events["rating"] >= 4)
+
+
+def test_one_pass_page_scoring_gives_the_same_sessions():
+    class OnePass(ScriptedAgents):
+        def page_scores(self, requests):
+            watch = self.watch_probabilities(requests)
+            return list(zip(watch, self.rating_distributions(requests), strict=True))
+
+    pages = _pages([f"u{k}" for k in range(20)])
+    ratings = {i: 1 + len(i) % 5 for p in pages.values() for pg in p for i in pg}
+    for mode in ("sample", "threshold"):
+        cfg = SimulateConfig(decisions=mode)
+        two = run_sessions(
+            ScriptedAgents(rating=ratings, default_watch=0.6), pages, {}, cfg, seed=2, label="r"
+        )
+        one = run_sessions(
+            OnePass(rating=ratings, default_watch=0.6), pages, {}, cfg, seed=2, label="r"
+        )
+        assert one.events.equals(two.events) and one.sessions.equals(two.sessions)

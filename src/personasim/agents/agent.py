@@ -143,6 +143,10 @@ class UserAgent:
         return None if self.prior is None else self.prior.predict(user, item_ids)
 
     def _questions(self, user: str, item_ids: list[str], task: str) -> list[str]:
+        if task == "watch+rate":
+            return self._questions(user, item_ids, "watch") + self._questions(
+                user, item_ids, "rate"
+            )
         contexts = (
             self.index.most_similar(user, item_ids)
             if self.index is not None
@@ -176,9 +180,10 @@ class UserAgent:
                 user, item_ids, task = requests[r]
                 prefixes.append(self.lm.encode_prefix(self.profiles[user]))
                 adapters.append(self._adapter(user))
-                for question in self._questions(user, item_ids, task):
+                questions = self._questions(user, item_ids, task)
+                for question in questions:
                     items.append((slot, self.lm.encode_suffix(question)))
-                owners.extend([r] * len(item_ids))
+                owners.extend([r] * len(questions))
             if not items:
                 for r in chunk:
                     out[r] = torch.empty(0, self.lm.model.config.vocab_size)
@@ -207,33 +212,39 @@ class UserAgent:
             digits before renormalising) and ``greedy_is_digit`` [n] (whether free
             greedy decoding would start with a rating).
         """
-        import torch
-
         clean = [(str(u), [str(i) for i in items]) for u, items in requests]
         for user, items in clean:
             self._check(user, items)
         log_probs = self._log_probs([(u, items, "rate") for u, items in clean])
-        out = []
+        return [
+            self._rating_distribution(user, items, lp)
+            for (user, items), lp in zip(clean, log_probs, strict=True)
+        ]
+
+    def _rating_distribution(self, user: str, items: list[str], lp: Any) -> dict[str, np.ndarray]:
+        """The rating distribution from the answer log-probabilities of `items`."""
+        import torch
+
+        offsets = None
         use_prior = self.mode != "none" and "logit" in self.config.agents.prior
-        for (user, items), lp in zip(clean, log_probs, strict=True):
-            offsets = None
-            if use_prior and self.prior is not None and len(items):
-                priors = torch.tensor(self.prior.predict(user, items), dtype=torch.float32)
-                offsets = prior_logits(priors, self.config.agents.prior_sigma)
-            adjusted = with_prior(lp, self.lm.digit_ids, offsets)
-            probs, mass = answer_distribution(adjusted, [[i] for i in self.lm.digit_ids])
-            probs_np = probs.double().numpy()
-            greedy = adjusted.argmax(dim=-1).numpy()
-            out.append(
-                {
-                    "probs": probs_np,
-                    "expected": probs_np @ np.arange(1, 6),
-                    "argmax": probs_np.argmax(axis=1) + 1,
-                    "digit_mass": mass.double().numpy(),
-                    "greedy_is_digit": np.isin(greedy, self.lm.digit_ids),
-                }
-            )
-        return out
+        if use_prior and self.prior is not None and len(items):
+            priors = torch.tensor(self.prior.predict(user, items), dtype=torch.float32)
+            offsets = prior_logits(priors, self.config.agents.prior_sigma)
+        adjusted = with_prior(lp, self.lm.digit_ids, offsets)
+        probs, mass = answer_distribution(adjusted, [[i] for i in self.lm.digit_ids])
+        probs_np = probs.double().numpy()
+        greedy = adjusted.argmax(dim=-1).numpy()
+        return {
+            "probs": probs_np,
+            "expected": probs_np @ np.arange(1, 6),
+            "argmax": probs_np.argmax(axis=1) + 1,
+            "digit_mass": mass.double().numpy(),
+            "greedy_is_digit": np.isin(greedy, self.lm.digit_ids),
+        }
+
+    def _watch_probability(self, lp: Any) -> np.ndarray:
+        probs, _ = answer_distribution(lp, [self.lm.yes_ids, self.lm.no_ids])
+        return probs[:, 0].double().numpy()
 
     def rate(self, user_id: str, item_ids: Sequence[str]) -> list[float]:
         """Predicted ratings (expectations over 1..5) of `item_ids` by `user_id`."""
@@ -247,10 +258,31 @@ class UserAgent:
         for user, items in clean:
             self._check(user, items)
         log_probs = self._log_probs([(u, items, "watch") for u, items in clean])
+        return [self._watch_probability(lp) for lp in log_probs]
+
+    def page_scores(
+        self, requests: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """P(watch) and the rating distribution of every item at once.
+
+        One pass per user over its profile prefix serves both questions, which is what
+        a session needs for each page (about half the cost of asking
+        :meth:`watch_probabilities` and then :meth:`rating_distributions`).
+
+        Returns:
+            Per request, ``(p_watch [n], rating distribution as in
+            rating_distributions)``.
+        """
+        clean = [(str(u), [str(i) for i in items]) for u, items in requests]
+        for user, items in clean:
+            self._check(user, items)
+        log_probs = self._log_probs([(u, items, "watch+rate") for u, items in clean])
         out = []
-        for lp in log_probs:
-            probs, _ = answer_distribution(lp, [self.lm.yes_ids, self.lm.no_ids])
-            out.append(probs[:, 0].double().numpy())
+        for (user, items), lp in zip(clean, log_probs, strict=True):
+            n = len(items)
+            out.append(
+                (self._watch_probability(lp[:n]), self._rating_distribution(user, items, lp[n:]))
+            )
         return out
 
     def watch_probability(self, user_id: str, item_ids: Sequence[str]) -> list[float]:

@@ -22,7 +22,10 @@ item is never shown twice in a session). On each page the agent
 Every user's draws come from its own stream (seeded by the run seed, the session label
 and the user id), so results do not depend on batching or on which other users run.
 Users are advanced page by page together: each page of every active user goes to the
-agents in one call, which scores them in mixed-persona batches.
+agents in one call, which scores them in mixed-persona batches. Agents with a
+``page_scores`` method (:class:`~personasim.agents.UserAgent`) answer the watch and the
+rating question of a page's items in one pass over each user's profile; the others are
+asked to rate only what was watched.
 """
 
 from __future__ import annotations
@@ -91,6 +94,18 @@ class SessionLog:
     """One row per user (:data:`SESSION_COLUMNS`)."""
 
 
+def _page_answers(
+    agents: SimulatedUsers, shown: list[tuple[str, list[str]]]
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """P(watch) of every shown item, and its rating distribution when the agents can
+    answer both questions in one pass (``page_scores``, as UserAgent can)."""
+    page_scores = getattr(agents, "page_scores", None)
+    if page_scores is None:
+        return agents.watch_probabilities(shown), None
+    answers = page_scores(shown)
+    return [w for w, _ in answers], [d["probs"] for _, d in answers]
+
+
 def pages_of(
     ranking: Sequence[str], history: set[str], page_size: int, max_pages: int
 ) -> list[list[str]]:
@@ -157,24 +172,32 @@ def run_sessions(
     page = 0
     while active:
         shown = [(u, pages[u][page]) for u in active]
-        watch = agents.watch_probabilities(shown)
+        watch, page_probs = _page_answers(agents, shown)
         watched_items: dict[str, list[int]] = {}
         for (u, items), p in zip(shown, watch, strict=True):
             draws = streams[u].random(len(items)) if sample else None
             decided = draws < p if draws is not None else p >= config.watch_threshold
             watched_items[u] = [k for k in range(len(items)) if decided[k]]
-        to_rate = [(u, [items[k] for k in watched_items[u]]) for u, items in shown]
-        to_rate = [r for r in to_rate if r[1]]
+        if page_probs is None:  # rate only what was watched
+            to_rate = [(u, [items[k] for k in watched_items[u]]) for u, items in shown]
+            to_rate = [r for r in to_rate if r[1]]
+            answers = agents.rating_distributions(to_rate) if to_rate else []
+            rating_probs = {u: d["probs"] for (u, _), d in zip(to_rate, answers, strict=True)}
+        else:
+            rating_probs = {
+                u: np.asarray(probs)[watched_items[u]]
+                for (u, _), probs in zip(shown, page_probs, strict=True)
+                if watched_items[u]
+            }
         ratings: dict[str, np.ndarray] = {}
-        if to_rate:
-            for (u, _), dist in zip(to_rate, agents.rating_distributions(to_rate), strict=True):
-                probs = np.asarray(dist["probs"], dtype=float)
-                if sample:
-                    ratings[u] = np.array(
-                        [streams[u].choice(5, p=row / row.sum()) + 1 for row in probs], dtype=float
-                    )
-                else:
-                    ratings[u] = probs.argmax(axis=1) + 1.0
+        for u, probs in rating_probs.items():
+            probs = np.asarray(probs, dtype=float)
+            if sample:
+                ratings[u] = np.array(
+                    [streams[u].choice(5, p=row / row.sum()) + 1 for row in probs], dtype=float
+                )
+            else:
+                ratings[u] = probs.argmax(axis=1) + 1.0
         still = []
         for (u, items), p in zip(shown, watch, strict=True):
             got = dict(zip(watched_items[u], ratings.get(u, []), strict=True))

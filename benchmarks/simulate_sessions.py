@@ -1,0 +1,112 @@
+"""Session throughput of the simulation: batched pages against a naive loop, same run.
+
+Sessions of N users x P pages of 4 items (the most popular unrated items) with persona
+adapters on SmolLM2-135M, threshold decisions and full patience, so every path does the
+same work and must reach the same decisions:
+
+- naive: one user at a time; per page, the watch question, then the rating question of
+  the watched items (two passes over the user's profile prefix);
+- batched: every user's page in one call (mixed-persona batches), still two passes;
+- batched one-pass (what `personasim simulate` does): both questions of a page's items
+  in one pass over each user's prefix (``UserAgent.page_scores``).
+
+Each path runs in its own process, so each peak memory is its own.
+
+    .venv/bin/python benchmarks/simulate_sessions.py [--users 16] [--pages 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from score_throughput import _setup  # noqa: E402
+
+
+class _TwoPass:
+    """Hides ``page_scores``: watch first, then rate what was watched."""
+
+    def __init__(self, agent: Any) -> None:
+        self.watch_probabilities = agent.watch_probabilities
+        self.rating_distributions = agent.rating_distributions
+
+
+def _pages(workdir: str, n_pages: int) -> dict[str, list[list[str]]]:
+    import pandas as pd
+
+    from personasim.simulation import pages_of
+
+    data = Path(workdir) / "data"
+    items = pd.read_parquet(data / "items.parquet").sort_values("train_count", ascending=False)
+    ranking = items["item_id"].astype(str).tolist()
+    log = pd.read_parquet(data / "interactions.parquet")
+    history = log[log["split"] == "train"].groupby("user_id")["item_id"].agg(set).to_dict()
+    return {u: pages_of(ranking, history[u], 4, n_pages) for u in sorted(history)}
+
+
+def _run(workdir: str, n_pages: int, path: str, queue: Any) -> None:
+    from personasim import UserAgent
+    from personasim.config import SimulateConfig
+    from personasim.simulation import run_sessions
+
+    agent = UserAgent.from_workdir(workdir, mode="persona")
+    pages = _pages(workdir, n_pages)
+    cfg = SimulateConfig(decisions="threshold", patience=(1.0, 1.0, 1.0), max_pages=n_pages)
+    first = next(iter(pages))
+    agent.page_scores([(first, pages[first][0])])  # warm caches (item embeddings)
+    users = agent if path == "batched one-pass" else _TwoPass(agent)
+    t0 = time.perf_counter()
+    if path == "naive":
+        logs = [run_sessions(users, {u: p}, {}, cfg, seed=0, label="b") for u, p in pages.items()]
+        events = [log.events for log in logs]
+    else:
+        events = [run_sessions(users, pages, {}, cfg, seed=0, label="b").events]
+    seconds = time.perf_counter() - t0
+    shown = sum(len(e) for e in events)
+    watched = sum(int(e["watched"].sum()) for e in events)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((seconds, shown, watched, peak))
+
+
+def main() -> None:
+    """Print items decided per second of each path, the speed-ups and peak memory."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--pages", type=int, default=3)
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        _setup(workdir, args.users)
+        for path in ("naive", "batched", "batched one-pass"):
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_run, args=(workdir, args.pages, path, queue))
+            proc.start()
+            rows.append((path, *queue.get()))
+            proc.join()
+    base = rows[0][2] / rows[0][1]
+    print(
+        f"sessions of {args.users} ml-100k users x {args.pages} pages of 4 items, persona "
+        "adapters on SmolLM2-135M\n"
+    )
+    print(
+        "| path | items shown | watched (rated) | seconds | items/s | speed-up | peak RSS (MiB) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, seconds, shown, watched, peak in rows:
+        print(
+            f"| {name} | {shown} | {watched} | {seconds:.1f} | {shown / seconds:.1f} | "
+            f"{(shown / seconds) / base:.1f}x | {peak:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
