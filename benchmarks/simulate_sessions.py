@@ -6,8 +6,9 @@ same work and must reach the same decisions:
 
 - naive: one user at a time; per page, the watch question, then the rating question of
   the watched items (two passes over the user's profile prefix);
-- batched: every user's page in one call (mixed-persona batches), still two passes;
-- batched one-pass (what `personasim simulate` does): both questions of a page's items
+- batched (what `personasim simulate` does): every user's page in one call
+  (mixed-persona batches), then the watched items rated;
+- batched one-pass (``one_pass=True``): both questions of a page's items
   in one pass over each user's prefix (``UserAgent.page_scores``).
 
 Each path runs in its own process, so each peak memory is its own.
@@ -68,7 +69,8 @@ def _run(workdir: str, n_pages: int, path: str, queue: Any) -> None:
         logs = [run_sessions(users, {u: p}, {}, cfg, seed=0, label="b") for u, p in pages.items()]
         events = [log.events for log in logs]
     else:
-        events = [run_sessions(users, pages, {}, cfg, seed=0, label="b").events]
+        one_pass = path == "batched one-pass"
+        events = [run_sessions(users, pages, {}, cfg, seed=0, label="b", one_pass=one_pass).events]
     seconds = time.perf_counter() - t0
     shown = sum(len(e) for e in events)
     watched = sum(int(e["watched"].sum()) for e in events)

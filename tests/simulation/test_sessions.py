@@ -119,6 +119,7 @@ def test_sampled_ratings_come_from_the_distribution():
 def test_one_pass_page_scoring_gives_the_same_sessions():
     class OnePass(ScriptedAgents):
         def page_scores(self, requests):
+            self.used = True
             watch = self.watch_probabilities(requests)
             return list(zip(watch, self.rating_distributions(requests), strict=True))
 

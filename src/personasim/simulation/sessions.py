@@ -22,10 +22,10 @@ item is never shown twice in a session). On each page the agent
 Every user's draws come from its own stream (seeded by the run seed, the session label
 and the user id), so results do not depend on batching or on which other users run.
 Users are advanced page by page together: each page of every active user goes to the
-agents in one call, which scores them in mixed-persona batches. Agents with a
-``page_scores`` method (:class:`~personasim.agents.UserAgent`) answer the watch and the
-rating question of a page's items in one pass over each user's profile; the others are
-asked to rate only what was watched.
+agents in one call, which scores them in mixed-persona batches; then the watched items
+are rated. With ``one_pass=True``, agents with a ``page_scores`` method
+(:class:`~personasim.agents.UserAgent`) answer both questions of every shown item in one
+pass over each user's profile instead.
 """
 
 from __future__ import annotations
@@ -95,11 +95,11 @@ class SessionLog:
 
 
 def _page_answers(
-    agents: SimulatedUsers, shown: list[tuple[str, list[str]]]
+    agents: SimulatedUsers, shown: list[tuple[str, list[str]]], one_pass: bool
 ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """P(watch) of every shown item, and its rating distribution when the agents can
     answer both questions in one pass (``page_scores``, as UserAgent can)."""
-    page_scores = getattr(agents, "page_scores", None)
+    page_scores = getattr(agents, "page_scores", None) if one_pass else None
     if page_scores is None:
         return agents.watch_probabilities(shown), None
     answers = page_scores(shown)
@@ -145,6 +145,7 @@ def run_sessions(
     seed: int,
     label: str,
     advance: Callable[[float], None] | None = None,
+    one_pass: bool = False,
 ) -> SessionLog:
     """Simulate one session per user, all users advancing page by page together.
 
@@ -156,6 +157,10 @@ def run_sessions(
         seed: The run seed.
         label: Names the session set in the seeds (e.g. "round0/mf").
         advance: Called with the number of items scored after each page.
+        one_pass: Ask agents that have ``page_scores`` both questions of every shown
+            item in one pass (rates skipped items too; measured slower when few items
+            are watched, see benchmarks/simulate_sessions.py), instead of rating only
+            the watched ones.
 
     Returns:
         The events and one row per session.
@@ -172,7 +177,7 @@ def run_sessions(
     page = 0
     while active:
         shown = [(u, pages[u][page]) for u in active]
-        watch, page_probs = _page_answers(agents, shown)
+        watch, page_probs = _page_answers(agents, shown, one_pass)
         watched_items: dict[str, list[int]] = {}
         for (u, items), p in zip(shown, watch, strict=True):
             draws = streams[u].random(len(items)) if sample else None
