@@ -239,8 +239,8 @@ class SimulateStage(Stage):
             for user in users:
                 seen = set(history[user])
                 ranking = recommender.recommend(user, history[user], need + len(seen))
-                kept = pages_of(ranking, seen, 1, need)
-                flat = [page[0] for page in kept]
+                # the first `need` new, distinct items: one page of that size
+                flat = next(iter(pages_of(ranking, seen, need, 1)), [])
                 top[user] = flat[: cfg.offline_k]
                 pages[user] = pages_of(flat, set(), cfg.page_size, cfg.max_pages)
                 advance(1)
@@ -482,7 +482,7 @@ def _summarise_user_agreement(frame: pd.DataFrame, seed: int) -> dict[str, Any]:
         out[column] = _rounded(
             {"mean": interval.estimate, "low": interval.low, "high": interval.high}
         )
-        out["defined_users"] = int(len(values))
+    out["defined_users"] = int(frame["kendall_tau"].notna().sum())
     return out
 
 
