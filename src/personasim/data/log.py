@@ -18,7 +18,7 @@ from personasim.data.sources import LogSpec
 from personasim.data.validation import parse_ids, parse_ratings, parse_timestamps, parse_years
 from personasim.errors import DataError
 
-__all__ = ["Log", "load_log"]
+__all__ = ["Log", "load_log", "read_items_file", "read_users_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +219,19 @@ def _item_table(raw: RawTable, ids: np.ndarray, spec: LogSpec) -> pd.DataFrame:
 
 
 def _items_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.DataFrame:
+    items = read_items_file(spec)
+    assert spec.items_path is not None
+    known = set(items["item_id"])
+    _require_known(log, "item_id", known, log_raw, spec.columns.item, spec.items_path, "item")
+    return items
+
+
+def read_items_file(spec: LogSpec) -> pd.DataFrame:
+    """The items file of `spec`: ``item_id, title, year, genres``, one row per item.
+
+    Raises:
+        DataError: An item is listed twice, or a value is bad (with file, row, column).
+    """
     assert spec.items_path is not None
     raw = read_table_file(
         spec.items_path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
@@ -235,9 +248,7 @@ def _items_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
             row=raw.row_number(i),
             column=spec.columns.item,
         )
-    items = _item_table(raw, ids, spec)
-    _require_known(log, "item_id", set(ids), log_raw, spec.columns.item, raw.file, "item")
-    return items.reset_index(drop=True)
+    return _item_table(raw, ids, spec).reset_index(drop=True)
 
 
 def _items_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataFrame:
@@ -285,6 +296,19 @@ def _user_table(
 
 
 def _users_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.DataFrame:
+    users = read_users_file(spec)
+    assert spec.users_path is not None
+    known = set(users["user_id"])
+    _require_known(log, "user_id", known, log_raw, spec.columns.user, spec.users_path, "user")
+    return users[users.user_id.isin(set(log.user_id))].reset_index(drop=True)
+
+
+def read_users_file(spec: LogSpec) -> pd.DataFrame:
+    """The users file of `spec`: ``user_id`` plus attribute columns, one row per user.
+
+    Raises:
+        DataError: A user is listed twice (with file, row and column).
+    """
     assert spec.users_path is not None
     raw = read_table_file(
         spec.users_path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
@@ -305,9 +329,7 @@ def _users_from_file(spec: LogSpec, log: pd.DataFrame, log_raw: RawTable) -> pd.
             row=raw.row_number(i),
             column=spec.columns.user,
         )
-    _require_known(log, "user_id", set(ids), log_raw, spec.columns.user, raw.file, "user")
-    users = _user_table(raw, ids, spec, attributes)
-    return users[users.user_id.isin(set(log.user_id))].reset_index(drop=True)
+    return _user_table(raw, ids, spec, attributes)
 
 
 def _users_from_log(spec: LogSpec, raw: RawTable, log: pd.DataFrame) -> pd.DataFrame:

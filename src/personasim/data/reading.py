@@ -6,6 +6,7 @@ import codecs
 import csv
 import difflib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 
 from personasim.errors import ColumnError, DataError
 
-__all__ = ["RawTable", "detect_format", "read_table_file"]
+__all__ = ["RawTable", "detect_format", "iter_table_file", "read_table_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +181,135 @@ def _read_header(path: Path, delimiter: str, encoding: str, quoting: bool) -> li
     return header
 
 
+def _csv_options(
+    header: list[str], delimiter: str, encoding: str, quoting: bool, block_size: int | None = None
+) -> dict[str, object]:
+    """Arrow's CSV options: every column as text, nothing skipped or converted."""
+    read = pacsv.ReadOptions(encoding=encoding, column_names=header, skip_rows=1)
+    if block_size:
+        read.block_size = block_size
+    return {
+        "read_options": read,
+        "parse_options": pacsv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if quoting else False,
+            # Blank lines are refused rather than skipped: skipping them would
+            # shift every later row number in error messages.
+            ignore_empty_lines=False,
+        ),
+        "convert_options": pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    }
+
+
+def _blank_rows(table: pa.Table | pa.RecordBatch) -> pa.Array:
+    """True where every field of a row is empty (a blank line)."""
+    blank = pc.equal(table.column(0), "")
+    for name in table.column_names[1:]:
+        blank = pc.and_(blank, pc.equal(table.column(name), ""))
+    return blank
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError("file not found", file=path, exit_code=2)
+    if path.is_dir():
+        raise DataError("is a folder, expected a file", file=path, exit_code=2)
+    if path.stat().st_size == 0:
+        raise DataError("the file is empty", file=path, row=1)
+
+
+def _prepare_csv(
+    path: Path, delimiter: str, encoding: str, quoting: bool = True
+) -> tuple[str, list[str]]:
+    """Check the encoding of a delimited file; return its delimiter and header."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(
+            f"unknown text encoding {encoding!r} (data.encoding)", exit_code=2
+        ) from None
+    delimiter = delimiter or _guess_delimiter(path, encoding)
+    _check_decodes(path, encoding, delimiter)
+    return delimiter, _read_header(path, delimiter, encoding, quoting)
+
+
+def iter_table_file(
+    path: Path,
+    *,
+    columns: list[str] | None = None,
+    delimiter: str = "",
+    encoding: str = "utf-8",
+    quoting: bool = True,
+    batch_bytes: int = 64 << 20,
+) -> Iterator[RawTable]:
+    """Read a CSV/TSV or Parquet file in batches, for files too big for memory.
+
+    Each batch is a :class:`RawTable` whose row numbers are those of the file, so the
+    validation functions name the exact row of a bad value as with
+    :func:`read_table_file`. Blank lines are refused unless only blank lines follow.
+
+    Args:
+        path: The file.
+        columns: Keep only these columns (all when None).
+        delimiter: Field delimiter; "" guesses it.
+        encoding: Text encoding of delimited files.
+        quoting: Whether double quotes delimit fields.
+        batch_bytes: About how many bytes of the file one batch holds.
+
+    Raises:
+        DataError: Missing, empty, undecodable or malformed file.
+    """
+    path = Path(path)
+    _check_file(path)
+    if detect_format(path) == "parquet":
+        try:
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"not a readable Parquet file: {e}", file=path) from None
+        if parquet.metadata.num_rows == 0:
+            raise DataError("the file has no rows", file=path, row=1)
+        row = 1
+        per_row = max(parquet.metadata.serialized_size // max(parquet.metadata.num_rows, 1), 16)
+        for batch in parquet.iter_batches(
+            batch_size=max(batch_bytes // per_row, 1024), columns=columns
+        ):
+            yield RawTable(pa.Table.from_batches([batch]), path, row)
+            row += batch.num_rows
+        return
+    delimiter, header = _prepare_csv(path, delimiter, encoding, quoting)
+    clean = [c.lstrip("\ufeff").strip() for c in header]
+    row, first_blank, seen = 2, None, 0
+    try:
+        reader = pacsv.open_csv(
+            path, **_csv_options(header, delimiter, encoding, quoting, batch_bytes)
+        )
+        for batch in reader:
+            table = pa.Table.from_batches([batch]).rename_columns(clean)
+            if columns is not None:
+                table = table.select(columns)
+            mask = _blank_rows(pa.Table.from_batches([batch])).to_numpy(zero_copy_only=False)
+            if first_blank is not None and not mask.all():
+                raise DataError("a blank line; remove it", file=path, row=first_blank)
+            if mask.any():
+                blank_at = int(np.argmax(mask))
+                if not mask[blank_at:].all():
+                    raise DataError("a blank line; remove it", file=path, row=row + blank_at)
+                first_blank = row + blank_at
+                table = table.slice(0, blank_at)
+            if table.num_rows:
+                seen += table.num_rows
+                yield RawTable(table, path, row)
+            row += batch.num_rows
+    except pa.ArrowInvalid as e:
+        raise _locate_parse_error(path, header, delimiter, encoding, quoting, e) from None
+    if seen == 0:
+        raise DataError("the file has a header but no data rows", file=path, row=2)
+
+
 def read_table_file(
     path: Path,
     *,
@@ -202,46 +332,16 @@ def read_table_file(
         DataError: Missing, empty, undecodable or malformed file.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", file=path, exit_code=2)
-    if path.is_dir():
-        raise DataError("is a folder, expected a file", file=path, exit_code=2)
-    if path.stat().st_size == 0:
-        raise DataError("the file is empty", file=path, row=1)
+    _check_file(path)
     if detect_format(path) == "parquet":
         return _read_parquet(path)
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise DataError(
-            f"unknown text encoding {encoding!r} (data.encoding)", exit_code=2
-        ) from None
-    delimiter = delimiter or _guess_delimiter(path, encoding)
-    _check_decodes(path, encoding, delimiter)
-    header = _read_header(path, delimiter, encoding, quoting)
+    delimiter, header = _prepare_csv(path, delimiter, encoding, quoting)
 
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=encoding, column_names=header, skip_rows=1),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter,
-                quote_char='"' if quoting else False,
-                # Blank lines are refused rather than skipped: skipping them would
-                # shift every later row number in error messages.
-                ignore_empty_lines=False,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        table = pacsv.read_csv(path, **_csv_options(header, delimiter, encoding, quoting))
     except pa.ArrowInvalid as e:
         raise _locate_parse_error(path, header, delimiter, encoding, quoting, e) from None
-    blank = pc.equal(table.column(0), "")
-    for name in table.column_names[1:]:
-        blank = pc.and_(blank, pc.equal(table.column(name), ""))
+    blank = _blank_rows(table)
     if pc.any(blank).as_py():
         # Trailing blank lines are harmless; a blank line inside the data is refused
         # (skipping it would shift the row numbers of every later error).

@@ -10,7 +10,14 @@ import pandas as pd
 
 from personasim.errors import ConfigError, DataError
 
-__all__ = ["TemporalSplit", "n_train", "select_users", "split_temporal"]
+__all__ = [
+    "TemporalSplit",
+    "n_train",
+    "select_from_counts",
+    "select_users",
+    "split_temporal",
+    "too_few_to_split",
+]
 
 # floor(f * n) computed in floating point can land just under a whole number
 # (0.29 * 100 = 28.999999999999996); this tolerance keeps it on the integer.
@@ -44,6 +51,21 @@ def select_users(
         ConfigError: Fewer eligible users than requested.
     """
     counts = interactions.groupby("user_id", sort=True).size()
+    return select_from_counts(
+        counts, n_users=n_users, min_ratings=min_ratings, max_ratings=max_ratings, rng=rng
+    )
+
+
+def select_from_counts(
+    counts: pd.Series,
+    *,
+    n_users: int,
+    min_ratings: int,
+    max_ratings: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """:func:`select_users` from each user's number of ratings (`counts`, indexed by
+    user id and sorted by it), for logs that are counted out of core."""
     keep = counts >= min_ratings
     if max_ratings:
         keep &= counts <= max_ratings
@@ -98,6 +120,23 @@ class TemporalSplit:
         return pd.concat([self.train[cols], self.others[cols]], ignore_index=True)
 
 
+def too_few_to_split(
+    user: str, n: int, train_fraction: float, *, file: object, row: int | None, column: str
+) -> DataError:
+    """The error of a sampled user whose split would leave no train or no test rating."""
+    cut = int(n_train(n, train_fraction))
+    # floor(f * n) >= 1 from n = ceil(1 / f) on; test is never empty since f < 1.
+    need = math.ceil((1 - _FLOOR_TOLERANCE) / train_fraction)
+    return DataError(
+        f"user {user!r} has {n} rating(s): too few for a {train_fraction:g} train split "
+        f"(it leaves no {'train' if cut == 0 else 'test'} rating); raise "
+        f"--min-ratings to at least {need}",
+        file=file,
+        row=row,
+        column=column,
+    )
+
+
 def split_temporal(
     interactions: pd.DataFrame,
     users: np.ndarray,
@@ -136,15 +175,8 @@ def split_temporal(
         i = int(np.flatnonzero(bad)[0])
         user, n = sampled["user_id"].iloc[i], int(counts[i])
         first_row = int(sampled[sampled.user_id == user]["row"].min()) if "row" in sampled else None
-        # floor(f * n) >= 1 from n = ceil(1 / f) on; test is never empty since f < 1.
-        need = math.ceil((1 - _FLOOR_TOLERANCE) / train_fraction)
-        raise DataError(
-            f"user {user!r} has {n} rating(s): too few for a {train_fraction:g} train split "
-            f"(it leaves no {'train' if cut[i] == 0 else 'test'} rating); raise "
-            f"--min-ratings to at least {need}",
-            file=file,
-            row=first_row,
-            column=user_column,
+        raise too_few_to_split(
+            user, n, train_fraction, file=file, row=first_row, column=user_column
         )
     out = sampled[["user_id", "item_id", "rating", "timestamp"]].copy()
     out["split"] = np.where(rank < cut, "train", "test")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from personasim.data.log import load_log
+from personasim.data.outofcore import ingest_out_of_core
 from personasim.data.sources import LogSpec, log_spec
 from personasim.data.splitting import select_users, split_temporal
 from personasim.data.tables import (
@@ -52,6 +54,28 @@ class IngestStage(Stage):
     def build(self, out: Path) -> dict[str, Any]:
         """Write interactions, items, users and others tables into `out`."""
         split_cfg = self.config.split
+        if self.config.scale.tables == "duckdb":
+            scratch = self.workspace.root / ".staging" / f"scratch-{self.name}"
+            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                summary = ingest_out_of_core(
+                    self._spec(),
+                    out,
+                    split=split_cfg,
+                    seed=self.config.seed,
+                    scale=self.config.scale,
+                    scratch=scratch,
+                )
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            logger.info(
+                "ingest: %d of %d eligible users, %d train / %d test ratings (out of core)",
+                summary["users"],
+                summary["eligible_users"],
+                summary["train_ratings"],
+                summary["test_ratings"],
+            )
+            return summary
         with progress(f"reading {self._spec().path.name}") as _:
             log = load_log(self._spec())
         rng = np.random.default_rng(self.config.seed)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
 from personasim.profiles.builder import build_profiles
+from personasim.profiles.distill import GenerationCounts
+from personasim.profiles.outofcore import template_profiles_out_of_core
 from personasim.profiles.prompts import PROMPT_VERSION, prompts_hash
 
 __all__ = ["ProfileStage"]
@@ -35,6 +40,8 @@ class ProfileStage(Stage):
 
     def build(self, out: Path) -> dict[str, Any]:
         """Write ``profiles.parquet`` and ``rationales.parquet``."""
+        if self._out_of_core():
+            return self._build_out_of_core(out)
         interactions = read_parquet(self.workspace.require("data", "interactions.parquet"))
         items = read_parquet(self.workspace.require("data", "items.parquet"))
         result = build_profiles(
@@ -69,3 +76,44 @@ class ProfileStage(Stage):
             "profile: %d users in %.1f s (%s users/s)", n_users, elapsed, summary["users_per_s"]
         )
         return summary
+
+    def _out_of_core(self) -> bool:
+        """Whether the profiles are rendered out of core (template backend, no rationales)."""
+        if self.config.scale.tables != "duckdb":
+            return False
+        if self.config.llm.backend == "template" and not self.config.profile.rationales:
+            return True
+        logger.warning(
+            'profile: scale.tables = "duckdb" renders template profiles out of core only '
+            '(llm.backend = "template", profile.rationales = false); this run loads the '
+            "sampled users' train ratings into memory"
+        )
+        return False
+
+    def _build_out_of_core(self, out: Path) -> dict[str, Any]:
+        scratch = self.workspace.root / ".staging" / f"scratch-{self.name}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            done = template_profiles_out_of_core(
+                self.workspace.require("data", "interactions.parquet"),
+                self.workspace.require("data", "items.parquet"),
+                out / "profiles.parquet",
+                scale=self.config.scale,
+                scratch=scratch,
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        write_parquet(
+            pd.DataFrame(columns=["user_id", "item_id", "rating", "rationale"]),
+            out / "rationales.parquet",
+        )
+        return {
+            **done,
+            "backend": {"backend": "template"},
+            "tables": "duckdb",
+            "prompt_version": PROMPT_VERSION,
+            "summaries": GenerationCounts(
+                requested=done["users"], generated=done["users"]
+            ).as_dict(),
+            "rationales": None,
+        }

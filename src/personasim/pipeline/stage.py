@@ -39,6 +39,8 @@ _TRACKED_PACKAGES = (
     "numpy",
     "pandas",
     "pyarrow",
+    "duckdb",
+    "ray",
     "pydantic",
     "scipy",
     "lenskit",

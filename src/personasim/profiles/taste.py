@@ -20,6 +20,7 @@ __all__ = [
     "render_taste",
     "render_traits",
     "taste_line",
+    "taste_from_stats",
     "taste_of",
 ]
 
@@ -27,10 +28,10 @@ _MIN_GENRE_COUNT = 2
 _SHRINK = 3.0
 
 
-def _decade(year: Any) -> str | None:
+def _decade(year: Any) -> int | None:
     if year is None or (isinstance(year, float) and math.isnan(year)) or pd.isna(year):
         return None
-    return f"{int(year) // 10 * 10}s"
+    return int(year) // 10 * 10
 
 
 def taste_of(history: pd.DataFrame) -> dict[str, Any]:
@@ -44,35 +45,73 @@ def taste_of(history: pd.DataFrame) -> dict[str, Any]:
         liked_genres, disliked_genres, top_genres, decades``.
     """
     ratings = history["rating"].to_numpy(dtype="float64")
-    mean = float(ratings.mean()) if len(ratings) else 0.0
-    genre_rows: dict[str, list[float]] = {}
-    for genres, r in zip(history["genres"], ratings, strict=True):
-        for g in genres:
-            genre_rows.setdefault(g, []).append(float(r))
+    genres: dict[str, tuple[int, float]] = {}
+    for names, r in zip(history["genres"], ratings, strict=True):
+        for g in names:
+            count, total = genres.get(g, (0, 0.0))
+            genres[g] = (count + 1, total + float(r))
+    decades: dict[int, int] = {}
+    for year in history["year"]:
+        d = _decade(year)
+        if d is not None:
+            decades[d] = decades.get(d, 0) + 1
+    gaps = (history["rating"] - history["train_mean_rating"]).dropna()
+    return taste_from_stats(
+        n=len(ratings),
+        rating_sum=float(ratings.sum()),
+        n_high=int((ratings >= 4).sum()),
+        n_low=int((ratings <= 2).sum()),
+        gap_sum=float(gaps.sum()),
+        gap_count=len(gaps),
+        genres=genres,
+        decades=decades,
+    )
+
+
+def taste_from_stats(
+    *,
+    n: int,
+    rating_sum: float,
+    n_high: int,
+    n_low: int,
+    gap_sum: float,
+    gap_count: int,
+    genres: Mapping[str, tuple[int, float]],
+    decades: Mapping[int, int],
+) -> dict[str, Any]:
+    """:func:`taste_of` from sums and counts, so that huge logs can be aggregated out of
+    core (by DuckDB) and only the sums reach Python.
+
+    Args:
+        n: Ratings.
+        rating_sum: Their sum.
+        n_high: Ratings of 4 or more.
+        n_low: Ratings of 2 or less.
+        gap_sum: Sum of (rating - item's train mean) over the items that have a mean.
+        gap_count: How many items have a mean.
+        genres: Genre -> (ratings, sum of ratings).
+        decades: Decade (1990 for the 1990s) -> ratings of items of known year.
+    """
+    mean = rating_sum / n if n else 0.0
     scored = []
-    for g, values in genre_rows.items():
-        if len(values) >= _MIN_GENRE_COUNT:
-            lift = (sum(values) / len(values) - mean) * len(values) / (len(values) + _SHRINK)
-            scored.append((lift, len(values), g))
+    for g, (count, total) in genres.items():
+        if count >= _MIN_GENRE_COUNT:
+            lift = (total / count - mean) * count / (count + _SHRINK)
+            scored.append((lift, count, g))
     liked = [g for lift, _, g in sorted(scored, key=lambda t: (-t[0], -t[1], t[2])) if lift > 0.1]
     disliked = [
         g for lift, _, g in sorted(scored, key=lambda t: (t[0], -t[1], t[2])) if lift < -0.1
     ]
-    top = sorted(genre_rows, key=lambda g: (-len(genre_rows[g]), g))
-    decades: dict[str, int] = {}
-    for year in history["year"]:
-        d = _decade(year)
-        if d:
-            decades[d] = decades.get(d, 0) + 1
-    total = sum(decades.values()) or 1
-    eras = [d for d in sorted(decades, key=lambda d: (-decades[d], d)) if decades[d] / total >= 0.2]
-    gaps = (history["rating"] - history["train_mean_rating"]).dropna()
+    top = sorted(genres, key=lambda g: (-genres[g][0], g))
+    named = {f"{d}s": c for d, c in decades.items()}
+    total_known = sum(named.values()) or 1
+    eras = [d for d in sorted(named, key=lambda d: (-named[d], d)) if named[d] / total_known >= 0.2]
     return {
-        "n": len(ratings),
+        "n": n,
         "mean_rating": round(mean, 2),
-        "share_high": round(float((ratings >= 4).mean()) if len(ratings) else 0.0, 2),
-        "share_low": round(float((ratings <= 2).mean()) if len(ratings) else 0.0, 2),
-        "vs_average": round(float(gaps.mean()), 2) if len(gaps) else 0.0,
+        "share_high": round(n_high / n if n else 0.0, 2),
+        "share_low": round(n_low / n if n else 0.0, 2),
+        "vs_average": round(gap_sum / gap_count, 2) if gap_count else 0.0,
         "liked_genres": liked[:3],
         "disliked_genres": disliked[:2],
         "top_genres": top[:3],

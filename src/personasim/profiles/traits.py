@@ -15,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["LEVEL_NAMES", "compute_traits", "diversity_count", "level"]
+__all__ = [
+    "LEVEL_NAMES",
+    "compute_traits",
+    "diversity_count",
+    "diversity_from_counts",
+    "level",
+    "trait_levels",
+]
 
 LEVEL_NAMES = {1: "low", 2: "medium", 3: "high"}
 
@@ -55,9 +62,14 @@ def diversity_count(genres_per_item: list[list[str]], share: float = GENRE_MASS_
     for genres in genres_per_item:
         for g in genres:
             counts[g] = counts.get(g, 0) + 1
+    return diversity_from_counts(list(counts.values()), share)
+
+
+def diversity_from_counts(counts: list[int], share: float = GENRE_MASS_SHARE) -> int:
+    """:func:`diversity_count` from the number of rated items of each genre."""
     if not counts:
         return 0
-    ordered = np.sort(np.fromiter(counts.values(), dtype="float64"))[::-1]
+    ordered = np.sort(np.asarray(counts, dtype="float64"))[::-1]
     cumulative = np.cumsum(ordered) / ordered.sum()
     return int(np.searchsorted(cumulative, share - 1e-12) + 1)
 
@@ -88,6 +100,13 @@ def compute_traits(
             "diversity_genres": grouped["genres"].agg(lambda g: diversity_count(list(g))),
         }
     ).reset_index()
+    return trait_levels(out, reference)
+
+
+def trait_levels(raw: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Add the 1-3 levels to raw traits (``user_id, activity_count, conformity_gap,
+    diversity_genres``), cut at the percentiles of `reference` (default: `raw`'s own)."""
+    out = raw.copy()
     ref = out if reference is None else reference
     for name, raw, cuts, reverse in (
         ("activity", "activity_count", ACTIVITY_CUTS, False),

@@ -4,6 +4,6 @@ structure and a scripted text generator."""
 from __future__ import annotations
 
 from personasim.testing.fakes import FakeGenerator
-from personasim.testing.synthetic import GENRES, SyntheticLog, synthetic_log
+from personasim.testing.synthetic import GENRES, SyntheticLog, synthetic_log, write_large_log
 
-__all__ = ["GENRES", "FakeGenerator", "SyntheticLog", "synthetic_log"]
+__all__ = ["GENRES", "FakeGenerator", "SyntheticLog", "synthetic_log", "write_large_log"]

@@ -1,0 +1,408 @@
+"""Out-of-core ingestion: logs too big for memory, streamed and joined by DuckDB.
+
+The log is read in batches (:func:`~personasim.data.reading.iter_table_file`) and each
+batch is validated by the same functions as the in-memory path, so a bad value is refused
+with the same message, file, row and column. The typed rows go to a staging Parquet file;
+DuckDB then checks duplicates, counts, samples, splits and aggregates over it in bounded
+memory (`scale.memory_limit`, spilling to the run folder's scratch space past it).
+
+The artifacts are those of :class:`~personasim.pipeline.ingest.IngestStage` on the
+in-memory path, row for row (tests check it on logs both can read).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from personasim.config import ScaleConfig, SplitConfig
+from personasim.data.log import (
+    _item_meta_columns,
+    _item_table,
+    _with_present_item_columns,
+    read_items_file,
+    read_users_file,
+)
+from personasim.data.reading import RawTable, iter_table_file
+from personasim.data.sources import LogSpec
+from personasim.data.splitting import n_train, select_from_counts, too_few_to_split
+from personasim.data.tables import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, OTHERS_SCHEMA, write_parquet
+from personasim.data.validation import parse_ids, parse_ratings, parse_timestamps
+from personasim.errors import ConfigError, DataError
+from personasim.progress import progress
+from personasim.workspace import atomic_path
+
+__all__ = ["duckdb_connection", "ingest_out_of_core", "sql_literal"]
+
+logger = logging.getLogger(__name__)
+
+_STAGED = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("rating", pa.float64()),
+        ("timestamp", pa.int64()),
+        ("row", pa.int64()),
+    ]
+)
+_META = ("title", "year", "genres")
+
+
+@contextmanager
+def duckdb_connection(scale: ScaleConfig, scratch: Path) -> Iterator[Any]:
+    """An in-memory DuckDB bounded by `scale.memory_limit`, spilling into `scratch`."""
+    import duckdb
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        config={
+            "memory_limit": scale.memory_limit,
+            "temp_directory": str(scratch),
+            "threads": os.cpu_count() or 1,
+            # Order is restored with ORDER BY where it matters; not preserving it lets
+            # DuckDB stream and spill more freely.
+            "preserve_insertion_order": False,
+        }
+    )
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def sql_literal(path: Path) -> str:
+    """A path as an SQL string literal (for DuckDB's table functions)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _copy(con: Any, query: str, path: Path) -> None:
+    """Write a query's result to Parquet (zstd), atomically."""
+    with atomic_path(path) as tmp:
+        con.execute(f"COPY ({query}) TO {sql_literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+
+
+def _stage(spec: LogSpec, staged: Path) -> tuple[LogSpec, int]:
+    """Stream, validate and type the log into `staged`; return the spec (item metadata
+    columns present) and the number of rows."""
+    cols = spec.columns
+    if cols.user_attributes and spec.users_path is None:
+        raise ConfigError(
+            'scale.tables = "duckdb" reads user attributes from data.users_path only; '
+            "set it, or empty data.columns.user_attributes"
+        )
+    writer: pq.ParquetWriter | None = None
+    meta_writer: pq.ParquetWriter | None = None
+    rows = 0
+    meta: list[tuple[str, str]] = []
+    with atomic_path(staged) as tmp, progress(f"reading {spec.path.name}", total=None) as advance:
+        for raw in iter_table_file(
+            spec.path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
+        ):
+            if writer is None:
+                needed = [("user", cols.user), ("item", cols.item), ("rating", cols.rating)]
+                if cols.timestamp:
+                    needed.append(("timestamp", cols.timestamp))
+                if spec.items_path is None:
+                    spec = _with_present_item_columns(spec, raw)
+                    meta = _item_meta_columns(spec)
+                raw.require_columns(needed + meta)
+                writer = pq.ParquetWriter(tmp, _STAGED, compression="zstd")
+                if meta:
+                    meta_writer = pq.ParquetWriter(tmp.with_suffix(".meta"), _meta_schema(meta))
+            row = np.arange(raw.first_row, raw.first_row + raw.table.num_rows, dtype="int64")
+            # Without a timestamp column, row order is time order (as in memory).
+            timestamps = (
+                parse_timestamps(raw, cols.timestamp)
+                if cols.timestamp
+                else np.arange(rows, rows + raw.table.num_rows)
+            )
+            batch = pa.table(
+                [
+                    parse_ids(raw, cols.user),
+                    parse_ids(raw, cols.item),
+                    pa.array(parse_ratings(raw, cols.rating, spec.rating_scale)),
+                    pa.array(np.asarray(timestamps, dtype="int64")),
+                    pa.array(row),
+                ],
+                schema=_STAGED,
+            )
+            writer.write_table(batch)
+            if meta_writer is not None:
+                meta_writer.write_table(_meta_batch(raw, meta, batch))
+            rows += raw.table.num_rows
+            advance(raw.table.num_rows)
+        assert writer is not None
+        writer.close()
+        if meta_writer is not None:
+            meta_writer.close()
+            tmp.with_suffix(".meta").replace(staged.with_suffix(".meta.parquet"))
+    return spec, rows
+
+
+def _meta_schema(meta: list[tuple[str, str]]) -> pa.Schema:
+    return pa.schema(
+        [("item_id", pa.string()), ("row", pa.int64())]
+        + [(f"m_{name}", pa.string()) for name, _ in meta]
+    )
+
+
+def _meta_batch(raw: RawTable, meta: list[tuple[str, str]], batch: pa.Table) -> pa.Table:
+    """The item metadata columns of a batch, as text, for the items seen in the log."""
+    arrays = [batch.column("item_id"), batch.column("row")]
+    for _, column in meta:
+        arrays.append(raw.column(column).cast(pa.string()))
+    return pa.table(arrays, schema=_meta_schema(meta))
+
+
+def _check_duplicates(con: Any, spec: LogSpec) -> int:
+    """Refuse repeated (user, item) ratings, or keep the latest; return how many went."""
+    first = con.execute(
+        "SELECT user_id, item_id, min(row) AS first_row, count(*) AS n FROM log "
+        "GROUP BY user_id, item_id HAVING count(*) > 1 ORDER BY min(row) LIMIT 1"
+    ).fetchone()
+    if first is None:
+        return 0
+    if spec.duplicates == "keep_last":
+        before = con.execute("SELECT count(*) FROM log").fetchone()[0]
+        con.execute(
+            "CREATE OR REPLACE VIEW log AS SELECT * FROM staged QUALIFY row_number() OVER "
+            "(PARTITION BY user_id, item_id ORDER BY timestamp DESC, row DESC) = 1"
+        )
+        dropped = before - con.execute("SELECT count(*) FROM log").fetchone()[0]
+        logger.warning(
+            "%s: %d repeated ratings of the same item by the same user; kept the latest of each",
+            spec.path,
+            dropped,
+        )
+        return int(dropped)
+    # The first repeat in file order, as the in-memory path reports it.
+    user, item, row = con.execute(
+        "SELECT user_id, item_id, row FROM (SELECT user_id, item_id, row, row_number() OVER "
+        "(PARTITION BY user_id, item_id ORDER BY row) AS k FROM log) WHERE k = 2 "
+        "ORDER BY row LIMIT 1"
+    ).fetchone()
+    first_row = con.execute(
+        "SELECT min(row) FROM log WHERE user_id = ? AND item_id = ?", [user, item]
+    ).fetchone()[0]
+    raise DataError(
+        f"user {user!r} rated item {item!r} again (first in row {first_row}); remove the "
+        'duplicate or set data.duplicates = "keep_last"',
+        file=spec.path,
+        row=int(row),
+        column=spec.columns.item,
+    )
+
+
+def _require_known(con: Any, key: str, table: str, spec: LogSpec, mapping: Path) -> None:
+    """Every id of the log's `key` column is in the registered `table` (of `mapping`)."""
+    found = con.execute(
+        f"SELECT {key}, min(row) FROM log ANTI JOIN {table} USING ({key}) "
+        f"GROUP BY {key} ORDER BY min(row) LIMIT 1"
+    ).fetchone()
+    if found is None:
+        return
+    what = key.removesuffix("_id")
+    n = con.execute(f"SELECT count(*) FROM log ANTI JOIN {table} USING ({key})").fetchone()[0]
+    column = spec.columns.user if what == "user" else spec.columns.item
+    raise DataError(
+        f"{what} {found[0]!r} is not in {mapping} ({int(n)} rating(s) name {what}s missing "
+        "there); check that both files use the same ids",
+        file=spec.path,
+        row=int(found[1]),
+        column=column,
+    )
+
+
+def _items(con: Any, spec: LogSpec, staged: Path) -> pd.DataFrame:
+    """The item table (items file, else the first row of each item in the log)."""
+    if spec.items_path is not None:
+        items = read_items_file(spec)
+        con.register("known_items", pa.table({"item_id": items["item_id"].to_numpy(str)}))
+        _require_known(con, "item_id", "known_items", spec, spec.items_path)
+        return items
+    meta_path = staged.with_suffix(".meta.parquet")
+    if not meta_path.exists():
+        first = con.sql(
+            "SELECT item_id, min(row) AS row FROM log GROUP BY item_id ORDER BY row"
+        ).to_arrow_table()
+        ids = first.column("item_id").to_numpy(zero_copy_only=False)
+        raw = RawTable(pa.table({"item_id": ids}), spec.path, 1, first.column("row").to_numpy())
+        return _item_table(raw, ids, spec)
+    meta = _item_meta_columns(spec)
+    picks = ", ".join(f'arg_min(m_{name}, row) AS "{column}"' for name, column in meta)
+    source = f"read_parquet({sql_literal(meta_path)})"
+    first = con.sql(
+        f"SELECT m.item_id, min(m.row) AS row, {picks} FROM {source} m "
+        "SEMI JOIN log USING (row) GROUP BY m.item_id ORDER BY row"
+    ).to_arrow_table()
+    ids = first.column("item_id").to_numpy(zero_copy_only=False)
+    raw = RawTable(first, spec.path, 1, first.column("row").to_numpy())
+    return _item_table(raw, ids, spec)
+
+
+def ingest_out_of_core(
+    spec: LogSpec,
+    out: Path,
+    *,
+    split: SplitConfig,
+    seed: int,
+    scale: ScaleConfig,
+    scratch: Path,
+) -> dict[str, Any]:
+    """Write ``interactions``, ``items``, ``users`` and ``others`` Parquet tables into
+    `out`, reading the log out of core.
+
+    Args:
+        spec: A custom CSV/TSV/Parquet log (MovieLens folders fit in memory: use the
+            in-memory path).
+        out: The stage's output folder.
+        split: The `[split]` section.
+        seed: The run's seed (the user sample is the in-memory path's).
+        scale: Memory limit of DuckDB.
+        scratch: Scratch folder (staging file, DuckDB spill); removed by the caller.
+
+    Returns:
+        The stage summary (same keys as the in-memory path).
+
+    Raises:
+        DataError: Bad values, duplicates, unknown ids, users too small to split.
+        ConfigError: A source the out-of-core path does not read.
+    """
+    if spec.movielens_dir:
+        raise ConfigError(
+            'scale.tables = "duckdb" reads custom CSV/Parquet logs; a MovieLens folder fits '
+            'in memory: use scale.tables = "pandas"'
+        )
+    staged = scratch / "log.parquet"
+    spec, n_rows = _stage(spec, staged)
+    with duckdb_connection(scale, scratch / "duckdb") as con:
+        con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet({sql_literal(staged)})")
+        con.execute("CREATE VIEW log AS SELECT * FROM staged")
+        with progress("checking duplicates", total=None):
+            _check_duplicates(con, spec)
+        items = _items(con, spec, staged)
+        attributes = None
+        if spec.users_path is not None:
+            attributes = read_users_file(spec)
+            con.register("known_users", pa.table({"user_id": attributes["user_id"].to_numpy(str)}))
+            _require_known(con, "user_id", "known_users", spec, spec.users_path)
+
+        counts_table = con.sql(
+            "SELECT user_id, count(*) AS n FROM log GROUP BY user_id ORDER BY user_id"
+        ).to_arrow_table()
+        counts = pd.Series(
+            counts_table.column("n").to_numpy(),
+            index=counts_table.column("user_id").to_numpy(zero_copy_only=False),
+        )
+        users, n_eligible = select_from_counts(
+            counts,
+            n_users=split.users,
+            min_ratings=split.min_ratings,
+            max_ratings=split.max_ratings,
+            rng=np.random.default_rng(seed),
+        )
+        n = counts.loc[users].to_numpy()
+        if not 0.0 < split.train_fraction < 1.0:
+            raise ConfigError(f"train_fraction must be in (0, 1), got {split.train_fraction}")
+        cut = n_train(n, split.train_fraction)
+        bad = np.flatnonzero((cut == 0) | (cut == n))
+        if len(bad):
+            user = str(users[bad[0]])
+            row = con.execute("SELECT min(row) FROM log WHERE user_id = ?", [user]).fetchone()[0]
+            raise too_few_to_split(
+                user,
+                int(n[bad[0]]),
+                split.train_fraction,
+                file=spec.path,
+                row=int(row),
+                column=spec.columns.user,
+            )
+        con.register("sampled", pa.table({"user_id": users.astype(str), "cut": cut}))
+        with progress("splitting in time", total=None):
+            _copy(
+                con,
+                "SELECT user_id, item_id, rating, timestamp, CASE WHEN row_number() OVER "
+                "(PARTITION BY user_id ORDER BY timestamp, item_id) <= cut THEN 'train' "
+                "ELSE 'test' END AS split FROM log JOIN sampled USING (user_id) "
+                "ORDER BY user_id, timestamp, item_id",
+                out / "interactions.parquet",
+            )
+            others = (
+                "SELECT user_id, item_id, rating, timestamp FROM log "
+                "ANTI JOIN sampled USING (user_id) ORDER BY row"
+            )
+            if not split.include_other_users:
+                others += " LIMIT 0"
+            _copy(con, others, out / "others.parquet")
+        interactions = sql_literal(out / "interactions.parquet")
+        others_path = sql_literal(out / "others.parquet")
+        stats = con.execute(
+            "SELECT item_id, avg(rating) AS mean, count(*) AS n FROM ("
+            f"SELECT item_id, rating FROM read_parquet({interactions}) WHERE split = 'train' "
+            f"UNION ALL SELECT item_id, rating FROM read_parquet({others_path})) "
+            "GROUP BY item_id"
+        ).df()
+        stats = stats.set_index("item_id")
+        items = items.copy()
+        items["train_mean_rating"] = items["item_id"].map(stats["mean"]).astype("float64")
+        items["train_count"] = items["item_id"].map(stats["n"]).fillna(0).astype("int64")
+        write_parquet(items, out / "items.parquet", ITEMS_SCHEMA)
+        user_rows = con.execute(
+            "SELECT user_id, count(*) AS n_ratings, count(*) FILTER (split = 'train') AS "
+            "n_train, count(*) FILTER (split = 'test') AS n_test "
+            f"FROM read_parquet({interactions}) GROUP BY user_id ORDER BY user_id"
+        ).df()
+        user_rows = user_rows.astype({"n_ratings": "int64", "n_train": "int64", "n_test": "int64"})
+        if attributes is not None:
+            user_rows = user_rows.merge(attributes, on="user_id", how="left")
+        write_parquet(user_rows, out / "users.parquet")
+        totals = con.execute(
+            "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) FROM log"
+        ).fetchone()
+        split_counts = dict(
+            con.execute(
+                f"SELECT split, count(*) FROM read_parquet({interactions}) GROUP BY split"
+            ).fetchall()
+        )
+        other = con.execute(
+            f"SELECT count(*), count(DISTINCT user_id) FROM read_parquet({others_path})"
+        ).fetchone()
+    _check_schema(out)
+    logger.info("ingest (out of core): %d rows staged", n_rows)
+    return {
+        "source": spec.name,
+        "tables": "duckdb",
+        "log_ratings": int(totals[0]),
+        "log_users": int(totals[1]),
+        "log_items": int(totals[2]),
+        "catalogue_items": int(len(items)),
+        "eligible_users": int(n_eligible),
+        "users": int(len(users)),
+        "train_ratings": int(split_counts.get("train", 0)),
+        "test_ratings": int(split_counts.get("test", 0)),
+        "other_users": int(other[1]),
+        "other_ratings": int(other[0]),
+        "time_order": "timestamp" if spec.columns.timestamp else "row order",
+    }
+
+
+def _check_schema(out: Path) -> None:
+    """Cast DuckDB's output to the contracted schemas (it writes its own types)."""
+    for name, schema in (("interactions", INTERACTIONS_SCHEMA), ("others", OTHERS_SCHEMA)):
+        path = out / f"{name}.parquet"
+        if pq.read_schema(path).equals(schema):
+            continue
+        with atomic_path(path) as tmp:
+            source = pq.ParquetFile(path)
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                for batch in source.iter_batches():
+                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
