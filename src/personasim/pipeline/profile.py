@@ -16,6 +16,7 @@ from personasim.profiles.builder import build_profiles
 from personasim.profiles.distill import GenerationCounts
 from personasim.profiles.outofcore import template_profiles_out_of_core
 from personasim.profiles.prompts import PROMPT_VERSION, prompts_hash
+from personasim.scale.executor import get_executor
 
 __all__ = ["ProfileStage"]
 
@@ -51,6 +52,7 @@ class ProfileStage(Stage):
             config=self.config.profile,
             cache_path=self.workspace.root / ".cache" / "generations.sqlite",
             seed=self.config.seed,
+            executor=get_executor(self.config.scale),
         )
         write_parquet(result.profiles, out / "profiles.parquet")
         write_parquet(result.rationales, out / "rationales.parquet")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,16 @@ from personasim.agents.prior import fit_prior_matrix, out_of_fold_priors
 from personasim.agents.prompts import AGENT_PROMPT_VERSION
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.training import make_packs, train_adapter
-from personasim.config import config_hash
+from personasim.config import AgentConfig, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
+from personasim.scale.executor import get_executor
 
-__all__ = ["TrainStage", "adapter_groups"]
+__all__ = ["AdapterJob", "TrainStage", "adapter_groups", "train_one_adapter"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,49 +143,96 @@ class TrainStage(Stage):
         profiles: pd.DataFrame,
         out: Path,
     ) -> dict[str, Any]:
-        from peft import get_peft_model
-
         cfg = self.config.agents
         checkpoints = self.workspace.checkpoint_dir(
             self.folder, config_hash(self.config_hash(), self.input_hashes())[:16]
         )
         texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
-        lm = AgentLM.load(cfg)
         rng = np.random.default_rng(self.config.seed)
-        chosen = {}
-        for name, users in groups.items():  # draw every selection first: resuming keeps it
+        jobs = []
+        for number, (name, users) in enumerate(groups.items()):
+            # Every selection is drawn first, in order: resuming keeps it.
             mine = examples[examples["user_id"].isin(set(users))]
-            chosen[name] = select_examples(mine, cfg, errors=errors, rng=rng)
+            frame = select_examples(mine, cfg, errors=errors, rng=rng)
+            jobs.append(
+                AdapterJob(
+                    name=name,
+                    examples=frame,
+                    texts={u: texts[u] for u in frame["user_id"].unique()},
+                    users=len(users),
+                    folder=checkpoints / name,
+                    config=cfg,
+                    seed=self.config.seed + number,
+                )
+            )
         results: dict[str, Any] = {}
-        total = sum(len(c) for c in chosen.values()) * cfg.epochs
-        with progress("training adapters", total=total, unit="examples") as advance:
-            for number, (name, frame) in enumerate(chosen.items()):
-                folder = checkpoints / name
-                if (folder / "training.json").exists():
-                    results[name] = json.loads((folder / "training.json").read_text())
-                    logger.info("train: adapter %s restored from checkpoint", name)
-                    advance(len(frame) * cfg.epochs)
-                    continue
-                base = lm.model
-                lm.model = get_peft_model(base, lora_config(cfg, lm.n_layers))
-                try:
-                    packs = make_packs(
-                        frame, texts, lm, items_per_pack=cfg.items_per_pack, adapter="default"
-                    )
-                    result = train_adapter(
-                        lm, packs, cfg, seed=self.config.seed + number, on_step=advance
-                    )
-                    meta = {"adapter": name, "users": len(groups[name]), **result.as_dict()}
-                    save_adapter(lm.model, folder, meta)
-                    results[name] = meta
-                    logger.info(
-                        "train: adapter %s, %d examples, %.1f examples/s",
-                        name,
-                        result.examples,
-                        result.examples_per_s,
-                    )
-                finally:
-                    lm.model = lm.model.unload()
+        todo = []
+        for job in jobs:
+            if (job.folder / "training.json").exists():
+                results[job.name] = json.loads((job.folder / "training.json").read_text())
+                logger.info("train: adapter %s restored from checkpoint", job.name)
+            else:
+                todo.append(job)
+        executor = get_executor(self.config.scale)
+        if executor.name == "in-process":
+            total = sum(len(j.examples) for j in todo) * cfg.epochs
+            lm = AgentLM.load(cfg) if todo else None
+            with progress("training adapters", total=total, unit="examples") as advance:
+                for job in todo:
+                    results[job.name] = train_one_adapter(lm, job, on_step=advance)
+        else:
+            done = executor.map(train_on_worker, todo, label="training adapters", gpu=True)
+            results.update({job.name: meta for job, meta in zip(todo, done, strict=True)})
         for name in groups:
             shutil.copytree(checkpoints / name, out / name)
-        return results
+        return {name: results[name] for name in groups}
+
+
+@dataclass
+class AdapterJob:
+    """One adapter to train: its examples, its users' profiles and where it goes."""
+
+    name: str
+    examples: pd.DataFrame
+    texts: dict[str, str]
+    users: int
+    folder: Path
+    config: AgentConfig
+    seed: int
+
+
+def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str, Any]:
+    """Train one LoRA adapter on `lm` and save it (PEFT format) into ``job.folder``.
+
+    The adapter's initial weights and its training draw only from ``job.seed``, so an
+    adapter is the same whichever adapters were trained before it, here or on a worker.
+    """
+    import torch
+    from peft import get_peft_model
+
+    cfg = job.config
+    torch.manual_seed(job.seed)
+    base = lm.model
+    lm.model = get_peft_model(base, lora_config(cfg, lm.n_layers))
+    try:
+        packs = make_packs(
+            job.examples, job.texts, lm, items_per_pack=cfg.items_per_pack, adapter="default"
+        )
+        result = train_adapter(lm, packs, cfg, seed=job.seed, on_step=on_step)
+        meta = {"adapter": job.name, "users": job.users, **result.as_dict()}
+        save_adapter(lm.model, job.folder, meta)
+        logger.info(
+            "train: adapter %s, %d examples, %.1f examples/s",
+            job.name,
+            result.examples,
+            result.examples_per_s,
+        )
+    finally:
+        lm.model = lm.model.unload()
+    return meta
+
+
+def train_on_worker(job: AdapterJob) -> dict[str, Any]:
+    """A Ray task: load the base model on the worker (its GPU if it was given one)
+    and train one adapter."""
+    return train_one_adapter(AgentLM.load(job.config), job)

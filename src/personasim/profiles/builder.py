@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,6 +22,9 @@ from personasim.profiles.distill import (
 )
 from personasim.profiles.taste import render_taste, render_traits, taste_of
 from personasim.profiles.traits import compute_traits
+
+if TYPE_CHECKING:
+    from personasim.scale.executor import Executor
 
 __all__ = ["PROFILE_COLUMNS", "ProfileResult", "build_profiles", "compose_profile"]
 
@@ -59,6 +63,50 @@ def _chunk_size(llm: LLMConfig) -> int:
     return llm.concurrency * 4 if llm.backend == "openai" else max(llm.batch_size * 2, 8)
 
 
+@dataclass
+class _Generated:
+    summaries: dict[str, str]
+    summary_counts: GenerationCounts
+    rationales: pd.DataFrame
+    rationale_counts: GenerationCounts
+    identity: dict[str, Any]
+    summaries_seconds: float
+
+
+def _generate(
+    histories: dict[str, pd.DataFrame],
+    *,
+    llm: LLMConfig,
+    config: ProfileConfig,
+    cache_path: Path,
+    seed: int,
+    rationales: bool,
+) -> _Generated:
+    """Summaries (and rationales) of some users, with their own generator and the run's
+    generation cache (one piece of work of an executor)."""
+    cache = GenerationCache(cache_path)
+    generator = create_generator(llm)
+    chunk = _chunk_size(llm)
+    started = time.perf_counter()
+    try:
+        summaries, summary_counts = distil_summaries(
+            histories, generator, cache, config, seed=seed, chunk_size=chunk
+        )
+        summaries_s = time.perf_counter() - started
+        rationale_counts = GenerationCounts()
+        frame = pd.DataFrame(columns=["user_id", "item_id", "rating", "rationale"])
+        if rationales:
+            writer = TemplateGenerator() if config.rationale_backend == "template" else generator
+            frame, rationale_counts = write_rationales(
+                histories, writer, cache, config, seed=seed, chunk_size=chunk
+            )
+        identity = generator.identity()
+    finally:
+        generator.close()
+        cache.close()
+    return _Generated(summaries, summary_counts, frame, rationale_counts, identity, summaries_s)
+
+
 def build_profiles(
     train: pd.DataFrame,
     items: pd.DataFrame,
@@ -69,6 +117,7 @@ def build_profiles(
     seed: int,
     reference_traits: pd.DataFrame | None = None,
     rationales: bool | None = None,
+    executor: Executor | None = None,
 ) -> ProfileResult:
     """Traits, profile texts and (optionally) rationales of the users in `train`.
 
@@ -82,30 +131,49 @@ def build_profiles(
         reference_traits: Raw traits of the population whose percentiles cut the trait
             levels (to profile new users against clustered ones).
         rationales: Override `config.rationales`.
+        executor: Where the generations run (chunks of users as Ray tasks with the Ray
+            executor); in this process when None.
     """
     traits = compute_traits(train, items, reference_traits)
     histories = user_histories(train, items)
-    cache = GenerationCache(cache_path)
-    generator = create_generator(llm)
-    chunk = _chunk_size(llm)
     want_rationales = config.rationales if rationales is None else rationales
     started = time.perf_counter()
-    try:
-        summaries, summary_counts = distil_summaries(
-            histories, generator, cache, config, seed=seed, chunk_size=chunk
+    work = partial(
+        _generate,
+        llm=llm,
+        config=config,
+        cache_path=cache_path,
+        seed=seed,
+        rationales=want_rationales,
+    )
+    if executor is None or executor.parallelism == 1:
+        generated = [work(histories)]
+    else:
+        users = list(histories)  # the in-process order, cut into contiguous chunks
+        parts = min(len(users), executor.parallelism * 2) or 1
+        chunks = [
+            {
+                u: histories[u]
+                for u in users[i * len(users) // parts : (i + 1) * len(users) // parts]
+            }
+            for i in range(parts)
+        ]
+        generated = executor.map(
+            work, chunks, label=f"profiles on {executor.name}", gpu=llm.backend == "hf"
         )
-        summaries_s = time.perf_counter() - started
-        rationale_counts = None
-        frame = pd.DataFrame(columns=["user_id", "item_id", "rating", "rationale"])
-        if want_rationales:
-            writer = TemplateGenerator() if config.rationale_backend == "template" else generator
-            frame, rationale_counts = write_rationales(
-                histories, writer, cache, config, seed=seed, chunk_size=chunk
-            )
-        identity = generator.identity()
-    finally:
-        generator.close()
-        cache.close()
+    summaries = {u: text for g in generated for u, text in g.summaries.items()}
+    summary_counts = GenerationCounts.total([g.summary_counts for g in generated])
+    rationale_counts = (
+        GenerationCounts.total([g.rationale_counts for g in generated]) if want_rationales else None
+    )
+    frames = [g.rationales for g in generated if len(g.rationales)]
+    frame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["user_id", "item_id", "rating", "rationale"])
+    )
+    identity = generated[0].identity
+    summaries_s = max(g.summaries_seconds for g in generated)
     rows = []
     for t in traits.to_dict("records"):
         taste = taste_of(histories[t["user_id"]])

@@ -34,7 +34,8 @@ class GenerationCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path)
+        # Several processes (Ray workers) may write at once: wait for the lock.
+        self._db = sqlite3.connect(path, timeout=120)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT)")
         self._db.commit()

@@ -62,6 +62,19 @@ class GenerationCounts:
     recovered_by_retry: int = 0
     fallback_to_template: int = 0
 
+    @classmethod
+    def total(cls, parts: list[GenerationCounts]) -> GenerationCounts:
+        """The sum of the counts of several pieces of work."""
+        out = cls()
+        for part in parts:
+            out.requested += part.requested
+            out.cached += part.cached
+            out.generated += part.generated
+            out.degenerate.update(part.degenerate)
+            out.recovered_by_retry += part.recovered_by_retry
+            out.fallback_to_template += part.fallback_to_template
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {
