@@ -220,3 +220,21 @@ def test_simulate_prints_the_recommender_table(capsys):
     out = " ".join(capsys.readouterr().err.split())
     assert "popular" in out and "0.197" in out and "nDCG@10" in out
     assert "Kendall tau -1.000" in out and "mean over 7" in out
+
+
+def test_scale_options_are_checked_and_recorded(cli, log_files, tmp_path):
+    bad = cli("train", "--workdir", tmp_path / "a", "--executor", "spark")
+    assert bad.code == 2 and "in-process" in bad.output
+    both = cli(
+        "profile", "--workdir", tmp_path / "b", "--executor", "in-process", "--ray-address", "auto"
+    )
+    assert both.code == 2 and "--ray-address needs --executor ray" in both.output
+    ratings, items, _ = log_files
+    ok = cli(
+        "ingest", "--workdir", tmp_path / "c", "--path", ratings, "--items", items,
+        "--users", "5", "--min-ratings", "20", "--tables", "duckdb",
+    )  # fmt: skip
+    assert ok.code == 0, ok.output
+    manifest = json.loads((tmp_path / "c" / "data" / "manifest.json").read_text())
+    assert manifest["summary"]["tables"] == "duckdb"
+    assert manifest["summary"]["users"] == 5

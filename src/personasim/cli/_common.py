@@ -43,6 +43,33 @@ ConfigOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if it is up to date.")]
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help='"in-process" or "ray": run the heavy work as Ray tasks (scale.executor).',
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help='Join this Ray cluster (e.g. "auto", "ray://head:10001"); implies --executor ray.',
+    ),
+]
+
+
+def scale_overrides(executor: str | None, ray_address: str | None) -> dict[str, Any]:
+    """The `[scale]` overrides of --executor and --ray-address."""
+    if executor is not None and executor not in ("in-process", "ray"):
+        raise typer.BadParameter(
+            f'{executor!r}: use "in-process" or "ray"', param_hint="--executor"
+        )
+    if ray_address and executor == "in-process":
+        raise typer.BadParameter("--ray-address needs --executor ray", param_hint="--ray-address")
+    return nested(
+        scale__executor="ray" if ray_address else executor, scale__ray_address=ray_address
+    )
 
 
 def configure_logging(verbosity: int, quiet: bool) -> None:

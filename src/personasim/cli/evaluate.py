@@ -8,12 +8,16 @@ import typer
 
 from personasim.cli._common import (
     ConfigOpt,
+    ExecutorOpt,
     ForceOpt,
+    RayAddressOpt,
     WorkdirOpt,
     nested,
     print_metrics,
     print_results,
+    scale_overrides,
 )
+from personasim.config import deep_merge
 from personasim.pipeline import EvaluateStage, resolve_config, run_stage
 from personasim.progress import console
 from personasim.workspace import Workspace
@@ -26,11 +30,14 @@ def evaluate(
     config: ConfigOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed of model fitting.")] = None,
     force: ForceOpt = False,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Fit the baselines, predict every test rating, write eval/predictions.parquet and
     eval/metrics.json."""
     workspace = Workspace(workdir)
-    cfg = resolve_config(workspace, config, nested(seed=seed))
+    overrides = deep_merge(nested(seed=seed), scale_overrides(executor, ray_address))
+    cfg = resolve_config(workspace, config, overrides)
     result = run_stage(EvaluateStage, workspace, cfg, force=force)
     print_results([result])
     print_metrics(result.summary["metrics"])

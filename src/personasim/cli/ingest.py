@@ -58,6 +58,10 @@ def ingest(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the user sample.")] = None,
+    tables: Annotated[
+        str | None,
+        typer.Option(help='"pandas" (in memory) or "duckdb" (out of core; scale.tables).'),
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Read a log, validate it, sample users and split their ratings in time (writes data/)."""
@@ -78,6 +82,7 @@ def ingest(
         split__max_ratings=max_ratings,
         split__train_fraction=train_fraction,
         split__include_other_users=other_users,
+        scale__tables=tables,
     )
     if dataset in ("ml-100k", "ml-1m"):
         # Switching back to a built-in dataset clears the custom paths of earlier runs

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from personasim.cli._common import ConfigOpt, ForceOpt, WorkdirOpt, nested, print_results
+from personasim.cli._common import (
+    ConfigOpt,
+    ExecutorOpt,
+    ForceOpt,
+    RayAddressOpt,
+    WorkdirOpt,
+    nested,
+    print_results,
+    scale_overrides,
+)
+from personasim.config import deep_merge
 from personasim.pipeline import ProfileStage, resolve_config, run_stage
 from personasim.progress import console
 from personasim.workspace import Workspace
@@ -34,6 +44,8 @@ def profile(
         typer.Option("--template-rationales", help="Render rationales from the data, no model."),
     ] = None,
     force: ForceOpt = False,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Distil each user's train history into a profile and rationales (writes profiles/)."""
     overrides = nested(
@@ -44,6 +56,7 @@ def profile(
         profile__rationales=rationales,
         profile__rationale_backend="template" if template_rationales else None,
     )
+    overrides = deep_merge(overrides, scale_overrides(executor, ray_address))
     workspace = Workspace(workdir)
     cfg = resolve_config(workspace, config, overrides)
     result = run_stage(ProfileStage, workspace, cfg, force=force)

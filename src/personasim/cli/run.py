@@ -7,8 +7,18 @@ from typing import Annotated
 
 import typer
 
-from personasim.cli._common import ConfigOpt, WorkdirOpt, nested, print_metrics, print_results
+from personasim.cli._common import (
+    ConfigOpt,
+    ExecutorOpt,
+    RayAddressOpt,
+    WorkdirOpt,
+    nested,
+    print_metrics,
+    print_results,
+    scale_overrides,
+)
 from personasim.cli.simulate import print_simulation
+from personasim.config import deep_merge
 from personasim.pipeline import STAGES, resolve_config, run_stage
 from personasim.progress import console
 from personasim.workspace import Workspace
@@ -28,13 +38,18 @@ def run(
         str | None, typer.Option(help='LLM backend: "hf", "llamacpp", "openai", "template".')
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo every stage.")] = False,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run the whole pipeline on the run folder; finished stages are skipped."""
     workspace = Workspace(workdir)
     cfg = resolve_config(
         workspace,
         config,
-        nested(seed=seed, data__dataset=dataset, split__users=users, llm__backend=backend),
+        deep_merge(
+            nested(seed=seed, data__dataset=dataset, split__users=users, llm__backend=backend),
+            scale_overrides(executor, ray_address),
+        ),
     )
     results = []
     for stage in STAGES:

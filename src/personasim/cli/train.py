@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personasim.cli._common import ConfigOpt, ForceOpt, WorkdirOpt, nested, print_results
+from personasim.cli._common import (
+    ConfigOpt,
+    ExecutorOpt,
+    ForceOpt,
+    RayAddressOpt,
+    WorkdirOpt,
+    nested,
+    print_results,
+    scale_overrides,
+)
+from personasim.config import deep_merge
 from personasim.pipeline import TrainStage, resolve_config, run_stage
 from personasim.progress import console
 from personasim.workspace import Workspace
@@ -27,6 +37,8 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Epochs per adapter.", min=1)] = None,
     preset: Annotated[str | None, typer.Option(help='"paper": rank 256, alpha 32.')] = None,
     force: ForceOpt = False,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Build RAFT examples and train one LoRA adapter per persona (writes adapters/)."""
     overrides = nested(
@@ -35,6 +47,7 @@ def train(
         agents__epochs=epochs,
         agents__preset=preset,
     )
+    overrides = deep_merge(overrides, scale_overrides(executor, ray_address))
     workspace = Workspace(workdir)
     cfg = resolve_config(workspace, config, overrides)
     result = run_stage(TrainStage, workspace, cfg, force=force)
