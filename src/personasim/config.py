@@ -318,6 +318,10 @@ class LLMConfig(_Section):
     """Where "hf" runs: "auto" takes CUDA when present (bf16), else the CPU (float32)."""
     batch_size: int = Field(16, ge=1)
     """Prompts generated together by "hf" (one padded batch)."""
+    gpu_memory_fraction: float = Field(0.8, ge=0.0, le=0.95)
+    """On CUDA, inference batches (generation here, agent scoring) grow past their
+    configured size to what this share of the free GPU memory holds; 0 keeps the
+    configured sizes. Training batches never change (they shape the adapters)."""
     base_url: str = "http://127.0.0.1:8080/v1"
     """Base URL of the OpenAI-compatible server ("openai")."""
     api_key_env: str = "OPENAI_API_KEY"

@@ -31,6 +31,7 @@ from personasim.agents.training import prior_logits
 from personasim.config import RunConfig
 from personasim.data.tables import read_parquet
 from personasim.errors import ConfigError, StageError
+from personasim.llm.device import fitting_batch
 
 __all__ = ["AgentMode", "UserAgent"]
 
@@ -188,9 +189,14 @@ class UserAgent:
                 for r in chunk:
                     out[r] = torch.empty(0, self.lm.model.config.vocab_size)
                 continue
-            scored = self.lm.score_cached(
-                prefixes, adapters, items, chunk=self.config.agents.score_batch_items
+            chunk_items = fitting_batch(
+                self.config.agents.score_batch_items,
+                device=self.lm.device,
+                model_config=self.lm.model.config,
+                tokens=max(map(len, prefixes)) + max(len(s) for _, s in items),
+                fraction=self.config.llm.gpu_memory_fraction,
             )
+            scored = self.lm.score_cached(prefixes, adapters, items, chunk=chunk_items)
             owner = torch.tensor(owners)
             for r in chunk:
                 out[r] = scored[owner == r]

@@ -10,6 +10,7 @@ from typing import Any
 from personasim.config import LLMConfig
 from personasim.errors import BackendError
 from personasim.llm.base import GenerationRequest
+from personasim.llm.device import fitting_batch
 from personasim.llm.models import hf_model_path, model_identity
 from personasim.llm.registry import register_generator
 
@@ -87,7 +88,14 @@ class HFGenerator:
             range(len(requests)),
             key=lambda i: (requests[i].temperature, requests[i].max_new_tokens, lengths[i]),
         )
-        size = self.config.batch_size
+        size = fitting_batch(
+            self.config.batch_size,
+            device=self.device,
+            model_config=self.model.config,
+            tokens=max(lengths, default=0) // 3
+            + max((r.max_new_tokens for r in requests), default=0),
+            fraction=self.config.gpu_memory_fraction,
+        )
         groups: list[list[int]] = []
         for i in order:
             r = requests[i]
