@@ -1,0 +1,101 @@
+"""What every benchmark shares: one process per measured path (so each peak memory is
+its own), a row per path, and one table whose ratios compare paths of the same run."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["Row", "isolated", "peak_mib", "print_rows"]
+
+
+@dataclass
+class Row:
+    """One measured path of one stage.
+
+    Attributes:
+        stage: What is measured ("ingest", "score", ...).
+        path: Which implementation ("naive", "fast", ...).
+        work: How much work it did, in `unit`.
+        unit: What `work` counts ("rows", "decisions", ...).
+        seconds: Wall time of the work (loading excluded unless said).
+        peak_mib: Peak resident memory of the process that did it.
+        naive: Whether this is the baseline of its stage (ratios divide by it).
+        note: Anything the reader needs (sizes, settings).
+    """
+
+    stage: str
+    path: str
+    work: float
+    unit: str
+    seconds: float
+    peak_mib: float
+    naive: bool = False
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        """Work per second."""
+        return self.work / self.seconds if self.seconds > 0 else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the rate."""
+        return {**asdict(self), "rate": self.rate}
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory (MiB). Linux's VmHWM belongs to the process
+    image, so a spawned child does not inherit its parent's peak (ru_maxrss does)."""
+    try:
+        for line in open("/proc/self/status", encoding="ascii"):  # noqa: SIM115
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(target: Callable[..., Any], args: tuple[Any, ...], queue: Any) -> None:
+    try:
+        result = target(*args)
+        queue.put(("ok", result, peak_mib()))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        queue.put(("error", f"{type(e).__name__}: {e}", 0.0))
+
+
+def isolated(target: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """Run ``target(*args)`` in a fresh process; return its result and peak RSS (MiB).
+
+    Raises:
+        RuntimeError: The child failed (its error message).
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(target, args, queue))
+    proc.start()
+    status, result, peak = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(result)
+    return result, peak
+
+
+def print_rows(rows: list[Row], title: str = "") -> None:
+    """A Markdown table: rate, ratio to the naive path of the same stage, peak memory."""
+    if title:
+        print(f"{title}\n")
+    print("| stage | path | work | seconds | throughput | vs naive | peak RSS (MiB) | note |")
+    print("|---|---|---|---|---|---|---|---|")
+    naive = {r.stage: r.rate for r in rows if r.naive}
+    for r in rows:
+        base = naive.get(r.stage)
+        ratio = f"{r.rate / base:.2f}x" if base else "-"
+        work = f"{r.work:,.0f} {r.unit}"
+        rate = f"{r.rate:,.1f} {r.unit}/s"
+        print(
+            f"| {r.stage} | {r.path} | {work} | {r.seconds:.2f} | {rate} | {ratio} "
+            f"| {r.peak_mib:,.0f} | {r.note} |"
+        )
