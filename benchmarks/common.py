@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Row", "isolated", "peak_mib", "print_rows"]
+__all__ = ["Row", "isolated", "matmul_flops", "peak_mib", "print_rows"]
 
 
 @dataclass
@@ -35,6 +35,9 @@ class Row:
     peak_mib: float
     naive: bool = False
     note: str = ""
+    flops: float = 0.0
+    """Model FLOPs of the work (2 x parameters x tokens of the forward passes), when
+    known: with the machine's matmul rate it gives the floor of `seconds`."""
 
     @property
     def rate(self) -> float:
@@ -99,3 +102,25 @@ def print_rows(rows: list[Row], title: str = "") -> None:
             f"| {r.stage} | {r.path} | {work} | {r.seconds:.2f} | {rate} | {ratio} "
             f"| {r.peak_mib:,.0f} | {r.note} |"
         )
+
+
+def matmul_flops(device: str = "cpu", size: int = 2048, repeat: int = 5) -> float:
+    """The measured dense matmul rate (FLOP/s) of `device`: float32 on a CPU, bf16 on
+    CUDA, best of `repeat`."""
+    import time
+
+    import torch
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeat + 1):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import multiprocessing as mp
-import resource
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Row, isolated, print_rows  # noqa: E402
 
 
 def _fast(dataset: str) -> tuple[int, float]:
@@ -59,20 +63,16 @@ def _naive(dataset: str) -> tuple[int, float]:
     return len(rows), time.perf_counter() - t0
 
 
-def _measure(fn, dataset: str, queue: mp.Queue) -> None:
-    n, seconds = fn(dataset)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((n, seconds, peak_mib))
-
-
-def _run(fn, dataset: str) -> tuple[int, float, float]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(fn, dataset, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+def measure(dataset: str = "ml-1m", repeat: int = 3) -> list[Row]:
+    """Rows/s of both readers, best of `repeat` (interleaved: the machine is noisy)."""
+    best: dict[str, Row] = {}
+    for _ in range(repeat):
+        for name, fn, naive in (("personasim", _fast, False), ("naive csv loop", _naive, True)):
+            (n, seconds), peak = isolated(fn, dataset)
+            if name not in best or seconds < best[name].seconds:
+                note = f"{dataset}, best of {repeat}"
+                best[name] = Row("ingest", name, n, "rows", seconds, peak, naive, note)
+    return list(best.values())
 
 
 def main() -> None:
@@ -81,22 +81,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    best: dict[str, tuple[int, float, float]] = {}
-    for _ in range(args.repeat):  # interleaved, best of N: the machine is noisy
-        for name, fn in (("personasim", _fast), ("naive csv loop", _naive)):
-            n, seconds, peak = _run(fn, args.dataset)
-            if name not in best or seconds < best[name][1]:
-                best[name] = (n, seconds, peak)
-    naive_rate = best["naive csv loop"][0] / best["naive csv loop"][1]
-    print(f"ingestion of {args.dataset} (best of {args.repeat})\n")
-    print("| path | rows | seconds | rows/s | speed-up | peak RSS (MiB) |")
-    print("|---|---|---|---|---|---|")
-    for name, (n, seconds, peak) in best.items():
-        rate = n / seconds
-        print(
-            f"| {name} | {n} | {seconds:.2f} | {rate:,.0f} | {rate / naive_rate:.1f}x "
-            f"| {peak:.0f} |"
-        )
+    print_rows(measure(args.dataset, args.repeat), f"ingestion of {args.dataset}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ together in batches of `--batch-size`. Caches are fresh for both.
 from __future__ import annotations
 
 import argparse
-import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +28,10 @@ from personasim.data.tables import item_statistics
 from personasim.llm import create_generator
 from personasim.profiles.cache import GenerationCache
 from personasim.profiles.distill import distil_summaries, user_histories, write_rationales
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Row, isolated, peak_mib, print_rows  # noqa: E402
 
 
 def _run(histories, generator, batch_size: int, per_user: bool, profile: ProfileConfig):
@@ -49,8 +53,47 @@ def _run(histories, generator, batch_size: int, per_user: bool, profile: Profile
     return time.perf_counter() - t0, generated
 
 
+def measure(
+    users: int = 8,
+    ratings: int = 20,
+    batch_size: int = 16,
+    backend: str = "hf",
+    model: str = "smollm2",
+    dataset: str = "ml-1m",
+) -> list[Row]:
+    """Generations/s one user at a time (batch 1) and across users (batched)."""
+    return isolated(_measure, users, ratings, batch_size, backend, model, dataset)[0]
+
+
+def _measure(
+    users: int, ratings: int, batch_size: int, backend: str, model: str, dataset: str
+) -> list[Row]:
+    log = load_log(log_spec(DataConfig(dataset=dataset)))
+    chosen, _ = select_users(
+        log.interactions,
+        n_users=users,
+        min_ratings=100,
+        max_ratings=200,
+        rng=np.random.default_rng(0),
+    )
+    split = split_temporal(log.interactions, chosen, train_fraction=0.6, include_others=True)
+    items = item_statistics(log.items, split.training_data())
+    histories = {u: h.iloc[:ratings] for u, h in user_histories(split.train, items).items()}
+    profile = ProfileConfig(batch_interactions=10)
+    generator = create_generator(LLMConfig(backend=backend, model=model))
+    note = f"{users} {dataset} users x {ratings} ratings, {backend} ({model}); one process"
+    rows = []
+    for name, size, per_user, naive in (
+        ("one user at a time, batch 1", 1, True, True),
+        (f"across users, batch {batch_size}", batch_size, False, False),
+    ):
+        seconds, n = _run(histories, generator, size, per_user, profile)
+        rows.append(Row("profile", name, n, "generations", seconds, peak_mib(), naive, note))
+    return rows
+
+
 def main() -> None:
-    """Print users/s and generations/s of both paths and their ratio."""
+    """Print generations/s of both paths and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--ratings", type=int, default=20)
@@ -58,39 +101,9 @@ def main() -> None:
     parser.add_argument("--backend", default="hf")
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--dataset", default="ml-1m")
-    args = parser.parse_args()
-
-    log = load_log(log_spec(DataConfig(dataset=args.dataset)))
-    users, _ = select_users(
-        log.interactions,
-        n_users=args.users,
-        min_ratings=100,
-        max_ratings=200,
-        rng=np.random.default_rng(0),
-    )
-    split = split_temporal(log.interactions, users, train_fraction=0.6, include_others=True)
-    items = item_statistics(log.items, split.training_data())
-    histories = {u: h.iloc[: args.ratings] for u, h in user_histories(split.train, items).items()}
-    profile = ProfileConfig(batch_interactions=10)
-    generator = create_generator(LLMConfig(backend=args.backend, model=args.model))
-
-    naive_s, naive_n = _run(histories, generator, 1, True, profile)
-    fast_s, fast_n = _run(histories, generator, args.batch_size, False, profile)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"profiles + rationales, {args.users} {args.dataset} users x {args.ratings} ratings, "
-        f"backend {args.backend} ({args.model})\n"
-    )
-    print("| path | seconds | generations | generations/s | users/s | speed-up |")
-    print("|---|---|---|---|---|---|")
-    for name, s, n in (
-        ("one user at a time, batch 1", naive_s, naive_n),
-        (f"across users, batch {args.batch_size}", fast_s, fast_n),
-    ):
-        print(
-            f"| {name} | {s:.1f} | {n} | {n / s:.2f} | {args.users / s:.3f} | {naive_s / s:.2f}x |"
-        )
-    print(f"\npeak RSS {peak:.0f} MiB")
+    a = parser.parse_args()
+    rows = measure(a.users, a.ratings, a.batch_size, a.backend, a.model, a.dataset)
+    print_rows(rows, "profiles + rationales")
 
 
 if __name__ == "__main__":

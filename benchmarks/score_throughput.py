@@ -16,11 +16,15 @@ Each path runs in its own process, so each peak memory is its own.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Row, isolated, print_rows  # noqa: E402
 
 
 def _setup(workdir: str, users: int) -> Any:
@@ -52,7 +56,7 @@ def _requests(agent: Any, n_items: int) -> list[tuple[str, list[str]]]:
     return [(u, items) for u in sorted(agent.profiles)]
 
 
-def _fast(workdir: str, n_items: int, queue: Any) -> None:
+def _fast(workdir: str, n_items: int) -> tuple[float, int]:
     from personasim import UserAgent
 
     agent = UserAgent.from_workdir(workdir, mode="persona")
@@ -61,16 +65,17 @@ def _fast(workdir: str, n_items: int, queue: Any) -> None:
     t0 = time.perf_counter()
     agent.rating_distributions(requests)
     seconds = time.perf_counter() - t0
-    queue.put(
-        (
-            seconds,
-            sum(len(i) for _, i in requests),
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        )
+    lm = agent.lm
+    tokens = sum(len(lm.encode_prefix(agent.profiles[u])) for u, _ in requests) + sum(
+        len(lm.encode_suffix(q))
+        for u, items in requests
+        for q in agent._questions(u, items, "rate")
     )
+    params = sum(p.numel() for p in lm.model.parameters())
+    return seconds, sum(len(i) for _, i in requests), 2.0 * params * tokens
 
 
-def _naive(workdir: str, n_items: int, queue: Any) -> None:
+def _naive(workdir: str, n_items: int) -> tuple[float, int]:
     import torch
 
     from personasim import UserAgent
@@ -88,14 +93,22 @@ def _naive(workdir: str, n_items: int, queue: Any) -> None:
                 ids = torch.tensor([list(prefix + lm.encode_suffix(question))])
                 logits = lm.model(input_ids=ids).logits[0, -1]
                 torch.softmax(logits[lm.digit_ids], dim=-1)
-    seconds = time.perf_counter() - t0
-    queue.put(
-        (
-            seconds,
-            sum(len(i) for _, i in requests),
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        )
-    )
+    return time.perf_counter() - t0, sum(len(i) for _, i in requests)
+
+
+def measure(users: int = 8, items: int = 32) -> list[Row]:
+    """Rating decisions/s of the naive and the fast path, each in its own process."""
+    rows = []
+    note = f"{users} ml-100k users x {items} items, persona adapters"
+    with tempfile.TemporaryDirectory() as workdir:
+        _setup(workdir, users)
+        for name, fn, naive in (
+            ("naive: full prompt per item, adapter switched per user", _naive, True),
+            ("fast: shared prefix, mixed-persona batches, answer logits only", _fast, False),
+        ):
+            (seconds, n, *flops), peak = isolated(fn, workdir, items)
+            rows.append(Row("score", name, n, "decisions", seconds, peak, naive, note, sum(flops)))
+    return rows
 
 
 def main() -> None:
@@ -104,31 +117,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--items", type=int, default=32)
     args = parser.parse_args()
-    ctx = mp.get_context("spawn")
-    rows = []
-    with tempfile.TemporaryDirectory() as workdir:
-        _setup(workdir, args.users)
-        for name, fn in (
-            ("naive: full prompt per item, adapter switched per user", _naive),
-            ("fast: shared prefix, mixed-persona batches, answer logits only", _fast),
-        ):
-            queue = ctx.Queue()
-            proc = ctx.Process(target=fn, args=(workdir, args.items, queue))
-            proc.start()
-            rows.append((name, *queue.get()))
-            proc.join()
-    base = rows[0][2] / rows[0][1]
-    print(
-        f"rating decisions of {args.users} ml-100k users x {args.items} items, persona "
-        "adapters on SmolLM2-135M\n"
-    )
-    print("| path | decisions | seconds | decisions/s | speed-up | peak RSS (MiB) |")
-    print("|---|---|---|---|---|---|")
-    for name, seconds, n, peak in rows:
-        print(
-            f"| {name} | {n} | {seconds:.1f} | {n / seconds:.1f} | "
-            f"{(n / seconds) / base:.1f}x | {peak:.0f} |"
-        )
+    print_rows(measure(args.users, args.items), "agent scoring (SmolLM2-135M, CPU)")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ Each path runs in its own process, so each peak memory is its own.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from common import Row, isolated, print_rows  # noqa: E402
 from score_throughput import _setup  # noqa: E402
 
 
@@ -53,7 +52,7 @@ def _pages(workdir: str, n_pages: int) -> dict[str, list[list[str]]]:
     return {u: pages_of(ranking, history[u], 4, n_pages) for u in sorted(history)}
 
 
-def _run(workdir: str, n_pages: int, path: str, queue: Any) -> None:
+def _run(workdir: str, n_pages: int, path: str) -> tuple[float, int, int]:
     from personasim import UserAgent
     from personasim.config import SimulateConfig
     from personasim.simulation import run_sessions
@@ -74,8 +73,19 @@ def _run(workdir: str, n_pages: int, path: str, queue: Any) -> None:
     seconds = time.perf_counter() - t0
     shown = sum(len(e) for e in events)
     watched = sum(int(e["watched"].sum()) for e in events)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((seconds, shown, watched, peak))
+    return seconds, shown, watched
+
+
+def measure(users: int = 16, pages: int = 3) -> list[Row]:
+    """Items decided per second of each session path, each in its own process."""
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        _setup(workdir, users)
+        for path in ("naive", "batched", "batched one-pass"):
+            (seconds, shown, watched), peak = isolated(_run, workdir, pages, path)
+            note = f"{users} ml-100k users x {pages} pages of 4; {watched} watched (rated)"
+            rows.append(Row("simulate", path, shown, "items", seconds, peak, path == "naive", note))
+    return rows
 
 
 def main() -> None:
@@ -84,30 +94,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--pages", type=int, default=3)
     args = parser.parse_args()
-    ctx = mp.get_context("spawn")
-    rows = []
-    with tempfile.TemporaryDirectory() as workdir:
-        _setup(workdir, args.users)
-        for path in ("naive", "batched", "batched one-pass"):
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_run, args=(workdir, args.pages, path, queue))
-            proc.start()
-            rows.append((path, *queue.get()))
-            proc.join()
-    base = rows[0][2] / rows[0][1]
-    print(
-        f"sessions of {args.users} ml-100k users x {args.pages} pages of 4 items, persona "
-        "adapters on SmolLM2-135M\n"
-    )
-    print(
-        "| path | items shown | watched (rated) | seconds | items/s | speed-up | peak RSS (MiB) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for name, seconds, shown, watched, peak in rows:
-        print(
-            f"| {name} | {shown} | {watched} | {seconds:.1f} | {shown / seconds:.1f} | "
-            f"{(shown / seconds) / base:.1f}x | {peak:.0f} |"
-        )
+    print_rows(measure(args.users, args.pages), "simulated sessions (SmolLM2-135M, CPU)")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,14 @@ own), one after the other in the same run:
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
+import sys
 import tempfile
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Row, isolated, print_rows  # noqa: E402
 
 VARIANTS = [
     ("plain: 1 example per sequence, LoRA on all layers", {"fast_path": False, "top_layers": 0}),
@@ -47,7 +51,7 @@ def _config(epochs: int, users: int) -> Any:
     )
 
 
-def _variant(workdir: str, changes: dict, args: argparse.Namespace, queue: Any) -> None:
+def _variant(workdir: str, changes: dict, examples_n: int, epochs: int, users: int) -> dict:
     from peft import get_peft_model
 
     from personasim.agents.adapters import lora_config
@@ -55,18 +59,39 @@ def _variant(workdir: str, changes: dict, args: argparse.Namespace, queue: Any) 
     from personasim.agents.training import make_packs, train_adapter
     from personasim.data.tables import read_parquet
 
-    cfg = _config(args.epochs, args.users)
+    cfg = _config(epochs, users)
     examples = read_parquet(f"{workdir}/adapters/examples.parquet")
-    examples = examples.groupby("user_id").head(args.examples // args.users)
+    examples = examples.groupby("user_id").head(examples_n // users)
     profiles = read_parquet(f"{workdir}/profiles/profiles.parquet")
     texts = dict(zip(profiles["user_id"], profiles["profile_text"], strict=True))
     agents = cfg.agents.model_copy(update=changes)
     lm = AgentLM.load(agents)
     lm.model = get_peft_model(lm.model, lora_config(agents, lm.n_layers))
     packs = make_packs(examples, texts, lm, items_per_pack=agents.items_per_pack, adapter="default")
-    result = train_adapter(lm, packs, agents, seed=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((result.as_dict(), result.examples_per_s, peak))
+    return train_adapter(lm, packs, agents, seed=0).as_dict()
+
+
+def measure(examples: int = 96, epochs: int = 2, users: int = 8) -> list[Row]:
+    """Examples/s of each training path, each in its own process."""
+    from personasim import run_pipeline
+    from personasim.pipeline import IngestStage, PersonasStage, ProfileStage, TrainStage
+
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        cfg = _config(epochs, users)
+        run_pipeline(workdir, cfg, stages=(IngestStage, ProfileStage, PersonasStage, TrainStage))
+        for number, (name, changes) in enumerate(VARIANTS):
+            result, peak = isolated(_variant, workdir, changes, examples, epochs, users)
+            note = (
+                f"{result['examples']} examples x {epochs} epochs, rank {cfg.agents.lora_rank}; "
+                f"final loss {result['curve'][-1][1]:.3f}, precompute "
+                f"{result['precompute_seconds']:.1f} s"
+            )
+            work = result["examples"] * epochs
+            rows.append(
+                Row("train", name, work, "examples", result["seconds"], peak, number == 0, note)
+            )
+    return rows
 
 
 def main() -> None:
@@ -76,37 +101,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--users", type=int, default=8)
     args = parser.parse_args()
-
-    from personasim import run_pipeline
-    from personasim.pipeline import IngestStage, PersonasStage, ProfileStage, TrainStage
-
-    ctx = mp.get_context("spawn")
-    with tempfile.TemporaryDirectory() as workdir:
-        cfg = _config(args.epochs, args.users)
-        run_pipeline(workdir, cfg, stages=(IngestStage, ProfileStage, PersonasStage, TrainStage))
-        rows = []
-        for name, changes in VARIANTS:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_variant, args=(workdir, changes, args, queue))
-            proc.start()
-            rows.append((name, *queue.get()))
-            proc.join()
-    base_rate = rows[0][2]
-    n = rows[0][1]["examples"]
-    print(
-        f"LoRA training of SmolLM2-135M on {n} examples x {args.epochs} epochs, "
-        f"rank {cfg.agents.lora_rank}, same run\n"
-    )
-    print(
-        "| path | seconds | of which precompute | examples/s | speed-up | final loss "
-        "| peak RSS (MiB) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for name, result, rate, peak in rows:
-        print(
-            f"| {name} | {result['seconds']:.1f} | {result['precompute_seconds']:.1f} | "
-            f"{rate:.2f} | {rate / base_rate:.1f}x | {result['curve'][-1][1]:.3f} | {peak:.0f} |"
-        )
+    rows = measure(args.examples, args.epochs, args.users)
+    print_rows(rows, "LoRA training of SmolLM2-135M (CPU)")
 
 
 if __name__ == "__main__":

@@ -121,3 +121,23 @@ def test_out_of_core_template_profiles_equal_in_memory(log_files, log_config, tm
     for column in ("activity", "conformity", "diversity", "diversity_genres", "activity_count"):
         assert duck[column].tolist() == memory[column].tolist(), column
     np.testing.assert_allclose(duck["conformity_gap"], memory["conformity_gap"], rtol=1e-12)
+
+
+def test_duckdb_keep_last_keeps_what_in_memory_keeps(log_files, log_config, tmp_path):
+    ratings = pd.read_csv(log_files[0])
+    again = ratings.iloc[[5, 17]].assign(rating=1.0, timestamp=ratings.timestamp.max() + 10)
+    pd.concat([ratings, again]).to_csv(log_files[0], index=False)
+    data = {"duplicates": "keep_last"}
+    frames = []
+    for name, scale in (("m", {}), ("d", {"tables": "duckdb"})):
+        cfg = log_config(
+            log_files, split={"users": 0, "min_ratings": 20}, **({"scale": scale} if scale else {})
+        )
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update=data)})
+        frames.append(_ingest(tmp_path, name, cfg))
+    for table in TABLES:
+        _same(frames[0][table], frames[1][table])
+    kept = frames[1]["interactions"]
+    row = ratings.iloc[5]
+    mine = kept[(kept.user_id == row.user_id) & (kept.item_id == row.item_id)]
+    assert mine["rating"].tolist() == [1.0]

@@ -79,6 +79,13 @@ def duckdb_connection(scale: ScaleConfig, scratch: Path) -> Iterator[Any]:
         con.close()
 
 
+def _one(con: Any, query: str, params: list[Any] | None = None) -> Any:
+    """The first row of a query (None without rows), the result consumed whole: DuckDB
+    refuses new work on a connection with an unfinished result."""
+    rows = con.execute(query, params).fetchall() if params else con.execute(query).fetchall()
+    return rows[0] if rows else None
+
+
 def sql_literal(path: Path) -> str:
     """A path as an SQL string literal (for DuckDB's table functions)."""
     return "'" + str(path).replace("'", "''") + "'"
@@ -87,7 +94,7 @@ def sql_literal(path: Path) -> str:
 def _copy(con: Any, query: str, path: Path) -> None:
     """Write a query's result to Parquet (zstd), atomically."""
     with atomic_path(path) as tmp:
-        con.execute(f"COPY ({query}) TO {sql_literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+        _one(con, f"COPY ({query}) TO {sql_literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
 
 
 def _stage(spec: LogSpec, staged: Path) -> tuple[LogSpec, int]:
@@ -165,19 +172,21 @@ def _meta_batch(raw: RawTable, meta: list[tuple[str, str]], batch: pa.Table) -> 
 
 def _check_duplicates(con: Any, spec: LogSpec) -> int:
     """Refuse repeated (user, item) ratings, or keep the latest; return how many went."""
-    first = con.execute(
+    first = _one(
+        con,
         "SELECT user_id, item_id, min(row) AS first_row, count(*) AS n FROM log "
-        "GROUP BY user_id, item_id HAVING count(*) > 1 ORDER BY min(row) LIMIT 1"
-    ).fetchone()
+        "GROUP BY user_id, item_id HAVING count(*) > 1 ORDER BY min(row) LIMIT 1",
+    )
     if first is None:
         return 0
     if spec.duplicates == "keep_last":
-        before = con.execute("SELECT count(*) FROM log").fetchone()[0]
-        con.execute(
+        before = _one(con, "SELECT count(*) FROM log")[0]
+        _one(
+            con,
             "CREATE OR REPLACE VIEW log AS SELECT * FROM staged QUALIFY row_number() OVER "
-            "(PARTITION BY user_id, item_id ORDER BY timestamp DESC, row DESC) = 1"
+            "(PARTITION BY user_id, item_id ORDER BY timestamp DESC, row DESC) = 1",
         )
-        dropped = before - con.execute("SELECT count(*) FROM log").fetchone()[0]
+        dropped = before - _one(con, "SELECT count(*) FROM log")[0]
         logger.warning(
             "%s: %d repeated ratings of the same item by the same user; kept the latest of each",
             spec.path,
@@ -185,14 +194,15 @@ def _check_duplicates(con: Any, spec: LogSpec) -> int:
         )
         return int(dropped)
     # The first repeat in file order, as the in-memory path reports it.
-    user, item, row = con.execute(
+    user, item, row = _one(
+        con,
         "SELECT user_id, item_id, row FROM (SELECT user_id, item_id, row, row_number() OVER "
         "(PARTITION BY user_id, item_id ORDER BY row) AS k FROM log) WHERE k = 2 "
-        "ORDER BY row LIMIT 1"
-    ).fetchone()
-    first_row = con.execute(
-        "SELECT min(row) FROM log WHERE user_id = ? AND item_id = ?", [user, item]
-    ).fetchone()[0]
+        "ORDER BY row LIMIT 1",
+    )
+    first_row = _one(
+        con, "SELECT min(row) FROM log WHERE user_id = ? AND item_id = ?", [user, item]
+    )[0]
     raise DataError(
         f"user {user!r} rated item {item!r} again (first in row {first_row}); remove the "
         'duplicate or set data.duplicates = "keep_last"',
@@ -204,14 +214,15 @@ def _check_duplicates(con: Any, spec: LogSpec) -> int:
 
 def _require_known(con: Any, key: str, table: str, spec: LogSpec, mapping: Path) -> None:
     """Every id of the log's `key` column is in the registered `table` (of `mapping`)."""
-    found = con.execute(
+    found = _one(
+        con,
         f"SELECT {key}, min(row) FROM log ANTI JOIN {table} USING ({key}) "
-        f"GROUP BY {key} ORDER BY min(row) LIMIT 1"
-    ).fetchone()
+        f"GROUP BY {key} ORDER BY min(row) LIMIT 1",
+    )
     if found is None:
         return
     what = key.removesuffix("_id")
-    n = con.execute(f"SELECT count(*) FROM log ANTI JOIN {table} USING ({key})").fetchone()[0]
+    n = _one(con, f"SELECT count(*) FROM log ANTI JOIN {table} USING ({key})")[0]
     column = spec.columns.user if what == "user" else spec.columns.item
     raise DataError(
         f"{what} {found[0]!r} is not in {mapping} ({int(n)} rating(s) name {what}s missing "
@@ -285,8 +296,8 @@ def ingest_out_of_core(
     staged = scratch / "log.parquet"
     spec, n_rows = _stage(spec, staged)
     with duckdb_connection(scale, scratch / "duckdb") as con:
-        con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet({sql_literal(staged)})")
-        con.execute("CREATE VIEW log AS SELECT * FROM staged")
+        _one(con, f"CREATE VIEW staged AS SELECT * FROM read_parquet({sql_literal(staged)})")
+        _one(con, "CREATE VIEW log AS SELECT * FROM staged")
         with progress("checking duplicates", total=None):
             _check_duplicates(con, spec)
         items = _items(con, spec, staged)
@@ -317,7 +328,7 @@ def ingest_out_of_core(
         bad = np.flatnonzero((cut == 0) | (cut == n))
         if len(bad):
             user = str(users[bad[0]])
-            row = con.execute("SELECT min(row) FROM log WHERE user_id = ?", [user]).fetchone()[0]
+            row = _one(con, "SELECT min(row) FROM log WHERE user_id = ?", [user])[0]
             raise too_few_to_split(
                 user,
                 int(n[bad[0]]),
@@ -365,17 +376,17 @@ def ingest_out_of_core(
         if attributes is not None:
             user_rows = user_rows.merge(attributes, on="user_id", how="left")
         write_parquet(user_rows, out / "users.parquet")
-        totals = con.execute(
-            "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) FROM log"
-        ).fetchone()
+        totals = _one(
+            con, "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) FROM log"
+        )
         split_counts = dict(
             con.execute(
                 f"SELECT split, count(*) FROM read_parquet({interactions}) GROUP BY split"
             ).fetchall()
         )
-        other = con.execute(
-            f"SELECT count(*), count(DISTINCT user_id) FROM read_parquet({others_path})"
-        ).fetchone()
+        other = _one(
+            con, f"SELECT count(*), count(DISTINCT user_id) FROM read_parquet({others_path})"
+        )
     _check_schema(out)
     logger.info("ingest (out of core): %d rows staged", n_rows)
     return {
