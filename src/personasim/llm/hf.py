@@ -46,7 +46,9 @@ class HFGenerator:
         self.config = config
         self.device = pick_device(config.device)
         if self.device == "cpu":
-            torch.set_num_threads(config.threads or os.cpu_count() or 1)
+            # A Ray worker (or a user) sets OMP_NUM_THREADS to its share of the cores.
+            omp = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+            torch.set_num_threads(config.threads or omp or os.cpu_count() or 1)
         path = hf_model_path(config)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         try:
