@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -231,6 +232,9 @@ class EvaluateConfig(_Section):
     """Tokens generated per free-text answer."""
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
 class SimulateConfig(_Section):
     """Recommenders evaluated by simulated sessions with the agents (stage `simulate`)."""
 
@@ -284,6 +288,18 @@ class SimulateConfig(_Section):
     def _probabilities(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
         if any(not 0.0 <= v <= 1.0 for v in value):
             raise ValueError(f"patience values must lie in [0, 1], got {list(value)}")
+        return value
+
+    @field_validator("recommenders", "plugins")
+    @classmethod
+    def _safe_names(cls, value: Any) -> Any:
+        # Names become file names in the run folder: they may not escape it.
+        for name in value:
+            if not _SAFE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"recommender name {name!r}: use letters, digits, '_', '-' and '.' "
+                    "(it names files in the run folder)"
+                )
         return value
 
     @field_validator("recommenders")

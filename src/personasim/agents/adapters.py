@@ -41,12 +41,24 @@ def save_adapter(model: Any, folder: Path, meta: dict[str, Any]) -> None:
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
+        _sort_target_modules(tmp / "adapter_config.json")
         (tmp / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sort_target_modules(path: Path) -> None:
+    """PEFT writes `target_modules` from a set, in an order that changes with Python's
+    string hashing from one process to the next; sorted, the file is the same bytes for
+    the same adapter (same seed, same artifacts)."""
+    config = json.loads(path.read_text())
+    modules = config.get("target_modules")
+    if isinstance(modules, list):
+        config["target_modules"] = sorted(modules)
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def adapter_folders(workdir: Path) -> dict[str, Path]:

@@ -85,6 +85,9 @@ class UserAgent:
 
         ws = Workspace(workdir)
         config = resolve_config(ws)
+        stages = ["profiles"] + (["personas"] if mode == "persona" else [])
+        stages += ["adapters"] if mode != "none" else []
+        verify_artifacts(ws, stages)
         profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
         items = item_records(read_parquet(ws.require("data", "items.parquet")))
         personas: dict[str, str] = {}
@@ -350,13 +353,43 @@ class UserAgent:
         return out
 
 
+def verify_artifacts(workspace: Any, stages: list[str]) -> None:
+    """Refuse artifacts that no longer match their manifest (corrupted or truncated).
+
+    Raises:
+        StageError: Names the altered files and the command that rebuilds them.
+    """
+    commands = {"profiles": "profile", "personas": "personas", "adapters": "train"}
+    for stage in stages:
+        manifest = workspace.read_manifest(stage)
+        if manifest is None:
+            continue  # a missing stage is reported where its artifacts are read
+        bad = workspace.verify_outputs(stage, manifest)
+        if bad:
+            shown = ", ".join(f"{stage}/{name}" for name in bad[:3])
+            raise StageError(
+                f"{shown} {'does' if len(bad) == 1 else 'do'} not match the manifest's "
+                f"hash (corrupted or truncated): rerun `personasim {commands[stage]} "
+                f"--workdir {workspace.root}` to rebuild"
+            )
+
+
 def _load_adapters(model: Any, folders: dict[str, Path]) -> Any:
     """Attach every adapter folder to the base model under its name."""
     from peft import PeftModel
 
     names = list(folders)
+    for name in names:  # safetensors only: a pickled adapter_model.bin is never read
+        if not (folders[name] / "adapter_model.safetensors").is_file():
+            raise StageError(
+                f"{folders[name]} has no adapter_model.safetensors (only safetensors adapters "
+                "are loaded): rerun `personasim train --force`"
+            )
     peft_model = PeftModel.from_pretrained(
-        model, str(folders[names[0]]), adapter_name=names[0], is_trainable=False
+        model,
+        str(folders[names[0]]),
+        adapter_name=names[0],
+        is_trainable=False,
     )
     for name in names[1:]:
         peft_model.load_adapter(str(folders[name]), adapter_name=name, is_trainable=False)

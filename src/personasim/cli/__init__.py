@@ -24,6 +24,7 @@ from personasim.cli.personas import personas_app
 from personasim.cli.profile import profile
 from personasim.cli.report import report
 from personasim.cli.run import run
+from personasim.cli.serve import serve
 from personasim.cli.simulate import simulate
 from personasim.cli.status import status
 from personasim.cli.train import train
@@ -69,6 +70,7 @@ app.command()(evaluate)
 app.command()(simulate)
 app.command()(report)
 app.command()(run)
+app.command()(serve)
 app.command()(status)
 app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")

@@ -1,0 +1,72 @@
+"""`personasim serve`: the agents of a trained run as an HTTP service."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from personasim.cli._common import WorkdirOpt
+from personasim.errors import ConfigError
+
+__all__ = ["serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    workdir: WorkdirOpt,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
+    mode: Annotated[
+        str, typer.Option(help='Agents: "persona" (default), "global" or "none" (zero-shot).')
+    ] = "persona",
+    batch_window_ms: Annotated[
+        float, typer.Option(help="How long a request waits to share a model call.", min=0)
+    ] = 10.0,
+    max_batch: Annotated[int, typer.Option(help="Most requests per model call.", min=1)] = 64,
+    max_body_kb: Annotated[int, typer.Option(help="Largest request body (KiB).", min=1)] = 256,
+) -> None:
+    """Serve the run's user agents over HTTP (OpenAPI spec at /openapi.json).
+
+    API keys come from PERSONASIM_API_KEYS (comma-separated; clients send
+    "Authorization: Bearer KEY"). Without keys the service only listens on loopback.
+    """
+    import uvicorn
+
+    from personasim.agents import UserAgent
+    from personasim.serve import AgentService, ServeSettings, create_app, parse_api_keys
+
+    if mode not in ("persona", "global", "none"):
+        raise typer.BadParameter(f"{mode!r}: use persona, global or none", param_hint="--mode")
+    keys = parse_api_keys(os.environ.get("PERSONASIM_API_KEYS"))
+    if not keys and not _loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} without API keys: set PERSONASIM_API_KEYS "
+            "(comma-separated) or listen on 127.0.0.1"
+        )
+    if not keys:
+        logger.warning("no API keys (PERSONASIM_API_KEYS): every request is accepted")
+    service = AgentService(UserAgent.from_workdir(workdir, mode=mode), workdir)  # type: ignore[arg-type]
+    service.load_activity()
+    settings = ServeSettings(
+        api_keys=keys,
+        max_body_bytes=max_body_kb * 1024,
+        batch_window_ms=batch_window_ms,
+        max_batch=max_batch,
+    )
+    app = create_app(service, settings)
+    logger.info("serving %s (%s agents) on http://%s:%d", workdir, mode, host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,396 @@
+"""The HTTP service over a trained run: rate, watch, sessions, personas, health.
+
+Concurrent `rate` and `watch` requests are gathered by a :class:`DynamicBatcher` into
+mixed-persona model calls. A cold-start user is given by a profile text instead of a
+user id and placed in the nearest persona. Errors are JSON: ``{"error": {"code",
+"message"}}``. API keys come from ``PERSONASIM_API_KEYS`` (comma-separated), are sent as
+``Authorization: Bearer KEY``, compared in constant time, and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import threading
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from personasim.serve.batching import DynamicBatcher
+
+__all__ = ["ServeSettings", "create_app", "parse_api_keys"]
+
+logger = logging.getLogger(__name__)
+
+MAX_ITEMS = 200
+COLD_PREFIX = "cold:"
+_COLD_CACHE = 10_000
+
+
+class ServeSettings(BaseModel):
+    """How the service runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_keys: list[str] = []
+    """Accepted keys; empty accepts every request (only sensible on loopback)."""
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    """Larger request bodies are refused with 413."""
+    batch_window_ms: float = Field(10.0, ge=0.0)
+    """How long a request waits for others to share its model call."""
+    max_batch: int = Field(64, ge=1)
+    """Most requests per model call."""
+
+
+def parse_api_keys(value: str | None) -> list[str]:
+    """Keys from a comma-separated string (``PERSONASIM_API_KEYS``), blanks dropped."""
+    return [k.strip() for k in (value or "").split(",") if k.strip()]
+
+
+ItemId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Query(BaseModel):
+    # The spec says what the validator checks: exactly one way to name the user.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+                {"required": ["profile"], "properties": {"profile": {"type": "string"}}},
+            ]
+        },
+    )
+
+    user_id: str | None = Field(None, min_length=1, max_length=200)
+    """A simulated user of the run."""
+    profile: str | None = Field(None, min_length=1, max_length=4000)
+    """A cold-start user's profile text (placed in the nearest persona)."""
+
+    @model_validator(mode="after")
+    def _one_user(self) -> _Query:
+        if (self.user_id is None) == (self.profile is None):
+            raise ValueError("give exactly one of user_id and profile")
+        return self
+
+
+class ItemsQuery(_Query):
+    """A user and the items to score."""
+
+    item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class SessionQuery(_Query):
+    """A user and the ranked list a recommender would show."""
+
+    ranked_item_ids: list[ItemId] = Field(min_length=1, max_length=1000)
+    page_size: int = Field(4, ge=1, le=50)
+    max_pages: int = Field(5, ge=1, le=50)
+    decisions: Literal["sample", "threshold"] = "sample"
+    seed: int = 0
+
+
+class RateAnswer(BaseModel):
+    """Predicted ratings (expectations over 1-5) and the persona that answered."""
+
+    user_id: str
+    persona: str | None
+    ratings: list[float]
+    argmax: list[int]
+
+
+class WatchAnswer(BaseModel):
+    """Watch probabilities and the persona that answered."""
+
+    user_id: str
+    persona: str | None
+    probabilities: list[float]
+
+
+class SessionAnswer(BaseModel):
+    """The simulated session: one event per item shown, and the summary."""
+
+    user_id: str
+    persona: str | None
+    events: list[dict[str, Any]]
+    session: dict[str, Any]
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code and a message for people."""
+
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    error: ErrorDetail
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (401, "missing or wrong API key"),
+        (404, "unknown user or items"),
+        (413, "request body too large"),
+        (422, "invalid request"),
+        (500, "internal error"),
+    )
+}
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error(status: int, code: str, message: str) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class _BodyLimit:
+    """ASGI middleware: refuse bodies over `limit` bytes (declared or streamed)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = _error(413, "body_too_large", f"request body over {self.limit} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await too_big(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _ApiError(413, "body_too_large", f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class AgentService:
+    """The agents, their lock and the cold-start placement behind the routes."""
+
+    def __init__(self, agent: Any, workdir: Path) -> None:
+        self.agent = agent
+        self.workdir = workdir
+        self.lock = threading.Lock()  # one model call at a time (batches and sessions)
+        self._personas: Any = None
+        self._activity: dict[str, int] = {}
+        self.cold: dict[str, str] = {}
+
+    def load_activity(self) -> None:
+        """Activity levels of the run's users (session patience)."""
+        from personasim.data.tables import read_parquet
+
+        profiles = read_parquet(self.workdir / "profiles" / "profiles.parquet")
+        self._activity = dict(
+            zip(profiles["user_id"].astype(str), profiles["activity"], strict=True)
+        )
+
+    def persona_of(self, user: str) -> str | None:
+        """The persona whose adapter answers for `user` (None outside persona mode)."""
+        return self.agent.personas.get(user) if self.agent.mode == "persona" else None
+
+    def resolve(self, query: _Query) -> str:
+        """The user id to score: the given one (checked) or a cold-start user's."""
+        if query.user_id is not None:
+            if query.user_id not in self.agent.profiles or query.user_id.startswith(COLD_PREFIX):
+                raise _ApiError(404, "unknown_user", f"user {query.user_id!r} is not in this run")
+            return query.user_id
+        assert query.profile is not None
+        key = COLD_PREFIX + hashlib.sha256(query.profile.encode()).hexdigest()[:16]
+        if key not in self.agent.profiles:
+            if self._personas is None:
+                from personasim.personas.assignment import PersonaModel
+
+                self._personas = PersonaModel.from_workdir(self.workdir)
+            persona = self._personas.assign([query.profile]).personas[0]
+            if len(self.cold) >= _COLD_CACHE:
+                oldest = next(iter(self.cold))
+                self.cold.pop(oldest)
+                self.agent.profiles.pop(oldest, None)
+                self.agent.personas.pop(oldest, None)
+            self.cold[key] = persona
+            self.agent.profiles[key] = query.profile
+            if self.agent.mode == "persona":
+                self.agent.personas[key] = persona
+        return key
+
+    def check_items(self, items: Sequence[str]) -> None:
+        """Refuse item ids the run does not know."""
+        unknown = [i for i in items if i not in self.agent.items]
+        if unknown:
+            raise _ApiError(
+                404, "unknown_items", f"{len(unknown)} unknown item id(s), e.g. {unknown[:3]}"
+            )
+
+    def score(self, batch: Sequence[tuple[str, str, list[str]]]) -> list[Any]:
+        """One model call per kind for a batch of (kind, user, items) requests."""
+        out: list[Any] = [None] * len(batch)
+        with self.lock:
+            for kind in ("rate", "watch"):
+                idx = [k for k, (t, _, _) in enumerate(batch) if t == kind]
+                if not idx:
+                    continue
+                asked = [(batch[k][1], batch[k][2]) for k in idx]
+                if kind == "rate":
+                    results = self.agent.rating_distributions(asked)
+                else:
+                    results = self.agent.watch_probabilities(asked)
+                for k, result in zip(idx, results, strict=True):
+                    out[k] = result
+        return out
+
+    def session(self, user: str, query: SessionQuery) -> tuple[Any, Any]:
+        """Simulate one session (holds the model lock throughout)."""
+        from personasim.config import SimulateConfig
+        from personasim.simulation.sessions import pages_of, run_sessions
+
+        cfg = SimulateConfig(
+            page_size=query.page_size, max_pages=query.max_pages, decisions=query.decisions
+        )
+        pages = {user: pages_of(query.ranked_item_ids, set(), query.page_size, query.max_pages)}
+        activity = {user: int(self._activity.get(user, 2))}
+        with self.lock:
+            log = run_sessions(self.agent, pages, activity, cfg, seed=query.seed, label="api")
+        return log.events, log.sessions
+
+
+def create_app(service: AgentService, settings: ServeSettings) -> Any:
+    """The FastAPI application over `service`."""
+
+    batcher: DynamicBatcher[tuple[str, str, list[str]], Any] = DynamicBatcher(
+        service.score, window_s=settings.batch_window_ms / 1000, max_batch=settings.max_batch
+    )
+    keys = [k.encode() for k in settings.api_keys]
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="personasim agents",
+        version="1",
+        description="Simulated users of a personasim run: ratings, watch decisions, sessions.",
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    app.state.service = service
+
+    def authorised(request: Request) -> None:
+        if not keys:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        given = token.strip().encode() if scheme.lower() == "bearer" else b""
+        # Compare with every key (no early exit): the time does not tell which matched.
+        ok = False
+        for key in keys:
+            ok |= hmac.compare_digest(given, key)
+        if not ok:
+            raise _ApiError(
+                401, "unauthorized", "missing or wrong API key (Authorization: Bearer KEY)"
+            )
+
+    @app.exception_handler(_ApiError)
+    async def api_error(_: Request, e: _ApiError) -> Any:
+        return _error(e.status, e.code, e.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> Any:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(422, "invalid_request", f"{where or 'body'}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(Exception)
+    async def crashed(_: Request, e: Exception) -> Any:
+        logger.exception("request failed")
+        return _error(500, "internal", f"{type(e).__name__}: the request could not be served")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        """Liveness and what is loaded."""
+        return {
+            "status": "ok",
+            "mode": service.agent.mode,
+            "users": len(service.agent.profiles) - len(service.cold),
+            "batches": batcher.stats.batches,
+            "requests": batcher.stats.requests,
+        }
+
+    @app.get("/v1/personas", dependencies=[Depends(authorised)], responses=_ERRORS)
+    async def personas() -> dict[str, Any]:
+        """The personas and how many of the run's users each holds."""
+        counts: dict[str, int] = {}
+        for user, persona in service.agent.personas.items():
+            if not user.startswith(COLD_PREFIX):
+                counts[persona] = counts.get(persona, 0) + 1
+        return {"personas": [{"name": p, "users": n} for p, n in sorted(counts.items())]}
+
+    @app.post("/v1/rate", dependencies=[Depends(authorised)], responses=_ERRORS)
+    async def rate(query: ItemsQuery) -> RateAnswer:
+        """Predicted ratings of items by a user (or a cold-start profile)."""
+        user = service.resolve(query)
+        service.check_items(query.item_ids)
+        result = await batcher.submit(("rate", user, list(query.item_ids)))
+        return RateAnswer(
+            user_id=user,
+            persona=service.persona_of(user),
+            ratings=[float(v) for v in result["expected"]],
+            argmax=[int(v) for v in result["argmax"]],
+        )
+
+    @app.post("/v1/watch", dependencies=[Depends(authorised)], responses=_ERRORS)
+    async def watch(query: ItemsQuery) -> WatchAnswer:
+        """Probabilities that a user (or a cold-start profile) would watch the items."""
+        user = service.resolve(query)
+        service.check_items(query.item_ids)
+        result = await batcher.submit(("watch", user, list(query.item_ids)))
+        return WatchAnswer(
+            user_id=user, persona=service.persona_of(user), probabilities=[float(v) for v in result]
+        )
+
+    @app.post("/v1/sessions", dependencies=[Depends(authorised)], responses=_ERRORS)
+    async def sessions(query: SessionQuery) -> SessionAnswer:
+        """A simulated session against a ranked list (pages, watch, rate, exit)."""
+        user = service.resolve(query)
+        service.check_items(query.ranked_item_ids)
+        events, summary = await asyncio.to_thread(service.session, user, query)
+        return SessionAnswer(
+            user_id=user,
+            persona=service.persona_of(user),
+            events=_records(events),
+            session=_records(summary)[0],
+        )
+
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    import json
+
+    return json.loads(frame.to_json(orient="records"))

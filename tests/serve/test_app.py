@@ -1,0 +1,149 @@
+"""The agent service: answers equal the agents', batching, keys, errors, cold start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import numpy as np
+import pytest
+
+from personasim.agents import UserAgent
+from personasim.serve import AgentService, ServeSettings, create_app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def agent(trained_run):
+    return UserAgent.from_workdir(trained_run, mode="persona")
+
+
+def _call(app, requests, headers=None):
+    """Send (method, path, body) requests concurrently; return the responses."""
+
+    async def main():
+        app.state.batcher.start()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            try:
+                return await asyncio.gather(
+                    *(client.request(m, p, json=b, headers=headers or {}) for m, p, b in requests)
+                )
+            finally:
+                await app.state.batcher.stop()
+
+    return asyncio.run(main())
+
+
+def _app(agent, trained_run, **settings):
+    service = AgentService(agent, trained_run)
+    service.load_activity()
+    return create_app(service, ServeSettings(**settings))
+
+
+def _items(agent, n):
+    return [i for i, it in agent.items.items() if it["count"] > 0][:n]
+
+
+def test_concurrent_requests_share_model_calls_and_answer_as_the_agent(agent, trained_run):
+    app = _app(agent, trained_run, batch_window_ms=200)
+    users = sorted(agent.profiles)[:6]
+    items = _items(agent, 3)
+    responses = _call(app, [("POST", "/v1/rate", {"user_id": u, "item_ids": items}) for u in users])
+    assert [r.status_code for r in responses] == [200] * len(users)
+    stats = app.state.batcher.stats
+    assert stats.requests == len(users) and stats.batches < len(users)
+    for user, response in zip(users, responses, strict=True):
+        body = response.json()
+        assert body["persona"] == agent.personas[user]
+        np.testing.assert_allclose(body["ratings"], agent.rate(user, items), atol=1e-4)
+    watch = _call(app, [("POST", "/v1/watch", {"user_id": users[0], "item_ids": items})])[0]
+    np.testing.assert_allclose(
+        watch.json()["probabilities"], agent.watch_probability(users[0], items), atol=1e-4
+    )
+
+
+def test_api_keys_are_required_and_compared(agent, trained_run):
+    app = _app(agent, trained_run, api_keys=["first-key", "second-key"])
+    body = {"user_id": sorted(agent.profiles)[0], "item_ids": _items(agent, 1)}
+    rate = [("POST", "/v1/rate", body)]
+    (none,) = _call(app, rate)
+    (wrong,) = _call(app, rate, {"Authorization": "Bearer first-key-but-longer"})
+    (right,) = _call(app, rate, {"Authorization": "Bearer second-key"})
+    (health,) = _call(app, [("GET", "/healthz", None)])
+    assert none.status_code == 401 and none.json()["error"]["code"] == "unauthorized"
+    assert wrong.status_code == 401
+    assert right.status_code == 200
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+def test_bad_requests_get_json_errors(agent, trained_run):
+    app = _app(agent, trained_run, max_body_bytes=2048)
+    user = sorted(agent.profiles)[0]
+    unknown_user, unknown_item, both, empty, big = _call(
+        app,
+        [
+            ("POST", "/v1/rate", {"user_id": "nobody", "item_ids": _items(agent, 1)}),
+            ("POST", "/v1/rate", {"user_id": user, "item_ids": ["no-such-item"]}),
+            ("POST", "/v1/watch", {"user_id": user, "profile": "x", "item_ids": ["a"]}),
+            ("POST", "/v1/rate", {"user_id": user, "item_ids": []}),
+            ("POST", "/v1/rate", {"user_id": user, "item_ids": ["i"] * 1000}),
+        ],
+    )
+    assert (unknown_user.status_code, unknown_user.json()["error"]["code"]) == (404, "unknown_user")
+    assert (unknown_item.status_code, unknown_item.json()["error"]["code"]) == (
+        404,
+        "unknown_items",
+    )
+    assert both.status_code == 422 and "exactly one" in both.json()["error"]["message"]
+    assert empty.status_code == 422 and empty.json()["error"]["code"] == "invalid_request"
+    assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
+
+
+def test_cold_start_sessions_personas_and_openapi(agent, trained_run):
+    app = _app(agent, trained_run)
+    user = sorted(agent.profiles)[0]
+    text = agent.profiles[user]
+    ranked = _items(agent, 8)
+    cold, again, session, personas, spec = _call(
+        app,
+        [
+            ("POST", "/v1/rate", {"profile": text, "item_ids": ranked[:2]}),
+            ("POST", "/v1/watch", {"profile": text, "item_ids": ranked[:2]}),
+            ("POST", "/v1/sessions", {"user_id": user, "ranked_item_ids": ranked, "max_pages": 2}),
+            ("GET", "/v1/personas", None),
+            ("GET", "/openapi.json", None),
+        ],
+    )
+    assert cold.status_code == 200 and cold.json()["user_id"].startswith("cold:")
+    assert again.json()["user_id"] == cold.json()["user_id"]
+    names = {p["name"] for p in personas.json()["personas"]}
+    assert cold.json()["persona"] in names
+    assert sum(p["users"] for p in personas.json()["personas"]) == len(
+        set(agent.personas) - {cold.json()["user_id"]}
+    )
+    body = session.json()
+    assert session.status_code == 200 and 1 <= len(body["events"]) <= 8
+    assert body["session"]["user_id"] == user
+    paths = json.loads(spec.text)["paths"]
+    assert {"/v1/rate", "/v1/watch", "/v1/sessions", "/v1/personas", "/healthz"} <= set(paths)
+
+
+def test_corrupted_or_pickled_adapters_are_refused(trained_run, tmp_path):
+    import shutil
+
+    from personasim.errors import StageError
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    weights = next((run / "adapters").glob("*/adapter_model.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    with pytest.raises(StageError, match="corrupted or truncated"):
+        UserAgent.from_workdir(run, mode="persona")
+    shutil.copytree(trained_run / "adapters", run / "adapters", dirs_exist_ok=True)
+    UserAgent.from_workdir(run, mode="persona")  # restored: loads
+    weights.rename(weights.with_name("adapter_model.bin"))  # a pickle is never read
+    with pytest.raises(StageError):
+        UserAgent.from_workdir(run, mode="persona")
