@@ -238,3 +238,27 @@ def test_scale_options_are_checked_and_recorded(cli, log_files, tmp_path):
     manifest = json.loads((tmp_path / "c" / "data" / "manifest.json").read_text())
     assert manifest["summary"]["tables"] == "duckdb"
     assert manifest["summary"]["users"] == 5
+
+
+def test_a_full_disk_gives_a_clear_error_and_keeps_finished_stages(
+    cli, log_files, tmp_path, monkeypatch
+):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    ratings, items, _ = log_files
+    args = ["--workdir", tmp_path / "run", "--path", ratings, "--items", items, "--users", "5",
+            "--min-ratings", "20"]  # fmt: skip
+    assert cli("ingest", *args).code == 0
+    before = (tmp_path / "run" / "data" / "manifest.json").read_bytes()
+
+    def full(*_, **__):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "x"))
+
+    monkeypatch.setattr(pq, "write_table", full)
+    failed = cli("ingest", *args, "--force")
+    assert failed.code == 3
+    assert "no space left" in failed.output and "rerun once fixed" in failed.output
+    assert (tmp_path / "run" / "data" / "manifest.json").read_bytes() == before
+    assert not list((tmp_path / "run").glob(".staging/ingest-*"))

@@ -6,6 +6,7 @@ are one line; ``-v`` adds the traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -76,6 +77,14 @@ app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")
 
 
+_STORAGE_ERRORS = {
+    errno.ENOSPC: "no space left on the run folder's device: free space or use another --workdir",
+    errno.EDQUOT: "disk quota exceeded in the run folder: free space or use another --workdir",
+    errno.EACCES: "permission denied: the run folder (or a file in it) is not writable",
+    errno.EROFS: "the run folder is on a read-only filesystem: use another --workdir",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `personasim` command and `python -m personasim`."""
     # Before transformers is imported (stages import it lazily): its weight-loading bars
@@ -97,6 +106,18 @@ def main(argv: list[str] | None = None) -> None:
         console.print("interrupted; finished stages and checkpoints are kept, rerun to resume")
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the last line of defence of the CLI
+        if isinstance(e, OSError) and e.errno in _STORAGE_ERRORS:
+            if _state["verbose"]:
+                console.print_exception()
+            where = f" ({e.filename})" if e.filename else ""
+            console.print(
+                f"[bold red]error:[/bold red] {escape(_STORAGE_ERRORS[e.errno])}"
+                f"{escape(where)}; nothing half-written was kept (finished stages and "
+                "checkpoints are intact): rerun once fixed",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(3)
         logging.getLogger("personasim").debug("unexpected error", exc_info=True)
         if _state["verbose"]:
             console.print_exception()
