@@ -147,3 +147,33 @@ def test_corrupted_or_pickled_adapters_are_refused(trained_run, tmp_path):
     weights.rename(weights.with_name("adapter_model.bin"))  # a pickle is never read
     with pytest.raises(StageError):
         UserAgent.from_workdir(run, mode="persona")
+
+
+def test_blended_adapter_is_the_membership_weighted_sum_of_the_personas(agent):
+    first, second = sorted(set(agent.personas.values()))[:2]
+    name = agent.blended_adapter({first: 0.56, second: 0.24, "unused": 0.0})
+    assert name == f"blend-{first}_70-{second}_30"
+    assert agent.blended_adapter({first: 0.7, second: 0.3}) == name  # reused
+    layer = next(m for m in agent.lm.model.modules() if hasattr(m, "lora_A") and name in m.lora_A)
+
+    def delta(adapter):
+        a, b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+        return (b @ a * layer.scaling[adapter]).detach().numpy()
+
+    np.testing.assert_allclose(
+        delta(name), 0.7 * delta(first) + 0.3 * delta(second), rtol=1e-4, atol=1e-6
+    )
+    assert agent.blended_adapter({first: 1.0, second: 0.0}) == first
+
+
+def test_cold_start_with_blending_answers_through_the_blend(agent, trained_run):
+    service = AgentService(agent, trained_run, blend=True)
+    service.load_activity()
+    app = create_app(service, ServeSettings())
+    user = sorted(agent.profiles)[1]
+    text = agent.profiles[user] + " Also likes documentaries."
+    (cold,) = _call(app, [("POST", "/v1/rate", {"profile": text, "item_ids": _items(agent, 2)})])
+    body = cold.json()
+    assert cold.status_code == 200, body
+    assert body["persona"] in set(agent.lm.model.peft_config)
+    assert all(1.0 <= r <= 5.0 for r in body["ratings"])

@@ -255,6 +255,69 @@ class UserAgent:
         probs, _ = answer_distribution(lp, [self.lm.yes_ids, self.lm.no_ids])
         return probs[:, 0].double().numpy()
 
+    # --- cold-start users --------------------------------------------------------------
+
+    def add_user(
+        self,
+        user_id: str,
+        profile_text: str,
+        *,
+        persona: str | None = None,
+        membership: dict[str, float] | None = None,
+        blend: bool = False,
+        top: int = 3,
+    ) -> str:
+        """Register a user who was not simulated in the run (cold start).
+
+        Args:
+            user_id: The id to score it by (must not be a run user's).
+            profile_text: Its profile (as the profile stage writes them).
+            persona: Its nearest persona (persona mode).
+            membership: Its soft membership of the personas (persona -> weight).
+            blend: Answer with an adapter blended from the `top` personas of
+                `membership` (:meth:`blended_adapter`) instead of the nearest one.
+            top: Personas in a blend.
+
+        Returns:
+            The adapter that answers for the user.
+        """
+        self.profiles[user_id] = profile_text
+        if self.mode != "persona":
+            return self._adapter(user_id)
+        if blend and membership:
+            adapter = self.blended_adapter(membership, top=top)
+        elif persona is not None:
+            adapter = persona
+        else:
+            raise ConfigError(f"user {user_id!r}: give its persona or its membership")
+        self.personas[user_id] = adapter
+        return adapter
+
+    def blended_adapter(self, membership: dict[str, float], top: int = 3) -> str:
+        """An adapter whose weight update is the membership-weighted sum of the `top`
+        personas' updates (PEFT's "cat" combination: exact, rank = the sum of ranks).
+
+        Weights are renormalised over the kept personas and rounded to whole percents,
+        so users of similar membership share one blended adapter.
+        """
+        kept = sorted(membership.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        total = sum(w for _, w in kept) or 1.0
+        percents = [(p, round(100 * w / total)) for p, w in kept]
+        percents = [(p, w) for p, w in percents if w > 0]
+        if len(percents) == 1:
+            return percents[0][0]
+        name = "blend-" + "-".join(f"{p}_{w}" for p, w in percents)
+        model = self.lm.model
+        if name not in model.peft_config:
+            norm = sum(w for _, w in percents)
+            model.add_weighted_adapter(
+                adapters=[p for p, _ in percents],
+                weights=[w / norm for _, w in percents],
+                adapter_name=name,
+                combination_type="cat",
+            )
+        return name
+
     def rate(self, user_id: str, item_ids: Sequence[str]) -> list[float]:
         """Predicted ratings (expectations over 1..5) of `item_ids` by `user_id`."""
         return self.rating_distributions([(user_id, item_ids)])[0]["expected"].tolist()

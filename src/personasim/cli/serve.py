@@ -38,6 +38,14 @@ def serve(
     ] = 10.0,
     max_batch: Annotated[int, typer.Option(help="Most requests per model call.", min=1)] = 64,
     max_body_kb: Annotated[int, typer.Option(help="Largest request body (KiB).", min=1)] = 256,
+    blend: Annotated[
+        bool,
+        typer.Option(
+            "--blend",
+            help="Cold-start users get an adapter blended from their soft persona membership "
+            "(default: their nearest persona's).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the run's user agents over HTTP (OpenAPI spec at /openapi.json).
 
@@ -59,7 +67,8 @@ def serve(
         )
     if not keys:
         logger.warning("no API keys (PERSONASIM_API_KEYS): every request is accepted")
-    service = AgentService(UserAgent.from_workdir(workdir, mode=mode), workdir)  # type: ignore[arg-type]
+    agent = UserAgent.from_workdir(workdir, mode=mode)  # type: ignore[arg-type]
+    service = AgentService(agent, workdir, blend=blend)
     service.load_activity()
     settings = ServeSettings(
         api_keys=keys,

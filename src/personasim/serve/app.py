@@ -191,9 +191,12 @@ class _BodyLimit:
 class AgentService:
     """The agents, their lock and the cold-start placement behind the routes."""
 
-    def __init__(self, agent: Any, workdir: Path) -> None:
+    def __init__(self, agent: Any, workdir: Path, *, blend: bool = False) -> None:
         self.agent = agent
         self.workdir = workdir
+        self.blend = blend
+        """Cold-start users answered by an adapter blended from their soft membership
+        (else by their nearest persona's)."""
         self.lock = threading.Lock()  # one model call at a time (batches and sessions)
         self._personas: Any = None
         self._activity: dict[str, int] = {}
@@ -225,16 +228,21 @@ class AgentService:
                 from personasim.personas.assignment import PersonaModel
 
                 self._personas = PersonaModel.from_workdir(self.workdir)
-            persona = self._personas.assign([query.profile]).personas[0]
-            if len(self.cold) >= _COLD_CACHE:
-                oldest = next(iter(self.cold))
-                self.cold.pop(oldest)
-                self.agent.profiles.pop(oldest, None)
-                self.agent.personas.pop(oldest, None)
-            self.cold[key] = persona
-            self.agent.profiles[key] = query.profile
-            if self.agent.mode == "persona":
-                self.agent.personas[key] = persona
+            placed = self._personas.assign([query.profile])
+            membership = dict(zip(self._personas.names, placed.membership[0], strict=True))
+            with self.lock:  # a blended adapter changes the model
+                if len(self.cold) >= _COLD_CACHE:
+                    oldest = next(iter(self.cold))
+                    self.cold.pop(oldest)
+                    self.agent.profiles.pop(oldest, None)
+                    self.agent.personas.pop(oldest, None)
+                self.cold[key] = self.agent.add_user(
+                    key,
+                    query.profile,
+                    persona=placed.personas[0],
+                    membership=membership,
+                    blend=self.blend,
+                )
         return key
 
     def check_items(self, items: Sequence[str]) -> None:
@@ -353,7 +361,7 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     @app.post("/v1/rate", dependencies=[Depends(authorised)], responses=_ERRORS)
     async def rate(query: ItemsQuery) -> RateAnswer:
         """Predicted ratings of items by a user (or a cold-start profile)."""
-        user = service.resolve(query)
+        user = await asyncio.to_thread(service.resolve, query)
         service.check_items(query.item_ids)
         result = await batcher.submit(("rate", user, list(query.item_ids)))
         return RateAnswer(
@@ -366,7 +374,7 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     @app.post("/v1/watch", dependencies=[Depends(authorised)], responses=_ERRORS)
     async def watch(query: ItemsQuery) -> WatchAnswer:
         """Probabilities that a user (or a cold-start profile) would watch the items."""
-        user = service.resolve(query)
+        user = await asyncio.to_thread(service.resolve, query)
         service.check_items(query.item_ids)
         result = await batcher.submit(("watch", user, list(query.item_ids)))
         return WatchAnswer(
@@ -376,7 +384,7 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     @app.post("/v1/sessions", dependencies=[Depends(authorised)], responses=_ERRORS)
     async def sessions(query: SessionQuery) -> SessionAnswer:
         """A simulated session against a ranked list (pages, watch, rate, exit)."""
-        user = service.resolve(query)
+        user = await asyncio.to_thread(service.resolve, query)
         service.check_items(query.ranked_item_ids)
         events, summary = await asyncio.to_thread(service.session, user, query)
         return SessionAnswer(
