@@ -49,15 +49,18 @@ class Row:
         return {**asdict(self), "rate": self.rate}
 
 
-def peak_mib() -> float:
-    """This process's peak resident memory (MiB). Linux's VmHWM belongs to the process
-    image, so a spawned child does not inherit its parent's peak (ru_maxrss does)."""
+def peak_mib(pid: int | str = "self") -> float:
+    """A process's peak resident memory (MiB), this one's by default. Linux's VmHWM
+    belongs to the process image, so a spawned child does not inherit its parent's peak
+    (ru_maxrss does)."""
     try:
-        for line in open("/proc/self/status", encoding="ascii"):  # noqa: SIM115
+        for line in open(f"/proc/{pid}/status", encoding="ascii"):  # noqa: SIM115
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    if pid != "self":
+        return float("nan")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

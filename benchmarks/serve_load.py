@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Row, print_rows  # noqa: E402
+from common import Row, peak_mib, print_rows  # noqa: E402
 from score_throughput import _setup  # noqa: E402
 
 KEY = "load-test-key"
@@ -62,16 +62,6 @@ async def _load(
     return latencies, errors, time.perf_counter() - t0
 
 
-def _peak_of(pid: int) -> float:
-    try:
-        for line in open(f"/proc/{pid}/status", encoding="ascii"):  # noqa: SIM115
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def _serve_and_load(workdir: str, max_batch: int, args: argparse.Namespace) -> Row:
     import httpx
     import pandas as pd
@@ -99,7 +89,7 @@ def _serve_and_load(workdir: str, max_batch: int, args: argparse.Namespace) -> R
             _load(port, users, items, args.clients, args.requests, args.items)
         )
         stats = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
-        peak = _peak_of(server.pid)
+        peak = peak_mib(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -115,7 +115,7 @@ def test_killed_train_and_evaluate_resume_to_the_uninterrupted_artifacts(log_fil
     assert 1 <= len(finished) < 3, "train finished before the kill; the test is moot"
     assert not (killed / "adapters" / "manifest.json").exists()
     resumed = _personasim("train", "--workdir", killed)
-    assert "restored from checkpoint" in resumed.stderr or len(finished) == 0
+    assert "restored from checkpoint" in resumed.stderr
     _personasim("train", "--workdir", runs["whole"])
     assert _digests(killed / "adapters") == _digests(runs["whole"] / "adapters")
 
