@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import platform
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -14,6 +16,7 @@ import pytest
 from personasim.config import LLMConfig
 from personasim.llm import GenerationRequest, create_generator
 from personasim.llm.models import gguf_path
+from personasim.testing import run_in_child
 
 PROMPTS = ["Name one fruit.", "Name one colour.", "Say hello to a friend in a short sentence."]
 
@@ -61,13 +64,40 @@ def test_hf_on_cuda_in_bf16():
     assert all(generator.generate(_requests()))
 
 
-@pytest.mark.slow
-def test_llamacpp_generates_deterministically():
-    pytest.importorskip("llama_cpp")
+def _llamacpp_generations() -> tuple[list[str], list[str]]:
+    """Generate the prompts twice with the llamacpp backend (run in a child process)."""
     generator = create_generator(LLMConfig(backend="llamacpp", context_size=512))
     first = generator.generate(_requests())
-    assert all(first) and generator.generate(_requests()) == first
+    second = generator.generate(_requests())
     generator.close()
+    return first, second
+
+
+@pytest.mark.slow
+def test_llamacpp_generates_deterministically():
+    # llama.cpp is native code: a crash in it fails this test, not the whole suite.
+    first, second = run_in_child(_llamacpp_generations, timeout=600)
+    assert all(first) and second == first
+
+
+def _llamacpp_build_features() -> dict[str, bool]:
+    import llama_cpp
+
+    from personasim.llm.llamacpp import build_features
+
+    return build_features(llama_cpp)
+
+
+def test_llamacpp_is_built_for_a_fixed_x86_64_level():
+    """`make setup` compiles llama.cpp for AVX2 without AVX-512 or AMX (the Makefile):
+    its AMX kernels crashed on the packaged Q4_1 model, and a -march=native wheel dies on
+    an older CPU running the same .venv."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"the fixed instruction set is for x86-64, not {platform.machine()}")
+    features = run_in_child(_llamacpp_build_features, timeout=120)
+    assert features.get("AVX2") and features.get("FMA") and features.get("F16C"), features
+    for feature in ("AVX512", "AVX512_BF16", "AVX512_VNNI", "AMX_INT8"):
+        assert not features.get(feature), features
 
 
 def _free_port() -> int:
@@ -76,28 +106,37 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _server_failure(proc: subprocess.Popen, log: Path, what: str) -> str:
+    code = proc.poll()
+    status = f"exit status {code}" if code is None or code >= 0 else f"signal {-code}"
+    tail = log.read_text(errors="replace")[-2000:]
+    return f"the llama.cpp server {what} ({status}); its log ended with:\n{tail}"
+
+
 @pytest.fixture(scope="module")
-def llama_server():
-    """llama-cpp-python's OpenAI-compatible server on loopback, serving the same GGUF."""
-    pytest.importorskip("llama_cpp.server")
+def llama_server(tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server on loopback, serving the same GGUF
+    (its own process: a native crash there fails the tests that use it, nothing more)."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(gguf_path("smollm2")),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf_path("smollm2")),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
     while True:
@@ -106,12 +145,14 @@ def llama_server():
                 break
         except httpx.HTTPError:
             pass
-        assert proc.poll() is None, "the llama.cpp server exited"
-        assert time.monotonic() < deadline, "the llama.cpp server did not start"
+        assert proc.poll() is None, _server_failure(proc, log, "exited")
+        assert time.monotonic() < deadline, _server_failure(proc, log, "did not start")
         time.sleep(0.3)
     yield url
+    crashed = proc.poll() is not None
     proc.terminate()
     proc.wait(timeout=30)
+    assert not crashed, _server_failure(proc, log, "died while in use")
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,28 @@ from personasim.llm.models import gguf_path, model_identity
 from personasim.llm.registry import register_generator
 
 __all__ = ["LlamaCppGenerator"]
+
+logger = logging.getLogger(__name__)
+
+_AMX_WARNING = (
+    "this llama-cpp-python was compiled with llama.cpp's AMX kernels (a -march=native build "
+    "on a CPU with AMX); they crashed in decode on the packaged Q4_1 model (segmentation "
+    "fault; llama.cpp issues #16315, #20824). If it crashes, reinstall it built for a fixed "
+    "instruction set: CMAKE_ARGS='-DGGML_NATIVE=OFF' pip install --no-cache-dir "
+    "--force-reinstall --no-deps llama-cpp-python (what `make setup` does)"
+)
+
+
+def build_features(llama_cpp: Any) -> dict[str, bool]:
+    """The instruction sets llama.cpp was compiled with, from its system info line
+    (e.g. ``{"AVX2": True, "AVX512": False}``)."""
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    features = {}
+    for part in info.replace("|", "\n").splitlines():
+        name, sep, value = part.partition("=")
+        if sep and value.strip() in ("0", "1"):
+            features[name.strip().split(":")[-1].strip()] = value.strip() == "1"
+    return features
 
 
 @register_generator("llamacpp")
@@ -31,6 +54,10 @@ class LlamaCppGenerator:
                 "llm.backend 'llamacpp' needs llama-cpp-python: "
                 "`pip install llama-cpp-python` (it builds from source in a few minutes)"
             ) from None
+        import llama_cpp
+
+        if build_features(llama_cpp).get("AMX_INT8"):
+            logger.warning(_AMX_WARNING)
         path = gguf_path(config.model)
         self.config = config
         self.llm = Llama(
