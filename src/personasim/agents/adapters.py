@@ -12,7 +12,7 @@ from typing import Any
 from personasim.config import AgentConfig
 from personasim.errors import StageError
 
-__all__ = ["adapter_folders", "lora_config", "save_adapter"]
+__all__ = ["adapter_base", "adapter_folders", "lora_config", "save_adapter"]
 
 GLOBAL_ADAPTER = "global"
 
@@ -35,13 +35,18 @@ def lora_config(config: AgentConfig, n_layers: int) -> Any:
     )
 
 
-def save_adapter(model: Any, folder: Path, meta: dict[str, Any]) -> None:
+def save_adapter(model: Any, folder: Path, meta: dict[str, Any], base_name: str) -> None:
     """Save the active adapter of a PEFT model into `folder` atomically, with a
-    ``training.json`` beside PEFT's ``adapter_config.json`` and safetensors weights."""
+    ``training.json`` beside PEFT's ``adapter_config.json`` and safetensors weights.
+
+    `base_name` (:func:`personasim.llm.models.portable_name`) replaces the base model's
+    local folder as ``base_model_name_or_path``, so the folder names its base the same way
+    on every machine it is copied to.
+    """
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
-        _sort_target_modules(tmp / "adapter_config.json")
+        _normalise_config(tmp / "adapter_config.json", base_name)
         (tmp / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
         if folder.exists():
             shutil.rmtree(folder)
@@ -50,15 +55,22 @@ def save_adapter(model: Any, folder: Path, meta: dict[str, Any]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _sort_target_modules(path: Path) -> None:
-    """PEFT writes `target_modules` from a set, in an order that changes with Python's
-    string hashing from one process to the next; sorted, the file is the same bytes for
-    the same adapter (same seed, same artifacts)."""
+def _normalise_config(path: Path, base_name: str) -> None:
+    """Name the base portably, and sort `target_modules`: PEFT writes them from a set, in
+    an order that changes with Python's string hashing from one process to the next;
+    sorted, the file is the same bytes for the same adapter (same seed, same artifacts)."""
     config = json.loads(path.read_text())
     modules = config.get("target_modules")
     if isinstance(modules, list):
         config["target_modules"] = sorted(modules)
-        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    config["base_model_name_or_path"] = base_name
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def adapter_base(folder: Path) -> str | None:
+    """The base model an adapter folder names (``base_model_name_or_path``)."""
+    config = json.loads((Path(folder) / "adapter_config.json").read_text())
+    return config.get("base_model_name_or_path")
 
 
 def adapter_folders(workdir: Path) -> dict[str, Path]:

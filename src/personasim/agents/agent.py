@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from personasim.agents.adapters import GLOBAL_ADAPTER, adapter_folders
+from personasim.agents.adapters import GLOBAL_ADAPTER, adapter_base, adapter_folders
 from personasim.agents.examples import item_records
 from personasim.agents.modeling import BASE_ADAPTER, AgentLM, answer_distribution, with_prior
 from personasim.agents.prior import CFPrior
@@ -96,8 +96,7 @@ class UserAgent:
             personas = dict(
                 zip(assignments["user_id"].astype(str), assignments["persona"], strict=True)
             )
-        lm = AgentLM.load(config.agents)
-        prior = None
+        chosen: dict[str, Path] = {}
         if mode != "none":
             folders = adapter_folders(ws.root)
             wanted = sorted(set(personas.values())) if mode == "persona" else [GLOBAL_ADAPTER]
@@ -107,7 +106,12 @@ class UserAgent:
                     f"no trained adapter {', '.join(missing)} in {ws.root / 'adapters'}: "
                     f"train mode {mode!r} (agents.modes) and rerun `personasim train`"
                 )
-            lm.model = _load_adapters(lm.model, {name: folders[name] for name in wanted})
+            chosen = {name: folders[name] for name in wanted}
+            _check_adapters(chosen, base=AgentLM.portable_base(config.agents))
+        lm = AgentLM.load(config.agents)
+        prior = None
+        if chosen:
+            lm.model = _load_adapters(lm.model, chosen)
             if config.agents.prior != "none":
                 prior = CFPrior.load(ws.stage_dir("adapters"))
         elif config.agents.prior != "none" and "prompt" in config.agents.prior:
@@ -437,17 +441,29 @@ def verify_artifacts(workspace: Any, stages: list[str]) -> None:
             )
 
 
-def _load_adapters(model: Any, folders: dict[str, Path]) -> Any:
-    """Attach every adapter folder to the base model under its name."""
-    from peft import PeftModel
-
-    names = list(folders)
-    for name in names:  # safetensors only: a pickled adapter_model.bin is never read
+def _check_adapters(folders: dict[str, Path], base: str) -> None:
+    """Refuse adapter folders that are not safetensors or name another base than `base`
+    (the portable name of the base weights to load; an adapter that names a local folder,
+    as runs before portable names did, is taken as it is)."""
+    for name in folders:  # safetensors only: a pickled adapter_model.bin is never read
         if not (folders[name] / "adapter_model.safetensors").is_file():
             raise StageError(
                 f"{folders[name]} has no adapter_model.safetensors (only safetensors adapters "
                 "are loaded): rerun `personasim train --force`"
             )
+        recorded = adapter_base(folders[name])
+        if recorded and recorded != base and not Path(recorded).is_absolute():
+            raise ConfigError(
+                f"the adapter {folders[name]} was trained on {recorded}, but agents.base_model "
+                f"loads {base} here: install those weights or rerun `personasim train --force`"
+            )
+
+
+def _load_adapters(model: Any, folders: dict[str, Path]) -> Any:
+    """Attach every adapter folder to the base model under its name."""
+    from peft import PeftModel
+
+    names = list(folders)
     peft_model = PeftModel.from_pretrained(
         model,
         str(folders[names[0]]),

