@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -43,9 +44,11 @@ def _data_packages() -> set[str]:
 
 def test_the_venv_holds_the_locked_versions_and_nothing_else():
     lock = _pins(ROOT / "requirements.lock")
+    # What pip installed (packages that vendor others, as Ray does, put them elsewhere).
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     installed = {
         canonicalize_name(d.metadata["Name"]): Version(d.version)
-        for d in importlib.metadata.distributions()
+        for d in importlib.metadata.distributions(path=site)
     }
     # torch's local label (+cpu) names its build, which is the machine's.
     wrong = {n: (str(v), str(lock[n])) for n, v in installed.items()
