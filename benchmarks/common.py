@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Row", "isolated", "matmul_flops", "peak_mib", "print_rows"]
+__all__ = ["Row", "isolated", "matmul_flops", "naive_rates", "peak_mib", "print_rows"]
 
 
 @dataclass
@@ -37,16 +37,28 @@ class Row:
     note: str = ""
     flops: float = 0.0
     """Model FLOPs of the work (2 x parameters x tokens of the forward passes), when
-    known: with the machine's matmul rate it gives the floor of `seconds`."""
+    known: with the machine's matmul rate in `dtype` it gives the floor of `seconds`."""
+    dtype: str = ""
+    """The compute dtype of the path ("float32", "bfloat16"), when it has one."""
+    tokens_per_unit: float = 0.0
+    """Tokens through the model per unit of work (e.g. per decision), when known."""
+    floor_seconds: float = 0.0
+    """`flops` over the matmul rate measured in `dtype` on this machine (filled by the
+    runner)."""
 
     @property
     def rate(self) -> float:
         """Work per second."""
         return self.work / self.seconds if self.seconds > 0 else float("nan")
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, with the rate."""
-        return {**asdict(self), "rate": self.rate}
+    def as_dict(self, naive_rate: float | None = None) -> dict[str, Any]:
+        """JSON-ready, with the throughput and the ratio to the stage's naive path."""
+        return {
+            **asdict(self),
+            "throughput": self.rate,
+            "vs_naive": self.rate / naive_rate if naive_rate else None,
+            "floor_ratio": self.seconds / self.floor_seconds if self.floor_seconds else None,
+        }
 
 
 def peak_mib(pid: int | str = "self") -> float:
@@ -93,28 +105,39 @@ def print_rows(rows: list[Row], title: str = "") -> None:
     """A Markdown table: rate, ratio to the naive path of the same stage, peak memory."""
     if title:
         print(f"{title}\n")
-    print("| stage | path | work | seconds | throughput | vs naive | peak RSS (MiB) | note |")
-    print("|---|---|---|---|---|---|---|---|")
-    naive = {r.stage: r.rate for r in rows if r.naive}
+    print(
+        "| stage | path | dtype | work | seconds | throughput | vs naive | x FLOP floor "
+        "| peak RSS (MiB) | note |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    naive = naive_rates(rows)
     for r in rows:
         base = naive.get(r.stage)
         ratio = f"{r.rate / base:.2f}x" if base else "-"
         work = f"{r.work:,.0f} {r.unit}"
         rate = f"{r.rate:,.1f} {r.unit}/s"
+        floor = f"{r.seconds / r.floor_seconds:.2f}" if r.floor_seconds else "-"
         print(
-            f"| {r.stage} | {r.path} | {work} | {r.seconds:.2f} | {rate} | {ratio} "
-            f"| {r.peak_mib:,.0f} | {r.note} |"
+            f"| {r.stage} | {r.path} | {r.dtype or '-'} | {work} | {r.seconds:.2f} | {rate} "
+            f"| {ratio} | {floor} | {r.peak_mib:,.0f} | {r.note} |"
         )
 
 
-def matmul_flops(device: str = "cpu", size: int = 2048, repeat: int = 5) -> float:
-    """The measured dense matmul rate (FLOP/s) of `device`: float32 on a CPU, bf16 on
-    CUDA, best of `repeat`."""
+def naive_rates(rows: list[Row]) -> dict[str, float]:
+    """The rate of each stage's naive path."""
+    return {r.stage: r.rate for r in rows if r.naive}
+
+
+def matmul_flops(
+    device: str = "cpu", dtype_name: str = "float32", size: int = 2048, repeat: int = 5
+) -> float:
+    """The measured dense matmul rate (FLOP/s) of `device` in `dtype_name`, best of
+    `repeat`."""
     import time
 
     import torch
 
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype = getattr(torch, dtype_name)
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     best = float("inf")

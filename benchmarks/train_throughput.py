@@ -4,11 +4,15 @@ The same rating/watch examples (SmolLM2-135M, profiles as system prompts) are tr
 three ways, each from a fresh adapter and in its own process (so each peak memory is its
 own), one after the other in the same run:
 
-- plain: one example per sequence, batches of 8, LoRA on every layer;
-- packed: `items_per_pack` examples after one shared profile prefix (block attention
-  mask), `users_per_step` packs per step, LoRA on every layer;
-- packed + top layers: LoRA on the top 6 layers only; the frozen lower layers' outputs
-  are computed once and reused every epoch.
+- plain (float32): one example per sequence, batches of 8, LoRA on every layer;
+- packed + top layers (float32, then bf16 under autocast): `items_per_pack` examples
+  after one shared profile prefix (block attention mask), `users_per_step` packs per
+  step, LoRA on the top 6 layers only; the frozen lower layers' outputs are computed
+  once and reused every epoch.
+
+The FLOPs of a path (2 x parameters x tokens per layer forward): the cached lower
+layers' forward once, and per epoch a forward and a backward (2 x forward) pass of each
+layer that carries LoRA.
 
 The examples are built with the CF prior in their text (the train stage builds none
 without an adapter to train otherwise); the three paths train on the same ones.
@@ -29,9 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, isolated, print_rows  # noqa: E402
 
 VARIANTS = [
-    ("plain: 1 example per sequence, LoRA on all layers", {"fast_path": False, "top_layers": 0}),
-    ("packed: shared profile prefix, LoRA on all layers", {"fast_path": True, "top_layers": 0}),
-    ("packed, LoRA on the top 6 layers, lower layers cached", {"fast_path": True, "top_layers": 6}),
+    (
+        "plain: 1 example per sequence, LoRA on all layers",
+        {"fast_path": False, "top_layers": 0, "dtype": "float32"},
+    ),
+    (
+        "packed, LoRA on the top 6 layers, lower layers cached",
+        {"fast_path": True, "top_layers": 6, "dtype": "float32"},
+    ),
+    (
+        "packed, LoRA on the top 6 layers, lower layers cached",
+        {"fast_path": True, "top_layers": 6, "dtype": "bfloat16"},
+    ),
 ]
 
 
@@ -77,7 +90,21 @@ def _variant(workdir: str, changes: dict, examples_n: int, epochs: int, users: i
     lm = AgentLM.load(agents)
     lm.model = get_peft_model(lm.model, lora_config(agents, lm.n_layers))
     packs = make_packs(examples, texts, lm, items_per_pack=agents.items_per_pack, adapter="default")
-    return train_adapter(lm, packs, agents, seed=0).as_dict()
+    if not agents.fast_path:  # every example carries its own prefix
+        tokens = sum(len(p.pack.prefix) * len(p.tasks) for p in packs)
+    else:
+        tokens = sum(len(p.pack.prefix) for p in packs)
+    tokens += sum(len(s) for p in packs for s in p.pack.suffixes)
+    base = lm.model.get_base_model()
+    per_layer = sum(p.numel() for p in base.model.layers[0].parameters())
+    forward = 2.0 * per_layer * tokens  # one layer's forward pass over every token
+    if agents.fast_path and agents.top_layers:  # lower layers once, top ones every epoch
+        top = agents.top_layers
+        flops = forward * (lm.n_layers - top) + epochs * 3 * forward * top
+    else:
+        flops = epochs * 3 * forward * lm.n_layers
+    result = train_adapter(lm, packs, agents, seed=0).as_dict()
+    return {**result, "flops": flops, "tokens": tokens, "dtype": lm.dtype_name}
 
 
 def measure(examples: int = 96, epochs: int = 2, users: int = 8) -> list[Row]:
@@ -99,7 +126,19 @@ def measure(examples: int = 96, epochs: int = 2, users: int = 8) -> list[Row]:
             )
             work = result["examples"] * epochs
             rows.append(
-                Row("train", name, work, "examples", result["seconds"], peak, number == 0, note)
+                Row(
+                    "train",
+                    name,
+                    work,
+                    "examples",
+                    result["seconds"],
+                    peak,
+                    number == 0,
+                    note,
+                    result["flops"],
+                    dtype=result["dtype"],
+                    tokens_per_unit=result["tokens"] / result["examples"],
+                )
             )
     return rows
 

@@ -331,7 +331,10 @@ class LLMConfig(_Section):
     hub id already in the local cache; for "llamacpp" a GGUF file; for "openai" the
     model name the server knows."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Where "hf" runs: "auto" takes CUDA when present (bf16), else the CPU (float32)."""
+    """Where "hf" runs: "auto" takes CUDA when present, else the CPU."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Precision of "hf": "auto" is bfloat16 on CUDA and on CPUs with native bf16 matrix
+    units (AMX or AVX-512 BF16, detected at run time), else float32; or forced."""
     batch_size: int = Field(16, ge=1)
     """Prompts generated together by "hf" (one padded batch)."""
     gpu_memory_fraction: float = Field(0.8, ge=0.0, le=0.95)
@@ -497,12 +500,20 @@ class AgentConfig(_Section):
     watch_share: float = Field(0.3, ge=0.0, le=1.0)
     """Watch examples as a share of an adapter's examples."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """"auto" trains and scores on CUDA (bf16) when present, else the CPU (float32)."""
+    """"auto" trains and scores on CUDA when present, else the CPU."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Precision of scoring and training: "auto" is bfloat16 on CUDA and on CPUs with
+    native bf16 matrix units (AMX or AVX-512 BF16, detected at run time), else float32;
+    or forced. Training keeps the LoRA weights and the optimiser state in float32
+    (autocast); adapters trained in one precision score in the other."""
     fast_path: bool = True
     """Train with packed sequences (and cached lower layers when `top_layers` > 0);
     False uses the plain loop: one full prompt per example (the reference)."""
     score_batch_items: int = Field(64, ge=1)
     """Candidate items scored in one forward pass."""
+    prefix_cache_mib: int = Field(2048, ge=0)
+    """Memory for the profile prefixes' keys and values (per user and adapter, LRU):
+    a session's pages, a page's two questions and a service's requests reuse them."""
 
     @model_validator(mode="after")
     def _apply_preset(self) -> AgentConfig:

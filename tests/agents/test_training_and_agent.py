@@ -12,8 +12,8 @@ import torch
 
 from personasim import UserAgent, run_pipeline
 from personasim.agents.adapters import lora_config
-from personasim.agents.modeling import AgentLM, collate
-from personasim.agents.training import batch_loss, make_packs, train_adapter
+from personasim.agents.modeling import AgentLM, answer_distribution, collate, with_prior
+from personasim.agents.training import batch_loss, make_packs, prior_logits, train_adapter
 from personasim.errors import ConfigError
 from personasim.pipeline import EvaluateStage, IngestStage, PersonasStage, ProfileStage, TrainStage
 
@@ -72,32 +72,70 @@ def test_adapters_are_peft_folders(trained_run):
         assert json.loads((folder / name / "training.json").read_text())["steps"] > 0
 
 
-def test_agent_answers_and_mixed_persona_batches_are_exact(trained_run):
-    agent = UserAgent.from_workdir(trained_run, mode="persona")
+def _reference_answers(agent, user, items):
+    """Expected ratings and P(watch) by the plain PEFT forward pass on each full chat
+    prompt, the CF log-prior added to the digits as the agent does (float32)."""
+    lm, model = agent.lm, agent.lm.model
+    model.set_adapter(agent.personas[user])
+    prefix = lm.encode_prefix(agent.profiles[user])
+    priors = torch.tensor(agent.prior.predict(user, items), dtype=torch.float32)
+    offsets = prior_logits(priors, agent.config.agents.prior_sigma)
+    expected, watch = [], []
+    with torch.inference_mode():
+        for k, (rate_q, watch_q) in enumerate(
+            zip(agent._questions(user, items, "rate"), agent._questions(user, items, "watch"),
+                strict=True)
+        ):
+            ids = torch.tensor([list(prefix + lm.encode_suffix(rate_q))])
+            lp = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)[None]
+            probs, _ = answer_distribution(
+                with_prior(lp, lm.digit_ids, offsets[k : k + 1]), [[i] for i in lm.digit_ids]
+            )
+            expected.append(float(probs[0] @ torch.arange(1.0, 6.0)))
+            ids = torch.tensor([list(prefix + lm.encode_suffix(watch_q))])
+            lp = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)[None]
+            watch.append(float(answer_distribution(lp, [lm.yes_ids, lm.no_ids])[0][0, 0]))
+    return np.array(expected), np.array(watch)
+
+
+def test_agent_answers_equal_the_plain_peft_forward_pass(trained_run):
+    agent = UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
     users = sorted(agent.personas, key=lambda u: agent.personas[u])
     a, b = users[0], users[-1]
     assert agent.personas[a] != agent.personas[b]
     items = list(agent.items)[:5]
-    ratings = agent.rate(a, items)
-    assert len(ratings) == 5 and all(1.0 <= r <= 5.0 for r in ratings)
-    watch = agent.watch_probability(a, items)
-    assert all(0.0 <= p <= 1.0 for p in watch)
-    together = agent.rating_distributions([(a, items), (b, items)])
-    alone = [agent.rating_distributions([(u, items)])[0] for u in (a, b)]
-    for t, s in zip(together, alone, strict=True):
-        np.testing.assert_allclose(t["probs"], s["probs"], atol=1e-5)
-    np.testing.assert_allclose(together[0]["probs"].sum(axis=1), 1.0, atol=1e-6)
-    # a session's one-pass page scoring answers both questions exactly as asked apart
+    together = agent.rating_distributions([(a, items), (b, items)])  # mixed personas
+    watch = agent.watch_probabilities([(a, items), (b, items)])
     pages = agent.page_scores([(a, items[:3]), (b, items[2:])])
-    for (w, dist), (user, its) in zip(pages, [(a, items[:3]), (b, items[2:])], strict=True):
-        np.testing.assert_allclose(w, agent.watch_probability(user, its), atol=1e-5)
-        np.testing.assert_allclose(
-            dist["probs"], agent.rating_distributions([(user, its)])[0]["probs"], atol=1e-5
-        )
+    for row, user in enumerate((a, b)):
+        expected, p_watch = _reference_answers(agent, user, items)
+        np.testing.assert_allclose(together[row]["expected"], expected, atol=1e-4)
+        np.testing.assert_allclose(watch[row], p_watch, atol=1e-4)
+        np.testing.assert_allclose(together[row]["probs"].sum(axis=1), 1.0, atol=1e-6)
+        assert all(1.0 <= r <= 5.0 for r in together[row]["expected"])
+        # a session's page answers both questions in one call, the same answers
+        its = slice(0, 3) if row == 0 else slice(2, 5)
+        np.testing.assert_allclose(pages[row][0], p_watch[its], atol=1e-4)
+        np.testing.assert_allclose(pages[row][1]["expected"], expected[its], atol=1e-4)
+    assert agent.rate(a, items) == pytest.approx(together[0]["expected"].tolist(), abs=1e-5)
     with pytest.raises(ConfigError, match="not a simulated user"):
         agent.rate("nobody", items)
     with pytest.raises(ConfigError, match="unknown item"):
         agent.rate(a, ["no-such-item"])
+
+
+def test_agents_in_bfloat16_answer_close_to_float32(trained_run):
+    """Adapters trained in one precision score in the other."""
+    fp32 = UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
+    bf16 = UserAgent.from_workdir(trained_run, mode="persona", dtype="bfloat16")
+    assert bf16.lm.dtype == torch.bfloat16
+    requests = [(u, list(fp32.items)[:8]) for u in sorted(fp32.personas)[:3]]
+    for x, y in zip(fp32.rating_distributions(requests), bf16.rating_distributions(requests),
+                    strict=True):
+        np.testing.assert_allclose(y["expected"], x["expected"], atol=0.05)
+    for x, y in zip(fp32.watch_probabilities(requests), bf16.watch_probabilities(requests),
+                    strict=True):
+        np.testing.assert_allclose(y, x, atol=0.03)
 
 
 def test_evaluation_scores_the_agents_beside_the_baselines(

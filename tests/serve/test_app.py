@@ -11,13 +11,16 @@ import pytest
 
 from personasim.agents import UserAgent
 from personasim.serve import AgentService, ServeSettings, create_app
+from personasim.serve.app import COLD_PREFIX
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def agent(trained_run):
-    return UserAgent.from_workdir(trained_run, mode="persona")
+    # float32: a batch's answers equal the agent's own to 1e-4 (bf16 rounds differently
+    # with the batch around a row)
+    return UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
 
 
 def _call(app, requests, headers=None):
@@ -176,3 +179,47 @@ def test_cold_start_with_blending_answers_through_the_blend(agent, trained_run):
     assert cold.status_code == 200, body
     assert body["persona"] in set(agent.lm.model.peft_config)
     assert all(1.0 <= r <= 5.0 for r in body["ratings"])
+
+
+def test_the_service_is_live_at_once_and_ready_when_the_agents_are(agent, trained_run):
+    import threading
+
+    release = threading.Event()
+
+    def slow_loader():
+        release.wait(30)
+        return agent
+
+    service = AgentService(None, trained_run)
+    loading = service.load_in_background(slow_loader)
+    app = create_app(service, ServeSettings())
+    run_user = min(u for u in agent.profiles if not u.startswith(COLD_PREFIX))
+    body = {"user_id": run_user, "item_ids": _items(agent, 2)}
+    health, ready, rate = _call(
+        app, [("GET", "/healthz", None), ("GET", "/readyz", None), ("POST", "/v1/rate", body)]
+    )
+    assert health.status_code == 200 and health.json()["status"] == "loading"
+    assert ready.status_code == 503 and ready.json()["error"]["code"] == "loading"
+    assert rate.status_code == 503 and rate.json()["error"]["code"] == "loading"
+    release.set()
+    loading.join(30)
+    health, ready, rate = _call(
+        app, [("GET", "/healthz", None), ("GET", "/readyz", None), ("POST", "/v1/rate", body)]
+    )
+    assert health.json()["status"] == "ok" and ready.status_code == 200
+    assert rate.status_code == 200 and len(rate.json()["ratings"]) == 2
+
+
+def test_agents_that_fail_to_load_are_reported_not_hidden(trained_run):
+    def broken():
+        raise FileNotFoundError("adapters/p0 is gone")
+
+    service = AgentService(None, trained_run)
+    service.load_in_background(broken).join(30)
+    app = create_app(service, ServeSettings())
+    health, rate = _call(
+        app,
+        [("GET", "/healthz", None), ("POST", "/v1/rate", {"user_id": "1", "item_ids": ["1"]})],
+    )
+    assert health.json() == {"status": "failed", "error": "FileNotFoundError: adapters/p0 is gone"}
+    assert rate.status_code == 503 and rate.json()["error"]["code"] == "load_failed"

@@ -13,6 +13,7 @@ only the answer positions reach the LM head.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,9 +66,18 @@ class UserAgent:
         self.items = items
         self.prior = prior
         self.index = index
+        self.modes: tuple[AgentMode, ...] = (mode,)
+        """The modes whose adapters are loaded (:meth:`as_mode`)."""
 
     @classmethod
-    def from_workdir(cls, workdir: str | Path, mode: AgentMode = "persona") -> UserAgent:
+    def from_workdir(
+        cls,
+        workdir: str | Path,
+        mode: AgentMode = "persona",
+        *,
+        dtype: str | None = None,
+        also: Sequence[AgentMode] = (),
+    ) -> UserAgent:
         """Load the agents of a run folder.
 
         Args:
@@ -75,6 +85,10 @@ class UserAgent:
                 needs only profile).
             mode: "persona" (each user's persona adapter), "global" (the global
                 adapter) or "none" (the base model zero-shot).
+            dtype: "float32" or "bfloat16" instead of the run's `agents.dtype`.
+            also: Other modes to load beside `mode` (one model holds every adapter):
+                :meth:`as_mode` gives their agents, and the ``*_by_mode`` methods score
+                several modes in one pass, sharing the layers below the adapters.
 
         Raises:
             StageError: A needed stage has not run.
@@ -85,28 +99,35 @@ class UserAgent:
 
         ws = Workspace(workdir)
         config = resolve_config(ws)
-        stages = ["profiles"] + (["personas"] if mode == "persona" else [])
-        stages += ["adapters"] if mode != "none" else []
+        if dtype is not None:
+            agents = config.agents.model_copy(update={"dtype": dtype})
+            config = config.model_copy(update={"agents": agents})
+        modes = list(dict.fromkeys([mode, *also]))
+        stages = ["profiles"] + (["personas"] if "persona" in modes else [])
+        stages += ["adapters"] if modes != ["none"] else []
         verify_artifacts(ws, stages)
         profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
         items = item_records(read_parquet(ws.require("data", "items.parquet")))
         personas: dict[str, str] = {}
-        if mode == "persona":
+        if "persona" in modes:
             assignments = read_parquet(ws.require("personas", "assignments.parquet"))
             personas = dict(
                 zip(assignments["user_id"].astype(str), assignments["persona"], strict=True)
             )
         chosen: dict[str, Path] = {}
-        if mode != "none":
+        for m in modes:
+            if m == "none":
+                continue
             folders = adapter_folders(ws.root)
-            wanted = sorted(set(personas.values())) if mode == "persona" else [GLOBAL_ADAPTER]
+            wanted = sorted(set(personas.values())) if m == "persona" else [GLOBAL_ADAPTER]
             missing = [name for name in wanted if name not in folders]
             if missing:
                 raise ConfigError(
                     f"no trained adapter {', '.join(missing)} in {ws.root / 'adapters'}: "
-                    f"train mode {mode!r} (agents.modes) and rerun `personasim train`"
+                    f"train mode {m!r} (agents.modes) and rerun `personasim train`"
                 )
-            chosen = {name: folders[name] for name in wanted}
+            chosen.update({name: folders[name] for name in wanted})
+        if chosen:
             _check_adapters(chosen, base=AgentLM.portable_base(config.agents))
         lm = AgentLM.load(config.agents)
         prior = None
@@ -124,16 +145,28 @@ class UserAgent:
         index = None
         if config.agents.use_rationales:
             rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
-            index = RationaleIndex(rationales, items)
+            index = RationaleIndex.load(ws.stage_dir("adapters"), rationales, items)
         texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
-        return cls(lm, config, mode, texts, personas, items, prior, index)
+        agent = cls(lm, config, mode, texts, personas, items, prior, index)
+        agent.modes = tuple(modes)
+        return agent
+
+    def as_mode(self, mode: AgentMode) -> UserAgent:
+        """The agent of another loaded mode (:meth:`from_workdir`'s `also`), sharing this
+        one's model, users and caches."""
+        if mode not in self.modes:
+            raise ConfigError(f"mode {mode!r} is not loaded (loaded: {', '.join(self.modes)})")
+        other = copy.copy(self)
+        other.mode = mode
+        return other
 
     # --- building prompts ----------------------------------------------------------------
 
-    def _adapter(self, user: str) -> str:
-        if self.mode == "none":
+    def _adapter(self, user: str, mode: AgentMode | None = None) -> str:
+        mode = mode or self.mode
+        if mode == "none":
             return BASE_ADAPTER
-        if self.mode == "global":
+        if mode == "global":
             return GLOBAL_ADAPTER
         try:
             return self.personas[user]
@@ -170,28 +203,37 @@ class UserAgent:
             for k, (i, c) in enumerate(zip(item_ids, contexts, strict=True))
         ]
 
-    def _log_probs(self, requests: list[tuple[str, list[str], str]]) -> list[Any]:
-        """Full-vocabulary log-probabilities of the answers of every request.
+    def _log_probs(
+        self, requests: list[tuple[str, list[str], str]], modes: Sequence[AgentMode] = ()
+    ) -> list[Any]:
+        """Full-vocabulary log-probabilities of the answers of every request, per mode.
 
-        Users are processed in groups: each group's profile prefixes run once (one
-        batch, rows routed to their persona adapters), then every candidate item of the
-        group attends to its own user's cached prefix, in mixed-persona batches.
+        Users are processed in groups: each group's profile prefixes run once per
+        adapter (or come from the prefix cache), then every candidate item of the group
+        attends to its own user's prefix, in mixed-persona batches; the same prompt
+        asked of several modes shares the layers below the adapters.
+
+        Returns:
+            Per request, ``[len(modes) * n_items, vocab]`` (mode-major; one mode, this
+            agent's, when `modes` is empty).
         """
         import torch
 
+        modes = list(modes) or [self.mode]
         out: list[Any] = [None] * len(requests)
-        group = max(1, self.config.agents.score_batch_items // 4)
+        group = max(1, self.config.agents.score_batch_items // (4 * len(modes)))
         for start in range(0, len(requests), group):
             chunk = list(range(start, min(start + group, len(requests))))
             prefixes, adapters, items, owners = [], [], [], []
-            for slot, r in enumerate(chunk):
+            for r in chunk:
                 user, item_ids, task = requests[r]
-                prefixes.append(self.lm.encode_prefix(self.profiles[user]))
-                adapters.append(self._adapter(user))
-                questions = self._questions(user, item_ids, task)
-                for question in questions:
-                    items.append((slot, self.lm.encode_suffix(question)))
-                owners.extend([r] * len(questions))
+                suffixes = [self.lm.encode_suffix(q) for q in self._questions(user, item_ids, task)]
+                for mode in modes:
+                    slot = len(prefixes)
+                    prefixes.append(self.lm.encode_prefix(self.profiles[user]))
+                    adapters.append(self._adapter(user, mode))
+                    items.extend((slot, suffix) for suffix in suffixes)
+                    owners.extend([r] * len(suffixes))
             if not items:
                 for r in chunk:
                     out[r] = torch.empty(0, self.lm.model.config.vocab_size)
@@ -225,21 +267,47 @@ class UserAgent:
             digits before renormalising) and ``greedy_is_digit`` [n] (whether free
             greedy decoding would start with a rating).
         """
+        return self.rating_distributions_by_mode([self.mode], requests)[self.mode]
+
+    def rating_distributions_by_mode(
+        self, modes: Sequence[AgentMode], requests: Sequence[tuple[str, Sequence[str]]]
+    ) -> dict[AgentMode, list[dict[str, np.ndarray]]]:
+        """:meth:`rating_distributions` of several loaded modes in one pass (each prompt's
+        layers below the adapters run once for all of them)."""
+        clean = self._clean(requests)
+        modes = self._loaded(modes)
+        log_probs = self._log_probs([(u, items, "rate") for u, items in clean], modes)
+        out: dict[AgentMode, list[dict[str, np.ndarray]]] = {m: [] for m in modes}
+        for (user, items), lp in zip(clean, log_probs, strict=True):
+            for k, mode in enumerate(modes):
+                part = lp[k * len(items) : (k + 1) * len(items)]
+                out[mode].append(self._rating_distribution(user, items, part, mode))
+        return out
+
+    def _clean(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[str, list[str]]]:
         clean = [(str(u), [str(i) for i in items]) for u, items in requests]
         for user, items in clean:
             self._check(user, items)
-        log_probs = self._log_probs([(u, items, "rate") for u, items in clean])
-        return [
-            self._rating_distribution(user, items, lp)
-            for (user, items), lp in zip(clean, log_probs, strict=True)
-        ]
+        return clean
 
-    def _rating_distribution(self, user: str, items: list[str], lp: Any) -> dict[str, np.ndarray]:
+    def _loaded(self, modes: Sequence[AgentMode]) -> list[AgentMode]:
+        missing = [m for m in modes if m not in self.modes]
+        if missing:
+            raise ConfigError(
+                f"mode(s) {', '.join(missing)} not loaded (loaded: {', '.join(self.modes)}); "
+                "pass them to from_workdir(also=...)"
+            )
+        return list(dict.fromkeys(modes))
+
+    def _rating_distribution(
+        self, user: str, items: list[str], lp: Any, mode: AgentMode | None = None
+    ) -> dict[str, np.ndarray]:
         """The rating distribution from the answer log-probabilities of `items`."""
         import torch
 
         offsets = None
-        use_prior = self.mode != "none" and "logit" in self.config.agents.prior
+        mode = mode or self.mode
+        use_prior = mode != "none" and "logit" in self.config.agents.prior
         if use_prior and self.prior is not None and len(items):
             priors = torch.tensor(self.prior.predict(user, items), dtype=torch.float32)
             offsets = prior_logits(priors, self.config.agents.prior_sigma)
@@ -330,28 +398,34 @@ class UserAgent:
         self, requests: Sequence[tuple[str, Sequence[str]]]
     ) -> list[np.ndarray]:
         """P(yes) to "would you watch it?" for many users at once."""
-        clean = [(str(u), [str(i) for i in items]) for u, items in requests]
-        for user, items in clean:
-            self._check(user, items)
-        log_probs = self._log_probs([(u, items, "watch") for u, items in clean])
-        return [self._watch_probability(lp) for lp in log_probs]
+        return self.watch_probabilities_by_mode([self.mode], requests)[self.mode]
+
+    def watch_probabilities_by_mode(
+        self, modes: Sequence[AgentMode], requests: Sequence[tuple[str, Sequence[str]]]
+    ) -> dict[AgentMode, list[np.ndarray]]:
+        """:meth:`watch_probabilities` of several loaded modes in one pass."""
+        clean = self._clean(requests)
+        modes = self._loaded(modes)
+        log_probs = self._log_probs([(u, items, "watch") for u, items in clean], modes)
+        return {
+            mode: [
+                self._watch_probability(lp[k * len(items) : (k + 1) * len(items)])
+                for (_, items), lp in zip(clean, log_probs, strict=True)
+            ]
+            for k, mode in enumerate(modes)
+        }
 
     def page_scores(
         self, requests: Sequence[tuple[str, Sequence[str]]]
     ) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """P(watch) and the rating distribution of every item at once.
-
-        One pass per user over its profile prefix serves both questions, which is what
-        a session needs for each page (about half the cost of asking
-        :meth:`watch_probabilities` and then :meth:`rating_distributions`).
+        """P(watch) and the rating distribution of every item in one call (a session's
+        page), both questions after the user's prefix encoded once (or cached).
 
         Returns:
             Per request, ``(p_watch [n], rating distribution as in
             rating_distributions)``.
         """
-        clean = [(str(u), [str(i) for i in items]) for u, items in requests]
-        for user, items in clean:
-            self._check(user, items)
+        clean = self._clean(requests)
         log_probs = self._log_probs([(u, items, "watch+rate") for u, items in clean])
         out = []
         for (user, items), lp in zip(clean, log_probs, strict=True):
@@ -403,22 +477,30 @@ class UserAgent:
             The pairs with ``predicted`` (expectation), ``argmax``, ``digit_mass`` and
             ``greedy_is_digit``.
         """
-        groups = list(pairs.groupby("user_id", sort=False).indices.items())
-        results = self.rating_distributions(
-            [(u, pairs["item_id"].to_numpy()[idx].tolist()) for u, idx in groups]
-        )
-        out = pairs.copy()
-        for column in ("predicted", "argmax", "digit_mass", "greedy_is_digit"):
-            out[column] = np.nan
-        out["greedy_is_digit"] = out["greedy_is_digit"].astype(object)
-        for (_, idx), result in zip(groups, results, strict=True):
-            out.iloc[idx, out.columns.get_loc("predicted")] = result["expected"]
-            out.iloc[idx, out.columns.get_loc("argmax")] = result["argmax"]
-            out.iloc[idx, out.columns.get_loc("digit_mass")] = result["digit_mass"]
-            out.iloc[idx, out.columns.get_loc("greedy_is_digit")] = result["greedy_is_digit"]
-        out["greedy_is_digit"] = out["greedy_is_digit"].astype(bool)
-        return out
+        return self.predict_pairs_by_mode([self.mode], pairs)[self.mode]
 
+    def predict_pairs_by_mode(
+        self, modes: Sequence[AgentMode], pairs: pd.DataFrame
+    ) -> dict[AgentMode, pd.DataFrame]:
+        """:meth:`predict_pairs` of several loaded modes in one pass."""
+        groups = list(pairs.groupby("user_id", sort=False).indices.items())
+        results = self.rating_distributions_by_mode(
+            modes, [(u, pairs["item_id"].to_numpy()[idx].tolist()) for u, idx in groups]
+        )
+        out = {}
+        for mode, per_user in results.items():
+            frame = pairs.copy()
+            for column in ("predicted", "argmax", "digit_mass"):
+                frame[column] = np.nan
+            greedy = np.zeros(len(frame), dtype=bool)
+            for (_, idx), result in zip(groups, per_user, strict=True):
+                frame.iloc[idx, frame.columns.get_loc("predicted")] = result["expected"]
+                frame.iloc[idx, frame.columns.get_loc("argmax")] = result["argmax"]
+                frame.iloc[idx, frame.columns.get_loc("digit_mass")] = result["digit_mass"]
+                greedy[idx] = result["greedy_is_digit"]
+            frame["greedy_is_digit"] = greedy
+            out[mode] = frame
+        return out
 
 def verify_artifacts(workspace: Any, stages: list[str]) -> None:
     """Refuse artifacts that no longer match their manifest (corrupted or truncated).

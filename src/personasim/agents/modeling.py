@@ -12,10 +12,11 @@ frozen lower layers once, the LoRA-carrying top layers every epoch.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -23,9 +24,19 @@ import numpy as np
 
 from personasim.config import AgentConfig, LLMConfig
 from personasim.errors import BackendError
+from personasim.llm.device import pick_device, pick_dtype
 from personasim.llm.models import hf_model_path, model_identity, portable_name
 
-__all__ = ["AgentLM", "Pack", "PackedBatch", "answer_distribution", "collate", "with_prior"]
+__all__ = [
+    "AgentLM",
+    "Pack",
+    "PackedBatch",
+    "PrefixState",
+    "answer_distribution",
+    "block_mask",
+    "collate",
+    "with_prior",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +74,38 @@ class PackedBatch:
     adapters: list[str]
 
 
+def block_mask(segments: Any, dtype: Any, past_valid: Any = None) -> Any:
+    """The additive attention mask of every scoring and training pass.
+
+    A token sees the earlier tokens of the shared prefix (segment 0) and of its own
+    segment (an item, 1, 2, ...), never another item's; padding (-1) sees only itself
+    (no NaN). With `past_valid`, the keys start with a cached prefix of which the valid
+    positions are seen by every real token.
+
+    Args:
+        segments: ``[batch, length]`` segment of each token (-1 padding, 0 prefix, i item).
+        dtype: The mask's dtype (the model's).
+        past_valid: ``[batch, past]`` which cached-prefix keys are real, or None.
+
+    Returns:
+        ``[batch, 1, length, past + length]``: 0 where attended, the dtype's minimum
+        elsewhere.
+    """
+    import torch
+
+    width = segments.shape[1]
+    q, k = segments[:, :, None], segments[:, None, :]
+    causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()
+    allowed = causal & (k >= 0) & (q >= 0) & ((k == 0) | (k == q))
+    allowed |= torch.eye(width, dtype=torch.bool, device=segments.device)
+    if past_valid is not None:
+        past = past_valid[:, None, :] & (q >= 0)
+        allowed = torch.cat([past.expand(-1, width, -1), allowed], dim=-1)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
 def collate(packs: Sequence[Pack], pad_id: int, dtype: Any, device: str) -> PackedBatch:
     """Lay packs out in a padded batch with the block attention mask."""
     import torch
@@ -87,16 +130,9 @@ def collate(packs: Sequence[Pack], pad_id: int, dtype: Any, device: str) -> Pack
             rows.append(b)
             answer_pos.append(end - 1)
             start = end
-    seg = torch.from_numpy(segment)
-    q, k = seg[:, :, None], seg[:, None, :]
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    allowed = causal & (k >= 0) & (q >= 0) & ((k == 0) | (k == q))
-    allowed |= torch.eye(width, dtype=torch.bool)  # pad rows attend to themselves: no NaN
-    mask = torch.zeros(allowed.shape, dtype=dtype)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     return PackedBatch(
         input_ids=torch.from_numpy(ids).to(device),
-        mask=mask[:, None].to(device),
+        mask=block_mask(torch.from_numpy(segment), dtype).to(device),
         position_ids=torch.from_numpy(positions).to(device),
         rows=torch.tensor(rows, device=device),
         positions=torch.tensor(answer_pos, device=device),
@@ -145,20 +181,46 @@ class _Parts:
     head: Any
 
 
+@dataclass(frozen=True)
+class PrefixState:
+    """The keys and values of one prefix in a range of layers, per layer ``[kv_heads,
+    length, head_dim]`` (what its items attend to); for the layers below the adapters,
+    also the prefix's hidden state where they end ``[length, hidden]``."""
+
+    length: int
+    keys: tuple[Any, ...]
+    values: tuple[Any, ...]
+    hidden: Any = None
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held."""
+        tensors = (*self.keys, *self.values) + (() if self.hidden is None else (self.hidden,))
+        return sum(t.element_size() * t.nelement() for t in tensors)
+
+
 class AgentLM:
     """A causal LM prepared for scoring answers of packed prompts.
+
+    Every pass (training, packed scoring, scoring after a cached prefix) goes through
+    one layer loop (:meth:`layers`) with masks from one builder (:func:`block_mask`);
+    tests hold each path to the model's own forward pass on the full prompt.
 
     Args:
         model: A transformers causal LM (possibly wrapped by PEFT).
         tokenizer: Its tokenizer (with a chat template).
         device: "cpu" or "cuda".
+        prefix_cache_bytes: Bound of the cache of prefix keys/values (LRU by bytes).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, device: str, prefix_cache_bytes: int = 2 << 30
+    ) -> None:
+        from cachetools import LRUCache
+
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
-        self.dtype = next(model.parameters()).dtype
         self.pad_id = tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = tokenizer.eos_token_id
@@ -166,25 +228,28 @@ class AgentLM:
         self.yes_ids = self._spellings(("yes", "Yes"))
         self.no_ids = self._spellings(("no", "No"))
         self._parts = self._find_parts()
-        self._prefix_cache: dict[str, tuple[int, ...]] = {}
+        self.dtype = self._parts.embed.weight.dtype
+        self._cache_keyword = _cache_keyword(self._parts.layers[0])
+        self.prefix_states_cache: LRUCache = LRUCache(
+            maxsize=max(1, prefix_cache_bytes), getsizeof=lambda state: state.nbytes
+        )
 
     # --- loading -------------------------------------------------------------------------
 
     @classmethod
     def load(cls, config: AgentConfig) -> AgentLM:
-        """Load the base model of `config` (offline), in bf16 on CUDA, float32 on CPU."""
+        """Load the base model of `config` (offline) on its device, in its dtype
+        (`agents.dtype`: bf16 on CUDA and on CPUs with bf16 matrix units by default)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from personasim.llm.hf import pick_device
-
         device = pick_device(config.device)
+        dtype = pick_dtype(config.dtype, device)
         if device == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
             # Every core unless the standard OMP_NUM_THREADS says otherwise (set it to 1
             # when another job shares the cores).
             torch.set_num_threads(os.cpu_count() or 1)
         path = hf_model_path(LLMConfig(model=config.base_model))
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(
@@ -195,7 +260,7 @@ class AgentLM:
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        return cls(model, tokenizer, device)
+        return cls(model, tokenizer, device, prefix_cache_bytes=config.prefix_cache_mib << 20)
 
     @staticmethod
     def identity(config: AgentConfig) -> dict[str, Any]:
@@ -207,6 +272,11 @@ class AgentLM:
         """The base weights' name that means the same on every machine (what adapters
         record as their base)."""
         return portable_name(LLMConfig(model=config.base_model))
+
+    @property
+    def dtype_name(self) -> str:
+        """The compute dtype, e.g. "bfloat16"."""
+        return str(self.dtype).removeprefix("torch.")
 
     def _single_token(self, text: str) -> int:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
@@ -247,16 +317,13 @@ class AgentLM:
 
     # --- prompts --------------------------------------------------------------------------
 
+    @lru_cache(maxsize=65536)  # noqa: B019 - one AgentLM per process; profiles repeat
     def encode_prefix(self, profile_text: str) -> tuple[int, ...]:
-        """Token ids of the system turn holding a profile (cached per text)."""
-        cached = self._prefix_cache.get(profile_text)
-        if cached is None:
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "system", "content": profile_text}], tokenize=False
-            )
-            cached = tuple(self.tokenizer.encode(text, add_special_tokens=False))
-            self._prefix_cache[profile_text] = cached
-        return cached
+        """Token ids of the system turn holding a profile."""
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "system", "content": profile_text}], tokenize=False
+        )
+        return tuple(self.tokenizer.encode(text, add_special_tokens=False))
 
     @lru_cache(maxsize=65536)  # noqa: B019 - one AgentLM per process; questions repeat
     def encode_suffix(self, question: str) -> tuple[int, ...]:
@@ -298,32 +365,64 @@ class AgentLM:
             with self.model._enable_peft_forward_hooks(adapter_names=list(names)):
                 yield
 
-    def hidden(
-        self, batch: PackedBatch, start: int = 0, stop: int | None = None, hidden: Any = None
+    def layers(
+        self,
+        hidden: Any,
+        mask: Any,
+        positions: Any,
+        adapters: Sequence[str],
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        cache: Any = None,
     ) -> Any:
-        """Hidden states after layers ``[start, stop)`` (from the embeddings if start is 0)."""
+        """Run layers ``[start, stop)`` on `hidden`: the one layer loop of every pass.
+
+        Args:
+            hidden: ``[batch, length, hidden]`` input of layer `start`.
+            mask: From :func:`block_mask`.
+            positions: ``[batch, length]`` positions (rotary embeddings).
+            adapters: The adapter of each batch row.
+            cache: A transformers cache holding a prefix's keys/values, extended in place
+                by this pass (None: no cache).
+        """
         parts = self._parts
-        if hidden is None:
-            hidden = parts.embed(batch.input_ids)
-        position_embeddings = parts.rotary(hidden, batch.position_ids)
-        with self.adapters(batch.adapters):
+        position_embeddings = parts.rotary(hidden, positions)
+        extra = {} if cache is None else {self._cache_keyword: cache, "use_cache": True}
+        with self.adapters(adapters):
             for layer in parts.layers[start:stop]:
                 out = layer(
                     hidden,
-                    attention_mask=batch.mask,
-                    position_ids=batch.position_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
                     position_embeddings=position_embeddings,
+                    **extra,
                 )
                 hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 
-    def answer_log_probs(self, batch: PackedBatch, hidden: Any) -> Any:
-        """Full-vocabulary log-probabilities at the answer positions only ``[n, vocab]``."""
+    def hidden(
+        self, batch: PackedBatch, start: int = 0, stop: int | None = None, hidden: Any = None
+    ) -> Any:
+        """Hidden states of a packed batch after layers ``[start, stop)`` (from the
+        embeddings if `hidden` is None)."""
+        if hidden is None:
+            hidden = self._parts.embed(batch.input_ids)
+        return self.layers(
+            hidden, batch.mask, batch.position_ids, batch.adapters, start=start, stop=stop
+        )
+
+    def head_log_probs(self, hidden: Any) -> Any:
+        """Full-vocabulary log-probabilities ``[n, vocab]`` (float32) of final hidden
+        states ``[n, hidden]``."""
         import torch
 
-        picked = hidden[batch.rows, batch.positions]
-        logits = self._parts.head(self._parts.norm(picked)).float()
+        logits = self._parts.head(self._parts.norm(hidden)).float()
         return torch.log_softmax(logits, dim=-1)
+
+    def answer_log_probs(self, batch: PackedBatch, hidden: Any) -> Any:
+        """Full-vocabulary log-probabilities at the answer positions only ``[n, vocab]``."""
+        return self.head_log_probs(hidden[batch.rows, batch.positions])
 
     def score(self, packs: Sequence[Pack]) -> Any:
         """Log-probabilities of every answer of the packs (no gradients)."""
@@ -333,23 +432,103 @@ class AgentLM:
         with torch.inference_mode():
             return self.answer_log_probs(batch, self.hidden(batch))
 
-    def _run_layers(
-        self, hidden: Any, mask: Any, positions: Any, adapters: Sequence[str], cache: Any
-    ) -> Any:
-        parts = self._parts
-        position_embeddings = parts.rotary(hidden, positions)
-        with self.adapters(adapters):
-            for layer in parts.layers:
-                out = layer(
+    def lora_start(self) -> int:
+        """The first layer any loaded adapter changes: below it every adapter runs the
+        base model's layers, so prompts asked of several adapters share that work."""
+        configs = getattr(self.model, "peft_config", None) or {}
+        starts = []
+        for config in configs.values():
+            layers = getattr(config, "layers_to_transform", None)
+            if layers is None:
+                return 0
+            starts.append(min(layers) if isinstance(layers, list | tuple) else int(layers))
+        return min(starts, default=self.n_layers)
+
+    def prefix_states(
+        self, prefixes: Sequence[tuple[int, ...]], adapters: Sequence[str]
+    ) -> list[tuple[PrefixState, PrefixState]]:
+        """Each prefix's keys/values under its adapter: the layers below
+        :meth:`lora_start` (shared by every adapter) and those from it, from the bounded
+        cache or computed (the missing ones in one batch) and kept there."""
+        split = self.lora_start()
+        lower = self._states(
+            [("__lower__", split, p) for p in prefixes], 0, split, [None] * len(prefixes)
+        )
+        if split == self.n_layers:
+            empty = PrefixState(lower[0].length if lower else 0, (), ())
+            return [(low, replace(empty, length=low.length)) for low in lower]
+        top = self._states(
+            [(a, split, p) for p, a in zip(prefixes, adapters, strict=True)],
+            split,
+            self.n_layers,
+            lower,
+        )
+        return list(zip(lower, top, strict=True))
+
+    def _states(
+        self,
+        keys: Sequence[tuple[str, int, tuple[int, ...]]],
+        start: int,
+        stop: int,
+        inputs: Sequence[PrefixState | None],
+    ) -> list[PrefixState]:
+        """Prefix states of layers ``[start, stop)`` by cache key ``(adapter, split,
+        prefix)``; `inputs` holds each prefix's hidden state at `start` (None: from the
+        embeddings)."""
+        import torch
+        from transformers import DynamicCache
+
+        found: dict[tuple[str, int, tuple[int, ...]], PrefixState] = {}
+        missing: list[int] = []
+        for k, key in enumerate(keys):
+            if key in found or any(keys[m] == key for m in missing):
+                continue
+            state = self.prefix_states_cache.get(key)
+            if state is None:
+                missing.append(k)
+            else:
+                found[key] = state
+        if missing:
+            lengths = [len(keys[k][2]) for k in missing]
+            width = max(lengths)
+            segments = torch.full((len(missing), width), -1, dtype=torch.long)
+            ids = torch.full((len(missing), width), self.pad_id, dtype=torch.long)
+            for row, (k, n) in enumerate(zip(missing, lengths, strict=True)):
+                ids[row, :n] = torch.tensor(keys[k][2])
+                segments[row, :n] = 0
+            positions = torch.arange(width)[None].expand(len(missing), -1).to(self.device)
+            with torch.inference_mode():
+                if start == 0:
+                    hidden = self._parts.embed(ids.to(self.device))
+                else:
+                    hidden = torch.stack(
+                        [
+                            torch.nn.functional.pad(inputs[k].hidden, (0, 0, 0, width - n))
+                            for k, n in zip(missing, lengths, strict=True)
+                        ]
+                    )
+                cache = DynamicCache()
+                hidden = self.layers(
                     hidden,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    past_key_values=cache,
-                    use_cache=True,
-                    position_embeddings=position_embeddings,
+                    block_mask(segments, self.dtype).to(self.device),
+                    positions,
+                    [keys[k][0] if keys[k][0] != "__lower__" else BASE_ADAPTER for k in missing],
+                    start=start,
+                    stop=stop,
+                    cache=cache,
                 )
-                hidden = out[0] if isinstance(out, tuple) else out
-        return hidden
+                for row, (k, n) in enumerate(zip(missing, lengths, strict=True)):
+                    layers = cache.layers[start:stop]
+                    state = PrefixState(
+                        length=n,
+                        keys=tuple(layer.keys[row, :, :n].clone() for layer in layers),
+                        values=tuple(layer.values[row, :, :n].clone() for layer in layers),
+                        hidden=hidden[row, :n].clone() if start == 0 else None,
+                    )
+                    found[keys[k]] = state
+                    if state.nbytes <= self.prefix_states_cache.maxsize:
+                        self.prefix_states_cache[keys[k]] = state
+        return [found[key] for key in keys]
 
     def score_cached(
         self,
@@ -358,79 +537,116 @@ class AgentLM:
         items: Sequence[tuple[int, tuple[int, ...]]],
         chunk: int = 64,
     ) -> Any:
-        """Log-probabilities of answers whose prompts share prefixes, via a KV cache.
+        """Log-probabilities of answers whose prompts share prefixes.
 
-        Every prefix (one per user) runs once, all of them in one batch; its keys and
-        values are then copied to each of its items, and the item suffixes run in
-        batches of `chunk`, each attending to its own prefix's cache and to itself. Rows
-        of different adapters mix in one pass (PEFT's mixed-adapter batch).
+        Each prefix (one per user and adapter) is encoded once, or taken from the prefix
+        cache (:meth:`prefix_states`); the item suffixes run in batches of `chunk`
+        prompts, grouped by length (little padding), each attending to its own prefix's
+        keys and values and to itself. A prompt asked of several adapters (the same
+        user and item for the zero-shot, global and persona agents) runs the layers
+        below :meth:`lora_start` once; rows of different adapters mix in one pass
+        (PEFT's mixed-adapter batch).
 
         Args:
             prefixes: Token ids of each prefix.
             adapters: The adapter of each prefix.
             items: ``(prefix index, suffix token ids)`` per answer.
-            chunk: Suffixes per forward pass.
+            chunk: Distinct prompts per forward pass.
 
         Returns:
             ``[len(items), vocab]`` log-probabilities at each answer position.
         """
         import torch
+
+        split = self.lora_start()
+        states = self.prefix_states(prefixes, adapters)
+        # Distinct prompts (prefix tokens, suffix) and the answers asking each.
+        prompt_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        prompts: list[tuple[int, tuple[int, ...]]] = []
+        askers: list[list[int]] = []
+        for k, (p, suffix) in enumerate(items):
+            key = (prefixes[p], suffix)
+            if key not in prompt_index:
+                prompt_index[key] = len(prompts)
+                prompts.append((p, suffix))
+                askers.append([])
+            askers[prompt_index[key]].append(k)
+        order = sorted(range(len(prompts)), key=lambda u: (len(prompts[u][1]), prompts[u][0]))
+        out: list[Any] = [None] * len(items)
+        with torch.inference_mode():
+            for begin in range(0, len(order), chunk):
+                part = order[begin : begin + chunk]
+                lengths = torch.tensor([len(prompts[u][1]) for u in part])
+                width = int(lengths.max())
+                ids = torch.full((len(part), width), self.pad_id, dtype=torch.long)
+                segments = torch.full((len(part), width), -1, dtype=torch.long)
+                for row, u in enumerate(part):
+                    ids[row, : lengths[row]] = torch.tensor(prompts[u][1])
+                    segments[row, : lengths[row]] = 1
+                owners = [prompts[u][0] for u in part]
+                hidden = self._parts.embed(ids.to(self.device))
+                if split:
+                    hidden = self._items_pass(
+                        hidden, segments, [states[p][0] for p in owners],
+                        [BASE_ADAPTER] * len(part), 0, split,
+                    )
+                rows = [(row, k) for row, u in enumerate(part) for k in askers[u]]
+                pick = torch.tensor([row for row, _ in rows])
+                if split < self.n_layers:
+                    hidden = self._items_pass(
+                        hidden[pick.to(self.device)],
+                        segments[pick],
+                        [states[items[k][0]][1] for _, k in rows],
+                        [adapters[items[k][0]] for _, k in rows],
+                        split,
+                        self.n_layers,
+                    )
+                else:
+                    hidden = hidden[pick.to(self.device)]
+                last = hidden[torch.arange(len(rows)), (lengths[pick] - 1).to(self.device)]
+                for (_, k), row in zip(rows, self.head_log_probs(last), strict=True):
+                    out[k] = row
+        if not out:
+            return torch.empty(0, self._parts.head.out_features)
+        return torch.stack(out)
+
+    def _items_pass(
+        self,
+        hidden: Any,
+        segments: Any,
+        past: Sequence[PrefixState],
+        adapters: Sequence[str],
+        start: int,
+        stop: int,
+    ) -> Any:
+        """Item suffixes through layers ``[start, stop)``, each row after its prefix's
+        keys and values in those layers."""
+        import torch
         from transformers import DynamicCache
 
-        minimum = torch.finfo(self.dtype).min
-        lengths = torch.tensor([len(p) for p in prefixes], device=self.device)
-        width = int(lengths.max())
-        ids = torch.full((len(prefixes), width), self.pad_id, dtype=torch.long)
-        for row, prefix in enumerate(prefixes):
-            ids[row, : len(prefix)] = torch.tensor(prefix)
-        ids = ids.to(self.device)
-        key_ok = torch.arange(width, device=self.device)[None, :] < lengths[:, None]
-        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
-        allowed = (causal[None] & key_ok[:, None, :]) | torch.eye(
-            width, dtype=torch.bool, device=self.device
+        distinct = list(dict.fromkeys(id(s) for s in past))
+        by_id = {id(s): s for s in past}
+        where = torch.tensor([distinct.index(id(s)) for s in past])
+        width = max(s.length for s in past)
+        valid = torch.zeros(len(distinct), width, dtype=torch.bool)
+        for row, sid in enumerate(distinct):
+            valid[row, : by_id[sid].length] = True
+        cache = DynamicCache()
+        for layer in range(start, stop):
+            keys = _padded([by_id[sid].keys[layer - start] for sid in distinct], width)
+            values = _padded([by_id[sid].values[layer - start] for sid in distinct], width)
+            cache.update(keys[where.to(keys.device)], values[where.to(keys.device)], layer)
+        lengths = torch.tensor([s.length for s in past])
+        positions = lengths[:, None] + torch.arange(segments.shape[1])[None]
+        return self.layers(
+            hidden,
+            block_mask(segments, self.dtype, valid[where]).to(self.device),
+            positions.to(self.device),
+            adapters,
+            start=start,
+            stop=stop,
+            cache=cache,
         )
-        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
-        mask.masked_fill_(~allowed, minimum)
-        positions = torch.arange(width, device=self.device)[None].expand(len(prefixes), -1)
-        out = []
-        with torch.inference_mode():
-            cache = DynamicCache()
-            self._run_layers(self._parts.embed(ids), mask[:, None], positions, adapters, cache)
-            prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
-            for start in range(0, len(items), chunk):
-                part = items[start : start + chunk]
-                owner = torch.tensor([i for i, _ in part], device=self.device)
-                s_len = torch.tensor([len(s) for _, s in part], device=self.device)
-                s_width = int(s_len.max())
-                s_ids = torch.full((len(part), s_width), self.pad_id, dtype=torch.long)
-                for row, (_, suffix) in enumerate(part):
-                    s_ids[row, : len(suffix)] = torch.tensor(suffix)
-                s_ids = s_ids.to(self.device)
-                s_pos = lengths[owner][:, None] + torch.arange(s_width, device=self.device)[None]
-                to_prefix = key_ok[owner][:, None, :].expand(-1, s_width, -1)
-                s_ok = torch.arange(s_width, device=self.device)[None, :] < s_len[:, None]
-                to_self = (
-                    torch.ones(s_width, s_width, dtype=torch.bool, device=self.device).tril()[None]
-                    & s_ok[:, None, :]
-                )
-                to_self |= torch.eye(s_width, dtype=torch.bool, device=self.device)[None]
-                allowed = torch.cat([to_prefix, to_self], dim=-1)
-                s_mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
-                s_mask.masked_fill_(~allowed, minimum)
-                expanded = DynamicCache()
-                for layer_idx, (keys, values) in enumerate(prefix_kv):
-                    expanded.update(keys[owner], values[owner], layer_idx)
-                hidden = self._run_layers(
-                    self._parts.embed(s_ids),
-                    s_mask[:, None],
-                    s_pos,
-                    [adapters[i] for i, _ in part],
-                    expanded,
-                )
-                last = hidden[torch.arange(len(part), device=self.device), s_len - 1]
-                logits = self._parts.head(self._parts.norm(last)).float()
-                out.append(torch.log_softmax(logits, dim=-1))
-        return torch.cat(out)
 
     def generate(
         self,
@@ -477,3 +693,19 @@ class AgentLM:
                         generated[row, width:], skip_special_tokens=True
                     ).strip()
         return out
+
+
+def _padded(tensors: Sequence[Any], length: int) -> Any:
+    """``[kv_heads, n, head_dim]`` tensors stacked, each zero-padded to `length`."""
+    import torch
+
+    return torch.stack(
+        [torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1])) for t in tensors]
+    )
+
+
+def _cache_keyword(layer: Any) -> str:
+    """How a decoder layer takes its cache: ``cache`` (transformers 5.x) or
+    ``past_key_values`` (before; deprecated from 5.x, removed in 5.40)."""
+    parameters = inspect.signature(layer.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"

@@ -10,6 +10,9 @@ Three paths, selected by the configuration, measured against each other by
   the frozen lower layers' outputs for every pack are computed once, before the first
   epoch, and each epoch runs the top layers only.
 
+In bfloat16 (`agents.dtype`), the base runs in bf16 under autocast while the LoRA
+weights and the optimiser state stay float32.
+
 The rating loss is cross-entropy on the digit and/or the squared error of the expected
 rating over the digits; with the logit prior, a Gaussian log-prior centred on the CF
 prediction is added to the digit logits, so the adapter learns corrections to CF.
@@ -223,6 +226,11 @@ def train_adapter(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1.0 - step / max(total_steps, 1))
     )
+    # In bf16 the frozen base runs in bf16 and the LoRA weights, their gradients and the
+    # optimiser state stay float32 (autocast casts them for the matmuls).
+    autocast = torch.autocast(
+        device_type=lm.device, dtype=torch.bfloat16, enabled=lm.dtype == torch.bfloat16
+    )
     lm.model.train()
     curve: list[tuple[int, float]] = []
     every = max(1, total_steps // 100)
@@ -231,8 +239,11 @@ def train_adapter(
     for _ in range(config.epochs):
         for i in rng.permutation(len(batches)):
             batch = batches[i]
-            hidden = lm.hidden(batch, split, None, hidden=cached[i]) if split else lm.hidden(batch)
-            loss = batch_loss(lm, batch, hidden, groups[i], config)
+            with autocast:
+                hidden = (
+                    lm.hidden(batch, split, None, hidden=cached[i]) if split else lm.hidden(batch)
+                )
+                loss = batch_loss(lm, batch, hidden, groups[i], config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -67,9 +67,11 @@ def serve(
         )
     if not keys:
         logger.warning("no API keys (PERSONASIM_API_KEYS): every request is accepted")
-    agent = UserAgent.from_workdir(workdir, mode=mode)  # type: ignore[arg-type]
-    service = AgentService(agent, workdir, blend=blend)
-    service.load_activity()
+    # The server answers /healthz ("loading") at once; the routes wait for the agents.
+    service = AgentService(None, workdir, blend=blend)
+    service.load_in_background(
+        lambda: UserAgent.from_workdir(workdir, mode=mode)  # type: ignore[arg-type]
+    )
     settings = ServeSettings(
         api_keys=keys,
         max_body_bytes=max_body_kb * 1024,

@@ -10,24 +10,13 @@ from typing import Any
 from personasim.config import LLMConfig
 from personasim.errors import BackendError
 from personasim.llm.base import GenerationRequest
-from personasim.llm.device import fitting_batch
+from personasim.llm.device import fitting_batch, pick_device, pick_dtype
 from personasim.llm.models import hf_model_path, model_identity
 from personasim.llm.registry import register_generator
 
-__all__ = ["HFGenerator", "pick_device"]
+__all__ = ["HFGenerator"]
 
 logger = logging.getLogger(__name__)
-
-
-def pick_device(setting: str) -> str:
-    """ "cuda" when asked for or ("auto") present, else "cpu"."""
-    import torch
-
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise BackendError("llm.device = 'cuda' but no CUDA device is available")
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
 
 
 @register_generator("hf")
@@ -36,7 +25,8 @@ class HFGenerator:
 
     Prompts are rendered with the model's chat template, sorted by length (less
     padding) and generated `llm.batch_size` at a time with left padding. Greedy unless
-    a request asks for a temperature. On CUDA the model runs in bf16.
+    a request asks for a temperature, in `llm.dtype` (bf16 on CUDA and on CPUs with bf16
+    matrix units by default).
     """
 
     def __init__(self, config: LLMConfig) -> None:
@@ -50,7 +40,7 @@ class HFGenerator:
             omp = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
             torch.set_num_threads(config.threads or omp or os.cpu_count() or 1)
         path = hf_model_path(config)
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        dtype = pick_dtype(config.dtype, self.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(
@@ -65,7 +55,7 @@ class HFGenerator:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._identity = {"backend": "hf", **model_identity(config)}
+        self._identity = {"backend": "hf", **model_identity(config), "dtype": str(dtype)[6:]}
 
     def identity(self) -> dict[str, Any]:
         """Backend and weights."""

@@ -68,6 +68,9 @@ PREDICTIONS_COLUMNS = ["user_id", "item_id", "rating", "predicted", "model", "pe
 AGENT_MODES = {"zero-shot": "none", "global-lora": "global", "persona-lora": "persona"}
 """Evaluated agent model -> UserAgent mode."""
 
+_Ratings = list[tuple[str, pd.DataFrame, dict[str, Any]]]
+"""(model, its test predictions, its note) per agent model."""
+
 TASTE_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 """Per-list taste-alignment metrics, averaged over users."""
 
@@ -255,9 +258,9 @@ class EvaluateStage(Stage):
         if lists is not None:
             taste_scores += self._baseline_taste(lists, fitted, checkpoints / f"t{taste_key}")
         generations: list[pd.DataFrame] = []
-        for name in agent_models:
-            ratings, taste, generated = self._agent(
-                name,
+        if agent_models:
+            ratings, taste, generations = self._agents(
+                agent_models,
                 pairs,
                 lists,
                 checkpoints / f"r{rating_key}",
@@ -268,10 +271,7 @@ class EvaluateStage(Stage):
             for model, frame, note in ratings:
                 frames.append(frame)
                 notes[model] = note
-            if taste is not None:
-                taste_scores.append(taste)
-            if generated is not None:
-                generations.append(generated)
+            taste_scores += taste
 
         predictions = pd.concat(frames, ignore_index=True)
         if "greedy_is_digit" in predictions:
@@ -389,80 +389,121 @@ class EvaluateStage(Stage):
             names.append(name)
         return names
 
-    def _agent(
+    def _agents(
         self,
-        name: str,
+        names: list[str],
         pairs: pd.DataFrame,
         lists: dict[str, Any] | None,
         rating_dir: Path,
         taste_dir: Path,
         previous: pd.DataFrame | None,
         previous_notes: dict[str, Any],
-    ) -> tuple[
-        list[tuple[str, pd.DataFrame, dict[str, Any]]], pd.DataFrame | None, pd.DataFrame | None
-    ]:
-        """One agent model: its test ratings (also without Ml when asked), taste scores
-        and free answers (each restored from a checkpoint when there; the model loads
-        only if needed)."""
+    ) -> tuple[_Ratings, list[pd.DataFrame], list[pd.DataFrame]]:
+        """The agent models: their test ratings (also without Ml when asked), taste
+        scores and free answers. What a checkpoint holds is restored; the rest is scored
+        by one model holding every mode's adapters, all modes in one pass (a prompt's
+        layers below the adapters run once for all of them). The model loads only if
+        needed."""
         from personasim.agents import UserAgent
 
         cfg = self.config.evaluate
-        mode = AGENT_MODES[name]
+        modes = {name: AGENT_MODES[name] for name in names}
         taste_dir.mkdir(parents=True, exist_ok=True)
-        agent: Any = None
+        shared: Any = None
 
         def load() -> Any:
-            nonlocal agent
-            if agent is None:
-                agent = UserAgent.from_workdir(self.workspace.root, mode=mode)  # type: ignore[arg-type]
-            return agent
+            nonlocal shared
+            if shared is None:
+                wanted = list(modes.values())
+                shared = UserAgent.from_workdir(
+                    self.workspace.root, mode=wanted[0], also=wanted[1:]  # type: ignore[arg-type]
+                )
+            return shared
 
-        restored = _restore(name, rating_dir, previous, previous_notes)
-        if restored is not None:
-            frame, note = restored
-        else:
-            executor = get_executor(self.config.scale)
-            asked = pairs[["user_id", "item_id", "rating"]]
-            if executor.name == "in-process":
-                with progress(f"rating with {name}", total=None):
-                    scored = load().predict_pairs(asked)
-            else:
-                scored = executor.score_pairs(self.workspace.root, mode, asked)
-            frame = scored.assign(model=name, valid=True)
-            note = self._agent_note(mode, scored)
-            _checkpoint(name, rating_dir, frame, note)
-        ratings = [(name, frame, note)]
-        if cfg.without_rationales and mode != "none" and self.config.agents.use_rationales:
-            bare = f"{name}-ms"
-            restored = _restore(bare, rating_dir, previous, previous_notes)
-            if restored is None:
-                agent = load()
-                index, agent.index = agent.index, None  # no retrieved rationale
-                with progress(f"rating with {bare}", total=None):
-                    scored = agent.predict_pairs(pairs[["user_id", "item_id", "rating"]])
-                agent.index = index
-                note = {**self._agent_note(mode, scored), "context": "Ms (Ml left out)"}
-                restored = (scored.assign(model=bare, valid=True), note)
-                _checkpoint(bare, rating_dir, *restored)
-            ratings.append((bare, *restored))
-
-        taste = None
-        if lists is not None:
-            taste = _checkpointed(
-                taste_dir / f"{name}.parquet",
-                _model_rows(self._previous.get("taste_scores.parquet"), name),
-                lambda: _watch_scores(load(), lists["pairs"], name),
+        asked = pairs[["user_id", "item_id", "rating"]]
+        ratings = self._agent_ratings(
+            {name: name for name in names}, modes, asked, load, rating_dir, previous,
+            previous_notes, "",
+        )
+        if cfg.without_rationales and self.config.agents.use_rationales:
+            bare = {f"{n}-ms": n for n in names if modes[n] != "none"}
+            ratings += self._agent_ratings(
+                bare, modes, asked, load, rating_dir, previous, previous_notes, "Ms (Ml left out)"
             )
-        generated = None
+
+        taste: list[pd.DataFrame] = []
+        if lists is not None:
+            earlier = self._previous.get("taste_scores.parquet")
+            found = {}
+            for name in names:
+                path = taste_dir / f"{name}.parquet"
+                found[name] = read_parquet(path) if path.exists() else _model_rows(earlier, name)
+            todo = {n: modes[n] for n in names if found[n] is None}
+            if todo:
+                for name, frame in _watch_scores(load(), lists["pairs"], todo).items():
+                    write_parquet(frame, taste_dir / f"{name}.parquet")
+                    found[name] = frame
+            taste = [found[name] for name in names]
+
+        generated: list[pd.DataFrame] = []
         if cfg.free_generation_pairs:
             settings = _generation_key(json.loads(cfg.model_dump_json()))
-            generated = _checkpointed(
-                taste_dir / f"{name}.generated-{settings}.parquet",
-                _model_rows(self._previous.get("free_generation.parquet"), name),
-                lambda: self._free_answers(load(), name, pairs),
-            )
-        del agent
+            for name in names:
+                generated.append(
+                    _checkpointed(
+                        taste_dir / f"{name}.generated-{settings}.parquet",
+                        _model_rows(self._previous.get("free_generation.parquet"), name),
+                        lambda name=name: self._free_answers(
+                            load().as_mode(modes[name]), name, pairs
+                        ),
+                    )
+                )
         return ratings, taste, generated
+
+    def _agent_ratings(
+        self,
+        models: dict[str, str],
+        modes: dict[str, str],
+        asked: pd.DataFrame,
+        load: Callable[[], Any],
+        folder: Path,
+        previous: pd.DataFrame | None,
+        previous_notes: dict[str, Any],
+        context: str,
+    ) -> _Ratings:
+        """Test ratings of agent `models` (model -> the agent model it varies; `context`:
+        the rationale left out), from checkpoints or scored together."""
+        done = {m: _restore(m, folder, previous, previous_notes) for m in models}
+        todo = [m for m in models if done[m] is None]
+        if todo:
+            executor = get_executor(self.config.scale)
+            wanted = [modes[models[m]] for m in todo]
+            if executor.name == "in-process" or context:
+                agent = load()
+                index = agent.index
+                if context:
+                    agent.index = None  # no retrieved rationale
+                try:
+                    with progress(f"rating with {', '.join(todo)}", total=None):
+                        scored = agent.predict_pairs_by_mode(wanted, asked)
+                finally:
+                    agent.index = index
+                by_model = {m: scored[mode] for m, mode in zip(todo, wanted, strict=True)}
+                dtype = agent.lm.dtype_name
+            else:
+                root = self.workspace.root
+                dtype = self.config.agents.dtype  # resolved on each worker
+                by_model = {
+                    m: executor.score_pairs(root, mode, asked)
+                    for m, mode in zip(todo, wanted, strict=True)
+                }
+            for m, mode in zip(todo, wanted, strict=True):
+                note = {**self._agent_note(mode, by_model[m]), "dtype": dtype}
+                if context:
+                    note["context"] = context
+                done[m] = (by_model[m].assign(model=m, valid=True), note)
+                _checkpoint(m, folder, *done[m])
+        return [(m, *done[m]) for m in models]  # type: ignore[misc]
 
     def _agent_note(self, mode: str, scored: pd.DataFrame) -> dict[str, Any]:
         agents_cfg = self.config.agents
@@ -768,16 +809,24 @@ def _restore(
     return None
 
 
-def _watch_scores(agent: Any, pairs: pd.DataFrame, name: str) -> pd.DataFrame:
-    """P(yes) of an agent for every (user, item) pair, users in groups of 8."""
+def _watch_scores(
+    agent: Any, pairs: pd.DataFrame, modes: dict[str, str]
+) -> dict[str, pd.DataFrame]:
+    """P(yes) of each agent model (name -> mode) for every (user, item) pair, all modes
+    in one pass, users in groups of 8."""
     groups = list(pairs.groupby("user_id", sort=True).indices.items())
-    scores = np.full(len(pairs), np.nan)
+    scores = {name: np.full(len(pairs), np.nan) for name in modes}
     items = pairs["item_id"].astype(str).to_numpy()
-    with progress(f"taste lists: {name}", total=len(pairs), unit="decisions") as advance:
+    label = ", ".join(modes)
+    total = len(pairs) * len(modes)
+    with progress(f"taste lists: {label}", total=total, unit="decisions") as advance:
         for start in range(0, len(groups), 8):
             chunk = groups[start : start + 8]
-            probs = agent.watch_probabilities([(u, items[idx].tolist()) for u, idx in chunk])
-            for (_, idx), p in zip(chunk, probs, strict=True):
-                scores[idx] = p
-            advance(sum(len(idx) for _, idx in chunk))
-    return pairs.assign(model=name, score=scores)
+            probs = agent.watch_probabilities_by_mode(
+                list(modes.values()), [(u, items[idx].tolist()) for u, idx in chunk]
+            )
+            for name, mode in modes.items():
+                for (_, idx), p in zip(chunk, probs[mode], strict=True):
+                    scores[name][idx] = p
+            advance(sum(len(idx) for _, idx in chunk) * len(modes))
+    return {name: pairs.assign(model=name, score=scores[name]) for name in modes}

@@ -107,6 +107,7 @@ class TrainStage(Stage):
             rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
             with progress("embedding rationales", total=None):
                 index = RationaleIndex(rationales, records)
+                index.save(out)  # the agents load these instead of embedding again
         examples = build_examples(
             train, records, cfg, oof_prior=oof, prior=prior, index=index, seed=seed
         )
@@ -219,7 +220,7 @@ def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str
             job.examples, job.texts, lm, items_per_pack=cfg.items_per_pack, adapter="default"
         )
         result = train_adapter(lm, packs, cfg, seed=job.seed, on_step=on_step)
-        meta = {"adapter": job.name, "users": job.users, **result.as_dict()}
+        meta = {"adapter": job.name, "users": job.users, "dtype": lm.dtype_name, **result.as_dict()}
         save_adapter(lm.model, job.folder, meta, base_name=AgentLM.portable_base(cfg))
         logger.info(
             "train: adapter %s, %d examples, %.1f examples/s",

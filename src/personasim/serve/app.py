@@ -144,6 +144,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "request body too large"),
         (422, "invalid request"),
         (500, "internal error"),
+        (503, "the agents are still loading (or failed to load)"),
     )
 }
 
@@ -189,10 +190,18 @@ class _BodyLimit:
 
 
 class AgentService:
-    """The agents, their lock and the cold-start placement behind the routes."""
+    """The agents, their lock and the cold-start placement behind the routes.
+
+    Give the agents, or start with none and :meth:`load_in_background`: the service
+    then answers ``/healthz`` at once and ``503 loading`` elsewhere until they are ready.
+    """
 
     def __init__(self, agent: Any, workdir: Path, *, blend: bool = False) -> None:
-        self.agent = agent
+        self._agent = agent
+        self._ready = threading.Event()
+        if agent is not None:
+            self._ready.set()
+        self.load_error: str | None = None
         self.workdir = workdir
         self.blend = blend
         """Cold-start users answered by an adapter blended from their soft membership
@@ -201,6 +210,42 @@ class AgentService:
         self._personas: Any = None
         self._activity: dict[str, int] = {}
         self.cold: dict[str, str] = {}
+
+    @property
+    def agent(self) -> Any:
+        """The agents; a 503 answer while they load (or failed to)."""
+        if not self._ready.is_set():
+            if self.load_error is not None:
+                raise _ApiError(503, "load_failed", f"the agents failed to load: {self.load_error}")
+            raise _ApiError(503, "loading", "the agents are loading; retry shortly")
+        return self._agent
+
+    @property
+    def state(self) -> str:
+        """ "ready", "loading" or "failed"."""
+        if self._ready.is_set():
+            return "ready"
+        return "failed" if self.load_error is not None else "loading"
+
+    def load_in_background(self, loader: Any) -> threading.Thread:
+        """Call `loader()` (returning the agents) on a thread; the service is ready when
+        it returns (and the users' activity is read)."""
+
+        def load() -> None:
+            try:
+                agent = loader()
+                self._agent = agent
+                self.load_activity()
+            except Exception as e:  # reported by /healthz and every route
+                logger.exception("loading the agents failed")
+                self.load_error = f"{type(e).__name__}: {e}"
+                return
+            self._ready.set()
+            logger.info("agents ready")
+
+        thread = threading.Thread(target=load, name="personasim-load-agents", daemon=True)
+        thread.start()
+        return thread
 
     def load_activity(self) -> None:
         """Activity levels of the run's users (session patience)."""
@@ -340,7 +385,11 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        """Liveness and what is loaded."""
+        """Liveness, answered at once: "ok" when the agents are ready, else "loading"
+        (or "failed", with the error)."""
+        if service.state != "ready":
+            status = "loading" if service.state == "loading" else "failed"
+            return {"status": status, "error": service.load_error}
         return {
             "status": "ok",
             "mode": service.agent.mode,
@@ -348,6 +397,12 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
             "batches": batcher.stats.batches,
             "requests": batcher.stats.requests,
         }
+
+    @app.get("/readyz", responses=_ERRORS)
+    async def readyz() -> dict[str, Any]:
+        """Readiness: 200 once the agents answer, 503 while they load."""
+        service.agent  # noqa: B018 - raises the 503 while loading
+        return {"status": "ready"}
 
     @app.get("/v1/personas", dependencies=[Depends(authorised)], responses=_ERRORS)
     async def personas() -> dict[str, Any]:
