@@ -11,7 +11,8 @@ same work and must reach the same decisions:
 - batched one-pass (``one_pass=True``): both questions of a page's items
   in one pass over each user's prefix (``UserAgent.page_scores``).
 
-Each path runs in its own process, so each peak memory is its own.
+Each path runs in its own process, so each peak memory is its own. Every row also says
+what 1,000 such sessions cost on this machine (wall minutes and CPU-seconds).
 
     .venv/bin/python benchmarks/simulate_sessions.py [--users 16] [--pages 3]
 """
@@ -52,7 +53,7 @@ def _pages(workdir: str, n_pages: int) -> dict[str, list[list[str]]]:
     return {u: pages_of(ranking, history[u], 4, n_pages) for u in sorted(history)}
 
 
-def _run(workdir: str, n_pages: int, path: str) -> tuple[float, int, int]:
+def _run(workdir: str, n_pages: int, path: str) -> tuple[float, int, int, float]:
     from personasim import UserAgent
     from personasim.config import SimulateConfig
     from personasim.simulation import run_sessions
@@ -63,17 +64,17 @@ def _run(workdir: str, n_pages: int, path: str) -> tuple[float, int, int]:
     first = next(iter(pages))
     agent.page_scores([(first, pages[first][0])])  # warm caches (item embeddings)
     users = agent if path == "batched one-pass" else _TwoPass(agent)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if path == "naive":
         logs = [run_sessions(users, {u: p}, {}, cfg, seed=0, label="b") for u, p in pages.items()]
         events = [log.events for log in logs]
     else:
         one_pass = path == "batched one-pass"
         events = [run_sessions(users, pages, {}, cfg, seed=0, label="b", one_pass=one_pass).events]
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     shown = sum(len(e) for e in events)
     watched = sum(int(e["watched"].sum()) for e in events)
-    return seconds, shown, watched
+    return seconds, shown, watched, cpu
 
 
 def measure(users: int = 16, pages: int = 3) -> list[Row]:
@@ -82,8 +83,12 @@ def measure(users: int = 16, pages: int = 3) -> list[Row]:
     with tempfile.TemporaryDirectory() as workdir:
         _setup(workdir, users)
         for path in ("naive", "batched", "batched one-pass"):
-            (seconds, shown, watched), peak = isolated(_run, workdir, pages, path)
-            note = f"{users} ml-100k users x {pages} pages of 4; {watched} watched (rated)"
+            (seconds, shown, watched, cpu), peak = isolated(_run, workdir, pages, path)
+            per = 1000 / users  # sessions of full patience: every page is shown
+            note = (
+                f"{users} ml-100k users x {pages} pages of 4; {watched} watched (rated); "
+                f"per 1,000 sessions: {seconds * per / 60:.0f} min, {cpu * per:,.0f} CPU-s"
+            )
             rows.append(Row("simulate", path, shown, "items", seconds, peak, path == "naive", note))
     return rows
 

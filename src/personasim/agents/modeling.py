@@ -14,9 +14,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +25,7 @@ from personasim.config import AgentConfig, LLMConfig
 from personasim.errors import BackendError
 from personasim.llm.device import pick_device, pick_dtype
 from personasim.llm.models import hf_model_path, model_identity, portable_name
+from personasim.scale.threads import configure_threads
 
 __all__ = [
     "AgentLM",
@@ -240,15 +240,14 @@ class AgentLM:
     def load(cls, config: AgentConfig) -> AgentLM:
         """Load the base model of `config` (offline) on its device, in its dtype
         (`agents.dtype`: bf16 on CUDA and on CPUs with bf16 matrix units by default)."""
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = pick_device(config.device)
         dtype = pick_dtype(config.dtype, device)
-        if device == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-            # Every core unless the standard OMP_NUM_THREADS says otherwise (set it to 1
-            # when another job shares the cores).
-            torch.set_num_threads(os.cpu_count() or 1)
+        if device == "cpu":
+            # Every core unless OMP_NUM_THREADS says otherwise (set it to 1 when another
+            # job shares the cores), also after LensKit set torch to one thread.
+            configure_threads()
         path = hf_model_path(LLMConfig(model=config.base_model))
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -454,9 +453,8 @@ class AgentLM:
         lower = self._states(
             [("__lower__", split, p) for p in prefixes], 0, split, [None] * len(prefixes)
         )
-        if split == self.n_layers:
-            empty = PrefixState(lower[0].length if lower else 0, (), ())
-            return [(low, replace(empty, length=low.length)) for low in lower]
+        if split == self.n_layers:  # no adapter: the lower part is the whole model
+            return [(low, PrefixState(low.length, (), ())) for low in lower]
         top = self._states(
             [(a, split, p) for p, a in zip(prefixes, adapters, strict=True)],
             split,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ from personasim.llm.base import GenerationRequest
 from personasim.llm.device import fitting_batch, pick_device, pick_dtype
 from personasim.llm.models import hf_model_path, model_identity
 from personasim.llm.registry import register_generator
+from personasim.scale.threads import configure_threads
 
 __all__ = ["HFGenerator"]
 
@@ -30,15 +30,13 @@ class HFGenerator:
     """
 
     def __init__(self, config: LLMConfig) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.config = config
         self.device = pick_device(config.device)
         if self.device == "cpu":
-            # A Ray worker (or a user) sets OMP_NUM_THREADS to its share of the cores.
-            omp = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-            torch.set_num_threads(config.threads or omp or os.cpu_count() or 1)
+            # llm.threads, else OMP_NUM_THREADS (a Ray worker's share), else every core
+            configure_threads(config.threads)
         path = hf_model_path(config)
         dtype = pick_dtype(config.dtype, self.device)
         try:
