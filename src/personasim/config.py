@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveFloat,
     PositiveInt,
     ValidationError,
     field_validator,
@@ -238,13 +239,31 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 class SimulateConfig(_Section):
     """Recommenders evaluated by simulated sessions with the agents (stage `simulate`)."""
 
-    recommenders: list[str] = ["random", "popular", "itemknn", "mf"]
-    """Recommenders to compare: the LensKit built-ins ("random", "popular", "itemknn",
-    "mf"), names of `plugins`, or names registered under the `personasim.recommenders`
-    entry point. Empty: the stage does nothing."""
+    recommenders: list[str] = [
+        "random",
+        "popular",
+        "itemknn",
+        "userknn",
+        "mf",
+        "bpr",
+        "unpopular",
+    ]
+    """Recommenders to compare: the built-ins ("random", "popular", "itemknn", "userknn",
+    "mf" (implicit ALS), "bpr", and the deliberately poor "unpopular"), names of
+    `plugins`, or names registered under the `personasim.recommenders` entry point.
+    Empty: the stage does nothing."""
     plugins: dict[str, str] = {}
     """Your own recommenders, name = "module:object" (see the README: a class with
     fit(training) and recommend(user_id, history, n), or a function)."""
+    other_watch_priors: list[Literal["popularity", "itemknn", "implicit_mf"]] = []
+    """Simulate the sessions again with the agents' watch prior swapped for each of
+    these implicit scorers (same adapters, same pages): if the ranking of the
+    recommenders follows the prior rather than the held-out log, a simulator whose
+    prior is item-kNN favours the item-kNN recommender. Reported under "watch_priors"."""
+    rankings: dict[str, str] = {}
+    """Rankings exported from any system, name = "path/to/file" (CSV/TSV or Parquet of
+    ``user_id, item_id, rank``; rank 1 first): each is simulated as one more recommender
+    (list it in `recommenders`, or give it with ``simulate --rankings``)."""
     agent: Literal["persona-lora", "global-lora", "zero-shot"] = "persona-lora"
     """Which agents play the users."""
     users: int = Field(0, ge=0)
@@ -290,7 +309,7 @@ class SimulateConfig(_Section):
             raise ValueError(f"patience values must lie in [0, 1], got {list(value)}")
         return value
 
-    @field_validator("recommenders", "plugins")
+    @field_validator("recommenders", "plugins", "rankings")
     @classmethod
     def _safe_names(cls, value: Any) -> Any:
         # Names become file names in the run folder: they may not escape it.
@@ -309,6 +328,14 @@ class SimulateConfig(_Section):
         if duplicated:
             raise ValueError(f"recommenders listed twice: {duplicated}")
         return value
+
+    @model_validator(mode="after")
+    def _with_rankings(self) -> SimulateConfig:
+        # a rankings file is simulated whether or not `recommenders` names it
+        missing = [name for name in self.rankings if name not in self.recommenders]
+        if missing:
+            object.__setattr__(self, "recommenders", [*self.recommenders, *missing])
+        return self
 
 
 class ReportConfig(_Section):
@@ -434,6 +461,10 @@ class PersonaConfig(_Section):
         return self
 
 
+SamplerName = Literal["uniform", "popularity", "ambiguous", "hard"]
+"""The built-in negative samplers of the watch task."""
+
+
 class AgentConfig(_Section):
     """LoRA user agents: examples, training and scoring (stage `train`)."""
 
@@ -476,6 +507,10 @@ class AgentConfig(_Section):
     rating over the digits, or their sum (`mse_weight` scales the squared error)."""
     mse_weight: float = Field(1.0, ge=0.0)
     """Weight of the squared-error term."""
+    end_of_turn_weight: float = Field(1.0, ge=0.0)
+    """Weight of the loss on the end-of-turn token after each answer (the digit, yes,
+    no), so that free-text answers stop after the answer instead of repeating it; 0
+    leaves it out."""
     prior: Literal["none", "prompt", "logit", "prompt+logit"] = "logit"
     """Collaborative prior: the CF prediction in the prompt, as a Gaussian log-prior
     added to the digit logits (the agent starts at the CF prediction and learns
@@ -490,13 +525,19 @@ class AgentConfig(_Section):
     context); off gives the "Ms only" ablation."""
     watch_task: bool = True
     """Also train "would you watch it?" (yes/no) on the same adapter."""
-    sampler: Literal["uniform", "popularity", "ambiguous", "hard"] = "popularity"
+    sampler: SamplerName | dict[SamplerName, PositiveFloat] = "popularity"
     """Negative sampler of the watch task: uniform over unseen items, popularity^alpha,
-    ambiguous (SimANS: CF score near the positive's) or hard (highest CF score)."""
+    ambiguous (SimANS: CF score near the positive's) or hard (highest CF score); or a
+    mixture, e.g. ``{uniform = 0.5, popularity = 0.5}`` (shares of the negatives)."""
     sampler_alpha: float = Field(0.75, ge=0.0)
     """Exponent of the popularity sampler."""
     negatives_per_positive: int = Field(1, ge=1)
     """Watch negatives per positive."""
+    watch_prior: Literal["none", "popularity", "itemknn", "implicit_mf"] = "itemknn"
+    """Collaborative prior of the watch answer: an implicit-feedback scorer (LensKit,
+    fitted on the training data; out-of-fold for the agents' own watch examples) whose
+    score, calibrated into log-odds on the training lists, is added to logit(yes) -
+    logit(no), so the adapter learns what the text adds; "none" leaves it out."""
     watch_share: float = Field(0.3, ge=0.0, le=1.0)
     """Watch examples as a share of an adapter's examples."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -235,3 +235,51 @@ def test_bfloat16_scoring_stays_close_to_the_float32_model(lm, bf16_lm):
           f"max |d log p| on digits/yes/no {gap:.4f}")
     assert float(kl.max()) < BF16_KL
     assert float(gap) < 0.25
+
+
+@pytest.mark.slow
+def test_answered_packs_read_the_answer_and_what_follows_it(lm):
+    """Training packs end each suffix with its answer: the answer is read where the
+    prompt ends, the end of the turn at the answer token, both as the model would."""
+    from personasim.agents.modeling import collate
+
+    prefixes, suffixes = _prompts(lm)
+    digit = lm.digit_ids[3]
+    packs = [Pack(prefixes[0], (suffixes[0] + (digit,), suffixes[1] + (digit,)), "p0", True)]
+    batch = collate(packs, lm.pad_id, lm.dtype, lm.device)
+    with torch.inference_mode():
+        hidden = lm.hidden(batch)
+        answers = lm.answer_log_probs(batch, hidden)
+        after = lm.head_log_probs(hidden[batch.rows, batch.answer_positions])
+    for k, suffix in enumerate(suffixes[:2]):
+        np.testing.assert_allclose(
+            answers[k].numpy(), _reference(lm, prefixes[0], suffix, "p0").numpy(), atol=FP32_ATOL
+        )
+        following = _reference(lm, prefixes[0], suffix + (digit,), "p0")
+        np.testing.assert_allclose(after[k].numpy(), following.numpy(), atol=FP32_ATOL)
+    assert lm.tokenizer.decode([lm.end_of_turn_id]) == "<|im_end|>"
+
+
+def test_kept_answers_renormalise_and_decide_as_the_whole_vocabulary():
+    """Only the answer tokens' log-probabilities are kept (plus the rest's total and
+    maximum): priors and greedy decisions come out as over the whole vocabulary."""
+    from personasim.agents.modeling import keep_answers
+
+    torch.manual_seed(0)
+    log_probs = torch.log_softmax(torch.randn(6, 300) * 3, dim=-1)
+    digits, yes, no = [10, 11, 12, 13, 14], [20, 21], [30, 31]
+    kept = keep_answers(log_probs, digits + yes + no)
+    torch.testing.assert_close(kept.log_probs.exp().sum(-1), torch.ones(6))
+    offsets = torch.randn(6, 5) * 4
+    full = with_prior(log_probs, digits, offsets)
+    small = with_prior(kept.log_probs, list(range(5)), offsets)
+    torch.testing.assert_close(small[:, :5], full[:, digits])
+    full_probs, full_mass = answer_distribution(full, [[d] for d in digits])
+    small_probs, small_mass = answer_distribution(small, [[c] for c in range(5)])
+    torch.testing.assert_close(small_probs, full_probs)
+    torch.testing.assert_close(small_mass, full_mass)
+    shift = small[:, -1] - kept.log_probs[:, -1]
+    others = torch.maximum(small[:, 5:-1].amax(-1), kept.rest_max + shift)
+    greedy = small[:, :5].amax(-1) >= others
+    assert greedy.tolist() == [int(t) in digits for t in full.argmax(-1)]
+    assert len(kept[1:3]) == 2 and kept[1:3].rest_max.shape == (2,)

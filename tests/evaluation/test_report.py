@@ -48,7 +48,14 @@ def test_report_is_one_self_contained_file(reported_run):
     assert "popularity 1:9" in html and "uniform 1:1" in html
     summary = (reported_run / "report" / "summary.md").read_text()
     assert summary.startswith("# A <test> report")
-    assert "| popularity |" in summary and "## Taste alignment" in summary
+    assert "| popularity |" in summary and "## Taste alignment: AUC" in summary
+    # one row per model, one column per list kind, the best of each marked
+    taste = json.loads((reported_run / "eval" / "taste.json").read_text())
+    for kind, models in taste.items():
+        best = max(models, key=lambda m: models[m]["auc"])
+        row = next(line for line in summary.splitlines() if line.startswith(f"| {best} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[list(taste).index(kind) + 1].endswith("★")
 
 
 def test_popularity_separates_uniform_negatives_better_than_matched_ones(reported_run):
@@ -89,3 +96,49 @@ def test_report_renders_in_headless_chromium(reported_run, tmp_path):
     # The dark header band on top, then tables and figures: far from a blank page.
     assert image[:40].mean() < 80
     assert image.std() > 30 and (image < 128).mean() > 0.02
+
+
+def test_the_verdict_names_the_best_agent_against_the_best_baseline():
+    from personasim.evaluation.report import ReportData, verdict
+
+    def rating(rmse, vs=None):
+        entry = {"rmse": rmse}
+        if vs:
+            entry["vs_best_baseline"] = vs
+        return {"compared": entry}
+
+    data = ReportData(
+        title="t",
+        metrics={
+            "biased_mf": rating(0.89),
+            "global-lora": rating(
+                0.90,
+                {"baseline": "biased_mf", "rmse_difference": 0.01, "ci": [0.0, 0.02],
+                 "verdict": "worse"},
+            ),
+            "persona-lora": rating(
+                0.87,
+                {"baseline": "biased_mf", "rmse_difference": -0.02, "ci": [-0.03, -0.01],
+                 "verdict": "better"},
+            ),
+        },
+        taste={
+            "uniform 1:1": {
+                "itemknn": {"auc": 0.80},
+                "persona-lora": {"auc": 0.85, "vs_best_baseline": {
+                    "against": "itemknn", "auc": 0.05, "auc_ci": [0.02, 0.08],
+                    "verdict": "better"}},
+            },
+            "popularity 1:1": {
+                "itemknn": {"auc": 0.70},
+                "persona-lora": {"auc": 0.66, "vs_best_baseline": {
+                    "against": "itemknn", "auc": -0.04, "auc_ci": [-0.07, -0.01],
+                    "verdict": "worse"}},
+            },
+        },
+    )
+    ratings, taste = verdict(data)
+    assert ratings.startswith("Ratings: persona-lora RMSE 0.8700 against biased_mf 0.8900")
+    assert "-0.0200" in ratings and ratings.endswith("better.")
+    assert "above the best baseline on 1 list kind(s), below on 1" in taste
+    assert "uniform 1:1: persona-lora AUC 0.850 vs itemknn +0.050" in taste

@@ -117,3 +117,23 @@ def test_threshold_maximises_f1_on_calibration_lists():
     for t in np.quantile(score, np.linspace(0.05, 0.95, 19)):
         assert f1_at >= f1_score(positive, score >= t) - 1e-12
     assert best_f1_threshold(score, np.zeros(400, bool)) == float("inf")
+
+
+def test_calibration_matches_scikit_learns_reliability_curve():
+    from sklearn.calibration import calibration_curve
+
+    from personasim.evaluation.taste import calibration
+
+    rng = np.random.default_rng(0)
+    p = rng.beta(2, 3, 500)
+    y = (rng.random(500) < p**1.5).astype(int)  # over-confident on purpose
+    result = calibration(p, y, bins=10)
+    observed, predicted = calibration_curve(y, p, n_bins=10, strategy="uniform")
+    np.testing.assert_allclose([b["observed"] for b in result["curve"]], observed, atol=1e-4)
+    np.testing.assert_allclose([b["predicted"] for b in result["curve"]], predicted, atol=1e-4)
+    counts = np.array([b["n"] for b in result["curve"]])
+    assert counts.sum() == 500
+    expected = float(np.sum(counts * np.abs(observed - predicted)) / 500)
+    assert result["ece"] == pytest.approx(expected, abs=1e-4)
+    assert result["ece"] > 0.03
+    assert calibration(np.full(100, 0.25), np.r_[np.ones(25), np.zeros(75)])["ece"] == 0.0

@@ -24,11 +24,19 @@ import pandas as pd
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, adapter_base, adapter_folders
 from personasim.agents.examples import item_records
-from personasim.agents.modeling import BASE_ADAPTER, AgentLM, answer_distribution, with_prior
+from personasim.agents.modeling import (
+    BASE_ADAPTER,
+    AgentLM,
+    AnswerScores,
+    answer_distribution,
+    with_prior,
+    with_watch_prior,
+)
 from personasim.agents.prior import CFPrior
 from personasim.agents.prompts import rating_question, watch_question
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.training import prior_logits
+from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
 from personasim.config import RunConfig
 from personasim.data.tables import read_parquet
 from personasim.errors import ConfigError, StageError
@@ -57,6 +65,7 @@ class UserAgent:
         items: dict[str, dict[str, Any]],
         prior: CFPrior | None,
         index: RationaleIndex | None,
+        watch_prior: WatchPrior | None = None,
     ) -> None:
         self.lm = lm
         self.config = config
@@ -66,6 +75,9 @@ class UserAgent:
         self.items = items
         self.prior = prior
         self.index = index
+        self.watch_prior = watch_prior
+        # the only tokens scoring reads: digits, then the yes and the no spellings
+        self._answers = [*lm.digit_ids, *lm.yes_ids, *lm.no_ids]
         self.modes: tuple[AgentMode, ...] = (mode,)
         """The modes whose adapters are loaded (:meth:`as_mode`)."""
 
@@ -131,10 +143,13 @@ class UserAgent:
             _check_adapters(chosen, base=AgentLM.portable_base(config.agents))
         lm = AgentLM.load(config.agents)
         prior = None
+        watch_prior = None
         if chosen:
             lm.model = _load_adapters(lm.model, chosen)
             if config.agents.prior != "none":
                 prior = CFPrior.load(ws.stage_dir("adapters"))
+            if (ws.stage_dir("adapters") / WATCH_PRIOR_FILE).is_file():
+                watch_prior = WatchPrior.load(ws.stage_dir("adapters"))
         elif config.agents.prior != "none" and "prompt" in config.agents.prior:
             try:
                 prior = CFPrior.load(ws.stage_dir("adapters"))
@@ -147,7 +162,7 @@ class UserAgent:
             rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
             index = RationaleIndex.load(ws.stage_dir("adapters"), rationales, items)
         texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
-        agent = cls(lm, config, mode, texts, personas, items, prior, index)
+        agent = cls(lm, config, mode, texts, personas, items, prior, index, watch_prior)
         agent.modes = tuple(modes)
         return agent
 
@@ -236,7 +251,7 @@ class UserAgent:
                     owners.extend([r] * len(suffixes))
             if not items:
                 for r in chunk:
-                    out[r] = torch.empty(0, self.lm.model.config.vocab_size)
+                    out[r] = AnswerScores(torch.empty(0, len(self._answers) + 1), torch.empty(0))
                 continue
             chunk_items = fitting_batch(
                 self.config.agents.score_batch_items,
@@ -245,7 +260,9 @@ class UserAgent:
                 tokens=max(map(len, prefixes)) + max(len(s) for _, s in items),
                 fraction=self.config.llm.gpu_memory_fraction,
             )
-            scored = self.lm.score_cached(prefixes, adapters, items, chunk=chunk_items)
+            scored = self.lm.score_cached(
+                prefixes, adapters, items, chunk=chunk_items, keep=self._answers
+            )
             owner = torch.tensor(owners)
             for r in chunk:
                 out[r] = scored[owner == r]
@@ -311,20 +328,35 @@ class UserAgent:
         if use_prior and self.prior is not None and len(items):
             priors = torch.tensor(self.prior.predict(user, items), dtype=torch.float32)
             offsets = prior_logits(priors, self.config.agents.prior_sigma)
-        adjusted = with_prior(lp, self.lm.digit_ids, offsets)
-        probs, mass = answer_distribution(adjusted, [[i] for i in self.lm.digit_ids])
+        digits = list(range(5))  # the digits' columns of the kept answers
+        adjusted = with_prior(lp.log_probs, digits, offsets)
+        probs, mass = answer_distribution(adjusted, [[c] for c in digits])
         probs_np = probs.double().numpy()
-        greedy = adjusted.argmax(dim=-1).numpy()
+        # greedy decoding says a digit when one beats every other token, prior included
+        shift = adjusted[:, -1] - lp.log_probs[:, -1]  # the renormalisation
+        others = torch.maximum(adjusted[:, 5:-1].amax(dim=-1), lp.rest_max + shift)
         return {
             "probs": probs_np,
             "expected": probs_np @ np.arange(1, 6),
             "argmax": probs_np.argmax(axis=1) + 1,
             "digit_mass": mass.double().numpy(),
-            "greedy_is_digit": np.isin(greedy, self.lm.digit_ids),
+            "greedy_is_digit": (adjusted[:, digits].amax(dim=-1) >= others).numpy(),
         }
 
-    def _watch_probability(self, lp: Any) -> np.ndarray:
-        probs, _ = answer_distribution(lp, [self.lm.yes_ids, self.lm.no_ids])
+    def _watch_probability(
+        self, user: str, items: list[str], lp: Any, mode: AgentMode | None = None
+    ) -> np.ndarray:
+        """P("yes") from the answer log-probabilities of `items`, the watch prior's
+        log-odds added (not for the zero-shot base model)."""
+        import torch
+
+        odds = None
+        if (mode or self.mode) != "none" and self.watch_prior is not None and len(items):
+            odds = torch.tensor(self.watch_prior.log_odds(user, items), dtype=torch.float32)
+        yes = list(range(5, 5 + len(self.lm.yes_ids)))
+        no = list(range(yes[-1] + 1, yes[-1] + 1 + len(self.lm.no_ids)))
+        adjusted = with_watch_prior(lp.log_probs, yes, no, odds)
+        probs, _ = answer_distribution(adjusted, [yes, no])
         return probs[:, 0].double().numpy()
 
     # --- cold-start users --------------------------------------------------------------
@@ -409,8 +441,10 @@ class UserAgent:
         log_probs = self._log_probs([(u, items, "watch") for u, items in clean], modes)
         return {
             mode: [
-                self._watch_probability(lp[k * len(items) : (k + 1) * len(items)])
-                for (_, items), lp in zip(clean, log_probs, strict=True)
+                self._watch_probability(
+                    user, items, lp[k * len(items) : (k + 1) * len(items)], mode
+                )
+                for (user, items), lp in zip(clean, log_probs, strict=True)
             ]
             for k, mode in enumerate(modes)
         }
@@ -431,7 +465,10 @@ class UserAgent:
         for (user, items), lp in zip(clean, log_probs, strict=True):
             n = len(items)
             out.append(
-                (self._watch_probability(lp[:n]), self._rating_distribution(user, items, lp[n:]))
+                (
+                    self._watch_probability(user, items, lp[:n]),
+                    self._rating_distribution(user, items, lp[n:]),
+                )
             )
         return out
 

@@ -29,13 +29,16 @@ from personasim.scale.threads import configure_threads
 
 __all__ = [
     "AgentLM",
+    "AnswerScores",
     "Pack",
     "PackedBatch",
     "PrefixState",
     "answer_distribution",
     "block_mask",
     "collate",
+    "keep_answers",
     "with_prior",
+    "with_watch_prior",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,11 +49,17 @@ BASE_ADAPTER = "__base__"
 
 @dataclass(frozen=True)
 class Pack:
-    """One user's prefix and the item suffixes scored after it."""
+    """One user's prefix and the item suffixes scored after it.
+
+    With `answered`, each suffix ends with its answer token (training): the answer is
+    read where the prompt ends, and what follows the answer (the end of the turn) at
+    the answer token.
+    """
 
     prefix: tuple[int, ...]
     suffixes: tuple[tuple[int, ...], ...]
     adapter: str = BASE_ADAPTER
+    answered: bool = False
 
 
 @dataclass
@@ -64,6 +73,7 @@ class PackedBatch:
         rows: Batch row of each answer (in pack order, suffix order).
         positions: Position of each answer's last prompt token.
         adapters: Adapter name of each batch row.
+        answer_positions: Position of each answer token (answered packs), or None.
     """
 
     input_ids: Any
@@ -72,6 +82,7 @@ class PackedBatch:
     rows: Any
     positions: Any
     adapters: list[str]
+    answer_positions: Any = None
 
 
 def block_mask(segments: Any, dtype: Any, past_valid: Any = None) -> Any:
@@ -128,15 +139,20 @@ def collate(packs: Sequence[Pack], pad_id: int, dtype: Any, device: str) -> Pack
             segment[b, start:end] = i
             positions[b, start:end] = np.arange(n, n + len(suffix))
             rows.append(b)
-            answer_pos.append(end - 1)
+            answer_pos.append(end - 2 if pack.answered else end - 1)
             start = end
+    answered = {p.answered for p in packs}
+    if len(answered) > 1:
+        raise ValueError("a batch mixes packs with and without their answers")
+    positions_t = torch.tensor(answer_pos, device=device)
     return PackedBatch(
         input_ids=torch.from_numpy(ids).to(device),
         mask=block_mask(torch.from_numpy(segment), dtype).to(device),
         position_ids=torch.from_numpy(positions).to(device),
         rows=torch.tensor(rows, device=device),
-        positions=torch.tensor(answer_pos, device=device),
+        positions=positions_t,
         adapters=[p.adapter for p in packs],
+        answer_positions=positions_t + 1 if answered == {True} else None,
     )
 
 
@@ -150,6 +166,23 @@ def with_prior(log_probs: Any, token_ids: Sequence[int], offsets: Any | None) ->
     adjusted = log_probs.clone()
     adjusted[:, list(token_ids)] = adjusted[:, list(token_ids)] + offsets
     return adjusted - torch.logsumexp(adjusted, dim=-1, keepdim=True)
+
+
+def with_watch_prior(
+    log_probs: Any, yes_ids: Sequence[int], no_ids: Sequence[int], log_odds: Any | None
+) -> Any:
+    """Full-vocabulary log-probabilities after the watch prior's `log_odds` ``[n]`` is
+    split over the answers (half added to the "yes" logits, half taken from the "no"
+    ones), renormalised: logit(yes) - logit(no) moves by exactly `log_odds`."""
+    if log_odds is None:
+        return log_probs
+    import torch
+
+    half = log_odds.to(log_probs.dtype)[:, None] / 2
+    offsets = torch.cat(
+        [half.expand(-1, len(yes_ids)), -half.expand(-1, len(no_ids))], dim=-1
+    )
+    return with_prior(log_probs, [*yes_ids, *no_ids], offsets)
 
 
 def answer_distribution(log_probs: Any, token_groups: Sequence[Sequence[int]]) -> tuple[Any, Any]:
@@ -179,6 +212,37 @@ class _Parts:
     norm: Any
     rotary: Any
     head: Any
+
+
+@dataclass(frozen=True)
+class AnswerScores:
+    """What is kept of the next-token distribution at answer positions: the
+    log-probabilities of the answer tokens and, in a last column, of every other token
+    together (so each row still sums to 1 and priors renormalise exactly as over the
+    whole vocabulary), plus the largest other token's log-probability (for what greedy
+    decoding would say). A few numbers per answer instead of the vocabulary."""
+
+    log_probs: Any
+    """``[n, answer tokens + 1]``."""
+    rest_max: Any
+    """``[n]``."""
+
+    def __len__(self) -> int:
+        return int(self.log_probs.shape[0])
+
+    def __getitem__(self, rows: Any) -> AnswerScores:
+        return AnswerScores(self.log_probs[rows], self.rest_max[rows])
+
+
+def keep_answers(log_probs: Any, keep: Sequence[int]) -> AnswerScores:
+    """Full-vocabulary log-probabilities ``[n, vocab]`` reduced to the `keep` tokens,
+    the rest's total and the rest's largest (:class:`AnswerScores`)."""
+    import torch
+
+    rest = log_probs.clone()
+    rest[:, list(keep)] = float("-inf")
+    total = torch.logsumexp(rest, dim=-1, keepdim=True)
+    return AnswerScores(torch.cat([log_probs[:, list(keep)], total], dim=-1), rest.amax(dim=-1))
 
 
 @dataclass(frozen=True)
@@ -308,6 +372,18 @@ class AgentLM:
                 "Qwen or SmolLM model"
             )
         return _Parts(inner.embed_tokens, inner.layers, inner.norm, inner.rotary_emb, base.lm_head)
+
+    @property
+    def end_of_turn_id(self) -> int:
+        """The token the chat template puts right after an assistant's answer."""
+        probe = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "7"}]
+        text = self.tokenizer.apply_chat_template(probe, tokenize=False)
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        seven = self._single_token("7")
+        where = len(ids) - 1 - ids[::-1].index(seven)
+        if where + 1 >= len(ids):
+            raise BackendError("the chat template ends an assistant turn with no token")
+        return int(ids[where + 1])
 
     @property
     def n_layers(self) -> int:
@@ -534,6 +610,7 @@ class AgentLM:
         adapters: Sequence[str],
         items: Sequence[tuple[int, tuple[int, ...]]],
         chunk: int = 64,
+        keep: Sequence[int] | None = None,
     ) -> Any:
         """Log-probabilities of answers whose prompts share prefixes.
 
@@ -550,9 +627,11 @@ class AgentLM:
             adapters: The adapter of each prefix.
             items: ``(prefix index, suffix token ids)`` per answer.
             chunk: Distinct prompts per forward pass.
+            keep: Keep only these tokens' log-probabilities (:class:`AnswerScores`).
 
         Returns:
-            ``[len(items), vocab]`` log-probabilities at each answer position.
+            ``[len(items), vocab]`` log-probabilities at each answer position, or with
+            `keep` an :class:`AnswerScores` of them.
         """
         import torch
 
@@ -602,11 +681,17 @@ class AgentLM:
                 else:
                     hidden = hidden[pick.to(self.device)]
                 last = hidden[torch.arange(len(rows)), (lengths[pick] - 1).to(self.device)]
-                for (_, k), row in zip(rows, self.head_log_probs(last), strict=True):
+                scored = self.head_log_probs(last)
+                if keep is not None:
+                    reduced = keep_answers(scored, keep)
+                    scored = torch.cat([reduced.log_probs, reduced.rest_max[:, None]], dim=-1)
+                for (_, k), row in zip(rows, scored, strict=True):
                     out[k] = row
-        if not out:
-            return torch.empty(0, self._parts.head.out_features)
-        return torch.stack(out)
+        width = len(keep) + 2 if keep is not None else self._parts.head.out_features
+        stacked = torch.stack(out) if out else torch.empty(0, width)
+        if keep is None:
+            return stacked
+        return AnswerScores(stacked[:, :-1], stacked[:, -1])
 
     def _items_pass(
         self,

@@ -5,7 +5,7 @@ Every sampler draws, for one user, items the user has not rated in the train par
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,9 +99,26 @@ def hard(ctx: SamplerContext, allowed: np.ndarray, n: int, rng: np.random.Genera
 
 
 def sample_negatives(
-    name: str, ctx: SamplerContext, seen: set[str], n: int, rng: np.random.Generator
+    name: str | Mapping[str, float],
+    ctx: SamplerContext,
+    seen: set[str],
+    n: int,
+    rng: np.random.Generator,
 ) -> list[str]:
-    """`n` item ids the user has not seen, drawn by sampler `name`."""
+    """`n` item ids the user has not seen, drawn by sampler `name`, or by a mixture
+    ``{sampler: share}`` (the `n` split among the samplers by a multinomial draw, no
+    item drawn twice)."""
     allowed = np.array([i not in seen for i in ctx.items])
-    picked = _SAMPLERS[name](ctx, allowed, n, rng)
-    return [str(ctx.items[i]) for i in picked]
+    if isinstance(name, str):
+        picked = _SAMPLERS[name](ctx, allowed, n, rng)
+        return [str(ctx.items[i]) for i in picked]
+    names = sorted(name)
+    shares = np.array([float(name[k]) for k in names])
+    counts = rng.multinomial(n, shares / shares.sum())
+    out: list[str] = []
+    for sampler, k in zip(names, counts, strict=True):
+        if k:
+            picked = _SAMPLERS[sampler](ctx, allowed, int(k), rng)
+            allowed[picked] = False
+            out += [str(ctx.items[i]) for i in picked]
+    return out

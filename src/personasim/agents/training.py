@@ -37,6 +37,7 @@ from personasim.agents.modeling import (
     answer_distribution,
     collate,
     with_prior,
+    with_watch_prior,
 )
 from personasim.config import AgentConfig
 
@@ -80,23 +81,39 @@ def make_packs(
     *,
     items_per_pack: int,
     adapter: str,
+    answered: bool = False,
 ) -> list[PackedExamples]:
-    """Group one adapter's examples into packs: one user's profile, then its items."""
+    """Group one adapter's examples into packs: one user's profile, then its items.
+
+    With `answered`, each item's suffix ends with its answer token, so the loss can also
+    teach what follows the answer (the end of the turn).
+    """
     packs = []
     for user, frame in examples.groupby("user_id", sort=True):
         prefix = lm.encode_prefix(profiles[str(user)])
         rows = list(frame.itertuples(index=False))
         for start in range(0, len(rows), items_per_pack):
             chunk = rows[start : start + items_per_pack]
+            suffixes = tuple(
+                lm.encode_suffix(r.question) + ((_answer_token(lm, r),) if answered else ())
+                for r in chunk
+            )
             packs.append(
                 PackedExamples(
-                    pack=Pack(prefix, tuple(lm.encode_suffix(r.question) for r in chunk), adapter),
+                    pack=Pack(prefix, suffixes, adapter, answered=answered),
                     tasks=[r.task for r in chunk],
                     targets=[int(r.target) for r in chunk],
                     priors=[float(r.prior) for r in chunk],
                 )
             )
     return packs
+
+
+def _answer_token(lm: AgentLM, row: Any) -> int:
+    """The token of an example's answer: its digit, or "yes" / "no"."""
+    if row.task == "rate":
+        return lm.digit_ids[int(row.target) - 1]
+    return lm.yes_ids[0] if int(row.target) == 1 else lm.no_ids[0]
 
 
 @dataclass
@@ -166,10 +183,19 @@ def batch_loss(
         losses.append(per)
     watch = ~rate
     if watch.any():
-        yes = torch.logsumexp(log_probs[watch][:, lm.yes_ids], dim=-1)
-        no = torch.logsumexp(log_probs[watch][:, lm.no_ids], dim=-1)
+        # the watch prior's log-odds (NaN: none) moves logit(yes) - logit(no)
+        odds = torch.nan_to_num(priors[watch], nan=0.0) if config.watch_prior != "none" else None
+        adjusted = with_watch_prior(log_probs[watch], lm.yes_ids, lm.no_ids, odds)
+        yes = torch.logsumexp(adjusted[:, lm.yes_ids], dim=-1)
+        no = torch.logsumexp(adjusted[:, lm.no_ids], dim=-1)
         losses.append(-torch.where(targets[watch] == 1, yes, no))
-    return torch.cat(losses).mean()
+    per = torch.cat(losses)
+    if batch.answer_positions is not None and config.end_of_turn_weight > 0:
+        # after the answer, the turn ends: free-text answers stop at the digit
+        after = lm.head_log_probs(hidden[batch.rows, batch.answer_positions])
+        order = torch.cat([torch.nonzero(rate).flatten(), torch.nonzero(~rate).flatten()])
+        per = per - config.end_of_turn_weight * after[order, lm.end_of_turn_id]
+    return per.mean()
 
 
 def train_adapter(
@@ -195,7 +221,9 @@ def train_adapter(
     rng = np.random.default_rng(seed)
     if not config.fast_path:  # the reference: one example per sequence
         packs = [
-            PackedExamples(Pack(p.pack.prefix, (s,), p.pack.adapter), [t], [y], [v])
+            PackedExamples(
+                Pack(p.pack.prefix, (s,), p.pack.adapter, p.pack.answered), [t], [y], [v]
+            )
             for p in packs
             for s, t, y, v in zip(p.pack.suffixes, p.tasks, p.targets, p.priors, strict=True)
         ]

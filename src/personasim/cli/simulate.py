@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -30,6 +31,18 @@ def _plugins(specs: list[str] | None) -> dict[str, str] | None:
     return out
 
 
+def _rankings(specs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).stem, spec
+        if not Path(path).expanduser().is_file():
+            raise ConfigError(f"--rankings {spec!r}: {path} is not a file")
+        out[name.strip()] = str(Path(path).expanduser().resolve())
+    return out
+
+
 def simulate(
     workdir: WorkdirOpt,
     config: ConfigOpt = None,
@@ -38,6 +51,14 @@ def simulate(
         typer.Option(
             "--recommender",
             help="Add your own recommender, NAME=module:object (repeatable).",
+        ),
+    ] = None,
+    rankings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rankings",
+            help="Simulate a rankings file (user_id, item_id, rank; CSV or Parquet) as one "
+            "more recommender, named after the file or NAME=FILE (repeatable).",
         ),
     ] = None,
     users: Annotated[int | None, typer.Option(help="Simulated users (0: all).")] = None,
@@ -54,11 +75,14 @@ def simulate(
         seed=seed, simulate__users=users, simulate__feedback_rounds=rounds
     )
     plugins = _plugins(recommender)
-    if plugins:
+    files = _rankings(rankings)
+    if plugins or files:
         current = resolve_config(workspace, config).simulate
-        overrides.setdefault("simulate", {})["plugins"] = {**current.plugins, **plugins}
-        overrides["simulate"]["recommenders"] = list(
-            dict.fromkeys([*current.recommenders, *plugins])
+        section = overrides.setdefault("simulate", {})
+        section["plugins"] = {**current.plugins, **(plugins or {})}
+        section["rankings"] = {**current.rankings, **files}
+        section["recommenders"] = list(
+            dict.fromkeys([*current.recommenders, *(plugins or {}), *files])
         )
     cfg = resolve_config(workspace, config, overrides)
     result = run_stage(SimulateStage, workspace, cfg, force=force)

@@ -18,25 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personasim.cf.dataset import training_dataset
 from personasim.config import EvaluateConfig
 
 __all__ = ["BaselinePredictions", "fit_baseline", "predict_baseline", "training_dataset"]
 
 logger = logging.getLogger(__name__)
-
-
-def training_dataset(training: pd.DataFrame) -> Any:
-    """A LensKit :class:`~lenskit.data.Dataset` of the training ratings."""
-    from lenskit.data import from_interactions_df
-
-    frame = training[["user_id", "item_id", "rating", "timestamp"]].copy()
-    return from_interactions_df(
-        frame,
-        user_col="user_id",
-        item_col="item_id",
-        rating_col="rating",
-        timestamp_col="timestamp",
-    )
 
 
 def _scorer(name: str, config: EvaluateConfig) -> Any:

@@ -31,6 +31,8 @@ __all__ = [
     "render_markdown",
     "simulation_persona_rows",
     "simulation_rows",
+    "taste_matrix",
+    "verdict",
 ]
 
 _LEVELS = {"1": "low", "2": "medium", "3": "high"}
@@ -156,27 +158,73 @@ def rating_rows(metrics: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
     return rows
 
 
-def taste_rows(taste: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, str]]:
-    """One row per (list kind, model): accuracy, precision, recall, F1 (with interval)
-    and AUC (with interval)."""
+_AGENTS = ("zero-shot", "global-lora", "persona-lora")
+
+
+def taste_matrix(
+    taste: dict[str, dict[str, dict[str, Any]]], metric: str = "auc"
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Models x list kinds: `metric` with its 95% interval; the best of each list kind
+    is marked with a star.
+
+    Returns:
+        The list kinds (the columns after "model") and one row per model.
+    """
+    kinds = list(taste)
+    models = list(dict.fromkeys(m for kind in kinds for m in taste[kind]))
+    best = {k: max(taste[k], key=lambda m: taste[k][m][metric]) for k in kinds}
     rows = []
-    for kind, models in taste.items():
-        for name, t in models.items():
-            rows.append(
-                {
-                    "lists": kind,
-                    "model": name,
-                    "accuracy": _fmt(t["accuracy"], 3),
-                    "precision": _fmt(t["precision"], 3),
-                    "recall": _fmt(t["recall"], 3),
-                    "F1": _fmt(t["f1"], 3),
-                    "F1 95%": _ci(t.get("f1_ci")),
-                    "AUC": _fmt(t["auc"], 3),
-                    "AUC 95%": _ci(t.get("auc_ci")),
-                    "users": str(t["users"]),
-                }
+    for model in models:
+        row = {"model": model}
+        for kind in kinds:
+            entry = taste[kind].get(model)
+            if entry is None:
+                row[kind] = "–"
+                continue
+            star = " ★" if best[kind] == model else ""
+            row[kind] = f"{_fmt(entry[metric], 3)} {_ci(entry.get(f'{metric}_ci'))}{star}"
+        rows.append(row)
+    return kinds, rows
+
+
+def verdict(data: ReportData) -> list[str]:
+    """The answer at a glance: the best agent against the best classical baseline, for
+    the ratings and for taste, each with its paired 95% interval."""
+    lines = []
+    compared = {
+        name: m["compared"] for name, m in data.metrics.items() if "compared" in m
+    }
+    agents = [n for n in compared if n in _AGENTS and "vs_best_baseline" in compared[n]]
+    if agents:
+        best = min(agents, key=lambda n: compared[n]["rmse"])
+        vs = compared[best]["vs_best_baseline"]
+        lines.append(
+            f"Ratings: {best} RMSE {_fmt(compared[best]['rmse'])} against {vs['baseline']} "
+            f"{_fmt(compared[vs['baseline']]['rmse'])}: difference "
+            f"{vs['rmse_difference']:+.4f} {_ci(vs['ci'])}, {vs['verdict']}."
+        )
+    if data.taste:
+        better = worse = tied = 0
+        details = []
+        for kind, models in data.taste.items():
+            mine = [m for m in models if m in _AGENTS and "vs_best_baseline" in models[m]]
+            if not mine:
+                continue
+            top = max(mine, key=lambda m: models[m]["auc"])
+            vs = models[top]["vs_best_baseline"]
+            better += vs["verdict"] == "better"
+            worse += vs["verdict"] == "worse"
+            tied += vs["verdict"] == "no clear difference"
+            details.append(
+                f"{kind}: {top} AUC {_fmt(models[top]['auc'], 3)} vs {vs['against']} "
+                f"{vs['auc']:+.3f} {_ci(vs['auc_ci'])}"
             )
-    return rows
+        if details:
+            lines.append(
+                f"Taste: the best agent is above the best baseline on {better} list kind(s), "
+                f"below on {worse}, not clearly different on {tied} ({'; '.join(details)})."
+            )
+    return lines
 
 
 def group_rows(groups: pd.DataFrame | None) -> tuple[list[str], list[dict[str, str]]]:
@@ -295,11 +343,17 @@ def render_markdown(data: ReportData) -> str:
     """The report's tables as Markdown."""
     parts = [f"# {data.title}\n"]
     parts.append("\n".join(f"- {k}: {v}" for k, v in data.facts.items() if v is not None) + "\n")
+    lines = verdict(data)
+    if lines:
+        parts.append("\n## Verdict\n")
+        parts.append("\n".join(f"- {line}" for line in lines) + "\n")
     parts.append("\n## Rating fidelity (pairs every model scored, 95% user-bootstrap)\n")
     parts.append(_markdown_table(rating_rows(data.metrics)))
     if data.taste:
-        parts.append("\n## Taste alignment (thresholds calibrated on train lists)\n")
-        parts.append(_markdown_table(taste_rows(data.taste)))
+        parts.append("\n## Taste alignment: AUC per list kind (★ best; 95% user-bootstrap)\n")
+        parts.append(_markdown_table(taste_matrix(data.taste, "auc")[1]))
+        parts.append("\n## Taste alignment: F1 (thresholds calibrated on train lists)\n")
+        parts.append(_markdown_table(taste_matrix(data.taste, "f1")[1]))
     _, rows = group_rows(data.groups)
     if rows:
         parts.append("\n## RMSE per persona and trait level\n")
@@ -428,7 +482,9 @@ def render_html(data: ReportData) -> str:
         generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         facts={k: v for k, v in data.facts.items() if v is not None},
         rating_rows=rating_rows(data.metrics),
-        taste_rows=taste_rows(data.taste),
+        verdict=verdict(data),
+        taste_auc=taste_matrix(data.taste, "auc")[1] if data.taste else [],
+        taste_f1=taste_matrix(data.taste, "f1")[1] if data.taste else [],
         group_models=models,
         group_rows=groups,
         figures=figures,

@@ -46,6 +46,13 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 {% endfor %}
 </div>
 
+{% if verdict %}
+<h2 id="verdict">Verdict</h2>
+<ul class="verdict">
+{% for line in verdict %}<li>{{ line }}</li>{% endfor %}
+</ul>
+{% endif %}
+
 <h2 id="ratings">Rating fidelity</h2>
 <p class="note">On the test pairs every model scored. RMSE 95%: interval from resampling
 users; "vs best baseline": RMSE difference from the best classical baseline with its
@@ -59,16 +66,25 @@ scale. W1 and KL compare the predicted and true rating histograms.</p>
 {% endfor %}
 </table>
 
-{% if taste_rows %}
+{% if taste_auc %}
 <h2 id="taste">Taste alignment</h2>
 <p class="note">Candidate lists of held-out positives and never-rated negatives at each
-ratio (Agent4Rec's protocol). Each model says yes above its threshold, calibrated on
-train lists (maximum F1); metrics are averaged over users. On uniform negatives
-popularity alone scores high; popularity-matched negatives are as popular as the
-positives.</p>
+ratio (Agent4Rec's protocol), one column per list kind; ★ marks the best model of each.
+AUC ranks a user's items above the negatives without a threshold; for F1 each model says
+yes above its threshold, calibrated on train lists (maximum F1). 95% intervals from
+resampling users. On uniform negatives popularity alone scores high;
+popularity-matched negatives are as popular as the positives. "watch-prior" is the
+agents' collaborative prior alone.</p>
 <table id="taste-table">
-<tr>{% for h in taste_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
-{% for row in taste_rows %}
+<tr>{% for h in taste_auc[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in taste_auc %}
+<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+<h3>F1</h3>
+<table id="taste-f1-table">
+<tr>{% for h in taste_f1[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in taste_f1 %}
 <tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
 {% endfor %}
 </table>

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ __all__ = [
     "POPULARITY_BINS",
     "TasteLists",
     "best_f1_threshold",
+    "calibration",
     "candidate_lists",
     "list_metrics",
     "positives_in_list",
@@ -236,3 +238,28 @@ def _auc(group: pd.DataFrame) -> float:
         return float("nan")
     ranks = rankdata(group["score"].to_numpy("float64"))
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def calibration(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = 10
+) -> dict[str, Any]:
+    """How well P(watch) matches how often users watch: the reliability curve and the
+    expected calibration error.
+
+    The probabilities are cut into `bins` equal-width bins over [0, 1]; a bin's point is
+    (mean probability, share of positives) with its count; the ECE is the count-weighted
+    mean gap between the two (0: perfectly calibrated).
+    """
+    p = np.clip(np.asarray(probabilities, dtype="float64"), 0.0, 1.0)
+    y = np.asarray(labels, dtype="float64")
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    curve, gap = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        n = int(inside.sum())
+        if n:
+            mean_p, share = float(p[inside].mean()), float(y[inside].mean())
+            curve.append({"bin": b, "predicted": round(mean_p, 4), "observed": round(share, 4),
+                          "n": n})
+            gap += n * abs(mean_p - share)
+    return {"ece": round(gap / max(len(p), 1), 6), "curve": curve, "n": int(len(p))}

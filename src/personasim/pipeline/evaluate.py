@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
+from personasim.cf.implicit import IMPLICIT_SCORERS, fit_implicit
 from personasim.config import config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.baselines import fit_baseline, predict_baseline, training_dataset
@@ -43,7 +45,12 @@ from personasim.evaluation.fidelity import (
     rating_histograms,
 )
 from personasim.evaluation.metrics import mae, parse_rating, rating_metrics, rmse
-from personasim.evaluation.taste import best_f1_threshold, candidate_lists, list_metrics
+from personasim.evaluation.taste import (
+    best_f1_threshold,
+    calibration,
+    candidate_lists,
+    list_metrics,
+)
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
@@ -70,6 +77,9 @@ AGENT_MODES = {"zero-shot": "none", "global-lora": "global", "persona-lora": "pe
 
 _Ratings = list[tuple[str, pd.DataFrame, dict[str, Any]]]
 """(model, its test predictions, its note) per agent model."""
+
+WATCH_PRIOR_MODEL = "watch-prior"
+"""The agents' watch prior alone (no language model), as a taste model."""
 
 TASTE_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 """Per-list taste-alignment metrics, averaged over users."""
@@ -677,10 +687,25 @@ class EvaluateStage(Stage):
     def _baseline_taste(
         self, lists: dict[str, Any], fitted: _LazyBaselines, taste_dir: Path
     ) -> list[pd.DataFrame]:
-        """Scores of popularity (train count) and of the rating baselines (predicted
-        rating; the global mean is constant and left out)."""
+        """Scores of the implicit-feedback baselines (popularity, item-kNN, implicit MF,
+        fitted on the same training data as the rating baselines), of the rating
+        baselines (predicted rating; the global mean is constant and left out), and of
+        the agents' watch prior alone when the agents have one."""
         pairs = lists["pairs"]
-        out = [pairs.assign(model="popularity", score=pairs["item_id"].map(lists["popularity"]))]
+        out = []
+        with progress("taste baselines", total=len(IMPLICIT_SCORERS), unit="models") as advance:
+            for kind in IMPLICIT_SCORERS:
+                scorer = fit_implicit(kind, fitted.training, seed=self.config.seed)
+                out.append(pairs.assign(model=kind, score=scorer.score_pairs(pairs)))
+                advance(1)
+        adapters = self.workspace.stage_dir("adapters")
+        if (adapters / WATCH_PRIOR_FILE).is_file():
+            prior = WatchPrior.load(adapters)
+            odds = np.zeros(len(pairs))
+            items = pairs["item_id"].astype(str).to_numpy()
+            for user, idx in pairs.groupby(pairs["user_id"].astype(str)).indices.items():
+                odds[idx] = prior.log_odds(str(user), items[idx].tolist())
+            out.append(pairs.assign(model=WATCH_PRIOR_MODEL, score=odds))
         for name in self.config.evaluate.baselines:
             if name == "global_mean":
                 continue
@@ -725,6 +750,11 @@ class EvaluateStage(Stage):
                     result.insert(2, "ratio", ratio)
                     per_user.append(result.assign(threshold=threshold))
                     entry: dict[str, Any] = {"users": int(len(result)), "threshold": threshold}
+                    if model in AGENT_MODES or model == WATCH_PRIOR_MODEL:  # probabilities
+                        p = parts["test"]["score"].to_numpy("float64")
+                        if model == WATCH_PRIOR_MODEL:
+                            p = 1.0 / (1.0 + np.exp(-p))  # its score is log-odds
+                        entry["calibration"] = calibration(p, parts["test"]["positive"])
                     for metric in TASTE_METRICS:
                         interval = mean_interval(
                             result[metric].to_numpy(),
@@ -734,9 +764,48 @@ class EvaluateStage(Stage):
                         entry[metric] = round(interval.estimate, 6)
                         entry[f"{metric}_ci"] = interval.as_list()
                     summary[key][str(model)] = entry
+                self._taste_compared(summary[key], per_user, sampler, ratio)
         write_parquet(pd.concat(per_user, ignore_index=True), out / "taste.parquet")
         atomic_write_text(out / "taste.json", json.dumps(summary, indent=2) + "\n")
         return summary
+
+
+    def _taste_compared(
+        self, models: dict[str, Any], per_user: list[pd.DataFrame], sampler: str, ratio: int
+    ) -> None:
+        """Add to each agent's (and the watch prior's) entry its paired difference from
+        the best baseline of this list kind (by AUC) and, for the agents, from the prior
+        alone: per-user AUC and F1 differences, bootstrap over users."""
+        agents = set(AGENT_MODES)
+        baselines = [m for m in models if m not in agents and m != WATCH_PRIOR_MODEL]
+        if not baselines:
+            return
+        best = max(baselines, key=lambda m: models[m]["auc"])
+        rows = pd.concat(per_user, ignore_index=True)
+        rows = rows[(rows.sampler == sampler) & (rows.ratio == ratio)].set_index(
+            ["model", "user_id"]
+        )
+
+        def paired(model: str, other: str) -> dict[str, Any]:
+            entry: dict[str, Any] = {"against": other}
+            for metric in ("auc", "f1"):
+                diff = (rows.loc[model, metric] - rows.loc[other, metric]).dropna()
+                interval = mean_interval(
+                    diff.to_numpy(), rounds=self.config.evaluate.bootstrap_rounds,
+                    seed=self.config.seed,
+                )
+                entry[metric] = round(interval.estimate, 6)
+                entry[f"{metric}_ci"] = interval.as_list()
+            low, high = entry["auc_ci"]
+            verdict = "better" if low > 0 else "worse" if high < 0 else "no clear difference"
+            entry["verdict"] = verdict
+            return entry
+
+        for model in models:
+            if model in agents or model == WATCH_PRIOR_MODEL:
+                models[model]["vs_best_baseline"] = paired(model, best)
+            if model in agents and WATCH_PRIOR_MODEL in models and model != "zero-shot":
+                models[model]["vs_prior_alone"] = paired(model, WATCH_PRIOR_MODEL)
 
 
 class _LazyBaselines:

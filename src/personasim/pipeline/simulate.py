@@ -49,7 +49,7 @@ from personasim.simulation.measures import (
 )
 from personasim.simulation.recommenders import Recommender, create_recommender
 from personasim.simulation.sessions import SessionLog, pages_of, run_sessions
-from personasim.workspace import atomic_write_text
+from personasim.workspace import atomic_write_text, file_sha256
 
 __all__ = ["OFFLINE_METRICS", "SimulateStage"]
 
@@ -88,8 +88,12 @@ class SimulateStage(Stage):
         return agent == "zero-shot" or AGENT_MODES[agent] in self.config.agents.modes
 
     def settings(self) -> list[Any]:
-        """The `[simulate]` section and the seed."""
-        return [self.config.simulate, self.config.seed]
+        """The `[simulate]` section, the content of its rankings files, and the seed."""
+        rankings = {
+            name: file_sha256(Path(path)) if Path(path).is_file() else "missing"
+            for name, path in sorted(self.config.simulate.rankings.items())
+        }
+        return [self.config.simulate, rankings, self.config.seed]
 
     # --- the stage -----------------------------------------------------------------------
 
@@ -121,7 +125,7 @@ class SimulateStage(Stage):
         # rounds run so far stay valid when only the number of rounds changes
         # (and each recommender's sessions stay valid when others join or leave the list)
         session_settings = cfg.model_dump(
-            exclude={"feedback_rounds", "feedback_users", "recommenders", "plugins"}
+            exclude={"feedback_rounds", "feedback_users", "recommenders", "plugins", "rankings"}
         )
         checkpoints = ws.checkpoint_dir(
             self.folder, config_hash(self.input_hashes(), session_settings, seed)[:16]
@@ -146,6 +150,7 @@ class SimulateStage(Stage):
         offline: list[pd.DataFrame] = []
         recommenders: dict[str, Recommender] = {}
         tops: dict[str, dict[str, list[str]]] = {}
+        shown: dict[str, dict[str, list[list[str]]]] = {}
         for name in cfg.recommenders:
             t0 = time.perf_counter()
             recommender = create_recommender(name, cfg)
@@ -153,6 +158,7 @@ class SimulateStage(Stage):
             recommenders[name] = recommender
             pages, top = self._rankings(recommender, users, history)
             tops[name] = top
+            shown[name] = pages
             offline.append(offline_metrics(top, test, cfg.offline_k).assign(recommender=name))
             logs[name] = self._sessions(agent, name, 0, pages, activity, checkpoints)
             timings[name] = round(time.perf_counter() - t0, 2)
@@ -185,6 +191,11 @@ class SimulateStage(Stage):
                 for p in sorted(se["persona"].dropna().unique())
             }
         metrics["agreement"] = _agreement(metrics["recommenders"])
+        if cfg.other_watch_priors and agent is not None:
+            metrics["watch_priors"] = self._other_priors(
+                agent, interactions, items, recommenders, shown, activity, checkpoints,
+                test_items, metrics,
+            )
         user_agreement = self._user_agreement(events, sessions, offline_frame)
         metrics["per_user_agreement"] = _summarise_user_agreement(user_agreement, seed)
         feedback = None
@@ -246,6 +257,67 @@ class SimulateStage(Stage):
                 advance(1)
         return pages, top
 
+    def _other_priors(
+        self,
+        agent: _LazyAgent,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame,
+        recommenders: dict[str, Recommender],
+        pages: dict[str, dict[str, list[list[str]]]],
+        activity: dict[str, Any],
+        checkpoints: Path,
+        test_items: set[tuple[str, str]],
+        metrics: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The sessions again under each other watch prior: per recommender the watch
+        rate, likes and log-hit ratio, how the recommenders' order agrees with nDCG, and
+        with their order under the agents' own prior."""
+        from personasim.agents.watch_prior import fit_watch_prior
+
+        ws = self.workspace
+        examples = read_parquet(ws.require("adapters", "examples.parquet"))
+        watch = examples[examples["task"] == "watch"][["user_id", "item_id", "target"]]
+        train = interactions[interactions["split"] == "train"]
+        others = read_parquet(ws.require("data", "others.parquet"))
+        known = items[items["train_count"] > 0]["item_id"].astype(str).tolist()
+        simulated = sorted(interactions["user_id"].astype(str).unique())
+        loaded = agent.get()
+        own = loaded.watch_prior
+        cfg = self.config.simulate
+        out: dict[str, Any] = {}
+        try:
+            for kind in cfg.other_watch_priors:
+                with progress(f"watch prior ({kind})", total=None):
+                    loaded.watch_prior, _ = fit_watch_prior(
+                        kind, train, others, simulated, known, watch.reset_index(drop=True),
+                        seed=self.config.seed,
+                    )
+                table = {}
+                for name in recommenders:
+                    log = self._sessions(agent, name, 0, pages[name], activity, checkpoints, kind)
+                    row = session_metrics(log.events, log.sessions, catalogue=1, novelty={})
+                    row.update(_log_hits(log.events, test_items))
+                    row["ndcg"] = metrics["recommenders"][name]["ndcg"]
+                    table[name] = _rounded(
+                        {k: row[k] for k in ("watch_rate", "likes", "log_hit_ratio", "ndcg")}
+                    )
+                own_order = {n: r["watch_rate"] for n, r in metrics["recommenders"].items()}
+                out[kind] = {
+                    "recommenders": table,
+                    "watch_rate~ndcg": _rounded(
+                        rank_agreement(
+                            {n: r["watch_rate"] for n, r in table.items()},
+                            {n: r["ndcg"] for n, r in table.items()},
+                        )
+                    ),
+                    "watch_rate~own_prior": _rounded(
+                        rank_agreement({n: r["watch_rate"] for n, r in table.items()}, own_order)
+                    ),
+                }
+        finally:
+            loaded.watch_prior = own
+        return out
+
     def _sessions(
         self,
         agent: _LazyAgent | None,
@@ -254,9 +326,13 @@ class SimulateStage(Stage):
         pages: dict[str, list[list[str]]],
         activity: dict[str, Any],
         checkpoints: Path,
+        variant: str = "",
     ) -> SessionLog:
-        """One recommender's sessions in one round, from the checkpoint when it exists."""
+        """One recommender's sessions in one round, from the checkpoint when it exists
+        (`variant`: another watch prior's sessions)."""
         tag = f"round{round_}-{config_hash(name, self.config.simulate.plugins.get(name))[:12]}"
+        if variant:
+            tag += f"-prior-{variant}"
         if round_:
             tag += f"-u{self.config.simulate.feedback_users}"
         stem = checkpoints / tag
@@ -449,12 +525,14 @@ def _log_hits(events: pd.DataFrame, test_items: set[tuple[str, str]]) -> dict[st
         [(u, i) in test_items for u, i in zip(events["user_id"], events["item_id"], strict=True)]
     )
     watched = events["watched"].to_numpy(bool)
+    hits_watched = float(in_log[watched].mean()) if watched.any() else float("nan")
+    hits_skipped = float(in_log[~watched].mean()) if (~watched).any() else float("nan")
     return {
         "log_hit_rate": float(in_log.mean()) if len(in_log) else float("nan"),
-        "log_hit_rate_watched": float(in_log[watched].mean()) if watched.any() else float("nan"),
-        "log_hit_rate_skipped": float(in_log[~watched].mean())
-        if (~watched).any()
-        else float("nan"),
+        "log_hit_rate_watched": hits_watched,
+        "log_hit_rate_skipped": hits_skipped,
+        # >1: the agents watch what the real user went on to rate more than what they skip
+        "log_hit_ratio": hits_watched / hits_skipped if hits_skipped > 0 else float("nan"),
     }
 
 

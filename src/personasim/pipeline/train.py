@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, lora_config, save_adapter
 from personasim.agents.examples import build_examples, item_records, select_examples
@@ -24,6 +25,7 @@ from personasim.agents.prior import fit_prior_matrix, out_of_fold_priors
 from personasim.agents.prompts import AGENT_PROMPT_VERSION
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.training import make_packs, train_adapter
+from personasim.agents.watch_prior import fit_watch_prior
 from personasim.config import AgentConfig, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.pipeline.ingest import IngestStage
@@ -111,6 +113,7 @@ class TrainStage(Stage):
         examples = build_examples(
             train, records, cfg, oof_prior=oof, prior=prior, index=index, seed=seed
         )
+        watch_summary = self._watch_prior(examples, train, others, users, items, out)
         persona_of = dict(
             zip(assignments["user_id"].astype(str), assignments["persona"], strict=True)
         )
@@ -125,6 +128,7 @@ class TrainStage(Stage):
                 "watch": int((examples.task == "watch").sum()),
             },
             "oof_prior_rmse": round(float(np.sqrt(np.mean((train["rating"] - oof) ** 2))), 4),
+            "watch_prior": watch_summary,
             "adapters": {},
         }
         if groups:
@@ -135,6 +139,43 @@ class TrainStage(Stage):
             "seconds": round(sum(a["seconds"] for a in summary["adapters"].values()), 1),
         }
         return summary
+
+    def _watch_prior(
+        self,
+        examples: pd.DataFrame,
+        train: pd.DataFrame,
+        others: pd.DataFrame,
+        users: list[str],
+        items: pd.DataFrame,
+        out: Path,
+    ) -> dict[str, Any] | None:
+        """Fit the watch prior (``agents.watch_prior``), store it, and put its
+        out-of-fold log-odds in the watch examples' `prior` column (in place)."""
+        cfg = self.config.agents
+        watch = examples["task"] == "watch"
+        if cfg.watch_prior == "none" or not watch.any():
+            return None
+        known = items[items["train_count"] > 0]["item_id"].astype(str).tolist()
+        with progress(f"watch prior ({cfg.watch_prior})", total=None):
+            prior, odds = fit_watch_prior(
+                cfg.watch_prior,
+                train,
+                others,
+                users,
+                known,
+                examples.loc[watch, ["user_id", "item_id", "target"]],
+                seed=self.config.seed,
+            )
+        examples.loc[watch, "prior"] = odds
+        prior.save(out)
+        targets = examples.loc[watch, "target"].to_numpy()
+        return {
+            "kind": cfg.watch_prior,
+            "examples": int(watch.sum()),
+            "oof_auc": round(float(roc_auc_score(targets, odds)), 4)
+            if len(set(targets)) > 1
+            else None,
+        }
 
     def _train_all(
         self,
@@ -217,7 +258,12 @@ def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str
     lm.model = get_peft_model(base, lora_config(cfg, lm.n_layers))
     try:
         packs = make_packs(
-            job.examples, job.texts, lm, items_per_pack=cfg.items_per_pack, adapter="default"
+            job.examples,
+            job.texts,
+            lm,
+            items_per_pack=cfg.items_per_pack,
+            adapter="default",
+            answered=cfg.end_of_turn_weight > 0,
         )
         result = train_adapter(lm, packs, cfg, seed=job.seed, on_step=on_step)
         meta = {"adapter": job.name, "users": job.users, "dtype": lm.dtype_name, **result.as_dict()}

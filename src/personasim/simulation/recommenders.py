@@ -8,7 +8,11 @@ LensKit components:
   (``RandomSelector``);
 - ``popular``: most-rated first (``PopScorer``);
 - ``itemknn``: item-item k-nearest neighbours on the ratings (``ItemKNNScorer``);
-- ``mf``: implicit-feedback matrix factorisation trained by ALS (``ImplicitMFScorer``).
+- ``userknn``: user-user k-nearest neighbours over implicit feedback (``UserKNNScorer``);
+- ``mf``: implicit-feedback matrix factorisation trained by ALS (``ImplicitMFScorer``);
+- ``bpr``: matrix factorisation trained on pairwise (BPR) loss (``FlexMFImplicitScorer``);
+- ``unpopular``: least-rated first: a deliberately poor recommender, so the comparison
+  has a clear loser beside ``random``.
 
 A team's own recommender is given as ``"module:object"`` (in ``[simulate] plugins``) or
 registered under the entry-point group ``personasim.recommenders``. The object is a
@@ -44,6 +48,7 @@ __all__ = [
     "LensKitRecommender",
     "PluginRecommender",
     "Recommender",
+    "UnpopularRecommender",
     "create_recommender",
     "load_object",
     "stable_seed",
@@ -51,7 +56,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_RECOMMENDERS = ("random", "popular", "itemknn", "mf")
+BUILTIN_RECOMMENDERS = ("random", "popular", "itemknn", "userknn", "mf", "bpr", "unpopular")
 """The LensKit recommenders every simulation can compare."""
 
 _ENTRY_POINT_GROUP = "personasim.recommenders"
@@ -88,7 +93,8 @@ class LensKitRecommender:
     def _build(self, seed: int) -> Any:
         from lenskit.als import ImplicitMFScorer
         from lenskit.basic import PopScorer
-        from lenskit.knn import ItemKNNScorer
+        from lenskit.flexmf import FlexMFImplicitScorer
+        from lenskit.knn import ItemKNNScorer, UserKNNScorer
         from lenskit.pipeline import topn_pipeline
 
         if self.kind == "random":
@@ -97,11 +103,19 @@ class LensKitRecommender:
             scorer: Any = PopScorer(score="quantile")
         elif self.kind == "itemknn":
             scorer = ItemKNNScorer(max_nbrs=self.config.itemknn_neighbors, feedback="implicit")
+        elif self.kind == "userknn":
+            scorer = UserKNNScorer(max_nbrs=self.config.itemknn_neighbors, feedback="implicit")
         elif self.kind == "mf":
             scorer = ImplicitMFScorer(
                 embedding_size=self.config.mf_embedding_size,
                 epochs=self.config.mf_epochs,
                 use_ratings=False,
+            )
+        elif self.kind == "bpr":
+            scorer = FlexMFImplicitScorer(
+                embedding_size=self.config.mf_embedding_size,
+                epochs=self.config.mf_epochs,
+                loss="pairwise",
             )
         else:  # pragma: no cover - guarded by create_recommender
             raise ValueError(self.kind)
@@ -134,6 +148,31 @@ class LensKitRecommender:
         query = RecQuery(user_id=user_id, user_items=items_seen)
         items = recommend(self._pipeline, query, n)
         return [str(i) for i in items.ids()]
+
+
+class UnpopularRecommender:
+    """Least-rated training items first (ties by item id): a deliberately poor list."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._order: list[str] = []
+
+    def fit(self, training: pd.DataFrame, *, seed: int) -> None:
+        """Count each item's training ratings."""
+        counts = training["item_id"].astype(str).value_counts()
+        frame = pd.DataFrame({"item_id": counts.index, "n": counts.to_numpy()})
+        self._order = frame.sort_values(["n", "item_id"])["item_id"].tolist()
+
+    def recommend(self, user_id: str, history: Sequence[str], n: int) -> list[str]:
+        """The `n` least-rated items the user has not rated."""
+        seen = set(history)
+        out = []
+        for item in self._order:
+            if item not in seen:
+                out.append(item)
+                if len(out) == n:
+                    break
+        return out
 
 
 def _random_pipeline(name: str, seed: int) -> Any:
@@ -246,15 +285,21 @@ def create_recommender(name: str, config: SimulateConfig) -> Recommender:
     Raises:
         ConfigError: No recommender has that name, or its plug-in cannot be loaded.
     """
+    if name in config.rankings:
+        from personasim.simulation.rankings import RankingsRecommender
+
+        return RankingsRecommender(name, config.rankings[name])
     if name in config.plugins:
         spec = config.plugins[name]
         return PluginRecommender(name, load_object(spec), spec)
+    if name == "unpopular":
+        return UnpopularRecommender(name)
     if name in BUILTIN_RECOMMENDERS:
         return LensKitRecommender(name, name, config)
     installed = _entry_points()
     if name in installed:
         return PluginRecommender(name, load_object(installed[name]), installed[name])
-    known = sorted({*BUILTIN_RECOMMENDERS, *config.plugins, *installed})
+    known = sorted({*BUILTIN_RECOMMENDERS, *config.plugins, *config.rankings, *installed})
     raise ConfigError(
         f"simulate.recommenders: no recommender named {name!r} (available: {', '.join(known)}; "
         "add your own as plugins = {name = 'module:object'})"

@@ -1,0 +1,167 @@
+"""The collaborative prior of the watch answer: what an implicit-feedback scorer says
+about a user and an item, as log-odds added to logit("yes") - logit("no").
+
+The scorer (:mod:`personasim.cf.implicit`: popularity, item-kNN or implicit MF) is fitted
+on the training data. Its score is turned into a probability by an isotonic (monotone)
+calibration fitted on training lists of positives (a user's train items) and the watch
+task's negatives, then into log-odds. For the agents' own watch examples the score must
+not come from a model that saw the item (a perfect hint in training, an ordinary one at
+test time), so they are scored out of fold: the simulated users' train ratings are split
+in K folds and each fold's positives are scored by a model fitted without them. Every
+other pair (test lists, sessions) is scored by the model fitted on all the training
+data, stored as a dense user x item matrix of the simulated users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from personasim.cf.implicit import ImplicitScorer, fit_implicit
+from personasim.workspace import atomic_path
+
+__all__ = ["WATCH_PRIOR_FILE", "WatchPrior", "fit_watch_prior"]
+
+WATCH_PRIOR_FILE = "watch_prior.npz"
+_EPS = 1e-3  # probabilities kept in [eps, 1 - eps]: log-odds within about +-6.9
+
+
+@dataclass
+class WatchPrior:
+    """Implicit scores of the simulated users over the catalogue, and their calibration.
+
+    Attributes:
+        kind: The implicit scorer.
+        users: User ids (rows).
+        items: Item ids (columns).
+        matrix: ``[users, items]`` scores of the model fitted on all training data.
+        knots: ``[2, k]`` the isotonic calibration: scores and their probabilities.
+    """
+
+    kind: str
+    users: list[str]
+    items: list[str]
+    matrix: np.ndarray
+    knots: np.ndarray
+
+    def __post_init__(self) -> None:
+        self._u = {u: i for i, u in enumerate(self.users)}
+        self._i = {it: i for i, it in enumerate(self.items)}
+
+    def log_odds_of(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated log-odds of raw scores."""
+        p = np.interp(np.asarray(scores, dtype="float64"), self.knots[0], self.knots[1])
+        p = np.clip(p, _EPS, 1 - _EPS)
+        return np.log(p) - np.log1p(-p)
+
+    def scores(self, user: str, items: list[str]) -> np.ndarray:
+        """Raw scores of `items` for `user` (0 outside the matrix: an unknown user or
+        an item nobody rated)."""
+        row = self._u.get(user)
+        out = np.zeros(len(items))
+        if row is None:
+            return out
+        for j, item in enumerate(items):
+            col = self._i.get(item)
+            if col is not None:
+                out[j] = self.matrix[row, col]
+        return out
+
+    def log_odds(self, user: str, items: list[str]) -> np.ndarray:
+        """The prior's log-odds that `user` would watch each of `items`."""
+        return self.log_odds_of(self.scores(user, items))
+
+    def save(self, folder: Path) -> None:
+        """Write :data:`WATCH_PRIOR_FILE` (no pickles)."""
+        with atomic_path(folder / WATCH_PRIOR_FILE) as tmp, tmp.open("wb") as f:
+            np.savez(
+                f,
+                kind=np.array(self.kind),
+                users=np.array(self.users, dtype=str),
+                items=np.array(self.items, dtype=str),
+                matrix=self.matrix.astype("float32"),
+                knots=self.knots.astype("float64"),
+            )
+
+    @classmethod
+    def load(cls, folder: Path) -> WatchPrior:
+        """Read what :meth:`save` wrote."""
+        data = np.load(folder / WATCH_PRIOR_FILE, allow_pickle=False)
+        return cls(
+            str(data["kind"]),
+            [str(u) for u in data["users"]],
+            [str(i) for i in data["items"]],
+            data["matrix"],
+            data["knots"],
+        )
+
+
+def _calibrate(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Isotonic P(label | score) as knots for :func:`numpy.interp`."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+    iso.fit(scores, labels)
+    x, y = iso.X_thresholds_, iso.y_thresholds_
+    if len(x) == 1:  # one distinct score: a constant
+        x, y = np.array([x[0], x[0] + 1.0]), np.array([y[0], y[0]])
+    return np.stack([x, y])
+
+
+def fit_watch_prior(
+    kind: str,
+    train: pd.DataFrame,
+    others: pd.DataFrame,
+    users: list[str],
+    items: list[str],
+    watch: pd.DataFrame,
+    *,
+    seed: int,
+    folds: int = 5,
+) -> tuple[WatchPrior, np.ndarray]:
+    """Fit the watch prior and score the agents' watch examples out of fold.
+
+    Args:
+        kind: The implicit scorer ("popularity", "itemknn", "implicit_mf").
+        train: The simulated users' train ratings.
+        others: The other users' ratings (always in the fit).
+        users: The simulated users (the matrix rows).
+        items: The catalogue's items with training ratings (the matrix columns).
+        watch: The watch examples, ``user_id, item_id, target`` (1 watched, 0 not).
+        seed: Folds and model seeds.
+        folds: Folds of the out-of-fold scores.
+
+    Returns:
+        The prior, and the calibrated out-of-fold log-odds of each watch example.
+    """
+    cols = ["user_id", "item_id", "rating", "timestamp"]
+    rng = np.random.default_rng(seed)
+    fold_of_rating = rng.integers(0, folds, len(train))
+    key = train["user_id"].astype(str) + "\x1f" + train["item_id"].astype(str)
+    fold_of = dict(zip(key, fold_of_rating, strict=True))
+    watch_key = watch["user_id"].astype(str) + "\x1f" + watch["item_id"].astype(str)
+    example_fold = np.array(
+        [fold_of.get(k, -1) for k in watch_key], dtype=int
+    )  # a negative (not rated) gets a random fold
+    unrated = example_fold < 0
+    example_fold[unrated] = rng.integers(0, folds, int(unrated.sum()))
+    oof = np.zeros(len(watch))
+    for fold in range(folds):
+        held = fold_of_rating == fold
+        scorer = fit_implicit(
+            kind, pd.concat([train.loc[~held, cols], others[cols]], ignore_index=True), seed=seed
+        )
+        mine = example_fold == fold
+        if mine.any():
+            oof[mine] = scorer.score_pairs(watch.loc[mine, ["user_id", "item_id"]])
+    knots = _calibrate(oof, watch["target"].to_numpy(dtype="float64"))
+    full = fit_implicit(kind, pd.concat([train[cols], others[cols]], ignore_index=True), seed=seed)
+    prior = WatchPrior(kind, users, items, _matrix(full, users, items), knots)
+    return prior, prior.log_odds_of(oof)
+
+
+def _matrix(scorer: ImplicitScorer, users: list[str], items: list[str]) -> np.ndarray:
+    return np.stack([scorer.scores(u, items) for u in users]) if users else np.zeros((0, 0))

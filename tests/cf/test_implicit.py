@@ -1,0 +1,50 @@
+"""The implicit-feedback scorers score what a user watched above what they did not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from personasim.cf import IMPLICIT_SCORERS, ImplicitSettings, fit_implicit
+
+
+def _split(log):
+    ratings = log.ratings.astype({"user_id": str, "item_id": str})
+    ratings = ratings.sort_values(["user_id", "timestamp"])
+    last = ratings.groupby("user_id").tail(5)
+    return ratings.drop(last.index), last
+
+
+def test_popularity_is_the_training_count(small_log):
+    train, _ = _split(small_log)
+    scorer = fit_implicit("popularity", train, seed=0)
+    items = sorted(train["item_id"].unique())[:10]
+    counts = train["item_id"].value_counts()
+    np.testing.assert_allclose(scorer.scores("u-unknown", items), counts[items].to_numpy())
+
+
+@pytest.mark.parametrize("kind", IMPLICIT_SCORERS)
+def test_held_out_items_score_above_unrated_ones(small_log, kind):
+    train, held = _split(small_log)
+    # 60 users: a few factors (the default 50 fit noise on so few)
+    scorer = fit_implicit(kind, train, seed=0, settings=ImplicitSettings(embedding_size=4))
+    rng = np.random.default_rng(0)
+    rated = train.groupby("user_id")["item_id"].agg(set).to_dict()
+    catalogue = np.array(sorted(train["item_id"].unique()))
+    rows = []
+    for user, part in held.groupby("user_id"):
+        seen = rated[user] | set(part["item_id"])
+        unrated = [i for i in catalogue if i not in seen]
+        negatives = rng.choice(unrated, size=len(part), replace=False)
+        rows += [(user, i, 1) for i in part["item_id"]] + [(user, i, 0) for i in negatives]
+    pairs = pd.DataFrame(rows, columns=["user_id", "item_id", "label"])
+    scores = scorer.score_pairs(pairs)
+    assert np.isfinite(scores).all()
+    assert roc_auc_score(pairs["label"], scores) > 0.6
+
+
+def test_an_unknown_kind_is_refused(small_log):
+    with pytest.raises(ValueError, match="unknown implicit scorer"):
+        fit_implicit("slope_one", small_log.ratings, seed=0)
