@@ -45,7 +45,7 @@ QUICK = {
     "profile": lambda: profile_throughput.measure(users=4, ratings=10, dataset="ml-100k"),
     "train": lambda: train_throughput.measure(examples=64, epochs=2, users=4),
     "score": lambda: score_throughput.measure(users=4, items=32),
-    "simulate": lambda: simulate_sessions.measure(users=6, pages=2),
+    "simulate": lambda: simulate_sessions.measure(users=8, pages=5),
 }
 FULL = {
     "ingest": lambda: ingest_throughput.measure(),
