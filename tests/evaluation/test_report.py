@@ -51,9 +51,10 @@ def test_report_is_one_self_contained_file(reported_run):
     assert "| popularity |" in summary and "## Taste alignment: AUC" in summary
     # one row per model, one column per list kind, the best of each marked
     taste = json.loads((reported_run / "eval" / "taste.json").read_text())
+    auc_section = summary.split("## Taste alignment: AUC")[1].split("\n## ")[0]
     for kind, models in taste.items():
         best = max(models, key=lambda m: models[m]["auc"])
-        row = next(line for line in summary.splitlines() if line.startswith(f"| {best} |"))
+        row = next(line for line in auc_section.splitlines() if line.startswith(f"| {best} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[list(taste).index(kind) + 1].endswith("★")
 

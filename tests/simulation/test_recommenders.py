@@ -103,5 +103,5 @@ def test_misbehaving_plugins_name_the_plugin_and_user(target, message):
 
 
 def test_unknown_recommender_lists_the_available_ones():
-    with pytest.raises(ConfigError, match="available: itemknn, mf, popular, random"):
+    with pytest.raises(ConfigError, match="available: bpr, itemknn, mf, popular, random, unpopular, userknn"):
         create_recommender("lightgcn", SimulateConfig())
