@@ -65,10 +65,12 @@ def test_ray_runs_the_heavy_stages_with_in_process_results(
         b = load_file(remote / "adapters" / name / "adapter_model.safetensors")
         assert a.keys() == b.keys()
         for key in a:
-            # sums in another order (one thread per worker): 1e-5 absolute, or 0.1% of
-            # the weight (measured: at most 1.03e-5, 0.04%)
+            # sums in another order (one thread per worker) drift over the steps:
+            # measured at most 1.03e-5, and 2.26e-5 on a loaded machine; 1e-4 is 1% of
+            # a typical LoRA weight (~1e-2), while another seed or other data moves the
+            # weights by ~1e-2
             np.testing.assert_allclose(
-                a[key], b[key], atol=1e-5, rtol=1e-3, err_msg=f"{name} {key}"
+                a[key], b[key], atol=1e-4, rtol=1e-3, err_msg=f"{name} {key}"
             )
     mine = read_parquet(local / "eval" / "predictions.parquet")
     theirs = read_parquet(remote / "eval" / "predictions.parquet")
