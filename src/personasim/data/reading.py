@@ -71,12 +71,14 @@ class RawTable:
         rows = np.asarray([self.row_number(i) for i in positions], dtype="int64")
         return RawTable(self.table.take(pa.array(positions)), self.file, self.first_row, rows)
 
-    def require_columns(self, columns: list[tuple[str, str]]) -> None:
+    def require_columns(self, columns: list[tuple[str, str]], fix: str | None = None) -> None:
         """Check that the file has every mapped column.
 
         Args:
             columns: ``(config key, column name)`` pairs, e.g. ``("rating", "score")``;
                 the key names the `[data.columns]` setting to fix.
+            fix: What the message tells the user to do, when a file's columns are
+                not mapped by `[data.columns]` (e.g. a rankings file).
 
         Raises:
             ColumnError: A column is missing; names the closest existing one.
@@ -88,9 +90,9 @@ class RawTable:
             close = difflib.get_close_matches(name, present, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             flag = f" (or --{key}-col)" if key in _CLI_COLUMN_FLAGS else ""
+            remedy = fix or f"map the right one with data.columns.{key}{flag}"
             raise ColumnError(
-                f"no such column (the file has: {', '.join(present)}){hint}; map the "
-                f"right one with data.columns.{key}{flag}",
+                f"no such column (the file has: {', '.join(present)}){hint}; {remedy}",
                 file=self.file,
                 row=1 if self.first_row > 1 else None,
                 column=name,

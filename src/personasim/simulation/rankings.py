@@ -16,7 +16,7 @@ import pandas as pd
 
 from personasim.data.reading import read_table_file
 from personasim.data.validation import parse_ids
-from personasim.errors import ColumnError, DataError
+from personasim.errors import DataError
 
 __all__ = ["RANKING_COLUMNS", "RankingsRecommender", "read_rankings"]
 
@@ -35,15 +35,10 @@ def read_rankings(path: str | Path) -> pd.DataFrame:
             (each names the file, the row and the column).
     """
     raw = read_table_file(Path(path))
-    for column in RANKING_COLUMNS:
-        if column not in raw.columns:
-            raise ColumnError(
-                f"a rankings file needs the columns {', '.join(RANKING_COLUMNS)} "
-                f"(this one has: {', '.join(raw.columns)})",
-                file=raw.file,
-                row=1 if raw.first_row > 1 else None,
-                column=column,
-            )
+    raw.require_columns(
+        [(column, column) for column in RANKING_COLUMNS],
+        fix=f"a rankings file needs the columns {', '.join(RANKING_COLUMNS)}",
+    )
     users = parse_ids(raw, "user_id").to_numpy(zero_copy_only=False).astype(str)
     items = parse_ids(raw, "item_id").to_numpy(zero_copy_only=False).astype(str)
     ranks = pd.to_numeric(pd.Series(raw.column("rank").to_pylist()), errors="coerce")
