@@ -143,3 +143,52 @@ def test_the_report_shows_the_simulation(simulated):
     summary = (workdir / "report" / "summary.md").read_text()
     assert "## Recommenders: simulated sessions and the held-out log" in summary
     assert "| recent |" in summary and "## Feedback loop" in summary
+
+
+def test_a_rankings_file_is_simulated_and_a_changed_file_again(
+    simulated, agent_log_files, make_agent_config, tmp_path
+):
+    workdir, _, _ = simulated
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    shutil.rmtree(copy / "simulate")
+    interactions = pd.read_parquet(copy / "data" / "interactions.parquet")
+    seen = interactions[interactions.split == "train"].groupby("user_id")["item_id"].agg(set)
+    catalogue = sorted(set(interactions["item_id"]))
+    users = sorted(seen.index)
+
+    def write(order):
+        rows = [
+            (u, i, rank)
+            for u in users
+            for rank, i in enumerate([i for i in order if i not in seen[u]], start=1)
+        ]
+        pd.DataFrame(rows, columns=["user_id", "item_id", "rank"]).to_parquet(
+            tmp_path / "prod.parquet"
+        )
+
+    def first_pages(cfg):
+        run_stage(SimulateStage, Workspace(copy), cfg)
+        events = pd.read_parquet(copy / "simulate" / "events.parquet")
+        return events, events[(events.page == 1) & (events.recommender == "prod")]
+
+    base = make_agent_config(agent_log_files)
+    cfg = _config(
+        base, recommenders=["popular", "prod"], rankings={"prod": str(tmp_path / "prod.parquet")}
+    )
+    write(catalogue)
+    events, prod = first_pages(cfg)
+    # each user's first page is the file's first ranked items the user has not seen
+    for user, page in prod.groupby("user_id"):
+        expected = [i for i in catalogue if i not in seen[user]][: len(page)]
+        assert page.sort_values("position")["item_id"].tolist() == expected
+    popular = events[events.recommender == "popular"].reset_index(drop=True)
+
+    write(catalogue[::-1])  # the team exports new lists: prod is simulated again
+    events, prod = first_pages(cfg)
+    for user, page in prod.groupby("user_id"):
+        expected = [i for i in catalogue[::-1] if i not in seen[user]][: len(page)]
+        assert page.sort_values("position")["item_id"].tolist() == expected
+    pd.testing.assert_frame_equal(
+        events[events.recommender == "popular"].reset_index(drop=True), popular
+    )

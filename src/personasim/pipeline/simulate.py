@@ -87,6 +87,14 @@ class SimulateStage(Stage):
         agent = self.config.simulate.agent
         return agent == "zero-shot" or AGENT_MODES[agent] in self.config.agents.modes
 
+    def _recommender_source(self, name: str) -> list[str | None]:
+        """What a recommender's sessions depend on besides its name: the plugin it is
+        loaded from, and the content of its rankings file (a changed file is simulated
+        again instead of restored from the old file's checkpoint)."""
+        cfg = self.config.simulate
+        path = cfg.rankings.get(name)
+        return [cfg.plugins.get(name), *([file_sha256(Path(path))] if path else [])]
+
     def settings(self) -> list[Any]:
         """The `[simulate]` section, the content of its rankings files, and the seed."""
         rankings = {
@@ -330,7 +338,7 @@ class SimulateStage(Stage):
     ) -> SessionLog:
         """One recommender's sessions in one round, from the checkpoint when it exists
         (`variant`: another watch prior's sessions)."""
-        tag = f"round{round_}-{config_hash(name, self.config.simulate.plugins.get(name))[:12]}"
+        tag = f"round{round_}-{config_hash(name, *self._recommender_source(name))[:12]}"
         if variant:
             tag += f"-prior-{variant}"
         if round_:
