@@ -51,8 +51,11 @@ def test_the_venv_holds_the_locked_versions_and_nothing_else():
         for d in importlib.metadata.distributions(path=site)
     }
     # torch's local label (+cpu) names its build, which is the machine's.
-    wrong = {n: (str(v), str(lock[n])) for n, v in installed.items()
-             if n in lock and Version(v.public) != lock[n]}
+    wrong = {
+        n: (str(v), str(lock[n]))
+        for n, v in installed.items()
+        if n in lock and Version(v.public) != lock[n]
+    }
     missing = sorted(set(lock) - set(installed))
     extra = sorted(set(installed) - set(lock) - UNLOCKED - _data_packages())
     assert not wrong, f"installed (not locked) versions: {wrong}; run `make setup`"

@@ -146,8 +146,14 @@ def test_packed_items_with_mixed_adapters_equal_the_models_forward(lm):
 def test_cached_prefixes_and_mixed_adapters_equal_the_models_forward(lm):
     prefixes, suffixes = _prompts(lm)
     rows = [(prefixes[0], "p0"), (prefixes[1], "p1"), (prefixes[0], BASE_ADAPTER)]
-    items = [(0, suffixes[0]), (1, suffixes[1]), (2, suffixes[2]), (0, suffixes[3]),
-             (1, suffixes[2]), (2, suffixes[0])]
+    items = [
+        (0, suffixes[0]),
+        (1, suffixes[1]),
+        (2, suffixes[2]),
+        (0, suffixes[3]),
+        (1, suffixes[2]),
+        (2, suffixes[0]),
+    ]
     lm.prefix_states_cache.clear()
     reference = torch.stack([_reference(lm, rows[i][0], s, rows[i][1]) for i, s in items])
     for _ in range(2):  # computed, then from the prefix cache
@@ -170,8 +176,11 @@ def test_the_prefix_cache_shares_the_layers_below_the_adapters_and_is_bounded(lm
     assert lower.nbytes == split * per_layer + lower.hidden.numel() * 4
     assert len(lm.prefix_states_cache) == 3
     ((lower_1, top_1),) = lm.prefix_states([prefixes[1]], [BASE_ADAPTER])
-    kept, lm.prefix_states_cache = lm.prefix_states_cache, type(lm.prefix_states_cache)(
-        maxsize=int((lower_1.nbytes + top_1.nbytes) * 1.2), getsizeof=lambda s: s.nbytes
+    kept, lm.prefix_states_cache = (
+        lm.prefix_states_cache,
+        type(lm.prefix_states_cache)(
+            maxsize=int((lower_1.nbytes + top_1.nbytes) * 1.2), getsizeof=lambda s: s.nbytes
+        ),
     )
     try:
         lm.prefix_states([prefixes[0]], [BASE_ADAPTER])
@@ -188,8 +197,12 @@ def test_a_prompt_asked_of_several_adapters_equals_the_models_forward(lm):
     """The zero-shot, global and persona agents on the same user and item share the
     layers below the adapters: each answer is still its own adapter's."""
     prefixes, suffixes = _prompts(lm)
-    rows = [(prefixes[0], BASE_ADAPTER), (prefixes[0], "p0"), (prefixes[0], "p1"),
-            (prefixes[1], "p1")]
+    rows = [
+        (prefixes[0], BASE_ADAPTER),
+        (prefixes[0], "p0"),
+        (prefixes[0], "p1"),
+        (prefixes[1], "p1"),
+    ]
     items = [(r, s) for r in range(4) for s in suffixes[:3]]
     reference = torch.stack([_reference(lm, rows[i][0], s, rows[i][1]) for i, s in items])
     cached = lm.score_cached([p for p, _ in rows], [a for _, a in rows], items, chunk=2)
@@ -231,8 +244,10 @@ def test_bfloat16_scoring_stays_close_to_the_float32_model(lm, bf16_lm):
     kl = _kl(reference, fast)
     answer_tokens = lm.digit_ids + lm.yes_ids + lm.no_ids
     gap = (reference - fast)[:, answer_tokens].abs().max()
-    print(f"bf16 vs fp32 model: KL max {kl.max():.4f} mean {kl.mean():.4f} nats; "
-          f"max |d log p| on digits/yes/no {gap:.4f}")
+    print(
+        f"bf16 vs fp32 model: KL max {kl.max():.4f} mean {kl.mean():.4f} nats; "
+        f"max |d log p| on digits/yes/no {gap:.4f}"
+    )
     assert float(kl.max()) < BF16_KL
     assert float(gap) < 0.25
 

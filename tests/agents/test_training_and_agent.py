@@ -93,8 +93,11 @@ def _reference_answers(agent, user, items):
     expected, watch = [], []
     with torch.inference_mode():
         for k, (rate_q, watch_q) in enumerate(
-            zip(agent._questions(user, items, "rate"), agent._questions(user, items, "watch"),
-                strict=True)
+            zip(
+                agent._questions(user, items, "rate"),
+                agent._questions(user, items, "watch"),
+                strict=True,
+            )
         ):
             ids = torch.tensor([list(prefix + lm.encode_suffix(rate_q))])
             lp = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)[None]
@@ -144,11 +147,13 @@ def test_agents_in_bfloat16_answer_close_to_float32(trained_run):
     bf16 = UserAgent.from_workdir(trained_run, mode="persona", dtype="bfloat16")
     assert bf16.lm.dtype == torch.bfloat16
     requests = [(u, list(fp32.items)[:8]) for u in sorted(fp32.personas)[:3]]
-    for x, y in zip(fp32.rating_distributions(requests), bf16.rating_distributions(requests),
-                    strict=True):
+    for x, y in zip(
+        fp32.rating_distributions(requests), bf16.rating_distributions(requests), strict=True
+    ):
         np.testing.assert_allclose(y["expected"], x["expected"], atol=0.05)
-    for x, y in zip(fp32.watch_probabilities(requests), bf16.watch_probabilities(requests),
-                    strict=True):
+    for x, y in zip(
+        fp32.watch_probabilities(requests), bf16.watch_probabilities(requests), strict=True
+    ):
         np.testing.assert_allclose(logit(y), logit(x), atol=0.5)
 
 

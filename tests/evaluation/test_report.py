@@ -114,27 +114,47 @@ def test_the_verdict_names_the_best_agent_against_the_best_baseline():
             "biased_mf": rating(0.89),
             "global-lora": rating(
                 0.90,
-                {"baseline": "biased_mf", "rmse_difference": 0.01, "ci": [0.0, 0.02],
-                 "verdict": "worse"},
+                {
+                    "baseline": "biased_mf",
+                    "rmse_difference": 0.01,
+                    "ci": [0.0, 0.02],
+                    "verdict": "worse",
+                },
             ),
             "persona-lora": rating(
                 0.87,
-                {"baseline": "biased_mf", "rmse_difference": -0.02, "ci": [-0.03, -0.01],
-                 "verdict": "better"},
+                {
+                    "baseline": "biased_mf",
+                    "rmse_difference": -0.02,
+                    "ci": [-0.03, -0.01],
+                    "verdict": "better",
+                },
             ),
         },
         taste={
             "uniform 1:1": {
                 "itemknn": {"auc": 0.80},
-                "persona-lora": {"auc": 0.85, "vs_best_baseline": {
-                    "against": "itemknn", "auc": 0.05, "auc_ci": [0.02, 0.08],
-                    "verdict": "better"}},
+                "persona-lora": {
+                    "auc": 0.85,
+                    "vs_best_baseline": {
+                        "against": "itemknn",
+                        "auc": 0.05,
+                        "auc_ci": [0.02, 0.08],
+                        "verdict": "better",
+                    },
+                },
             },
             "popularity 1:1": {
                 "itemknn": {"auc": 0.70},
-                "persona-lora": {"auc": 0.66, "vs_best_baseline": {
-                    "against": "itemknn", "auc": -0.04, "auc_ci": [-0.07, -0.01],
-                    "verdict": "worse"}},
+                "persona-lora": {
+                    "auc": 0.66,
+                    "vs_best_baseline": {
+                        "against": "itemknn",
+                        "auc": -0.04,
+                        "auc_ci": [-0.07, -0.01],
+                        "verdict": "worse",
+                    },
+                },
             },
         },
     )

@@ -539,6 +539,7 @@ class UserAgent:
             out[mode] = frame
         return out
 
+
 def verify_artifacts(workspace: Any, stages: list[str]) -> None:
     """Refuse artifacts that no longer match their manifest (corrupted or truncated).
 

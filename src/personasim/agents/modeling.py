@@ -179,9 +179,7 @@ def with_watch_prior(
     import torch
 
     half = log_odds.to(log_probs.dtype)[:, None] / 2
-    offsets = torch.cat(
-        [half.expand(-1, len(yes_ids)), -half.expand(-1, len(no_ids))], dim=-1
-    )
+    offsets = torch.cat([half.expand(-1, len(yes_ids)), -half.expand(-1, len(no_ids))], dim=-1)
     return with_prior(log_probs, [*yes_ids, *no_ids], offsets)
 
 
@@ -664,8 +662,12 @@ class AgentLM:
                 hidden = self._parts.embed(ids.to(self.device))
                 if split:
                     hidden = self._items_pass(
-                        hidden, segments, [states[p][0] for p in owners],
-                        [BASE_ADAPTER] * len(part), 0, split,
+                        hidden,
+                        segments,
+                        [states[p][0] for p in owners],
+                        [BASE_ADAPTER] * len(part),
+                        0,
+                        split,
                     )
                 rows = [(row, k) for row, u in enumerate(part) for k in askers[u]]
                 pick = torch.tensor([row for row, _ in rows])

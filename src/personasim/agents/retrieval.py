@@ -119,7 +119,10 @@ class RationaleIndex:
                 ):
                     item_vectors = dict(zip(ids, stored["item_vectors"], strict=True))
                 return cls(
-                    frame, items, embedding_model, vectors=stored["vectors"],
+                    frame,
+                    items,
+                    embedding_model,
+                    vectors=stored["vectors"],
                     item_vectors=item_vectors,
                 )
             logger.info("%s is not of these rationales: embedding them again", path)

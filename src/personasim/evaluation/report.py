@@ -191,9 +191,7 @@ def verdict(data: ReportData) -> list[str]:
     """The answer at a glance: the best agent against the best classical baseline, for
     the ratings and for taste, each with its paired 95% interval."""
     lines = []
-    compared = {
-        name: m["compared"] for name, m in data.metrics.items() if "compared" in m
-    }
+    compared = {name: m["compared"] for name, m in data.metrics.items() if "compared" in m}
     agents = [n for n in compared if n in _AGENTS and "vs_best_baseline" in compared[n]]
     if agents:
         best = min(agents, key=lambda n: compared[n]["rmse"])

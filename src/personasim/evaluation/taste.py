@@ -240,9 +240,7 @@ def _auc(group: pd.DataFrame) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def calibration(
-    probabilities: np.ndarray, labels: np.ndarray, bins: int = 10
-) -> dict[str, Any]:
+def calibration(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, Any]:
     """How well P(watch) matches how often users watch: the reliability curve and the
     expected calibration error.
 
@@ -259,7 +257,8 @@ def calibration(
         n = int(inside.sum())
         if n:
             mean_p, share = float(p[inside].mean()), float(y[inside].mean())
-            curve.append({"bin": b, "predicted": round(mean_p, 4), "observed": round(share, 4),
-                          "n": n})
+            curve.append(
+                {"bin": b, "predicted": round(mean_p, 4), "observed": round(share, 4), "n": n}
+            )
             gap += n * abs(mean_p - share)
     return {"ece": round(gap / max(len(p), 1), 6), "curve": curve, "n": int(len(p))}

@@ -426,14 +426,22 @@ class EvaluateStage(Stage):
             if shared is None:
                 wanted = list(modes.values())
                 shared = UserAgent.from_workdir(
-                    self.workspace.root, mode=wanted[0], also=wanted[1:]  # type: ignore[arg-type]
+                    self.workspace.root,
+                    mode=wanted[0],
+                    also=wanted[1:],  # type: ignore[arg-type]
                 )
             return shared
 
         asked = pairs[["user_id", "item_id", "rating"]]
         ratings = self._agent_ratings(
-            {name: name for name in names}, modes, asked, load, rating_dir, previous,
-            previous_notes, "",
+            {name: name for name in names},
+            modes,
+            asked,
+            load,
+            rating_dir,
+            previous,
+            previous_notes,
+            "",
         )
         if cfg.without_rationales and self.config.agents.use_rationales:
             bare = {f"{n}-ms": n for n in names if modes[n] != "none"}
@@ -769,7 +777,6 @@ class EvaluateStage(Stage):
         atomic_write_text(out / "taste.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
-
     def _taste_compared(
         self, models: dict[str, Any], per_user: list[pd.DataFrame], sampler: str, ratio: int
     ) -> None:
@@ -791,7 +798,8 @@ class EvaluateStage(Stage):
             for metric in ("auc", "f1"):
                 diff = (rows.loc[model, metric] - rows.loc[other, metric]).dropna()
                 interval = mean_interval(
-                    diff.to_numpy(), rounds=self.config.evaluate.bootstrap_rounds,
+                    diff.to_numpy(),
+                    rounds=self.config.evaluate.bootstrap_rounds,
                     seed=self.config.seed,
                 )
                 entry[metric] = round(interval.estimate, 6)

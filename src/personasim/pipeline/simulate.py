@@ -201,8 +201,15 @@ class SimulateStage(Stage):
         metrics["agreement"] = _agreement(metrics["recommenders"])
         if cfg.other_watch_priors and agent is not None:
             metrics["watch_priors"] = self._other_priors(
-                agent, interactions, items, recommenders, shown, activity, checkpoints,
-                test_items, metrics,
+                agent,
+                interactions,
+                items,
+                recommenders,
+                shown,
+                activity,
+                checkpoints,
+                test_items,
+                metrics,
             )
         user_agreement = self._user_agreement(events, sessions, offline_frame)
         metrics["per_user_agreement"] = _summarise_user_agreement(user_agreement, seed)
@@ -297,7 +304,12 @@ class SimulateStage(Stage):
             for kind in cfg.other_watch_priors:
                 with progress(f"watch prior ({kind})", total=None):
                     loaded.watch_prior, _ = fit_watch_prior(
-                        kind, train, others, simulated, known, watch.reset_index(drop=True),
+                        kind,
+                        train,
+                        others,
+                        simulated,
+                        known,
+                        watch.reset_index(drop=True),
                         seed=self.config.seed,
                     )
                 table = {}

@@ -47,7 +47,9 @@ def read_rankings(path: str | Path) -> pd.DataFrame:
         i = int(np.flatnonzero(bad)[0])
         shown = raw.column("rank")[i].as_py()
         raise DataError(
-            f"{shown!r} is not a positive rank", file=raw.file, row=raw.row_number(i),
+            f"{shown!r} is not a positive rank",
+            file=raw.file,
+            row=raw.row_number(i),
             column="rank",
         )
     frame = pd.DataFrame({"user_id": users, "item_id": items, "rank": ranks.to_numpy()})

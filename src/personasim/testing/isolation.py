@@ -39,8 +39,9 @@ class ChildFailed(PersonaSimError):
     """The function raised an exception in the child; the message holds its traceback."""
 
 
-def _child_main(conn: Any, stderr_path: str, function: Callable[..., Any], args: tuple,
-                kwargs: dict) -> None:
+def _child_main(
+    conn: Any, stderr_path: str, function: Callable[..., Any], args: tuple, kwargs: dict
+) -> None:
     import faulthandler
 
     fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
