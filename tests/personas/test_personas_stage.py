@@ -11,6 +11,7 @@ import pytest
 from personasim import run_pipeline
 from personasim.config import load_config
 from personasim.personas.assignment import PersonaModel
+from personasim.personas.features import taste_features
 from personasim.pipeline import IngestStage, PersonasStage, ProfileStage
 
 
@@ -82,14 +83,31 @@ def test_same_seed_same_assignments(run, log_files_module, tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_personas_record_their_feature_space_and_what_sets_them_apart(run):
+    meta = json.loads((run / "personas" / "model.json").read_text())
+    assert meta["space"]["weights"] == {"taste": 1.0}  # the default
+    assert set(meta["space"]["blocks"]) == {"taste", "traits", "embedding"}
+    for card in json.loads((run / "personas" / "cards.json").read_text()):
+        assert len(card["distinguishing"]) == 3
+        assert all(abs(d["z"]) > 0 for d in card["distinguishing"])
+        assert card["description"].startswith("Viewers set apart by ")
+
+
 def test_cold_start_assignment_agrees_with_the_clustering(run):
     model = PersonaModel.from_workdir(run)
     profiles = pd.read_parquet(run / "profiles" / "profiles.parquet")
     assignments = pd.read_parquet(run / "personas" / "assignments.parquet")
-    result = model.assign(profiles.profile_text.tolist())
+    interactions = pd.read_parquet(run / "data" / "interactions.parquet")
+    items = pd.read_parquet(run / "data" / "items.parquet")
+    taste = taste_features(interactions[interactions.split == "train"], items)
+    result = model.assign(taste=taste.loc[profiles.user_id])
     agree = np.mean(np.array(result.personas) == assignments.persona.to_numpy())
     assert agree >= 0.9  # k-means labels are nearest centroids, up to merged personas
     assert result.membership.shape == (len(profiles), len(model.names))
+    # known only by their profile texts, users are still placed (by the embedding)
+    by_text = model.assign(profiles.profile_text.tolist())
+    assert set(by_text.personas) <= set(model.names)
+    np.testing.assert_allclose(by_text.membership.sum(axis=1), 1.0)
 
 
 def test_traits_with_the_embedding(log_files_module, tmp_path):
@@ -97,12 +115,17 @@ def test_traits_with_the_embedding(log_files_module, tmp_path):
         tmp_path, _config(log_files_module, features="embedding+traits", k=3), stages=STAGES
     )
     model = PersonaModel.from_workdir(tmp_path)
-    assert model.scaler.use_traits and len(model.names) <= 3
+    assert model.space.weights == {"embedding": 1.0, "traits": 1.0} and len(model.names) <= 3
     profiles = pd.read_parquet(tmp_path / "profiles" / "profiles.parquet")
-    with pytest.raises(ValueError, match="trait values are needed"):
-        model.assign(profiles.profile_text.tolist()[:2])
-    result = model.assign(profiles.profile_text.tolist()[:2], profiles.iloc[:2])
-    assert len(result.personas) == 2
+    assignments = pd.read_parquet(tmp_path / "personas" / "assignments.parquet")
+    both = model.assign(profiles.profile_text.tolist(), traits=profiles)
+    # with both blocks a user's distance to its persona is the clustering's distance
+    mine = [model.names.index(p) for p in assignments.persona]
+    np.testing.assert_allclose(
+        both.distances[np.arange(len(mine)), mine], assignments.distance, rtol=1e-5
+    )
+    text_only = model.assign(profiles.profile_text.tolist()[:2])
+    assert len(text_only.personas) == 2
 
 
 def test_assign_command(run, cli, tmp_path):

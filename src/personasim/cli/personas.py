@@ -37,6 +37,7 @@ def print_cards(cards: list[dict]) -> None:
         "conformity l/m/h",
         "diversity l/m/h",
         "top genres",
+        "set apart by",
         "mean rating",
     )
     for col in columns:
@@ -52,6 +53,7 @@ def print_cards(cards: list[dict]) -> None:
             f"{card['size']} ({card['share']:.0%})",
             *traits,
             genres,
+            "; ".join(d["text"] for d in card.get("distinguishing", [])),
             f"{card['mean_rating']:.2f}",
         )
     console.print(table)
@@ -73,7 +75,10 @@ def personas(
     k: Annotated[
         int | None, typer.Option(help="Number of personas (0: by the elbow).", min=0)
     ] = None,
-    features: Annotated[str | None, typer.Option(help='"embedding" or "embedding+traits".')] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(help='Blocks clustered: "taste", "taste+embedding", "taste=1,traits=0.5".'),
+    ] = None,
     min_size: Annotated[int | None, typer.Option(help="Smallest persona.", min=1)] = None,
     describe: Annotated[
         bool | None,
@@ -132,7 +137,8 @@ def assign(
     if "profile_text" in raw.columns:
         model = PersonaModel.from_workdir(workdir)
         needed = [("user", "user_id"), ("profile_text", "profile_text")]
-        if model.scaler.use_traits:
+        with_traits = "traits" in model.space.weights
+        if with_traits:
             needed += [("traits", c) for c in TRAIT_COLUMNS]
         raw.require_columns(needed)
         frame = raw.frame
@@ -145,10 +151,8 @@ def assign(
                 row=raw.row_number(empty[0]),
                 column="profile_text",
             )
-        traits = (
-            frame[list(TRAIT_COLUMNS)].apply(pd.to_numeric) if model.scaler.use_traits else None
-        )
-        result = model.assign(texts, traits)
+        traits = frame[list(TRAIT_COLUMNS)].apply(pd.to_numeric) if with_traits else None
+        result = model.assign(texts, traits=traits)
         users = frame["user_id"].astype(str).tolist()
     else:
         config = resolve_config(workspace)

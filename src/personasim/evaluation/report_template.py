@@ -160,16 +160,17 @@ top-{{ simulation.settings.offline_k }} lists of the same users.</p>
 <h2 id="personas">Personas</h2>
 {% if persona_map %}
 <figure><img alt="persona map" src="{{ persona_map }}"><figcaption><b>Persona map.</b>
-Users' profile embeddings on their first two principal components; crosses are the
-centroids.</figcaption></figure>
+Users' clustered features (the weighted blocks) on their first two principal
+components; crosses are the centroids.</figcaption></figure>
 {% endif %}
 {% if personas %}
 <table id="persona-table">
-<tr><th>persona</th><th>users</th><th>top genres</th><th>mean rating</th>
+<tr><th>persona</th><th>users</th><th>top genres</th><th>set apart by</th><th>mean rating</th>
 <th>description</th></tr>
 {% for p in personas %}
 <tr><td>{{ p.persona }}</td><td>{{ p.size }}</td>
 <td class="text">{{ (p.top_genres or [])[:3] | map(attribute="genre") | join(", ") }}</td>
+<td class="text">{{ (p.distinguishing or []) | map(attribute="text") | join("; ") }}</td>
 <td>{{ "%.2f" | format(p.mean_rating) }}</td><td class="text">{{ p.description }}</td></tr>
 {% endfor %}
 </table>

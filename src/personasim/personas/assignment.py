@@ -5,24 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
 from personasim.data.tables import read_parquet
 from personasim.errors import StageError
 from personasim.personas.embedding import embed_texts
-from personasim.personas.features import TRAIT_COLUMNS, FeatureScaler
+from personasim.personas.features import FeatureSpace, trait_features
 
 __all__ = ["Assignment", "PersonaModel", "soft_membership"]
 
 
 def soft_membership(distances: np.ndarray, temperature: float) -> np.ndarray:
     """Softmax over minus the distances divided by `temperature`, row by row."""
-    logits = -np.asarray(distances, dtype="float64") / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    weights = np.exp(logits)
-    return weights / weights.sum(axis=1, keepdims=True)
+    return softmax(-np.asarray(distances, dtype="float64") / temperature, axis=1)
 
 
 @dataclass
@@ -41,12 +40,18 @@ class Assignment:
 
 
 class PersonaModel:
-    """Centroids plus the feature pipeline that places any user among them.
+    """Centroids plus the feature space that places any user among them.
+
+    A user is placed by whatever blocks of features it has: the distance to a persona
+    is the weighted distance over the blocks the personas were clustered on that the
+    user has (the clustering's own distance when it has them all); a user with none of
+    them (a new user known only by a profile text, personas clustered on taste) is
+    placed by the blocks it has, equally weighted.
 
     Args:
         names: Persona names, in centroid order.
-        centroids: One row per persona.
-        scaler: The feature pipeline fitted on the clustered users.
+        centroids: Per block, one row per persona: the members' mean unit features.
+        space: The feature space fitted on the clustered users.
         embedding_model: The sentence embedding model of the profiles.
         temperature: Of the soft membership.
     """
@@ -54,14 +59,14 @@ class PersonaModel:
     def __init__(
         self,
         names: list[str],
-        centroids: np.ndarray,
-        scaler: FeatureScaler,
+        centroids: dict[str, np.ndarray],
+        space: FeatureSpace,
         embedding_model: str,
         temperature: float,
     ) -> None:
         self.names = names
-        self.centroids = np.asarray(centroids, dtype="float64")
-        self.scaler = scaler
+        self.centroids = {b: np.asarray(c, dtype="float64") for b, c in centroids.items()}
+        self.space = space
         self.embedding_model = embedding_model
         self.temperature = temperature
 
@@ -70,7 +75,8 @@ class PersonaModel:
         """Load the personas of a run folder.
 
         Raises:
-            StageError: The personas stage has not run there.
+            StageError: The personas stage has not run there (or ran with a version
+                that did not record its feature space).
         """
         folder = Path(workdir) / "personas"
         if not (folder / "manifest.json").exists():
@@ -78,22 +84,53 @@ class PersonaModel:
                 f"{folder} is missing: run `personasim personas --workdir {workdir}` first"
             )
         meta = json.loads((folder / "model.json").read_text())
-        centroids = read_parquet(folder / "centroids.parquet")
+        if "space" not in meta:
+            raise StageError(
+                f"{folder} was written by an older personasim: run "
+                f"`personasim personas --workdir {workdir} --force` to rebuild it"
+            )
+        frame = read_parquet(folder / "centroids.parquet")
+        centroids = {
+            column.removeprefix("centroid_"): np.stack(frame[column].to_numpy())
+            for column in frame.columns
+            if column.startswith("centroid_")
+        }
         return cls(
-            names=centroids["persona"].tolist(),
-            centroids=np.stack(centroids["centroid"].to_numpy()),
-            scaler=FeatureScaler(**meta["scaler"]),
+            names=frame["persona"].tolist(),
+            centroids=centroids,
+            space=FeatureSpace.from_dict(meta["space"]),
             embedding_model=meta["embedding_model"],
             temperature=meta["temperature"],
         )
 
-    def features(self, profile_texts: list[str], traits: np.ndarray | None = None) -> np.ndarray:
-        """The feature vectors of users from their profile texts (and raw traits)."""
-        return self.scaler.transform(embed_texts(profile_texts, self.embedding_model), traits)
+    @property
+    def needs_embedding(self) -> bool:
+        """Whether the profile text's embedding places users (the personas were
+        clustered on it)."""
+        return "embedding" in self.space.weights
 
-    def assign_features(self, features: np.ndarray) -> Assignment:
-        """Nearest persona and soft membership of feature vectors."""
-        distances = np.linalg.norm(features[:, None, :] - self.centroids[None], axis=2)
+    def distances(self, unit: dict[str, np.ndarray]) -> np.ndarray:
+        """Distance of each user to each persona, from the unit features of its blocks.
+
+        Raises:
+            ValueError: The users have no block the personas know.
+        """
+        weights = {b: w for b, w in self.space.weights.items() if b in unit}
+        if not weights:
+            weights = {b: 1.0 for b in unit if b in self.centroids}
+        if not weights:
+            raise ValueError(
+                f"these personas place users by {sorted(self.centroids)}; none was given"
+            )
+        squared = sum(
+            w * ((unit[b][:, None, :] - self.centroids[b][None]) ** 2).sum(axis=2)
+            for b, w in weights.items()
+        )
+        return np.sqrt(np.asarray(squared))
+
+    def assign_unit(self, unit: dict[str, np.ndarray]) -> Assignment:
+        """Nearest persona and soft membership of users given their unit features."""
+        distances = self.distances(unit)
         nearest = distances.argmin(axis=1)
         return Assignment(
             personas=[self.names[i] for i in nearest],
@@ -101,13 +138,32 @@ class PersonaModel:
             distances=distances,
         )
 
-    def assign(self, profile_texts: list[str], traits: pd.DataFrame | None = None) -> Assignment:
-        """Assign users who were not clustered (cold start).
+    def assign(
+        self,
+        profile_texts: list[str] | None = None,
+        traits: pd.DataFrame | None = None,
+        taste: pd.DataFrame | None = None,
+    ) -> Assignment:
+        """Assign users who were not clustered (cold start), by what is known of them.
 
         Args:
             profile_texts: Their profile texts (Ms), as the profile stage writes them.
             traits: Their raw trait values (columns ``activity_count, conformity_gap,
-                diversity_genres``); needed when the personas used traits.
+                diversity_genres``), in the same order.
+            taste: Their taste features (:func:`~personasim.personas.features.taste_features`
+                of their ratings), in the same order.
+
+        Raises:
+            ValueError: Nothing was given, or the inputs differ in length.
         """
-        raw = None if traits is None else traits[list(TRAIT_COLUMNS)].to_numpy()
-        return self.assign_features(self.features(profile_texts, raw))
+        values: dict[str, Any] = {}
+        if taste is not None:
+            values["taste"] = taste
+        if traits is not None:
+            values["traits"] = trait_features(traits)
+        if profile_texts is not None and (self.needs_embedding or not values):
+            values["embedding"] = embed_texts(profile_texts, self.embedding_model)
+        lengths = {len(v) for v in values.values()}
+        if not values or len(lengths) != 1:
+            raise ValueError("give the users' profile texts, traits or taste, one row each")
+        return self.assign_unit(self.space.unit(values))

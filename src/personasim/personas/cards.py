@@ -11,7 +11,7 @@ import pandas as pd
 from personasim.llm.base import GenerationRequest, Message
 from personasim.profiles.traits import LEVEL_NAMES
 
-__all__ = ["card_statistics", "describe_request", "render_persona"]
+__all__ = ["card_statistics", "describe_request", "distinguishing_features", "render_persona"]
 
 PERSONA_USER = (
     "Here are some movie viewers of one group:\n{members}\n\n"
@@ -62,16 +62,73 @@ def card_statistics(
     }
 
 
+def distinguishing_features(
+    members: pd.DataFrame, population: pd.DataFrame, n: int = 3
+) -> list[dict[str, Any]]:
+    """What sets a persona apart: the taste features whose members' mean is furthest
+    from all users' mean, in the population's standard deviations.
+
+    Args:
+        members: The members' taste features (columns of
+            :func:`~personasim.personas.features.taste_features`).
+        population: Every clustered user's taste features.
+        n: How many to keep.
+
+    Returns:
+        Up to `n` entries, the most distinctive first: ``feature``, the members' and
+        the population's mean, ``z`` (their difference over the population's standard
+        deviation) and ``text`` (a phrase for the card).
+    """
+    mine, everyone = members.mean(), population.mean()
+    spread = population.std(ddof=0).replace(0.0, np.nan)
+    z = ((mine - everyone) / spread).dropna()
+    order = z.abs().sort_values(ascending=False, kind="stable").index[:n]
+    return [
+        {
+            "feature": str(f),
+            "members": round(float(mine[f]), 4),
+            "population": round(float(everyone[f]), 4),
+            "z": round(float(z[f]), 3),
+            "text": _phrase(str(f), float(mine[f]), float(everyone[f])),
+        }
+        for f in order
+    ]
+
+
+def _phrase(feature: str, mine: float, everyone: float) -> str:
+    more = mine > everyone
+    kind, _, genre = feature.partition(":")
+    if kind == "share":
+        return f"{'more' if more else 'less'} {genre} ({mine:.0%} of ratings vs {everyone:.0%})"
+    if kind == "lift":
+        side = "above" if more else "below"
+        return f"rate {genre} {side} their average ({mine:+.2f} vs {everyone:+.2f})"
+    if feature == "rating_mean":
+        return f"{'generous' if more else 'harsh'} ratings ({mine:.2f} vs {everyone:.2f})"
+    if feature == "rating_spread":
+        return f"{'spread-out' if more else 'even'} ratings (sd {mine:.2f} vs {everyone:.2f})"
+    if feature == "popularity":
+        return f"{'popular' if more else 'little-known'} titles"
+    if feature == "era":
+        return f"{'newer' if more else 'older'} films (mean year {mine:.0f} vs {everyone:.0f})"
+    return f"{'high' if more else 'low'} {feature}"
+
+
 def render_persona(card: dict[str, Any]) -> str:
-    """A one-sentence description from the card's numbers (no model)."""
-    genres = [g["genre"] for g in card["top_genres"][:3]]
+    """A one-sentence description from the card's numbers (no model): what sets the
+    persona apart (or its top genres on cards without it), its traits and ratings."""
+    apart = [d["text"] for d in card.get("distinguishing", [])]
     dominant = {
         name: max(levels, key=lambda lvl: levels[lvl]) for name, levels in card["traits"].items()
     }
+    if apart:
+        head = f"Viewers set apart by {'; '.join(apart)}"
+    else:
+        genres = [g["genre"] for g in card["top_genres"][:3]]
+        head = f"Viewers who mostly watch {', '.join(genres) or 'all kinds of'} movies"
     return (
-        f"Viewers who mostly watch {', '.join(genres) or 'all kinds of'} movies, with "
-        f"{dominant['activity']} activity, {dominant['conformity']} conformity and "
-        f"{dominant['diversity']} diversity, rating {card['mean_rating']:.1f}/5 on average."
+        f"{head}, with {dominant['activity']} activity, {dominant['conformity']} conformity "
+        f"and {dominant['diversity']} diversity, rating {card['mean_rating']:.1f}/5 on average."
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 import pandas as pd
 
@@ -11,13 +13,24 @@ from personasim.data.tables import read_parquet
 from personasim.data.validation import parse_ids, parse_ratings, parse_timestamps
 from personasim.errors import DataError
 from personasim.personas.assignment import Assignment, PersonaModel
+from personasim.personas.features import taste_features
 from personasim.profiles.builder import build_profiles
 from personasim.workspace import Workspace
 
 __all__ = ["assign_new_users", "profile_new_users"]
 
 
-def profile_new_users(workspace: Workspace, config: RunConfig, raw: RawTable) -> pd.DataFrame:
+@overload
+def profile_new_users(
+    workspace: Workspace, config: RunConfig, raw: RawTable, *, with_ratings: Literal[False] = ...
+) -> pd.DataFrame: ...
+@overload
+def profile_new_users(
+    workspace: Workspace, config: RunConfig, raw: RawTable, *, with_ratings: Literal[True]
+) -> tuple[pd.DataFrame, pd.DataFrame]: ...
+def profile_new_users(
+    workspace: Workspace, config: RunConfig, raw: RawTable, *, with_ratings: bool = False
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Profiles of users given by their ratings, written exactly as the run's profiles.
 
     Their whole history plays the part of a train history; trait levels are cut at the
@@ -28,6 +41,8 @@ def profile_new_users(workspace: Workspace, config: RunConfig, raw: RawTable) ->
         workspace: The run folder (ingest and profile must have run).
         config: Its configuration.
         raw: The ratings file, with the run's user, item, rating (and time) columns.
+        with_ratings: Also return the parsed ratings (``user_id, item_id, rating,
+            timestamp``).
 
     Raises:
         DataError: A rating is invalid or names an item the run does not know.
@@ -70,14 +85,21 @@ def profile_new_users(workspace: Workspace, config: RunConfig, raw: RawTable) ->
         reference_traits=reference,
         rationales=False,
     )
-    return result.profiles
+    return (result.profiles, frame) if with_ratings else result.profiles
 
 
 def assign_new_users(
     workspace: Workspace, config: RunConfig, raw: RawTable
 ) -> tuple[pd.DataFrame, Assignment, PersonaModel]:
-    """Profile users from their ratings and assign them to the run's personas."""
+    """Profile users from their ratings and assign them to the run's personas, by their
+    taste (from those ratings), traits and profile text as the personas were clustered."""
     model = PersonaModel.from_workdir(workspace.root)
-    profiles = profile_new_users(workspace, config, raw)
-    traits = profiles if model.scaler.use_traits else None
-    return profiles, model.assign(profiles["profile_text"].tolist(), traits), model
+    profiles, ratings = profile_new_users(workspace, config, raw, with_ratings=True)
+    items = read_parquet(workspace.require("data", "items.parquet"))
+    users = pd.Index(profiles["user_id"].astype(str), name="user_id")
+    placed = model.assign(
+        profiles["profile_text"].tolist(),
+        traits=profiles,
+        taste=taste_features(ratings, items).reindex(users),
+    )
+    return profiles, placed, model

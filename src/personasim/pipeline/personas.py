@@ -13,10 +13,15 @@ import pandas as pd
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.llm.registry import create_generator
 from personasim.personas.assignment import PersonaModel
-from personasim.personas.cards import card_statistics, describe_request, nearest_members
+from personasim.personas.cards import (
+    card_statistics,
+    describe_request,
+    distinguishing_features,
+    nearest_members,
+)
 from personasim.personas.clustering import cluster, silhouette_of
 from personasim.personas.embedding import embed_texts
-from personasim.personas.features import TRAIT_COLUMNS, FeatureScaler
+from personasim.personas.features import FeatureSpace, taste_features, trait_features
 from personasim.personas.plot import persona_map
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.profile import ProfileStage
@@ -30,6 +35,10 @@ from personasim.workspace import atomic_write_text
 __all__ = ["PersonasStage", "persona_name"]
 
 logger = logging.getLogger(__name__)
+
+
+def _features_label(weights: dict[str, float]) -> str:
+    return " + ".join(f"{b} {w:g}" if w != 1 else b for b, w in weights.items() if w > 0)
 
 
 def persona_name(index: int) -> str:
@@ -58,11 +67,9 @@ class PersonasStage(Stage):
         train = interactions[interactions["split"] == "train"]
         ids = profiles["user_id"].astype(str).tolist()
 
-        with progress("embedding profiles", total=None):
-            embeddings = embed_texts(profiles["profile_text"].tolist(), cfg.embedding_model)
-        traits = profiles[list(TRAIT_COLUMNS)].to_numpy() if cfg.features != "embedding" else None
-        scaler = FeatureScaler.fit(embeddings, traits, cfg.trait_weight)
-        features = scaler.transform(embeddings, traits)
+        values = self._feature_values(profiles, train, items, ids)
+        space = FeatureSpace.fit(values, cfg.features)
+        features = space.transform(values)
         with progress("clustering", total=None):
             result = cluster(
                 features,
@@ -74,8 +81,13 @@ class PersonasStage(Stage):
                 seed=self.config.seed,
             )
         names = [persona_name(i) for i in range(result.k)]
-        model = PersonaModel(names, result.centroids, scaler, cfg.embedding_model, cfg.temperature)
-        placed = model.assign_features(features)
+        unit = space.unit(values)
+        centroids = {
+            block: np.stack([x[result.labels == k].mean(axis=0) for k in range(result.k)])
+            for block, x in unit.items()
+        }
+        model = PersonaModel(names, centroids, space, cfg.embedding_model, cfg.temperature)
+        placed = model.assign_unit(unit)
 
         assignments = pd.DataFrame(
             {
@@ -87,7 +99,13 @@ class PersonasStage(Stage):
         )
         write_parquet(assignments, out / "assignments.parquet")
         write_parquet(
-            pd.DataFrame({"persona": names, "centroid": list(result.centroids)}),
+            pd.DataFrame(
+                {
+                    "persona": names,
+                    "centroid": list(result.centroids),
+                    **{f"centroid_{b}": list(c) for b, c in centroids.items()},
+                }
+            ),
             out / "centroids.parquet",
         )
         atomic_write_text(
@@ -95,7 +113,7 @@ class PersonasStage(Stage):
             json.dumps(
                 {
                     "names": names,
-                    "scaler": scaler.to_dict(),
+                    "space": space.to_dict(),
                     "embedding_model": cfg.embedding_model,
                     "temperature": cfg.temperature,
                     "features": cfg.features,
@@ -104,7 +122,9 @@ class PersonasStage(Stage):
             ),
         )
 
-        cards, counts = self._cards(profiles, features, result, names, train, items, ids)
+        cards, counts = self._cards(
+            profiles, features, result, names, train, items, ids, values["taste"]
+        )
         atomic_write_text(out / "cards.json", json.dumps(cards, indent=2) + "\n")
         final_silhouette = silhouette_of(features, result.labels)
         variance = persona_map(
@@ -113,7 +133,7 @@ class PersonasStage(Stage):
             result.centroids,
             names,
             out / "map.png",
-            title=f"{len(ids)} users, {result.k} personas ({cfg.features})",
+            title=f"{len(ids)} users, {result.k} personas ({_features_label(cfg.features)})",
         )
         selection = {
             "k_tried": sorted(result.inertia),
@@ -140,6 +160,18 @@ class PersonasStage(Stage):
             "descriptions": counts.as_dict() if counts else None,
         }
 
+    def _feature_values(
+        self, profiles: pd.DataFrame, train: pd.DataFrame, items: pd.DataFrame, ids: list[str]
+    ) -> dict[str, Any]:
+        """Every feature block of the profiled users, rows in `ids` order."""
+        with progress("taste features", total=None):
+            taste = taste_features(train, items).reindex(pd.Index(ids, name="user_id"))
+        with progress("embedding profiles", total=None):
+            embedding = embed_texts(
+                profiles["profile_text"].tolist(), self.config.personas.embedding_model
+            )
+        return {"taste": taste, "traits": trait_features(profiles), "embedding": embedding}
+
     def _cards(
         self,
         profiles: pd.DataFrame,
@@ -149,6 +181,7 @@ class PersonasStage(Stage):
         train: pd.DataFrame,
         items: pd.DataFrame,
         ids: list[str],
+        taste: pd.DataFrame,
     ) -> tuple[list[dict[str, Any]], GenerationCounts | None]:
         cfg = self.config.personas
         facts_column = "taste_facts" if "taste_facts" in profiles else "profile_text"
@@ -160,7 +193,9 @@ class PersonasStage(Stage):
             nearest = nearest_members(
                 features[mask], result.centroids[k], member_ids, cfg.nearest_users
             )
-            cards.append(card_statistics(name, profiles[mask], train, items, nearest, len(ids)))
+            card = card_statistics(name, profiles[mask], train, items, nearest, len(ids))
+            card["distinguishing"] = distinguishing_features(taste[mask], taste)
+            cards.append(card)
         if not cfg.describe:
             return cards, None
         counts = GenerationCounts()
