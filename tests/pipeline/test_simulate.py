@@ -109,6 +109,13 @@ def test_a_failed_simulation_resumes_from_its_checkpoints(
     pd.testing.assert_frame_equal(resumed, first.reset_index(drop=True))
     # and an up-to-date stage is skipped
     assert not run_stage(SimulateStage, Workspace(copy), cfg).ran
+    # a finished simulation keeps each recommender's sessions: changing the list
+    # reruns the stage without asking the agents again for the ones it already ran
+    assert run_stage(SimulateStage, Workspace(copy), _config(base, recommenders=["mf"])).ran
+    only_mf = pd.read_parquet(copy / "simulate" / "events.parquet")
+    pd.testing.assert_frame_equal(
+        only_mf, first[first["recommender"] == "mf"].reset_index(drop=True)
+    )
 
 
 def test_without_trained_agents_only_offline_metrics(

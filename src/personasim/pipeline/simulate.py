@@ -67,6 +67,7 @@ class SimulateStage(Stage):
     name = "simulate"
     folder = "simulate"
     upstream = (IngestStage,)
+    keeps_checkpoints = True  # each recommender's sessions: reused when the list changes
 
     def upstream_stages(self) -> tuple[type[Stage], ...]:
         """Ingest, profile and personas, plus train unless the agents are zero-shot."""

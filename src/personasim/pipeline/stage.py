@@ -99,6 +99,9 @@ class Stage(ABC):
     name: ClassVar[str]
     folder: ClassVar[str]
     upstream: ClassVar[tuple[type[Stage], ...]] = ()
+    keeps_checkpoints: ClassVar[bool] = False
+    """Whether the per-unit checkpoints outlive a finished build (they are reused when
+    only some units change, e.g. a recommender joins the simulation)."""
     reason: str = ""
     """Why the current build runs ("forced", "configuration changed", ...)."""
 
@@ -227,8 +230,10 @@ class Stage(ABC):
                 "wall_time_s": round(wall, 3),
             }
             atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
-        # Per-unit checkpoints are only needed until the stage's artifacts are in place.
-        self.workspace.clear_checkpoints(self.folder)
+        # Per-unit checkpoints are only needed until the stage's artifacts are in place
+        # (unless a later build with other units reuses them).
+        if not self.keeps_checkpoints:
+            self.workspace.clear_checkpoints(self.folder)
         self._save_config()
         logger.info("%s: done in %.1f s", self.name, wall)
         return StageResult(
