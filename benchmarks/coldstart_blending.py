@@ -3,10 +3,13 @@
 Held-out users of a trained run (users of the log outside its sample, so no adapter and
 no persona saw them) are profiled from the first 60% of their ratings, exactly as the
 run's users were (template or LLM profiles, trait levels against the run's users), and
-placed among the run's personas. Their next ratings are then predicted twice by the same
-agents: with the nearest persona's adapter, and with an adapter blended from their soft
+placed among the run's personas by the blocks the personas were clustered on (taste
+features of those ratings, traits, profile text). Their next ratings are then predicted
+by the same agents: with the nearest persona's adapter, and with an adapter blended from their soft
 membership (top 3 personas, PEFT "cat": the weighted sum of the personas' updates). The
-item-mean prior (what the agents start from for an unknown user) is the reference.
+item-mean prior (what the agents start from for an unknown user) is the reference, and
+a third arm places the users by their profile text alone (what the service does with a
+``profile``).
 RMSE per arm, and the blended-minus-nearest difference with a paired bootstrap interval
 over users.
 
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 
 def main() -> None:
@@ -29,6 +33,7 @@ def main() -> None:
     from personasim.agents import UserAgent
     from personasim.data.tables import read_parquet
     from personasim.personas.assignment import PersonaModel
+    from personasim.personas.features import taste_features
     from personasim.pipeline.runner import resolve_config
     from personasim.profiles.builder import build_profiles
     from personasim.workspace import Workspace
@@ -68,19 +73,27 @@ def main() -> None:
             reference_traits=reference, rationales=False,
         ).profiles  # fmt: skip
     personas = PersonaModel.from_workdir(ws.root)
-    traits = profiles if personas.scaler.use_traits else None
-    placed = personas.assign(profiles["profile_text"].tolist(), traits)
+    texts = profiles["profile_text"].tolist()
+    users_index = pd.Index(profiles["user_id"].astype(str), name="user_id")
+    # placed as `personasim personas assign` places users given by ratings: by every
+    # block the personas were clustered on (taste from these ratings, traits, text)
+    placed = personas.assign(
+        texts, traits=profiles, taste=taste_features(train, items).reindex(users_index)
+    )
+    by_text = personas.assign(texts)  # what the service can do with a profile text alone
     agent = UserAgent.from_workdir(ws.root, mode="persona")
-    requests = {"nearest": [], "blended": []}
+    requests: dict[str, list[tuple[str, list[str]]]] = {"nearest": [], "blended": [], "text": []}
     blends = set()
     for k, row in enumerate(profiles.itertuples(index=False)):
         user = str(row.user_id)
         membership = dict(zip(personas.names, placed.membership[k], strict=True))
         agent.add_user(f"n:{user}", row.profile_text, persona=placed.personas[k])
+        agent.add_user(f"t:{user}", row.profile_text, persona=by_text.personas[k])
         blends.add(agent.add_user(f"b:{user}", row.profile_text, membership=membership, blend=True))
         wanted = test[test["user_id"] == row.user_id]["item_id"].astype(str).tolist()
         requests["nearest"].append((f"n:{user}", wanted))
         requests["blended"].append((f"b:{user}", wanted))
+        requests["text"].append((f"t:{user}", wanted))
     truth = {str(u): f.set_index("item_id")["rating"] for u, f in test.groupby("user_id")}
     errors: dict[str, dict[str, np.ndarray]] = {}
     for arm, asked in requests.items():
@@ -117,11 +130,14 @@ def main() -> None:
         print(f"| item-mean prior (no agent) | {rmse(prior, users):.4f} |")
     print(f"| nearest persona's adapter | {rmse(errors['nearest'], users):.4f} |")
     print(f"| blended adapter (top 3 by membership) | {rmse(errors['blended'], users):.4f} |")
+    print(f"| nearest persona by the profile text alone | {rmse(errors['text'], users):.4f} |")
+    same = np.mean(np.array(placed.personas) == np.array(by_text.personas))
     diff = rmse(errors["blended"], users) - rmse(errors["nearest"], users)
     print(f"\nblended - nearest: {diff:+.4f} (95% bootstrap over users {low_ci:+.4f} to "
           f"{high_ci:+.4f})")  # fmt: skip
     top = placed.membership.max(axis=1)
     print(f"membership of the nearest persona: mean {top.mean():.2f}, median {np.median(top):.2f}")
+    print(f"the profile text alone picks the same persona for {same:.0%} of the users")
 
 
 if __name__ == "__main__":

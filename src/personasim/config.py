@@ -452,8 +452,14 @@ class PersonaConfig(_Section):
     rating lift and the share of ratings, the rating mean and spread, the appetite for
     popular items, the era), "traits" (activity, conformity, diversity), "embedding"
     (the profile text's sentence embedding). Also written "taste+embedding" (weights 1)
-    or "taste=1,embedding=0.25". The embedding is computed whatever its weight, so that
-    a new user known only by a profile text can be placed."""
+    or "taste=1,embedding=0.25". The embedding is computed whatever its weight (for
+    `embedding_sample` users when it is not weighted), so that a new user known only by a
+    profile text can be placed."""
+    embedding_sample: int = Field(5000, ge=0)
+    """When the embedding is not clustered on: embed the profile texts of at most this
+    many users (a seeded sample; 0: all), enough to place a user known only by a
+    profile text by each persona's members' mean embedding, without embedding a
+    million profiles."""
     k: int = Field(0, ge=0)
     """Number of personas; 0 chooses it by the elbow (knee of the inertia curve over
     `k_min`..`k_max`), with the silhouette reported beside it."""

@@ -58,3 +58,18 @@ def test_soft_membership():
     crisp = soft_membership(d, temperature=0.01)
     assert crisp.max(axis=1).min() > m.max(axis=1).max()
     assert m[0, 0] / m[0, 1] == pytest.approx(np.exp(2.0))
+
+
+def test_many_users_cluster_in_mini_batches_with_a_sampled_silhouette(monkeypatch):
+    from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+    from personasim.personas import clustering
+
+    x, truth = _blobs(4, per=300)
+    monkeypatch.setattr(clustering, "MINIBATCH_ABOVE", 500)
+    monkeypatch.setattr(clustering, "SILHOUETTE_SAMPLE", 400)
+    assert type(clustering._kmeans(x, 4, seed=0, n_init=3)).__name__ == "MiniBatchKMeans"
+    result = cluster(x, k=0, k_min=2, k_max=6, min_size=5, n_init=3, seed=0)
+    assert result.k == 4 and adjusted_rand_score(truth, result.labels) == pytest.approx(1.0)
+    expected = silhouette_score(x, truth, sample_size=400, random_state=0)
+    assert clustering.silhouette_of(x, truth) == pytest.approx(expected)

@@ -165,3 +165,18 @@ def test_assign_new_users_from_their_ratings(run, cli, small_log, tmp_path):
         res.code == 3
         and "row 2, column 'item_id': item 'no-such-item' is not an item" in res.output
     )
+
+
+def test_an_unweighted_embedding_is_computed_for_a_sample_only(run, log_files_module, tmp_path):
+    """Personas on taste need the embedding only to place text-only users: with more
+    users than `embedding_sample` a sample is embedded; the personas do not change."""
+    run_pipeline(tmp_path, _config(log_files_module, embedding_sample=12), stages=STAGES)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "personas" / "assignments.parquet"),
+        pd.read_parquet(run / "personas" / "assignments.parquet"),
+    )
+    model = PersonaModel.from_workdir(tmp_path)
+    profiles = pd.read_parquet(tmp_path / "profiles" / "profiles.parquet")
+    placed = model.assign(profiles.profile_text.tolist())
+    np.testing.assert_allclose(placed.membership.sum(axis=1), 1.0)
+    assert np.isfinite(placed.distances.min(axis=1)).all()

@@ -126,7 +126,8 @@ class PersonaModel:
             w * ((unit[b][:, None, :] - self.centroids[b][None]) ** 2).sum(axis=2)
             for b, w in weights.items()
         )
-        return np.sqrt(np.asarray(squared))
+        # a persona without a centroid in a block (no sampled member) is never nearest
+        return np.sqrt(np.nan_to_num(np.asarray(squared, dtype="float64"), nan=np.inf))
 
     def assign_unit(self, unit: dict[str, np.ndarray]) -> Assignment:
         """Nearest persona and soft membership of users given their unit features."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -22,8 +21,7 @@ PERSONA_USER = (
 def card_statistics(
     persona: str,
     members: pd.DataFrame,
-    train: pd.DataFrame,
-    items: pd.DataFrame,
+    taste: pd.DataFrame,
     nearest: list[str],
     total_users: int,
 ) -> dict[str, Any]:
@@ -31,19 +29,25 @@ def card_statistics(
 
     Args:
         persona: Its name.
-        members: The members' rows of ``profiles.parquet``.
-        train: Train ratings (all users).
-        items: Items with genres.
+        members: The members' rows of ``profiles.parquet`` (``activity_count`` is each
+            member's number of train ratings).
+        taste: The members' taste features, in the same order (their genre shares and
+            mean ratings, weighted by their ratings, give the persona's).
         nearest: Member ids nearest the centroid, nearest first.
         total_users: Users clustered in all.
     """
-    ids = set(members["user_id"])
-    ratings = train[train["user_id"].isin(ids)]
-    genres = Counter()
-    meta = items.set_index("item_id")["genres"]
-    for item in ratings["item_id"]:
-        genres.update(meta.get(item, []))
-    total = sum(genres.values()) or 1
+    counts = members["activity_count"].to_numpy(dtype="float64")
+    total = counts.sum()
+    share = (
+        {
+            column.removeprefix("share:"): float(taste[column].to_numpy() @ counts / total)
+            for column in taste.columns
+            if column.startswith("share:")
+        }
+        if total
+        else {}
+    )
+    top = sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     traits = {
         name: {LEVEL_NAMES[level]: int((members[name] == level).sum()) for level in (1, 2, 3)}
         for name in ("activity", "conformity", "diversity")
@@ -53,11 +57,11 @@ def card_statistics(
         "size": len(members),
         "share": round(len(members) / total_users, 4),
         "traits": traits,
-        "top_genres": [
-            {"genre": g, "share": round(c / total, 3)} for g, c in genres.most_common(5)
-        ],
-        "mean_rating": round(float(ratings["rating"].mean()), 3) if len(ratings) else None,
-        "ratings_per_user": round(len(ratings) / max(len(members), 1), 1),
+        "top_genres": [{"genre": g, "share": round(v, 3)} for g, v in top if v > 0],
+        "mean_rating": (
+            round(float(taste["rating_mean"].to_numpy() @ counts / total), 3) if total else None
+        ),
+        "ratings_per_user": round(total / max(len(members), 1), 1),
         "nearest_users": nearest,
     }
 

@@ -43,19 +43,35 @@ class Clustering:
         return np.bincount(self.labels, minlength=self.k).tolist()
 
 
-def _kmeans(features: np.ndarray, k: int, seed: int, n_init: int):  # noqa: ANN202
-    from sklearn.cluster import KMeans
+MINIBATCH_ABOVE = 50_000
+"""Above this many users k-means runs in mini-batches (scikit-learn's MiniBatchKMeans:
+bounded time and memory at a million users)."""
 
+SILHOUETTE_SAMPLE = 10_000
+"""Above this many users the silhouette is computed on a seeded sample of them (it is
+quadratic in the number of users)."""
+
+
+def _kmeans(features: np.ndarray, k: int, seed: int, n_init: int):  # noqa: ANN202
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    if len(features) > MINIBATCH_ABOVE:
+        return MiniBatchKMeans(
+            n_clusters=k, init="k-means++", n_init=n_init, batch_size=4096, random_state=seed
+        ).fit(features)
     return KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed).fit(features)
 
 
 def silhouette_of(features: np.ndarray, labels: np.ndarray) -> float | None:
-    """Mean silhouette of a labelling (None with one cluster or one user per cluster)."""
+    """Mean silhouette of a labelling (None with one cluster or one user per cluster); on
+    a seeded sample of `SILHOUETTE_SAMPLE` users above that many."""
     from sklearn.metrics import silhouette_score
 
-    if len(set(labels.tolist())) < 2 or len(set(labels.tolist())) >= len(labels):
+    distinct = len(np.unique(labels))
+    if distinct < 2 or distinct >= len(labels):
         return None
-    return float(silhouette_score(features, labels))
+    sample = SILHOUETTE_SAMPLE if len(labels) > SILHOUETTE_SAMPLE else None
+    return float(silhouette_score(features, labels, sample_size=sample, random_state=0))
 
 
 def choose_k(inertia: dict[int, float], silhouette: dict[int, float | None]) -> int:

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["persona_map"]
+__all__ = ["MAP_POINTS", "persona_map"]
+
+MAP_POINTS = 20_000
+"""At most this many users are drawn (a seeded sample; the legend counts them all)."""
 
 
 def persona_map(
@@ -29,19 +32,22 @@ def persona_map(
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=2, random_state=0).fit(features)
-    points = pca.transform(features)
+    drawn = np.arange(len(features))
+    if len(drawn) > MAP_POINTS:
+        drawn = np.sort(np.random.default_rng(0).choice(drawn, MAP_POINTS, replace=False))
+    points = pca.transform(features[drawn])
     centres = pca.transform(centroids)
     fig, ax = plt.subplots(figsize=(7, 5.5), dpi=120)
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     for k, name in enumerate(names):
-        mask = labels == k
+        mask = labels[drawn] == k
         ax.scatter(
             points[mask, 0],
             points[mask, 1],
-            s=18,
+            s=18 if len(drawn) < 2000 else 3,
             alpha=0.75,
             color=cmap(k % cmap.N),
-            label=f"{name} ({int(mask.sum())} users)",
+            label=f"{name} ({int((labels == k).sum()):,} users)",
         )
         ax.scatter(
             centres[k, 0],

@@ -37,6 +37,11 @@ __all__ = ["PersonasStage", "persona_name"]
 logger = logging.getLogger(__name__)
 
 
+def _mean_or_nan(x: np.ndarray) -> np.ndarray:
+    """Column means (NaN for a persona none of whose members is in a sampled block)."""
+    return x.mean(axis=0) if len(x) else np.full(x.shape[1], np.nan)
+
+
 def _features_label(weights: dict[str, float]) -> str:
     return " + ".join(f"{b} {w:g}" if w != 1 else b for b, w in weights.items() if w > 0)
 
@@ -67,7 +72,7 @@ class PersonasStage(Stage):
         train = interactions[interactions["split"] == "train"]
         ids = profiles["user_id"].astype(str).tolist()
 
-        values = self._feature_values(profiles, train, items, ids)
+        values, rows = self._feature_values(profiles, train, items, ids)
         space = FeatureSpace.fit(values, cfg.features)
         features = space.transform(values)
         with progress("clustering", total=None):
@@ -82,12 +87,12 @@ class PersonasStage(Stage):
             )
         names = [persona_name(i) for i in range(result.k)]
         unit = space.unit(values)
-        centroids = {
-            block: np.stack([x[result.labels == k].mean(axis=0) for k in range(result.k)])
-            for block, x in unit.items()
-        }
+        centroids = {}
+        for block, x in unit.items():
+            labels = result.labels[rows[block]] if block in rows else result.labels
+            centroids[block] = np.stack([_mean_or_nan(x[labels == k]) for k in range(result.k)])
         model = PersonaModel(names, centroids, space, cfg.embedding_model, cfg.temperature)
-        placed = model.assign_unit(unit)
+        placed = model.assign_unit({b: unit[b] for b in space.weights})
 
         assignments = pd.DataFrame(
             {
@@ -122,9 +127,7 @@ class PersonasStage(Stage):
             ),
         )
 
-        cards, counts = self._cards(
-            profiles, features, result, names, train, items, ids, values["taste"]
-        )
+        cards, counts = self._cards(profiles, features, result, names, ids, values["taste"])
         atomic_write_text(out / "cards.json", json.dumps(cards, indent=2) + "\n")
         final_silhouette = silhouette_of(features, result.labels)
         variance = persona_map(
@@ -162,15 +165,25 @@ class PersonasStage(Stage):
 
     def _feature_values(
         self, profiles: pd.DataFrame, train: pd.DataFrame, items: pd.DataFrame, ids: list[str]
-    ) -> dict[str, Any]:
-        """Every feature block of the profiled users, rows in `ids` order."""
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Every feature block of the profiled users, rows in `ids` order, and the rows of
+        the blocks computed for a sample of them: the embedding, when it is not clustered
+        on and there are more than `embedding_sample` users (it then only places users
+        known by a profile text alone, and a sample's mean per persona does that)."""
+        cfg = self.config.personas
         with progress("taste features", total=None):
             taste = taste_features(train, items).reindex(pd.Index(ids, name="user_id"))
+        rows: dict[str, np.ndarray] = {}
+        embed = np.arange(len(ids))
+        if "embedding" not in cfg.features and 0 < cfg.embedding_sample < len(ids):
+            rng = np.random.default_rng(self.config.seed)
+            embed = np.sort(rng.choice(len(ids), cfg.embedding_sample, replace=False))
+            rows["embedding"] = embed
+        texts = profiles["profile_text"].to_numpy()[embed].tolist()
         with progress("embedding profiles", total=None):
-            embedding = embed_texts(
-                profiles["profile_text"].tolist(), self.config.personas.embedding_model
-            )
-        return {"taste": taste, "traits": trait_features(profiles), "embedding": embedding}
+            embedding = embed_texts(texts, cfg.embedding_model)
+        values = {"taste": taste, "traits": trait_features(profiles), "embedding": embedding}
+        return values, rows
 
     def _cards(
         self,
@@ -178,8 +191,6 @@ class PersonasStage(Stage):
         features: np.ndarray,
         result: Any,
         names: list[str],
-        train: pd.DataFrame,
-        items: pd.DataFrame,
         ids: list[str],
         taste: pd.DataFrame,
     ) -> tuple[list[dict[str, Any]], GenerationCounts | None]:
@@ -193,7 +204,7 @@ class PersonasStage(Stage):
             nearest = nearest_members(
                 features[mask], result.centroids[k], member_ids, cfg.nearest_users
             )
-            card = card_statistics(name, profiles[mask], train, items, nearest, len(ids))
+            card = card_statistics(name, profiles[mask], taste[mask], nearest, len(ids))
             card["distinguishing"] = distinguishing_features(taste[mask], taste)
             cards.append(card)
         if not cfg.describe:
