@@ -128,8 +128,12 @@ def main() -> None:
     if args.json:
         naive = naive_rates(rows)
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"machine": machine, "device": device, "date": time.strftime("%Y-%m-%d"),
-                "matmul_flops": rates}
+        meta = {
+            "machine": machine,
+            "device": device,
+            "date": time.strftime("%Y-%m-%d"),
+            "matmul_flops": rates,
+        }
         payload = [{**r.as_dict(naive.get(r.stage)), **meta} for r in rows]
         args.json.write_text(json.dumps(payload, indent=1) + "\n")
     if device != "cuda" and args.gpu_results.exists():

@@ -1,11 +1,13 @@
-"""Scaling of ingestion and template profiles: DuckDB out of core against pandas in memory.
+"""Scaling of ingestion, template profiles and personas: DuckDB out of core against pandas.
 
 Synthetic logs with latent personas (`personasim.testing.write_large_log`: 50-150
 ratings per user, 100 on average, 3,000 items) of each size in `--users` go through the
 `ingest` and `profile` stages (template backend, every user sampled, 60/40 temporal
 split) twice: with `[scale] tables = "duckdb"` (out of core) and with the in-memory
 pandas path (the naive one, up to `--naive-up-to` users: past that it needs more memory
-than the machine has). Each run is its own process: its peak RSS is its own.
+than the machine has). The out-of-core run then goes through `personas` (taste features
+from DuckDB, the defaults; its wall time, peak RSS, K and adjusted Rand index against the
+latent personas). Each run is its own process: its peak RSS is its own.
 
 Optionally (`--cluster-users N`), the first N users' template profiles are embedded
 (MiniLM) and clustered with K = the true number of personas; the adjusted Rand index
@@ -118,6 +120,30 @@ def _cluster(profiles: str, truth: str, interactions: str, items: str, n: int) -
     }
 
 
+def _personas(workdir: str, truth: str) -> dict[str, Any]:
+    """The personas stage on a profiled out-of-core run, with the run's settings (taste
+    features from DuckDB, K by the elbow); its seconds, K and ARI against the latent
+    personas."""
+    import pandas as pd
+    from sklearn.metrics import adjusted_rand_score
+
+    from personasim.pipeline.personas import PersonasStage
+    from personasim.pipeline.runner import resolve_config
+    from personasim.workspace import Workspace
+
+    ws = Workspace(workdir)
+    t0 = time.perf_counter()
+    result = PersonasStage(ws, resolve_config(ws)).run()
+    seconds = time.perf_counter() - t0
+    found = pd.read_parquet(Path(workdir) / "personas" / "assignments.parquet")
+    latent = pd.read_parquet(truth).set_index("user_id").loc[found["user_id"], "persona"]
+    return {
+        "seconds": seconds,
+        "k": result.summary["k"],
+        "ari": round(float(adjusted_rand_score(latent, found["persona"])), 3),
+    }
+
+
 def measure(
     sizes: list[int], naive_up_to: int, work: Path, memory: str, cluster_users: int = 0
 ) -> tuple[list[Row], dict[str, Any]]:
@@ -149,6 +175,20 @@ def measure(
                     note=note,
                 )  # fmt: skip
             )
+            if tables == "duckdb":
+                done, peak = isolated(_personas, str(workdir), str(truth))
+                rows.append(
+                    Row(
+                        f"personas {users:,}",
+                        "duckdb",
+                        users,
+                        "users",
+                        done["seconds"],
+                        peak,
+                        note=f"taste features out of core, K {done['k']} by the elbow, "
+                        f"ARI {done['ari']} against the latent personas",
+                    )  # fmt: skip
+                )
             if cluster_users and tables == "duckdb" and "cluster" not in extra:
                 profiles = workdir / "profiles" / "profiles.parquet"
                 interactions = workdir / "data" / "interactions.parquet"

@@ -455,7 +455,7 @@ class PersonaConfig(_Section):
     or "taste=1,embedding=0.25". The embedding is computed whatever its weight (for
     `embedding_sample` users when it is not weighted), so that a new user known only by a
     profile text can be placed."""
-    embedding_sample: int = Field(5000, ge=0)
+    embedding_sample: int = Field(1000, ge=0)
     """When the embedding is not clustered on: embed the profile texts of at most this
     many users (a seeded sample; 0: all), enough to place a user known only by a
     profile text by each persona's members' mean embedding, without embedding a

@@ -152,3 +152,28 @@ def test_cards_name_what_sets_a_persona_apart():
     found = distinguishing_features(population.iloc[:2], population, n=1)
     assert [d["feature"] for d in found] == ["share:Horror"]
     assert found[0]["z"] > 1 and found[0]["text"].startswith("more Horror (55% of ratings")
+
+
+def test_out_of_core_taste_features_equal_the_in_memory_ones(small_log, tmp_path):
+    from personasim.config import ScaleConfig
+    from personasim.data.tables import write_parquet
+    from personasim.personas.outofcore import taste_features_out_of_core
+
+    ratings = small_log.ratings.assign(split=np.where(small_log.ratings.index % 5, "train", "test"))
+    items = small_log.items.assign(
+        genres=small_log.items.genres.str.split("|"),
+        train_count=np.arange(len(small_log.items)) % 7,
+    )
+    items.loc[3, "year"] = np.nan  # an item without a year
+    write_parquet(ratings.astype({"user_id": str, "item_id": str}), tmp_path / "i.parquet")
+    write_parquet(items.astype({"item_id": str}), tmp_path / "items.parquet")
+    out = taste_features_out_of_core(
+        tmp_path / "i.parquet",
+        tmp_path / "items.parquet",
+        scale=ScaleConfig(),
+        scratch=tmp_path / "s",
+    )
+    expected = taste_features(ratings[ratings.split == "train"], items.astype({"item_id": str}))
+    pd.testing.assert_frame_equal(
+        out.sort_index(), expected.sort_index(), check_exact=False, rtol=1e-9, check_names=False
+    )

@@ -180,3 +180,17 @@ def test_an_unweighted_embedding_is_computed_for_a_sample_only(run, log_files_mo
     placed = model.assign(profiles.profile_text.tolist())
     np.testing.assert_allclose(placed.membership.sum(axis=1), 1.0)
     assert np.isfinite(placed.distances.min(axis=1)).all()
+
+
+def test_out_of_core_personas_are_the_in_memory_ones(log_files_module, tmp_path):
+    """With `scale.tables = "duckdb"` the taste features come from DuckDB; the personas
+    are the same, user for user."""
+    memory, duck = tmp_path / "memory", tmp_path / "duckdb"
+    base = json.loads(_config(log_files_module).model_dump_json())
+    base["profile"]["rationales"] = False
+    run_pipeline(memory, load_config([("test", base)]), stages=STAGES)
+    base["scale"]["tables"] = "duckdb"
+    run_pipeline(duck, load_config([("test", base)]), stages=STAGES)
+    a = pd.read_parquet(memory / "personas" / "assignments.parquet")
+    b = pd.read_parquet(duck / "personas" / "assignments.parquet")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)

@@ -122,12 +122,13 @@ class PersonaModel:
             raise ValueError(
                 f"these personas place users by {sorted(self.centroids)}; none was given"
             )
-        squared = sum(
-            w * ((unit[b][:, None, :] - self.centroids[b][None]) ** 2).sum(axis=2)
-            for b, w in weights.items()
-        )
+        n = len(next(iter(unit[b] for b in weights)))
+        squared = np.zeros((n, len(self.names)))
+        for b, w in weights.items():  # one persona at a time: n x d memory, not n x K x d
+            for k, centre in enumerate(self.centroids[b]):
+                squared[:, k] += w * ((unit[b] - centre) ** 2).sum(axis=1)
         # a persona without a centroid in a block (no sampled member) is never nearest
-        return np.sqrt(np.nan_to_num(np.asarray(squared, dtype="float64"), nan=np.inf))
+        return np.sqrt(np.nan_to_num(squared, nan=np.inf))
 
     def assign_unit(self, unit: dict[str, np.ndarray]) -> Assignment:
         """Nearest persona and soft membership of users given their unit features."""

@@ -26,6 +26,7 @@ import pandas as pd
 
 __all__ = [
     "FEATURE_BLOCKS",
+    "SHRINKAGE",
     "TRAIT_COLUMNS",
     "BlockScaler",
     "FeatureSpace",
@@ -39,13 +40,13 @@ FEATURE_BLOCKS = ("taste", "traits", "embedding")
 TRAIT_COLUMNS = ("activity_count", "conformity_gap", "diversity_genres")
 """Raw trait columns of the profiles used by the "traits" block."""
 
-_SHRINKAGE = 5.0
+SHRINKAGE = 5.0
 """Pseudo-ratings at the user's mean that shrink a genre's rating lift: a genre rated
 once says little about the user's taste for it."""
 
 
 def taste_features(
-    ratings: pd.DataFrame, items: pd.DataFrame, *, shrinkage: float = _SHRINKAGE
+    ratings: pd.DataFrame, items: pd.DataFrame, *, shrinkage: float = SHRINKAGE
 ) -> pd.DataFrame:
     """Taste features of users from their ratings.
 
@@ -65,8 +66,12 @@ def taste_features(
     rated = rated.assign(rating=rated["rating"].astype("float64"))
     by_user = rated.groupby("user_id", sort=True)["rating"]
     stats = pd.DataFrame({"rating_mean": by_user.mean(), "rating_spread": by_user.std(ddof=0)})
-    genres = sorted({g for gs in items["genres"] for g in gs})
-    catalogue = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")
+    listed = items["genres"].map(
+        lambda gs: list(gs) if isinstance(gs, list | tuple | np.ndarray) else []
+    )
+    genres = sorted({g for gs in listed for g in gs})
+    catalogue = items.assign(item_id=items["item_id"].astype(str), genres=listed)
+    catalogue = catalogue.set_index("item_id")
     deviation = rated.assign(dev=rated["rating"] - by_user.transform("mean"))
     exploded = deviation.merge(
         catalogue["genres"].explode().dropna().rename("genre").reset_index(), on="item_id"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from personasim.personas.cards import (
 from personasim.personas.clustering import cluster, silhouette_of
 from personasim.personas.embedding import embed_texts
 from personasim.personas.features import FeatureSpace, taste_features, trait_features
+from personasim.personas.outofcore import taste_features_out_of_core
 from personasim.personas.plot import persona_map
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.profile import ProfileStage
@@ -67,12 +69,9 @@ class PersonasStage(Stage):
         """Write assignments, centroids, the feature model, cards and the map."""
         cfg = self.config.personas
         profiles = read_parquet(self.workspace.require("profiles", "profiles.parquet"))
-        interactions = read_parquet(self.workspace.require("data", "interactions.parquet"))
-        items = read_parquet(self.workspace.require("data", "items.parquet"))
-        train = interactions[interactions["split"] == "train"]
         ids = profiles["user_id"].astype(str).tolist()
 
-        values, rows = self._feature_values(profiles, train, items, ids)
+        values, rows = self._feature_values(profiles, ids)
         space = FeatureSpace.fit(values, cfg.features)
         features = space.transform(values)
         with progress("clustering", total=None):
@@ -163,8 +162,25 @@ class PersonasStage(Stage):
             "descriptions": counts.as_dict() if counts else None,
         }
 
+    def _taste(self) -> pd.DataFrame:
+        """Taste features of the users with train ratings: in memory, or out of core
+        (DuckDB) with `scale.tables = "duckdb"`."""
+        interactions = self.workspace.require("data", "interactions.parquet")
+        items = self.workspace.require("data", "items.parquet")
+        if self.config.scale.tables == "duckdb":
+            scratch = self.workspace.root / ".staging" / f"scratch-{self.name}"
+            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                return taste_features_out_of_core(
+                    interactions, items, scale=self.config.scale, scratch=scratch
+                )
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        log = read_parquet(interactions)
+        return taste_features(log[log["split"] == "train"], read_parquet(items))
+
     def _feature_values(
-        self, profiles: pd.DataFrame, train: pd.DataFrame, items: pd.DataFrame, ids: list[str]
+        self, profiles: pd.DataFrame, ids: list[str]
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Every feature block of the profiled users, rows in `ids` order, and the rows of
         the blocks computed for a sample of them: the embedding, when it is not clustered
@@ -172,7 +188,7 @@ class PersonasStage(Stage):
         known by a profile text alone, and a sample's mean per persona does that)."""
         cfg = self.config.personas
         with progress("taste features", total=None):
-            taste = taste_features(train, items).reindex(pd.Index(ids, name="user_id"))
+            taste = self._taste().reindex(pd.Index(ids, name="user_id"))
         rows: dict[str, np.ndarray] = {}
         embed = np.arange(len(ids))
         if "embedding" not in cfg.features and 0 < cfg.embedding_sample < len(ids):
