@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from personasim.cf.explicit import fit_baseline, training_dataset
 from personasim.config import EvaluateConfig
 from personasim.data.tables import read_parquet, write_parquet
-from personasim.evaluation.baselines import fit_baseline, training_dataset
 from personasim.workspace import atomic_path
 
 __all__ = ["CFPrior", "fit_prior_matrix", "out_of_fold_priors"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from personasim.evaluation.baselines import fit_baseline, predict_baseline, training_dataset
+from personasim.cf.explicit import fit_baseline, predict_baseline, training_dataset
 from personasim.evaluation.metrics import mae, rating_metrics, rmse, urr
 
 __all__ = [

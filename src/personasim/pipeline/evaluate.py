@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
+from personasim.cf.explicit import fit_baseline, predict_baseline, training_dataset
 from personasim.cf.implicit import IMPLICIT_SCORERS, fit_implicit
 from personasim.config import config_hash
 from personasim.data.tables import read_parquet, write_parquet
-from personasim.evaluation.baselines import fit_baseline, predict_baseline, training_dataset
 from personasim.evaluation.bootstrap import (
     mean_interval,
     paired_rmse_difference,

@@ -125,7 +125,7 @@ class LensKitRecommender:
         """Train the LensKit pipeline on `training`, deterministically for `seed`."""
         from lenskit.training import TrainingOptions
 
-        from personasim.evaluation.baselines import training_dataset
+        from personasim.cf.dataset import training_dataset
 
         self._seed = seed
         pipeline = self._build(seed)

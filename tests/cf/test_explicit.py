@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from personasim.cf.explicit import fit_baseline, predict_baseline, training_dataset
 from personasim.config import EvaluateConfig
 from personasim.data.splitting import split_temporal
-from personasim.evaluation.baselines import fit_baseline, predict_baseline, training_dataset
 from personasim.evaluation.metrics import rmse
 
 
