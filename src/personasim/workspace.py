@@ -27,9 +27,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from personasim.config import RunConfig, load_config, read_toml
 from personasim.errors import ConfigError, StageError
 
-__all__ = ["Workspace", "atomic_path", "atomic_write_bytes", "atomic_write_text", "file_sha256"]
+__all__ = [
+    "Workspace",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "file_sha256",
+    "resolve_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -255,3 +263,28 @@ class Workspace:
             probe.unlink()
         except OSError as e:
             raise StageError(f"cannot write in the run folder {self.root}: {e.strerror}") from None
+
+
+def resolve_config(
+    workspace: Workspace,
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The effective configuration of a command on a run folder.
+
+    Layers, later ones winning: defaults, the run folder's ``config.toml``, `config_file`,
+    `overrides` (from command-line options). Each stage that succeeds saves it back to
+    the run folder's ``config.toml``, so later commands on the folder use the same
+    settings.
+
+    Raises:
+        ConfigError: A layer is unreadable or a setting invalid.
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if workspace.config_path.exists():
+        layers.append((str(workspace.config_path), read_toml(workspace.config_path)))
+    if config_file is not None:
+        layers.append((str(config_file), read_toml(Path(config_file))))
+    if overrides:
+        layers.append(("command-line options", overrides))
+    return load_config(layers)

@@ -106,8 +106,7 @@ class UserAgent:
             StageError: A needed stage has not run.
             ConfigError: The mode's adapters were not trained.
         """
-        from personasim.pipeline.runner import resolve_config
-        from personasim.workspace import Workspace
+        from personasim.workspace import Workspace, resolve_config
 
         ws = Workspace(workdir)
         config = resolve_config(ws)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-from personasim.config import RunConfig, load_config, read_toml
+from personasim.config import RunConfig
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.personas import PersonasStage
@@ -15,7 +14,7 @@ from personasim.pipeline.report import ReportStage
 from personasim.pipeline.simulate import SimulateStage
 from personasim.pipeline.stage import Stage, StageResult
 from personasim.pipeline.train import TrainStage
-from personasim.workspace import Workspace
+from personasim.workspace import Workspace, resolve_config
 
 __all__ = ["STAGES", "resolve_config", "run_pipeline", "run_stage"]
 
@@ -31,31 +30,6 @@ STAGES: tuple[type[Stage], ...] = (
     ReportStage,
 )
 """Every stage, in pipeline order."""
-
-
-def resolve_config(
-    workspace: Workspace,
-    config_file: Path | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> RunConfig:
-    """The effective configuration of a command on a run folder.
-
-    Layers, later ones winning: defaults, the run folder's ``config.toml``, `config_file`,
-    `overrides` (from command-line options). Each stage that succeeds saves it back to
-    the run folder's ``config.toml``, so later commands on the folder use the same
-    settings.
-
-    Raises:
-        ConfigError: A layer is unreadable or a setting invalid.
-    """
-    layers: list[tuple[str, dict[str, Any]]] = []
-    if workspace.config_path.exists():
-        layers.append((str(workspace.config_path), read_toml(workspace.config_path)))
-    if config_file is not None:
-        layers.append((str(config_file), read_toml(Path(config_file))))
-    if overrides:
-        layers.append(("command-line options", overrides))
-    return load_config(layers)
 
 
 def run_stage(
