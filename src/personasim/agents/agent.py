@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from personasim.data.tables import read_parquet
 from personasim.errors import ConfigError, StageError
 from personasim.llm.device import fitting_batch
 
-__all__ = ["AgentMode", "UserAgent"]
+__all__ = ["AgentMode", "UserAgent", "pair_scorer"]
 
 logger = logging.getLogger(__name__)
 
@@ -593,3 +593,10 @@ def _load_adapters(model: Any, folders: dict[str, Path]) -> Any:
         peft_model.load_adapter(str(folders[name]), adapter_name=name, is_trainable=False)
     peft_model.eval()
     return peft_model
+
+
+def pair_scorer(workdir: str, mode: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The rating scorer of a run's agents: ``UserAgent.from_workdir(workdir, mode)``'s
+    :meth:`~UserAgent.predict_pairs` (module-level, so that a ``partial`` of it travels
+    to Ray workers, which build the agents once each)."""
+    return UserAgent.from_workdir(workdir, mode=mode).predict_pairs  # type: ignore[arg-type]

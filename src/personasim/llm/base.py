@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +24,9 @@ class GenerationRequest:
         context: The structured data the prompt was written from.
         temperature: 0 decodes greedily; above 0 samples.
         seed: Seed of sampling (ignored when greedy).
+        template: How the ``template`` backend renders this request from its `context`
+            (a module-level function, so that requests travel to Ray workers); None:
+            the request has no template.
     """
 
     messages: tuple[Message, ...]
@@ -32,6 +35,7 @@ class GenerationRequest:
     context: Mapping[str, Any] = field(default_factory=dict)
     temperature: float = 0.0
     seed: int = 0
+    template: Callable[[Mapping[str, Any]], str] | None = None
 
     def prompt_text(self) -> str:
         """The prompt's text, for checks such as prompt echo."""

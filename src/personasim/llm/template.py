@@ -1,8 +1,9 @@
 """The ``template`` backend: no model, deterministic text rendered from the data.
 
-It reads each request's `task` and `context` instead of its prompt. It is the fast
-path for huge logs, the control in experiments, and the fallback when a model's
-generation is unusable twice.
+It renders each request with the request's own `template` from its `context` (the
+profile and persona code that writes a request says how its text reads without a
+model) instead of reading its prompt. It is the fast path for huge logs, the control in
+experiments, and the fallback when a model's generation is unusable twice.
 """
 
 from __future__ import annotations
@@ -24,17 +25,9 @@ def render(request: GenerationRequest) -> str:
     Raises:
         BackendError: The task has no template.
     """
-    from personasim.profiles.taste import render_rationale, render_taste
-
-    if request.task == "profile":
-        return render_taste(request.context["taste"])
-    if request.task == "rationale":
-        return render_rationale(request.context)
-    if request.task == "persona":
-        from personasim.personas.cards import render_persona
-
-        return render_persona(request.context["card"])
-    raise BackendError(f"the template backend has no template for task {request.task!r}")
+    if request.template is None:
+        raise BackendError(f"the template backend has no template for task {request.task!r}")
+    return request.template(request.context)
 
 
 @register_generator("template")

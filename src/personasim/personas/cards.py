@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,13 @@ import pandas as pd
 from personasim.llm.base import GenerationRequest, Message
 from personasim.profiles.traits import LEVEL_NAMES
 
-__all__ = ["card_statistics", "describe_request", "distinguishing_features", "render_persona"]
+__all__ = [
+    "card_statistics",
+    "describe_request",
+    "distinguishing_features",
+    "render_card",
+    "render_persona",
+]
 
 PERSONA_USER = (
     "Here are some movie viewers of one group:\n{members}\n\n"
@@ -118,6 +125,11 @@ def _phrase(feature: str, mine: float, everyone: float) -> str:
     return f"{'high' if more else 'low'} {feature}"
 
 
+def render_card(context: Mapping[str, Any]) -> str:
+    """The ``template`` backend's description of a persona request: its card, rendered."""
+    return render_persona(context["card"])
+
+
 def render_persona(card: dict[str, Any]) -> str:
     """A one-sentence description from the card's numbers (no model): what sets the
     persona apart (or its top genres on cards without it), its traits and ratings."""
@@ -149,6 +161,7 @@ def describe_request(
         max_new_tokens=max_new_tokens,
         task="persona",
         context={"card": card},
+        template=render_card,
         seed=seed,
     )
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from personasim.agents.agent import pair_scorer
 from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
 from personasim.cf.explicit import fit_baseline, predict_baseline, training_dataset
 from personasim.cf.implicit import IMPLICIT_SCORERS, fit_implicit
@@ -509,10 +511,10 @@ class EvaluateStage(Stage):
                 by_model = {m: scored[mode] for m, mode in zip(todo, wanted, strict=True)}
                 dtype = agent.lm.dtype_name
             else:
-                root = self.workspace.root
+                root = str(self.workspace.root)
                 dtype = self.config.agents.dtype  # resolved on each worker
                 by_model = {
-                    m: executor.score_pairs(root, mode, asked)
+                    m: executor.score_pairs(partial(pair_scorer, root, mode), asked)
                     for m, mode in zip(todo, wanted, strict=True)
                 }
             for m, mode in zip(todo, wanted, strict=True):

@@ -35,7 +35,7 @@ from personasim.profiles.prompts import (
     rationale_messages,
 )
 from personasim.profiles.quality import clean_rationale, clean_summary, degeneracy
-from personasim.profiles.taste import taste_line, taste_of
+from personasim.profiles.taste import render_profile, render_rationale, taste_line, taste_of
 from personasim.progress import progress
 
 __all__ = [
@@ -260,6 +260,7 @@ def distil_summaries(
                             task="profile",
                             context=context,
                             seed=request_seed(seed, key),
+                            template=render_profile,
                         )
                     )
                     echoes.append("\n".join(item_line(it) for it, _ in batch))
@@ -320,6 +321,7 @@ def write_rationales(
                 task="rationale",
                 context={"item": item, "taste": taste, "rating": rating},
                 seed=request_seed(seed, key),
+                template=render_rationale,
             )
             jobs.append((user, item["item_id"], rating, key, request, item_line(item)))
     cached = cache.get_many(j[3] for j in jobs)

@@ -16,6 +16,7 @@ import pandas as pd
 from personasim.profiles.traits import LEVEL_NAMES
 
 __all__ = [
+    "render_profile",
     "render_rationale",
     "render_taste",
     "render_traits",
@@ -166,6 +167,11 @@ def render_traits(row: Mapping[str, Any]) -> str:
         f"Diversity: {LEVEL_NAMES[int(row['diversity'])]} ({int(row['diversity_genres'])} "
         "genres make up 80% of what they watch)."
     )
+
+
+def render_profile(context: Mapping[str, Any]) -> str:
+    """The ``template`` backend's profile of a profile request: its taste, rendered."""
+    return render_taste(context["taste"])
 
 
 def render_rationale(context: Mapping[str, Any]) -> str:

@@ -1,9 +1,11 @@
 """Where the heavy stages run: in this process, or as Ray work.
 
 An :class:`Executor` maps a function over independent pieces of work (chunks of users to
-profile, personas to train) and scores rating pairs with the agents. The in-process
-executor is a plain loop; the Ray executor submits Ray tasks (GPUs requested when the
-cluster has them) and scores with Ray Data over partitions of users.
+profile, personas to train) and scores a table of pairs with a scorer it builds where
+the work runs (the agents, for the evaluation). The in-process executor is a plain
+loop; the Ray executor submits Ray tasks (GPUs requested when the cluster has them) and
+scores with Ray Data over partitions of users. It knows nothing of what it runs: the
+callers hand it functions.
 
 Each piece of work is a pure function of its inputs and seeds, so the results do not
 depend on the executor (tests check Ray against in-process on a local 2-CPU Ray).
@@ -19,7 +21,6 @@ import atexit
 import logging
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pandas as pd
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+PairScorer = Callable[[pd.DataFrame], pd.DataFrame]
+"""Scores a table of ``user_id, item_id`` pairs: one output row per input row."""
 
 
 class Executor(Protocol):
@@ -51,8 +55,11 @@ class Executor(Protocol):
         """`fn` over `items`, results in order; `gpu` asks a GPU per piece when present."""
         ...
 
-    def score_pairs(self, workdir: Path, mode: str, pairs: pd.DataFrame) -> pd.DataFrame:
-        """``UserAgent.from_workdir(workdir, mode).predict_pairs(pairs)``."""
+    def score_pairs(
+        self, make_scorer: Callable[[], PairScorer], pairs: pd.DataFrame
+    ) -> pd.DataFrame:
+        """``make_scorer()(pairs)``, a user's pairs always in one call; `make_scorer`
+        (picklable for Ray) builds the scorer where the work runs, once per worker."""
         ...
 
 
@@ -75,24 +82,21 @@ class InProcessExecutor:
         """A loop."""
         return [fn(item) for item in items]
 
-    def score_pairs(self, workdir: Path, mode: str, pairs: pd.DataFrame) -> pd.DataFrame:
-        """Load the agents here and score every pair."""
-        from personasim.agents import UserAgent
-
-        agent = UserAgent.from_workdir(workdir, mode=mode)  # type: ignore[arg-type]
-        return agent.predict_pairs(pairs)
+    def score_pairs(
+        self, make_scorer: Callable[[], PairScorer], pairs: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Build the scorer here and score every pair."""
+        return make_scorer()(pairs)
 
 
 class _PairScorer:
-    """A Ray Data actor: loads the agents once, scores one partition of users per call."""
+    """A Ray Data actor: builds the scorer once, scores one partition of users per call."""
 
-    def __init__(self, workdir: str, mode: str) -> None:
-        from personasim.agents import UserAgent
-
-        self.agent = UserAgent.from_workdir(workdir, mode=mode)  # type: ignore[arg-type]
+    def __init__(self, make_scorer: Callable[[], PairScorer]) -> None:
+        self.scorer = make_scorer()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        scored = self.agent.predict_pairs(batch.drop(columns="position"))
+        scored = self.scorer(batch.drop(columns="position"))
         return scored.assign(position=batch["position"].to_numpy())
 
 
@@ -154,13 +158,15 @@ class RayExecutor:
                 advance(len(done))
         return ray.get(refs)
 
-    def score_pairs(self, workdir: Path, mode: str, pairs: pd.DataFrame) -> pd.DataFrame:
-        """Ray Data over partitions of users: each actor loads the agents once and scores
-        whole users (a user's pairs never straddle two calls), mixed personas per call."""
+    def score_pairs(
+        self, make_scorer: Callable[[], PairScorer], pairs: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Ray Data over partitions of users: each actor builds the scorer once and scores
+        whole users (a user's pairs never straddle two calls)."""
         import ray
 
         if pairs.empty:
-            return InProcessExecutor().score_pairs(workdir, mode, pairs)
+            return InProcessExecutor().score_pairs(make_scorer, pairs)
         workers = self.scale.ray_workers or max(1, (self.gpus or self.cpus // 2))
         users = pairs["user_id"].drop_duplicates().tolist()
         parts = max(1, min(len(users), workers * 4))
@@ -170,7 +176,7 @@ class RayExecutor:
         dataset = ray.data.from_pandas(blocks)
         scored = dataset.map_batches(
             _PairScorer,
-            fn_constructor_kwargs={"workdir": str(workdir), "mode": mode},
+            fn_constructor_kwargs={"make_scorer": make_scorer},
             batch_size=None,  # one block = one partition of whole users
             batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=min(workers, parts)),
