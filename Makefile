@@ -27,7 +27,8 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
   -DGGML_AVX512_BF16=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' $(LOCK))
 # torch first, on its own: a CPU build lies on disk on our machines (pip finds it there).
-TORCH_VERSION := $(shell sed -n 's/^torch==//p' $(LOCK))
+TORCH_VERSION := 2.13.0
+# (tests/test_lock.py checks that it is the pin of constraints.txt and requirements.lock)
 LLAMA_TAG     := $(shell printf '%s' '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 # The wheel is built once per version and flags, outside pip's cache (pip would reuse a
 # wheel built with other flags from the same source archive).

@@ -88,3 +88,15 @@ def test_the_lock_satisfies_pyproject_and_every_locked_requirement():
             if sub_req.marker is None or any(sub_req.marker.evaluate(env) for env in envs):
                 wanted.append(sub_req)
     assert not problems, "; ".join(problems) + ": run `make lock`"
+
+
+def test_setup_installs_the_pinned_torch():
+    """`make setup` installs torch first, on its own: the version it names is the pin
+    of constraints.txt and of the lock."""
+    import re
+
+    makefile = (ROOT / "Makefile").read_text()
+    named = re.search(r"^TORCH_VERSION := (\S+)$", makefile, re.M)
+    assert named, "the Makefile lost its literal TORCH_VERSION"
+    for pins in ("constraints.txt", "requirements.lock"):
+        assert f"torch=={named.group(1)}\n" in (ROOT / pins).read_text(), pins
