@@ -26,9 +26,6 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
   -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF \
   -DGGML_AVX512_BF16=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 LLAMA_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' $(LOCK))
-# torch first, on its own: a CPU build lies on disk on our machines (pip finds it there).
-TORCH_VERSION := 2.13.0
-# (tests/test_lock.py checks that it is the pin of constraints.txt and requirements.lock)
 LLAMA_TAG     := $(shell printf '%s' '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 # The wheel is built once per version and flags, outside pip's cache (pip would reuse a
 # wheel built with other flags from the same source archive).
@@ -39,6 +36,9 @@ LLAMA_WHEEL := $(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_TAG)
 
 setup: $(STAMP)
 
+# torch is installed first, on its own, pinned: a CPU build lies on disk on our machines
+# (pip finds it there). tests/test_lock.py checks the pin equals constraints.txt's and
+# the lock's.
 $(STAMP): pyproject.toml $(LOCK) $(BUILD_LOCK) requirements-data.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet pip==$(PIP_VERSION)
@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml $(LOCK) $(BUILD_LOCK) requirements-data.txt Makefile
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --quiet --no-deps --no-cache-dir \
 	    --build-constraint $(BUILD_LOCK) -w $(LLAMA_WHEEL).tmp llama-cpp-python==$(LLAMA_VERSION) && \
 	  touch $(LLAMA_WHEEL).tmp/.done && rm -rf $(LLAMA_WHEEL) && mv $(LLAMA_WHEEL).tmp $(LLAMA_WHEEL); }
-	$(PIP) install --quiet torch==$(TORCH_VERSION)
+	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet --no-deps $(LLAMA_WHEEL)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PIP) install --quiet --build-constraint $(BUILD_LOCK) -r $(LOCK)
 	$(PIP) install --quiet --no-deps --build-constraint $(BUILD_LOCK) -e .
