@@ -153,7 +153,7 @@ def test_the_report_shows_the_simulation(simulated):
 
 
 def test_a_rankings_file_is_simulated_and_a_changed_file_again(
-    simulated, agent_log_files, make_agent_config, tmp_path
+    simulated, agent_log_files, make_agent_config, tmp_path, caplog
 ):
     workdir, _, _ = simulated
     copy = tmp_path / "run"
@@ -192,7 +192,11 @@ def test_a_rankings_file_is_simulated_and_a_changed_file_again(
     popular = events[events.recommender == "popular"].reset_index(drop=True)
 
     write(catalogue[::-1])  # the team exports new lists: prod is simulated again
-    events, prod = first_pages(cfg)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="personasim"):
+        events, prod = first_pages(cfg)
+    assert "simulate: popular round 0 restored from checkpoint" in caplog.text
+    assert "simulate: prod round 0 restored" not in caplog.text
     for user, page in prod.groupby("user_id"):
         expected = [i for i in catalogue[::-1] if i not in seen[user]][: len(page)]
         assert page.sort_values("position")["item_id"].tolist() == expected

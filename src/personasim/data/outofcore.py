@@ -86,8 +86,8 @@ def _one(con: Any, query: str, params: list[Any] | None = None) -> Any:
     return rows[0] if rows else None
 
 
-def sql_literal(path: Path) -> str:
-    """A path as an SQL string literal (for DuckDB's table functions)."""
+def sql_literal(path: Path | str) -> str:
+    """A path (or any text) as an SQL string literal (for DuckDB's table functions)."""
     return "'" + str(path).replace("'", "''") + "'"
 
 

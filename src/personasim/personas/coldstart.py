@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal, overload
-
 import numpy as np
 import pandas as pd
 
@@ -17,32 +15,19 @@ from personasim.personas.features import taste_features
 from personasim.profiles.builder import build_profiles
 from personasim.workspace import Workspace
 
-__all__ = ["assign_new_users", "profile_new_users"]
+__all__ = ["assign_new_users", "profile_new_users", "read_new_ratings"]
 
 
-@overload
-def profile_new_users(
-    workspace: Workspace, config: RunConfig, raw: RawTable, *, with_ratings: Literal[False] = ...
-) -> pd.DataFrame: ...
-@overload
-def profile_new_users(
-    workspace: Workspace, config: RunConfig, raw: RawTable, *, with_ratings: Literal[True]
-) -> tuple[pd.DataFrame, pd.DataFrame]: ...
-def profile_new_users(
-    workspace: Workspace, config: RunConfig, raw: RawTable, *, with_ratings: bool = False
-) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Profiles of users given by their ratings, written exactly as the run's profiles.
-
-    Their whole history plays the part of a train history; trait levels are cut at the
-    percentiles of the run's profiled users, and the profile text comes from the run's
-    `[llm]` and `[profile]` settings (and reuses its generation cache).
+def read_new_ratings(workspace: Workspace, config: RunConfig, raw: RawTable) -> pd.DataFrame:
+    """The ratings of users who were not clustered, checked as the run's log was.
 
     Args:
-        workspace: The run folder (ingest and profile must have run).
+        workspace: The run folder (ingest must have run).
         config: Its configuration.
         raw: The ratings file, with the run's user, item, rating (and time) columns.
-        with_ratings: Also return the parsed ratings (``user_id, item_id, rating,
-            timestamp``).
+
+    Returns:
+        ``user_id, item_id, rating, timestamp`` (the file's order when it has no time).
 
     Raises:
         DataError: A rating is invalid or names an item the run does not know.
@@ -53,7 +38,6 @@ def profile_new_users(
         needed.append(("timestamp", cols.timestamp))
     raw.require_columns(needed)
     items = read_parquet(workspace.require("data", "items.parquet"))
-    reference = read_parquet(workspace.require("profiles", "profiles.parquet"))
     frame = pd.DataFrame(
         {
             "user_id": parse_ids(raw, cols.user).to_numpy(zero_copy_only=False),
@@ -75,17 +59,34 @@ def profile_new_users(
             row=raw.row_number(i),
             column=cols.item,
         )
+    return frame
+
+
+def profile_new_users(
+    workspace: Workspace, config: RunConfig, ratings: pd.DataFrame
+) -> pd.DataFrame:
+    """Profiles of users given by their ratings, written exactly as the run's profiles.
+
+    Their whole history plays the part of a train history; trait levels are cut at the
+    percentiles of the run's profiled users, and the profile text comes from the run's
+    `[llm]` and `[profile]` settings (and reuses its generation cache).
+
+    Args:
+        workspace: The run folder (ingest and profile must have run).
+        config: Its configuration.
+        ratings: Their ratings, from :func:`read_new_ratings`.
+    """
     result = build_profiles(
-        frame,
-        items,
+        ratings,
+        read_parquet(workspace.require("data", "items.parquet")),
         llm=config.llm,
         config=config.profile,
         cache_path=workspace.root / ".cache" / "generations.sqlite",
         seed=config.seed,
-        reference_traits=reference,
+        reference_traits=read_parquet(workspace.require("profiles", "profiles.parquet")),
         rationales=False,
     )
-    return (result.profiles, frame) if with_ratings else result.profiles
+    return result.profiles
 
 
 def assign_new_users(
@@ -94,7 +95,8 @@ def assign_new_users(
     """Profile users from their ratings and assign them to the run's personas, by their
     taste (from those ratings), traits and profile text as the personas were clustered."""
     model = PersonaModel.from_workdir(workspace.root)
-    profiles, ratings = profile_new_users(workspace, config, raw, with_ratings=True)
+    ratings = read_new_ratings(workspace, config, raw)
+    profiles = profile_new_users(workspace, config, ratings)
     items = read_parquet(workspace.require("data", "items.parquet"))
     users = pd.Index(profiles["user_id"].astype(str), name="user_id")
     placed = model.assign(

@@ -137,18 +137,16 @@ class BlockScaler:
         """Fit on the clustered users' values of this block."""
         columns = list(values.columns) if isinstance(values, pd.DataFrame) else []
         matrix = np.asarray(values, dtype="float64")
+        means, stds = np.zeros(matrix.shape[1]), np.ones(matrix.shape[1])
         if standardise:
             from sklearn.preprocessing import StandardScaler
 
             fitted = StandardScaler().fit(matrix)  # NaN (an unknown era) is ignored
             means, stds = fitted.mean_, fitted.scale_  # scale_ is 1 for constant columns
-            standard = (np.where(np.isnan(matrix), means, matrix) - means) / stds
-        else:
-            means, stds = np.zeros(matrix.shape[1]), np.ones(matrix.shape[1])
-            standard = matrix
-        variance = float(standard.var(axis=0).sum())
-        scale = 1.0 / np.sqrt(variance) if variance > 0 else 1.0
-        return cls(columns, means.tolist(), stds.tolist(), float(scale))
+        scaler = cls(columns, means.tolist(), stds.tolist(), 1.0)
+        variance = float(scaler.transform(values).var(axis=0).sum())
+        scaler.scale = 1.0 / np.sqrt(variance) if variance > 0 else 1.0
+        return scaler
 
     def transform(self, values: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Unit-variance features; a column `values` lacks (or a NaN) counts as the mean."""

@@ -20,10 +20,6 @@ from personasim.personas.features import SHRINKAGE
 __all__ = ["taste_features_out_of_core"]
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _name(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
@@ -66,13 +62,13 @@ def taste_features_out_of_core(
         )
         parts = []
         for genre in genres:
-            has = f"list_contains(genres, {_text(genre)})"
+            has = f"list_contains(genres, {sql_literal(genre)})"
             parts.append(
                 f"coalesce(sum(dev) FILTER ({has}), 0) / "
                 f"(count(*) FILTER ({has}) + {float(shrinkage)!r}) AS {_name('lift:' + genre)}"
             )
         for genre in genres:
-            has = f"list_contains(genres, {_text(genre)})"
+            has = f"list_contains(genres, {sql_literal(genre)})"
             parts.append(
                 f"(count(*) FILTER ({has}))::DOUBLE / count(*) AS {_name('share:' + genre)}"
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +54,7 @@ class IngestStage(Stage):
         """Write interactions, items, users and others tables into `out`."""
         split_cfg = self.config.split
         if self.config.scale.tables == "duckdb":
-            scratch = self.workspace.root / ".staging" / f"scratch-{self.name}"
-            shutil.rmtree(scratch, ignore_errors=True)
-            try:
+            with self.scratch() as scratch:
                 summary = ingest_out_of_core(
                     self._spec(),
                     out,
@@ -66,8 +63,6 @@ class IngestStage(Stage):
                     scale=self.config.scale,
                     scratch=scratch,
                 )
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
             logger.info(
                 "ingest: %d of %d eligible users, %d train / %d test ratings (out of core)",
                 summary["users"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,6 @@ class PersonasStage(Stage):
             pd.DataFrame(
                 {
                     "persona": names,
-                    "centroid": list(result.centroids),
                     **{f"centroid_{b}": list(c) for b, c in centroids.items()},
                 }
             ),
@@ -168,14 +166,10 @@ class PersonasStage(Stage):
         interactions = self.workspace.require("data", "interactions.parquet")
         items = self.workspace.require("data", "items.parquet")
         if self.config.scale.tables == "duckdb":
-            scratch = self.workspace.root / ".staging" / f"scratch-{self.name}"
-            shutil.rmtree(scratch, ignore_errors=True)
-            try:
+            with self.scratch() as scratch:
                 return taste_features_out_of_core(
                     interactions, items, scale=self.config.scale, scratch=scratch
                 )
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
         log = read_parquet(interactions)
         return taste_features(log[log["split"] == "train"], read_parquet(items))
 
@@ -191,7 +185,7 @@ class PersonasStage(Stage):
             taste = self._taste().reindex(pd.Index(ids, name="user_id"))
         rows: dict[str, np.ndarray] = {}
         embed = np.arange(len(ids))
-        if "embedding" not in cfg.features and 0 < cfg.embedding_sample < len(ids):
+        if not cfg.features.get("embedding") and 0 < cfg.embedding_sample < len(ids):
             rng = np.random.default_rng(self.config.seed)
             embed = np.sort(rng.choice(len(ids), cfg.embedding_sample, replace=False))
             rows["embedding"] = embed

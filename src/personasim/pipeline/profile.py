@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +92,7 @@ class ProfileStage(Stage):
         return False
 
     def _build_out_of_core(self, out: Path) -> dict[str, Any]:
-        scratch = self.workspace.root / ".staging" / f"scratch-{self.name}"
-        shutil.rmtree(scratch, ignore_errors=True)
-        try:
+        with self.scratch() as scratch:
             done = template_profiles_out_of_core(
                 self.workspace.require("data", "interactions.parquet"),
                 self.workspace.require("data", "items.parquet"),
@@ -103,8 +100,6 @@ class ProfileStage(Stage):
                 scale=self.config.scale,
                 scratch=scratch,
             )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
         write_parquet(
             pd.DataFrame(columns=["user_id", "item_id", "rating", "rationale"]),
             out / "rationales.parquet",

@@ -16,9 +16,12 @@ import importlib.metadata
 import json
 import logging
 import platform
+import shutil
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -108,6 +111,16 @@ class Stage(ABC):
     def __init__(self, workspace: Workspace, config: RunConfig) -> None:
         self.workspace = workspace
         self.config = config
+
+    @contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """An empty folder for out-of-core work (DuckDB spills there), removed after."""
+        folder = self.workspace.root / ".staging" / f"scratch-{self.name}"
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # --- what subclasses provide -------------------------------------------------------
 
