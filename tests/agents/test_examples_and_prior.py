@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.agents.prior import CFPrior
+from personasim.agents.prior import BLEND_PARTS, CFPrior, fit_prior, out_of_fold_priors
+from personasim.config import EvaluateConfig
+from personasim.evaluation.metrics import rmse
 
 
 def test_one_rating_example_per_train_rating_and_watch_examples(trained_run):
@@ -55,3 +57,36 @@ def test_out_of_fold_prior_does_not_see_the_rating(trained_run):
     assert oof_error > in_error  # a model that saw the rating predicts it better
     summary = json.loads((trained_run / "adapters" / "manifest.json").read_text())["summary"]
     assert summary["oof_prior_rmse"] == pytest.approx(oof_error, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def run_data(trained_run):
+    data = trained_run / "data"
+    inter = pd.read_parquet(data / "interactions.parquet")
+    train = inter[inter.split == "train"].reset_index(drop=True)
+    items = pd.read_parquet(data / "items.parquet")
+    others = pd.read_parquet(data / "others.parquet")
+    return train, others, sorted(train.user_id.astype(str).unique()), items
+
+
+def test_blend_prior_is_the_least_squares_stack_of_its_parts(run_data):
+    """Its out-of-fold error is at most the best part's (each part alone is a feasible
+    stack), its weights are non-negative, and its matrix is the same stack of theirs."""
+    train, others, users, items = run_data
+    args = (EvaluateConfig(), train, others, users, items, (1.0, 5.0), 0)
+    blend = fit_prior("blend", *args)
+    parts = {p: fit_prior(p, *args) for p in BLEND_PARTS}
+    errors = {p: rmse(train.rating, f.out_of_fold) for p, f in parts.items()}
+    assert rmse(train.rating, blend.out_of_fold) <= min(errors.values()) + 1e-9
+    weights = blend.weights
+    assert all(weights[p] >= 0 for p in BLEND_PARTS) and sum(weights[p] for p in BLEND_PARTS) > 0.5
+    stacked = weights["intercept"] + sum(weights[p] * parts[p].prior.matrix for p in BLEND_PARTS)
+    np.testing.assert_allclose(blend.prior.matrix, np.clip(stacked, 1.0, 5.0), atol=1e-9)
+
+
+def test_out_of_fold_predictions_do_not_depend_on_the_other_kinds_asked_for(run_data):
+    train, others, _, _ = run_data
+    config = EvaluateConfig()
+    both = out_of_fold_priors(["item_knn", "biased_mf"], config, train, others, (1.0, 5.0), 0)
+    alone = out_of_fold_priors(["item_knn"], config, train, others, (1.0, 5.0), 0)
+    np.testing.assert_array_equal(both["item_knn"], alone["item_knn"])

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from personasim.agents.modeling import BASE_ADAPTER, AgentLM, Pack, answer_distribution, with_prior
-from personasim.agents.training import prior_logits
+from personasim.agents.prior import prior_logits
 from personasim.config import AgentConfig
 
 PROFILES = ("Loves comedies, hates horror.", "A fan of old westerns and war movies; rates harshly.")
@@ -97,7 +97,7 @@ def test_answer_distribution_and_prior():
     expected_mass = p[:, 1] + p[:, 2] + p[:, 3] + p[:, 4]
     torch.testing.assert_close(mass, expected_mass)
     torch.testing.assert_close(probs[:, 2], (p[:, 3] + p[:, 4]) / expected_mass)
-    offsets = prior_logits(torch.tensor([1.0, 3.0, 5.0]), sigma=0.5)
+    offsets = prior_logits(torch.tensor([1.0, 3.0, 5.0]), sigma=0.5, centre="mode")
     assert offsets.argmax(dim=1).tolist() == [0, 2, 4]
     adjusted = with_prior(log_probs, [10, 11, 12, 13, 14], offsets)
     torch.testing.assert_close(adjusted.exp().sum(dim=1), torch.ones(3))
@@ -298,3 +298,23 @@ def test_kept_answers_renormalise_and_decide_as_the_whole_vocabulary():
     greedy = small[:, :5].amax(-1) >= others
     assert greedy.tolist() == [int(t) in digits for t in full.argmax(-1)]
     assert len(kept[1:3]) == 2 and kept[1:3].rest_max.shape == (2,)
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.8, 2.0])
+def test_prior_alone_reproduces_the_cf_prediction(sigma):
+    """A language model indifferent between the digits, plus the prior, answers the CF
+    prediction in expectation, including near the ends of the scale."""
+    cf = torch.tensor([1.0, 1.05, 1.7, 3.0, 3.6, 4.7, 4.95, 5.0])
+    digits = [3, 7, 11, 12, 20]
+    flat = torch.log_softmax(torch.zeros(len(cf), 30), dim=-1)  # equal mass on every token
+    adjusted = with_prior(flat, digits, prior_logits(cf, sigma))
+    probs, _ = answer_distribution(adjusted, [[d] for d in digits])
+    expected = probs.double() @ torch.arange(1.0, 6.0, dtype=torch.float64)
+    torch.testing.assert_close(expected, cf.double().clamp(1.001, 4.999), atol=2e-4, rtol=0)
+
+
+def test_mode_centred_prior_pulls_extremes_to_the_middle():
+    """The old placement (peak at the prediction) is kept on request; its mean is bent."""
+    probs = prior_logits(torch.tensor([4.7]), 0.8, centre="mode").softmax(dim=-1)
+    mean = float(probs[0] @ torch.arange(1.0, 6.0))
+    assert 4.45 < mean < 4.5  # the 4.48 issue 20 measured

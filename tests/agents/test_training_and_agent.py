@@ -20,7 +20,8 @@ from personasim.agents.modeling import (
     with_prior,
     with_watch_prior,
 )
-from personasim.agents.training import batch_loss, make_packs, prior_logits, train_adapter
+from personasim.agents.prior import CFPrior, prior_logits
+from personasim.agents.training import batch_loss, make_packs, train_adapter
 from personasim.errors import ConfigError
 from personasim.pipeline import EvaluateStage, IngestStage, PersonasStage, ProfileStage, TrainStage
 
@@ -169,6 +170,17 @@ def test_evaluation_scores_the_agents_beside_the_baselines(
         assert 0 <= m["urr"] <= 1 and 0 < m["digit_mass"] <= 1
         assert m["rmse"] > 0
     assert metrics["persona-lora"]["training_examples"] > 0
+    # The prior alone is a rating model: the CF prior's predictions on every test pair,
+    # and each trained agent is compared with it on the agents' pairs.
+    prior = metrics["prior"]
+    assert prior["kind"] == "prior" and prior["prior_model"] == cfg.agents.prior_model
+    preds = pd.read_parquet(trained_run / "eval" / "predictions.parquet").query("model == 'prior'")
+    cf = CFPrior.load(trained_run / "adapters")
+    expected = [cf.predict(u, [i])[0] for u, i in zip(preds.user_id, preds.item_id, strict=True)]
+    np.testing.assert_allclose(preds.predicted, expected)
+    for name in ("global-lora", "persona-lora"):
+        vs = metrics[name]["compared"]["vs_prior_alone"]
+        assert vs["pairs"] == metrics[name]["n"] and vs["ci"][0] <= vs["rmse_difference"]
     # The same adapters scored with the rationale left out, beside them.
     assert metrics["global-lora-ms"]["context"] == "Ms (Ml left out)"
     assert metrics["global-lora-ms"]["n"] == metrics["global-lora"]["n"]

@@ -71,3 +71,46 @@ def test_unknown_items_fall_back_and_are_counted(split):
     np.testing.assert_allclose(result.predicted[unknown], bias[unknown])
     alone = predict_baseline(mf, test)
     assert np.isnan(alone.predicted[unknown]).all()
+
+
+def _knn_by_hand(train, user, item, neighbours=20):
+    """Explicit item-kNN written out: cosine similarity of item-mean-centred rating
+    columns; the target's mean plus the similarity-weighted centred ratings of the
+    user's most similar rated items (positive similarities only)."""
+    table = train.pivot_table(index="user_id", columns="item_id", values="rating")
+    means = table.mean()
+    centred = (table - means).fillna(0.0)
+    norms = np.sqrt((centred**2).sum())
+    sims = centred.T @ centred[item] / (norms * norms[item])
+    rated = train[train.user_id == user].set_index("item_id").rating
+    sims = sims.reindex(rated.index).drop(item, errors="ignore")
+    sims = sims[sims > 1e-6].sort_values(ascending=False).head(neighbours)
+    if sims.empty:
+        return np.nan
+    deviations = rated[sims.index] - means[sims.index]
+    return means[item] + float((sims * deviations).sum() / sims.sum())
+
+
+def test_item_knn_matches_the_formula_written_out(split):
+    train = split.training_data()
+    ds = training_dataset(train)
+    scorer = fit_baseline("item_knn", EvaluateConfig(knn_neighbours=5), ds, 0)
+    pairs = split.test.groupby("user_id").head(2).head(40)
+    pairs = pairs[pairs.item_id.isin(set(train.item_id))]
+    predicted = predict_baseline(scorer, pairs).predicted
+    expected = [
+        _knn_by_hand(train, u, i, 5) for u, i in zip(pairs.user_id, pairs.item_id, strict=True)
+    ]
+    # most pairs have a positively similar rated item; the rest are NaN in both
+    assert np.isfinite(predicted).sum() >= 30
+    np.testing.assert_allclose(predicted, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_item_knn_knows_a_user_by_the_training_ratings_and_beats_the_mean(split):
+    truth = split.test.rating.to_numpy()
+    knn = _predict("item_knn", split)
+    assert rmse(truth, knn.predicted) < rmse(truth, _predict("global_mean", split).predicted) - 0.05
+    config = EvaluateConfig()
+    scorer = fit_baseline("item_knn", config, training_dataset(split.training_data()), 0)
+    stranger = split.test.head(3).assign(user_id="nobody")
+    assert np.isnan(predict_baseline(scorer, stranger).predicted).all()

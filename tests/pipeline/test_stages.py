@@ -129,8 +129,8 @@ def test_killed_evaluation_resumes_from_per_model_checkpoints(log_files, tmp_pat
     results = run_pipeline(ws, cfg)
     # simulate had not run either when the pipeline died in evaluate
     assert _ran(results) == {**NOTHING_RAN, "evaluate": True, "simulate": True, "report": True}
-    # Only MF (and the bias model it falls back on) are fitted again.
-    assert sorted(fitted) == ["biased_mf", "user_item_bias"]
+    # Only MF, item-kNN after it, and the bias model they fall back on are fitted again.
+    assert sorted(fitted) == ["biased_mf", "item_knn", "user_item_bias"]
     assert _stage(results, "evaluate").summary["metrics"] == reference
     # a finished stage clears its checkpoints; only simulate keeps its sessions (reused
     # when the recommenders change)
@@ -176,11 +176,11 @@ def test_artifacts_follow_the_contract(log_files, tmp_path):
         "valid",
     ]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert set(metrics) == {"global_mean", "item_bias", "user_item_bias", "biased_mf"}
+    assert set(metrics) == {"global_mean", "item_bias", "user_item_bias", "biased_mf", "item_knn"}
     for m in metrics.values():
         assert {"rmse", "mae", "urr", "n"} <= set(m)
     test = pd.read_parquet(tmp_path / "data" / "interactions.parquet").query("split == 'test'")
-    assert len(preds) == 4 * len(test)
+    assert len(preds) == 5 * len(test)
 
 
 def test_same_seed_same_artifacts(log_files, tmp_path):

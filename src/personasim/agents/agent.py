@@ -32,10 +32,9 @@ from personasim.agents.modeling import (
     with_prior,
     with_watch_prior,
 )
-from personasim.agents.prior import CFPrior
+from personasim.agents.prior import CFPrior, prior_logits
 from personasim.agents.prompts import rating_question, watch_question
 from personasim.agents.retrieval import RationaleIndex
-from personasim.agents.training import prior_logits
 from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
 from personasim.config import RunConfig
 from personasim.data.tables import read_parquet
@@ -279,9 +278,10 @@ class UserAgent:
 
         Returns:
             Per request: ``probs`` [n, 5] over ratings 1..5, ``expected`` [n],
-            ``argmax`` [n], ``digit_mass`` [n] (full-vocabulary probability on the
-            digits before renormalising) and ``greedy_is_digit`` [n] (whether free
-            greedy decoding would start with a rating).
+            ``argmax`` [n], ``digit_mass`` [n] (the language model's own
+            full-vocabulary probability on the digits, before the prior) and
+            ``greedy_is_digit`` [n] (whether free greedy decoding would start with a
+            rating).
         """
         return self.rating_distributions_by_mode([self.mode], requests)[self.mode]
 
@@ -326,10 +326,14 @@ class UserAgent:
         use_prior = mode != "none" and "logit" in self.config.agents.prior
         if use_prior and self.prior is not None and len(items):
             priors = torch.tensor(self.prior.predict(user, items), dtype=torch.float32)
-            offsets = prior_logits(priors, self.config.agents.prior_sigma)
+            offsets = prior_logits(
+                priors, self.config.agents.prior_sigma, self.config.agents.prior_centre
+            )
         digits = list(range(5))  # the digits' columns of the kept answers
         adjusted = with_prior(lp.log_probs, digits, offsets)
-        probs, mass = answer_distribution(adjusted, [[c] for c in digits])
+        probs, _ = answer_distribution(adjusted, [[c] for c in digits])
+        # the language model's own mass on the digits, before the prior moves it
+        mass = lp.log_probs[:, digits].exp().sum(dim=-1)
         probs_np = probs.double().numpy()
         # greedy decoding says a digit when one beats every other token, prior included
         shift = adjusted[:, -1] - lp.log_probs[:, -1]  # the renormalisation

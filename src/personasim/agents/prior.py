@@ -1,30 +1,97 @@
 """The collaborative prior: what a classical CF model predicts for a user and an item.
 
-The agents are given the prediction of a LensKit model (user+item bias or biased MF)
-fitted on the training data. For the agents' own training examples the prior must not
-have seen the rating it is asked about (it would be a perfect hint at training time and
-an ordinary one at test time), so those priors are predicted out of fold: the sampled
-users' train ratings are split in K folds and each fold is predicted by a model fitted
-without it. Everything else (test pairs, candidates) uses a model fitted on all the
-training data. Predictions are stored as a dense user x item matrix of the simulated
-users, scored by LensKit itself.
+The agents are given the prediction of a LensKit model (user+item bias, biased MF,
+explicit item-kNN, or a stack of the three) fitted on the training data. For the
+agents' own training examples the prior must not have seen the rating it is asked
+about (it would be a perfect hint at training time and an ordinary one at test time),
+so those priors are predicted out of fold: the sampled users' train ratings are split
+in K folds and each fold is predicted by a model fitted without it. Everything else
+(test pairs, candidates) uses a model fitted on all the training data. Predictions are
+stored as a dense user x item matrix of the simulated users, scored by LensKit itself.
+
+The prediction enters the answer as a Gaussian log-prior over the digits whose
+expectation is the prediction (:func:`prior_logits`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from personasim.cf.explicit import fit_baseline, training_dataset
+from personasim.cf.explicit import PARTIAL_BASELINES, fit_baseline, training_dataset
 from personasim.config import EvaluateConfig
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.workspace import atomic_path
 
-__all__ = ["CFPrior", "fit_prior_matrix", "out_of_fold_priors"]
+__all__ = [
+    "BLEND_PARTS",
+    "CFPrior",
+    "FittedPrior",
+    "fit_prior",
+    "fit_prior_matrix",
+    "out_of_fold_priors",
+    "prior_logits",
+]
+
+BLEND_PARTS = ("user_item_bias", "biased_mf", "item_knn")
+"""The rating baselines the "blend" prior stacks."""
+
+DIGITS = np.arange(1.0, 6.0)
+"""The rating answers the log-prior is over."""
+
+
+def _gaussian_mean(centre: np.ndarray, sigma: float) -> np.ndarray:
+    """Expectation over the digits of ``exp(-(d - centre)^2 / 2 sigma^2)``, normalised."""
+    logits = -((DIGITS[None, :] - centre[:, None]) ** 2) / (2 * sigma**2)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (weights @ DIGITS) / weights.sum(axis=1)
+
+
+def mean_centres(priors: np.ndarray, sigma: float, *, iterations: int = 60) -> np.ndarray:
+    """The centre of the digit Gaussian whose expectation is each prior rating.
+
+    The expectation grows monotonically with the centre (it is an exponential family in
+    centre / sigma^2) from 1 to 5, so bisection finds it; priors are held 1e-3 inside
+    the scale's ends, which no finite centre reaches.
+    """
+    target = np.clip(np.asarray(priors, dtype="float64"), 1.0 + 1e-3, 5.0 - 1e-3)
+    reach = 20.0 + 40.0 * sigma**2  # beyond this the expectation is at an end to 1e-3
+    lo = np.full_like(target, 1.0 - reach)
+    hi = np.full_like(target, 5.0 + reach)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        below = _gaussian_mean(mid, sigma) < target
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
+def prior_logits(priors: Any, sigma: float, centre: str = "mean") -> Any:
+    """Gaussian log-prior over the digits 1..5 for each prior rating ``[n] -> [n, 5]``.
+
+    Args:
+        priors: A torch tensor of CF predictions.
+        sigma: The Gaussian's width in stars.
+        centre: "mean": the prior alone (softmax of these logits) has the CF prediction
+            as its expectation; "mode": its peak is at the CF prediction, which the
+            truncation at 1 and 5 pulls towards the middle (4.70 gives 4.48 at 0.8).
+    """
+    import torch
+
+    values = priors.detach().cpu().double().numpy()
+    if centre == "mean":
+        values = mean_centres(values, sigma)
+    elif centre != "mode":
+        raise ValueError(f"unknown prior centre {centre!r}")
+    mu = torch.tensor(values, dtype=torch.float32, device=priors.device)
+    digits = torch.arange(1, 6, dtype=torch.float32, device=priors.device)
+    return -((digits[None, :] - mu[:, None]) ** 2) / (2 * sigma**2)
 
 
 @dataclass
@@ -100,6 +167,65 @@ def _scores(scorer, users: list[str], items: list[str]) -> np.ndarray:  # noqa: 
     return matrix
 
 
+def prior_parts(kind: str) -> tuple[str, ...]:
+    """The rating baselines a prior model is made of (the blend's parts, or itself)."""
+    return BLEND_PARTS if kind == "blend" else (kind,)
+
+
+@dataclass
+class FittedPrior:
+    """A prior fitted for one run: the full-data matrix and the out-of-fold predictions.
+
+    Attributes:
+        prior: Predictions over the simulated users x catalogue (all training data).
+        out_of_fold: One prediction per train row of the sampled users, by models that
+            did not see it.
+        weights: The blend's intercept and weight per part (``None`` for one model).
+    """
+
+    prior: CFPrior
+    out_of_fold: np.ndarray
+    weights: dict[str, float] | None = None
+
+
+def fit_prior(
+    kind: str,
+    config: EvaluateConfig,
+    train: pd.DataFrame,
+    others: pd.DataFrame,
+    users: list[str],
+    items: pd.DataFrame,
+    scale: tuple[float, float],
+    seed: int,
+) -> FittedPrior:
+    """Fit the prior model `kind` (a rating baseline, or "blend") for `users`.
+
+    The blend is a non-negative least-squares stack (scikit-learn ``LinearRegression``
+    with ``positive=True``) of its parts' out-of-fold predictions of `train`; its few
+    weights are fitted on the same out-of-fold predictions they are then applied to.
+    """
+    parts = prior_parts(kind)
+    training = pd.concat([train, others], ignore_index=True)
+    matrices = [fit_prior_matrix(p, config, training, users, items, scale, seed) for p in parts]
+    folds = out_of_fold_priors(parts, config, train, others, scale, seed)
+    if kind != "blend":
+        return FittedPrior(matrices[0], folds[kind])
+    from sklearn.linear_model import LinearRegression
+
+    stacked = np.column_stack([folds[p] for p in parts])
+    model = LinearRegression(positive=True).fit(stacked, train["rating"].to_numpy("float64"))
+    blended = model.intercept_ + np.tensordot(
+        model.coef_, np.stack([m.matrix for m in matrices]), axes=1
+    )
+    first = matrices[0]
+    prior = CFPrior(
+        first.users, first.items, np.clip(blended, *scale), first.fallback, first.global_mean
+    )
+    weights = {"intercept": float(model.intercept_)}
+    weights.update({p: float(w) for p, w in zip(parts, model.coef_, strict=True)})
+    return FittedPrior(prior, np.clip(model.predict(stacked), *scale), weights)
+
+
 def fit_prior_matrix(
     kind: str,
     config: EvaluateConfig,
@@ -109,10 +235,10 @@ def fit_prior_matrix(
     scale: tuple[float, float],
     seed: int,
 ) -> CFPrior:
-    """Fit the prior model on all training data and score the users x catalogue.
+    """Fit one rating baseline on all training data and score the users x catalogue.
 
-    Pairs the model cannot score (MF on an unseen item) get the user+item bias
-    prediction; items nobody rated get the global mean.
+    Pairs the model cannot score (MF on an unseen item, item-kNN without a rated
+    neighbour) get the user+item bias prediction; items nobody rated the global mean.
     """
     dataset = training_dataset(training)
     scorer = fit_baseline(kind, config, dataset, seed)
@@ -128,44 +254,49 @@ def fit_prior_matrix(
 
 
 def out_of_fold_priors(
-    kind: str,
+    kinds: Sequence[str],
     config: EvaluateConfig,
     train: pd.DataFrame,
     others: pd.DataFrame,
     scale: tuple[float, float],
     seed: int,
     folds: int = 5,
-) -> np.ndarray:
-    """Prior predictions of the sampled users' train ratings, each by a model fitted
-    without it (K folds over those ratings; other users' ratings always included).
+) -> dict[str, np.ndarray]:
+    """Predictions of the sampled users' train ratings by each baseline in `kinds`,
+    each by a model fitted without it (K folds over those ratings; other users'
+    ratings always included). The folds are the same for every kind.
 
     Returns:
-        One prediction per row of `train`, in its order.
+        Per kind, one prediction per row of `train`, in its order.
     """
     from lenskit.data import ItemList
 
     rng = np.random.default_rng(seed)
     fold_of = rng.integers(0, folds, len(train))
-    out = np.full(len(train), np.nan)
+    out = {kind: np.full(len(train), np.nan) for kind in kinds}
     cols = ["user_id", "item_id", "rating", "timestamp"]
     for fold in range(folds):
         held = fold_of == fold
         fit_on = pd.concat([train.loc[~held, cols], others[cols]], ignore_index=True)
         dataset = training_dataset(fit_on)
-        scorer = fit_baseline(kind, config, dataset, seed)
         fallback = (
             fit_baseline("user_item_bias", config, dataset, seed)
-            if kind != "user_item_bias"
+            if set(kinds) & set(PARTIAL_BASELINES)
             else None
         )
         part = train[held]
-        for user, idx in part.groupby("user_id").indices.items():
-            rows = np.flatnonzero(held)[idx]
-            items = ItemList(part["item_id"].to_numpy()[idx])
-            scores = scorer(user, items).scores()
-            if fallback is not None and (scores is None or np.isnan(scores).any()):
-                backup = fallback(user, items).scores()
-                scores = backup if scores is None else np.where(np.isnan(scores), backup, scores)
-            out[rows] = scores
+        groups = part.groupby("user_id").indices.items()
+        for kind in kinds:
+            scorer = fit_baseline(kind, config, dataset, seed)
+            for user, idx in groups:
+                rows = np.flatnonzero(held)[idx]
+                items = ItemList(part["item_id"].to_numpy()[idx])
+                scores = scorer(user, items).scores()
+                if fallback is not None and (scores is None or np.isnan(scores).any()):
+                    backup = fallback(user, items).scores()
+                    scores = (
+                        backup if scores is None else np.where(np.isnan(scores), backup, scores)
+                    )
+                out[kind][rows] = scores
     mean = float(train["rating"].mean())
-    return np.clip(np.nan_to_num(out, nan=mean), *scale)
+    return {kind: np.clip(np.nan_to_num(v, nan=mean), *scale) for kind, v in out.items()}

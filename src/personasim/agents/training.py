@@ -14,8 +14,9 @@ In bfloat16 (`agents.dtype`), the base runs in bf16 under autocast while the LoR
 weights and the optimiser state stay float32.
 
 The rating loss is cross-entropy on the digit and/or the squared error of the expected
-rating over the digits; with the logit prior, a Gaussian log-prior centred on the CF
-prediction is added to the digit logits, so the adapter learns corrections to CF.
+rating over the digits; with the logit prior, a Gaussian log-prior over the digits
+whose expectation is the CF prediction is added to the digit logits, so the adapter
+learns corrections to CF.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from personasim.agents.modeling import (
     with_prior,
     with_watch_prior,
 )
+from personasim.agents.prior import prior_logits
 from personasim.config import AgentConfig
 
 __all__ = [
@@ -46,7 +48,6 @@ __all__ = [
     "TrainResult",
     "batch_loss",
     "make_packs",
-    "prior_logits",
     "train_adapter",
 ]
 
@@ -54,14 +55,6 @@ logger = logging.getLogger(__name__)
 
 PLAIN_BATCH = 8
 """Examples per step of the plain loop."""
-
-
-def prior_logits(priors: Any, sigma: float) -> Any:
-    """Gaussian log-prior over the digits 1..5 centred on each prior rating ``[n, 5]``."""
-    import torch
-
-    digits = torch.arange(1, 6, dtype=torch.float32, device=priors.device)
-    return -((digits[None, :] - priors[:, None]) ** 2) / (2 * sigma**2)
 
 
 @dataclass
@@ -165,7 +158,9 @@ def batch_loss(
     losses = []
     if rate.any():
         offsets = (
-            prior_logits(priors[rate], config.prior_sigma) if "logit" in config.prior else None
+            prior_logits(priors[rate], config.prior_sigma, config.prior_centre)
+            if "logit" in config.prior
+            else None
         )
         # The answer is a token like any other: the cross-entropy is over the whole
         # vocabulary (so the agent learns to answer with a rating at all), after the

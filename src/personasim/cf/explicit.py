@@ -3,7 +3,9 @@
 - ``global_mean``: the mean training rating (LensKit ``BiasScorer`` with no entities);
 - ``item_bias``: global mean plus a damped item bias;
 - ``user_item_bias``: global mean plus damped user and item biases;
-- ``biased_mf``: biased matrix factorisation trained by ALS (``BiasedMFScorer``).
+- ``biased_mf``: biased matrix factorisation trained by ALS (``BiasedMFScorer``);
+- ``item_knn``: item-item kNN on explicit ratings (``ItemKNNScorer``: the item mean
+  plus the similarity-weighted mean-centred ratings of the user's nearest rated items).
 
 A prediction LensKit cannot make (an item absent from the training data, for MF) falls
 back to the user+item bias prediction, and is counted.
@@ -21,7 +23,17 @@ import pandas as pd
 from personasim.cf.dataset import training_dataset
 from personasim.config import EvaluateConfig
 
-__all__ = ["BaselinePredictions", "fit_baseline", "predict_baseline", "training_dataset"]
+__all__ = [
+    "PARTIAL_BASELINES",
+    "BaselinePredictions",
+    "fit_baseline",
+    "predict_baseline",
+    "training_dataset",
+]
+
+PARTIAL_BASELINES = ("biased_mf", "item_knn")
+"""Baselines that cannot score every pair: an item they never saw, or (item-kNN) no
+rated neighbour. The user+item bias model fills in."""
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +41,7 @@ logger = logging.getLogger(__name__)
 def _scorer(name: str, config: EvaluateConfig) -> Any:
     from lenskit.als import BiasedMFScorer
     from lenskit.basic import BiasScorer
+    from lenskit.knn import ItemKNNScorer
 
     damping = config.bias_damping
     if name == "global_mean":
@@ -44,15 +57,41 @@ def _scorer(name: str, config: EvaluateConfig) -> Any:
             regularization=config.mf_regularization,
             damping=damping,
         )
+    if name == "item_knn":
+        return ItemKNNScorer(max_nbrs=config.knn_neighbours, feedback="explicit")
     raise ValueError(f"unknown baseline {name!r}")
 
 
+@dataclass
+class _WithHistory:
+    """A scorer that reads the user's ratings from the query (item-kNN), called like the
+    others: with a user id, its ratings looked up in the training dataset."""
+
+    scorer: Any
+    dataset: Any
+
+    def __call__(self, user: Any, items: Any) -> Any:
+        from lenskit.data import ItemList, RecQuery
+
+        history = self.dataset.user_row(user) if user in self.dataset.users else None
+        if history is None:
+            return ItemList(items, scores=np.nan)
+        return self.scorer(RecQuery(user_id=user, history_items=history), items)
+
+
 def fit_baseline(name: str, config: EvaluateConfig, dataset: Any, seed: int) -> Any:
-    """Fit one baseline on a LensKit dataset, deterministically for a seed."""
+    """Fit one baseline on a LensKit dataset, deterministically for a seed.
+
+    Returns:
+        A callable ``(user_id, ItemList) -> ItemList`` with scores (NaN where the model
+        cannot predict).
+    """
     from lenskit.training import TrainingOptions
 
     scorer = _scorer(name, config)
     scorer.train(dataset, TrainingOptions(rng=seed))
+    if name == "item_knn":
+        return _WithHistory(scorer, dataset)
     return scorer
 
 

@@ -46,7 +46,8 @@ def _png(fig: Any) -> bytes:
 
 
 def _colour(kind: str | None) -> str:
-    return {"agent": _AGENT_COLOUR, "baseline": _BASELINE_COLOUR}.get(kind or "", _OTHER_COLOUR)
+    colours = {"agent": _AGENT_COLOUR, "baseline": _BASELINE_COLOUR, "prior": _BASELINE_COLOUR}
+    return colours.get(kind or "", _OTHER_COLOUR)
 
 
 def rmse_bars(metrics: dict[str, dict[str, Any]]) -> bytes:

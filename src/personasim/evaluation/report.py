@@ -146,16 +146,20 @@ def rating_rows(metrics: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
                 "W1": _fmt(c.get("wasserstein"), 3),
                 "KL": _fmt(c.get("kl"), 3),
                 "vs best baseline": (
-                    f"{vs['rmse_difference']:+.4f} ({_ci(vs['ci'], 4)}) {vs['verdict']}"
-                    if vs
-                    else "(best)"
-                    if m.get("kind") == "baseline" and c
-                    else "–"
+                    _versus(vs) if vs else "(best)" if m.get("kind") == "baseline" and c else "–"
                 ),
+                "vs prior alone": _versus(c.get("vs_prior_alone")),
                 "pairs": str(c.get("n", m.get("n", ""))),
             }
         )
     return rows
+
+
+def _versus(vs: dict[str, Any] | None) -> str:
+    """A paired RMSE difference, its interval and verdict, or a dash."""
+    if not vs:
+        return "–"
+    return f"{vs['rmse_difference']:+.4f} ({_ci(vs['ci'], 4)}) {vs['verdict']}"
 
 
 _AGENTS = ("zero-shot", "global-lora", "persona-lora")
@@ -201,6 +205,12 @@ def verdict(data: ReportData) -> list[str]:
             f"{_fmt(compared[vs['baseline']]['rmse'])}: difference "
             f"{vs['rmse_difference']:+.4f} {_ci(vs['ci'])}, {vs['verdict']}."
         )
+        alone = compared[best].get("vs_prior_alone")
+        if alone:
+            lines.append(
+                f"What the text adds: {best} minus its CF prior alone (no language model) "
+                f"{alone['rmse_difference']:+.4f} {_ci(alone['ci'])}, {alone['verdict']}."
+            )
     if data.taste:
         better = worse = tied = 0
         details = []

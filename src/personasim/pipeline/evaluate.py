@@ -30,8 +30,14 @@ import numpy as np
 import pandas as pd
 
 from personasim.agents.agent import pair_scorer
+from personasim.agents.prior import CFPrior
 from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
-from personasim.cf.explicit import fit_baseline, predict_baseline, training_dataset
+from personasim.cf.explicit import (
+    PARTIAL_BASELINES,
+    fit_baseline,
+    predict_baseline,
+    training_dataset,
+)
 from personasim.cf.implicit import IMPLICIT_SCORERS, fit_implicit
 from personasim.config import config_hash
 from personasim.data.tables import read_parquet, write_parquet
@@ -80,6 +86,9 @@ AGENT_MODES = {"zero-shot": "none", "global-lora": "global", "persona-lora": "pe
 _Ratings = list[tuple[str, pd.DataFrame, dict[str, Any]]]
 """(model, its test predictions, its note) per agent model."""
 
+PRIOR_MODEL = "prior"
+"""The agents' rating prior alone (no language model), as a rating model."""
+
 WATCH_PRIOR_MODEL = "watch-prior"
 """The agents' watch prior alone (no language model), as a taste model."""
 
@@ -92,6 +101,7 @@ _RATING_SETTINGS = (
     "mf_embedding_size",
     "mf_epochs",
     "mf_regularization",
+    "knn_neighbours",
     "clip_to_scale",
     "agent_pairs_per_user",
 )
@@ -264,6 +274,10 @@ class EvaluateStage(Stage):
                     stale,
                 )
             agent_models = self._trained_agents()
+            prior = self._prior_alone(test)
+            if prior is not None:
+                frames.append(prior[0])
+                notes[PRIOR_MODEL] = prior[1]
 
         lists = self._taste_lists(interactions) if cfg.taste else None
         taste_scores: list[pd.DataFrame] = []
@@ -388,6 +402,37 @@ class EvaluateStage(Stage):
                 notes[name] = note
                 advance(1)
         return frames, notes, fitted
+
+    def _prior_alone(self, test: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+        """The agents' rating prior alone (no language model) on every test pair: the
+        expectation of the digit prior, which is the CF model's prediction."""
+        folder = self.workspace.stage_dir("adapters")
+        if not (folder / "prior.npy").exists():
+            return None
+        prior = CFPrior.load(folder)
+        predicted = np.empty(len(test))
+        for user, rows in test.groupby("user_id", sort=False).indices.items():
+            predicted[rows] = prior.predict(
+                str(user), test["item_id"].iloc[rows].astype(str).tolist()
+            )
+        frame = pd.DataFrame(
+            {
+                "user_id": test["user_id"],
+                "item_id": test["item_id"],
+                "rating": test["rating"],
+                "predicted": predicted,
+                "model": PRIOR_MODEL,
+                "valid": True,
+            }
+        )
+        trained = self.workspace.read_manifest("adapters") or {}
+        summary = trained.get("summary", {})
+        note = {
+            "kind": "prior",
+            "prior_model": summary.get("prior_model", self.config.agents.prior_model),
+            "prior_weights": summary.get("prior_weights"),
+        }
+        return frame, note
 
     def _trained_agents(self) -> list[str]:
         trained = {"none"} | set(self.config.agents.modes)
@@ -598,7 +643,7 @@ class EvaluateStage(Stage):
             if "greedy_is_digit" in mine and mine["greedy_is_digit"].notna().all():
                 # Agents: the share of answers whose most likely token is not a digit.
                 m["urr"] = round(float(1.0 - mine["greedy_is_digit"].astype(bool).mean()), 6)
-            if name in cfg.baselines and len(pairs) < len(mine):
+            if (name in cfg.baselines or name == PRIOR_MODEL) and len(pairs) < len(mine):
                 on = mine[[k in keys for k in zip(mine.user_id, mine.item_id, strict=True)]]
                 truth, pred = on["rating"].to_numpy(), on["predicted"].to_numpy()
                 m["on_agent_pairs"] = {
@@ -642,25 +687,32 @@ class EvaluateStage(Stage):
                 **distribution_distance(histograms[str(name)]),
             }
             if best is not None and name != best:
-                diff, shared = paired_rmse_difference(
-                    part, valid[valid.model == best], rounds=rounds, seed=seed
-                )
                 entry["vs_best_baseline"] = {
                     "baseline": best,
-                    "rmse_difference": round(diff.estimate, 6),
-                    "ci": diff.as_list(),
-                    "pairs": shared,
-                    "verdict": "better"
-                    if diff.high < 0
-                    else "worse"
-                    if diff.low > 0
-                    else "no clear difference",
+                    **self._paired(part, valid[valid.model == best]),
                 }
+            if name in AGENT_MODES and PRIOR_MODEL in metrics:
+                entry["vs_prior_alone"] = self._paired(part, valid[valid.model == PRIOR_MODEL])
             metrics[str(name)]["compared"] = entry
         groups = self._groups()
         if groups is not None:
             write_parquet(group_metrics(on, groups), out / "groups.parquet")
         return {"best_baseline": best}
+
+    def _paired(self, model: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any]:
+        """RMSE of `model` minus `other` on their shared pairs, with a paired user
+        bootstrap interval and a verdict."""
+        cfg = self.config.evaluate
+        diff, shared = paired_rmse_difference(
+            model, other, rounds=cfg.bootstrap_rounds, seed=self.config.seed
+        )
+        verdict = "better" if diff.high < 0 else "worse" if diff.low > 0 else "no clear difference"
+        return {
+            "rmse_difference": round(diff.estimate, 6),
+            "ci": diff.as_list(),
+            "pairs": shared,
+            "verdict": verdict,
+        }
 
     # --- taste ---------------------------------------------------------------------------
 
@@ -835,10 +887,10 @@ class _LazyBaselines:
         return self.fitted[name]
 
     def predict(self, name: str, pairs: pd.DataFrame, scale: tuple[float, ...] | None) -> Any:
-        """Predictions of `name` for `pairs`; MF falls back on the user+item bias model
-        for items it never saw."""
+        """Predictions of `name` for `pairs`; MF and item-kNN fall back on the user+item
+        bias model where they cannot predict (an item never seen, no rated neighbour)."""
         scorer = self.get(name)
-        fallback = self.get("user_item_bias") if name == "biased_mf" else None
+        fallback = self.get("user_item_bias") if name in PARTIAL_BASELINES else None
         return predict_baseline(scorer, pairs, fallback=fallback, scale=scale)
 
 

@@ -21,13 +21,14 @@ from sklearn.metrics import roc_auc_score
 from personasim.agents.adapters import GLOBAL_ADAPTER, lora_config, save_adapter
 from personasim.agents.examples import build_examples, item_records, select_examples
 from personasim.agents.modeling import AgentLM
-from personasim.agents.prior import fit_prior_matrix, out_of_fold_priors
+from personasim.agents.prior import fit_prior
 from personasim.agents.prompts import AGENT_PROMPT_VERSION
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.training import make_packs, train_adapter
 from personasim.agents.watch_prior import fit_watch_prior
 from personasim.config import AgentConfig, config_hash
 from personasim.data.tables import read_parquet, write_parquet
+from personasim.evaluation.metrics import rmse
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
@@ -61,7 +62,13 @@ class TrainStage(Stage):
     def settings(self) -> list[Any]:
         """`[agents]`, the prior's model settings, the base weights, prompts, seed."""
         prior_model = self.config.evaluate.model_dump(
-            include={"bias_damping", "mf_embedding_size", "mf_epochs", "mf_regularization"}
+            include={
+                "bias_damping",
+                "mf_embedding_size",
+                "mf_epochs",
+                "mf_regularization",
+                "knn_neighbours",
+            }
         )
         return [
             self.config.agents,
@@ -94,14 +101,11 @@ class TrainStage(Stage):
             }
 
         with progress("collaborative prior", total=None):
-            training = pd.concat([train, others], ignore_index=True)
             users = sorted(profiles["user_id"].astype(str))
-            prior = fit_prior_matrix(
-                cfg.prior_model, self.config.evaluate, training, users, items, scale, seed
+            fitted = fit_prior(
+                cfg.prior_model, self.config.evaluate, train, others, users, items, scale, seed
             )
-            oof = out_of_fold_priors(
-                cfg.prior_model, self.config.evaluate, train, others, scale, seed
-            )
+        prior, oof = fitted.prior, fitted.out_of_fold
         prior.save(out)
 
         index = None
@@ -127,7 +131,9 @@ class TrainStage(Stage):
                 "rate": int((examples.task == "rate").sum()),
                 "watch": int((examples.task == "watch").sum()),
             },
-            "oof_prior_rmse": round(float(np.sqrt(np.mean((train["rating"] - oof) ** 2))), 4),
+            "oof_prior_rmse": round(rmse(train["rating"], oof), 4),
+            "prior_model": cfg.prior_model,
+            "prior_weights": fitted.weights,
             "watch_prior": watch_summary,
             "adapters": {},
         }
