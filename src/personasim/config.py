@@ -57,7 +57,9 @@ __all__ = [
 BUILTIN_DATASETS = ("ml-100k", "ml-1m")
 """MovieLens datasets that ship inside Python packages and load offline."""
 
-BaselineName = Literal["global_mean", "item_bias", "user_item_bias", "biased_mf", "item_knn"]
+BaselineName = Literal[
+    "global_mean", "item_bias", "user_item_bias", "user_genre", "biased_mf", "item_knn"
+]
 
 
 class _Section(BaseModel):
@@ -163,6 +165,12 @@ class SplitConfig(_Section):
     """Also use the full histories of the users outside the sample as training data
     (for the baselines and the item statistics), as a real team would. Their ratings
     never enter the test set. False trains on the sampled users' train parts only."""
+    new_items: float = Field(0.0, ge=0.0, lt=1.0)
+    """Share of the catalogue's items (drawn with the seed) withheld from every model's
+    training data: their train ratings (sampled and other users) are dropped, their test
+    ratings kept, so the test set holds items no collaborative model has seen ("new
+    items": the evaluation reports them apart, against the baselines that still apply).
+    0 withholds none."""
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> SplitConfig:
@@ -180,11 +188,14 @@ class EvaluateConfig(_Section):
         "global_mean",
         "item_bias",
         "user_item_bias",
+        "user_genre",
         "biased_mf",
         "item_knn",
     ]
-    """Classical baselines to fit with LensKit on the training data and score on test
-    ("item_knn": item-item kNN on explicit ratings, LensKit `ItemKNNScorer`)."""
+    """Classical baselines to fit on the training data and score on test (LensKit;
+    "item_knn": item-item kNN on explicit ratings, LensKit `ItemKNNScorer`;
+    "user_genre": the user's damped offsets per genre of the item, which also predicts
+    items nobody rated)."""
     bias_damping: float = Field(5.0, ge=0.0)
     """Damping of the user and item biases (LensKit `BiasScorer`): shrinks the biases
     of users and items with few ratings toward zero."""

@@ -158,6 +158,30 @@ def test_agents_in_bfloat16_answer_close_to_float32(trained_run):
         np.testing.assert_allclose(logit(y), logit(x), atol=0.5)
 
 
+def test_items_the_catalogue_lacks_are_rated_from_their_description(trained_run):
+    """A described item is asked about as a catalogue item nobody has rated (title,
+    year, genres; the CF prior gives the user's mean), and the agent's answer is the
+    plain forward pass's on that prompt."""
+    agent = UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
+    user = sorted(agent.profiles)[0]
+    new = {"title": "A Film Nobody Saw", "year": 2031, "genres": ["Drama", "Sci-Fi"]}
+    known = next(i for i, it in agent.items.items() if it["count"] > 0)
+    ratings = agent.rate(user, [known, new])
+    new_id = "new:A Film Nobody Saw (2031)"
+    assert agent.describe_items([new]) == [new_id]  # the same description, the same id
+    question = agent._questions(user, [new_id], "rate")[0]
+    assert "A Film Nobody Saw (2031)" in question and "Not rated by anyone yet." in question
+    assert agent.prior.predict(user, [new_id])[0] == agent.prior.user_fallback[user]
+    expected, _ = _reference_answers(agent, user, [known, new_id])
+    np.testing.assert_allclose(ratings, expected, atol=1e-4)
+    with pytest.raises(ConfigError, match="title"):
+        agent.describe_items([{"year": 1999}])
+    with pytest.raises(ConfigError, match="catalogue item"):
+        agent.describe_items([{"title": "x", "item_id": known}])
+    with pytest.raises(ConfigError, match="unknown field"):
+        agent.describe_items([{"title": "x", "director": "y"}])
+
+
 def test_evaluation_scores_the_agents_beside_the_baselines(
     trained_run, agent_log_files, make_agent_config
 ):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.data.splitting import n_train, select_users, split_temporal
+from personasim.data.splitting import n_train, select_users, split_temporal, withhold_items
 from personasim.errors import ConfigError, DataError
 
 
@@ -114,3 +114,38 @@ def test_too_few_ratings_for_split_names_the_user_row():
         )
     with pytest.raises(DataError, match="at least 10"):
         split_temporal(_log({"a": 9}), np.array(["a"]), train_fraction=0.1, include_others=False)
+
+
+def test_withheld_items_leave_training_and_stay_in_test(small_log):
+    users = np.array(sorted(small_log.ratings.user_id.unique()))[:30]
+    split = split_temporal(small_log.ratings, users, train_fraction=0.6, include_others=True)
+    before = split.interactions.copy()
+    withheld = withhold_items(split, 0.1, np.random.default_rng(5))
+    catalogue = small_log.ratings.item_id.nunique()
+    assert len(withheld) == round(0.1 * catalogue) and withheld == sorted(withheld)
+    # no model can learn anything of them ...
+    assert not split.training_data().item_id.isin(withheld).any()
+    # ... the test part is untouched, and the train part lost exactly their ratings
+    pd.testing.assert_frame_equal(
+        split.test.reset_index(drop=True), before[before.split == "test"].reset_index(drop=True)
+    )
+    kept = before[(before.split == "train") & ~before.item_id.isin(withheld)]
+    pd.testing.assert_frame_equal(split.train.reset_index(drop=True), kept.reset_index(drop=True))
+    assert split.test.item_id.isin(withheld).sum() > 0
+    # the same seed withholds the same items
+    again = split_temporal(small_log.ratings, users, train_fraction=0.6, include_others=True)
+    assert withhold_items(again, 0.1, np.random.default_rng(5)) == withheld
+
+
+def test_withholding_every_train_item_of_a_user_is_a_usage_error():
+    ratings = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b"],
+            "item_id": ["x", "y", "y", "x"],
+            "rating": [4.0, 3.0, 2.0, 5.0],
+            "timestamp": [1, 2, 1, 2],
+        }
+    )
+    split = split_temporal(ratings, np.array(["a", "b"]), train_fraction=0.5, include_others=False)
+    with pytest.raises(ConfigError, match="no train rating"):
+        withhold_items(split, 0.5, np.random.default_rng(0))

@@ -68,6 +68,28 @@ def test_concurrent_requests_share_model_calls_and_answer_as_the_agent(agent, tr
     )
 
 
+def test_new_items_are_rated_and_watched_from_their_descriptions(agent, trained_run):
+    app = _app(agent, trained_run)
+    user = sorted(agent.profiles)[0]
+    known = _items(agent, 1)
+    new = {"title": "Tomorrow's Film", "year": 2030, "genres": ["Comedy"]}
+    rate, watch, bad = _call(
+        app,
+        [
+            ("POST", "/v1/rate", {"user_id": user, "item_ids": known, "items": [new]}),
+            ("POST", "/v1/watch", {"user_id": user, "items": [new]}),
+            ("POST", "/v1/rate", {"user_id": user, "items": [{"title": "x", "rating": 5}]}),
+        ],
+    )
+    assert rate.status_code == 200 and watch.status_code == 200
+    np.testing.assert_allclose(rate.json()["ratings"], agent.rate(user, [*known, new]), atol=1e-4)
+    new_id = agent.describe_items([new])[0]
+    np.testing.assert_allclose(
+        watch.json()["probabilities"], agent.watch_probability(user, [new_id]), atol=1e-4
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+
+
 def test_api_keys_are_required_and_compared(agent, trained_run):
     app = _app(agent, trained_run, api_keys=["first-key", "second-key"])
     body = {"user_id": sorted(agent.profiles)[0], "item_ids": _items(agent, 1)}

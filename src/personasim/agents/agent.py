@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, adapter_base, adapter_folders
-from personasim.agents.examples import item_records
+from personasim.agents.examples import described_item, item_records
 from personasim.agents.modeling import (
     BASE_ADAPTER,
     AgentLM,
@@ -425,9 +425,46 @@ class UserAgent:
             )
         return name
 
-    def rate(self, user_id: str, item_ids: Sequence[str]) -> list[float]:
-        """Predicted ratings (expectations over 1..5) of `item_ids` by `user_id`."""
-        return self.rating_distributions([(user_id, item_ids)])[0]["expected"].tolist()
+    def rate(self, user_id: str, items: Sequence[str | Mapping[str, Any]]) -> list[float]:
+        """Predicted ratings (expectations over 1..5) of `items` by `user_id`.
+
+        Args:
+            user_id: A simulated user (or one added with :meth:`add_user`).
+            items: Catalogue item ids, or descriptions of items the catalogue lacks
+                (see :meth:`describe_items`), or both mixed.
+        """
+        ids = [i if isinstance(i, str) else self.describe_items([i])[0] for i in items]
+        return self.rating_distributions([(user_id, ids)])[0]["expected"].tolist()
+
+    def describe_items(self, descriptions: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Make items the catalogue lacks known to the agents, from their descriptions.
+
+        Each description has a ``title`` and optionally a ``year``, ``genres`` (a list)
+        and an ``item_id``; the agents read them as they read a catalogue item nobody
+        has rated, and the CF prior gives the user's mean. The same description gets
+        the same id again.
+
+        Returns:
+            The items' ids (``item_id``, else ``"new:<title> (<year>)"``), usable
+            wherever item ids are.
+
+        Raises:
+            ConfigError: A description without a title, with a malformed year or
+                genres, or whose ``item_id`` is a catalogue item.
+        """
+        ids = []
+        for k, d in enumerate(descriptions):
+            record = described_item(d, where=f"item description {k}")
+            item_id = record["item_id"]
+            known = self.items.get(item_id)
+            if known is not None and known.get("described") is not True:
+                raise ConfigError(
+                    f"item description {k}: item_id {item_id!r} is a catalogue item; "
+                    "give its id instead of a description"
+                )
+            self.items[item_id] = record
+            ids.append(item_id)
+        return ids
 
     def watch_probabilities(
         self, requests: Sequence[tuple[str, Sequence[str]]]

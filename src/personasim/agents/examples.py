@@ -22,8 +22,15 @@ from personasim.agents.prompts import rating_question, watch_question
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.samplers import SamplerContext, sample_negatives
 from personasim.config import AgentConfig
+from personasim.errors import ConfigError
 
-__all__ = ["EXAMPLE_COLUMNS", "build_examples", "item_records", "select_examples"]
+__all__ = [
+    "EXAMPLE_COLUMNS",
+    "build_examples",
+    "described_item",
+    "item_records",
+    "select_examples",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,40 @@ def item_records(items: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "count": int(row.train_count),
         }
     return out
+
+
+def described_item(description: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    """The prompt record of an item given by its description (title, year, genres),
+    as :func:`item_records` makes them for the catalogue's items nobody has rated.
+
+    Raises:
+        ConfigError: No title, a year that is not an integer, genres not a list of
+            strings (`where` names the description).
+    """
+    title = description.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ConfigError(f"{where}: needs a non-empty 'title'")
+    year = description.get("year")
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
+        raise ConfigError(f"{where}: 'year' must be an integer, got {year!r}")
+    genres = description.get("genres") or []
+    if isinstance(genres, str) or not all(isinstance(g, str) for g in genres):
+        raise ConfigError(f"{where}: 'genres' must be a list of strings, got {genres!r}")
+    unknown = set(description) - {"item_id", "title", "year", "genres"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
+    item_id = description.get("item_id") or (
+        f"new:{title.strip()}" + (f" ({year})" if year is not None else "")
+    )
+    return {
+        "item_id": str(item_id),
+        "title": title.strip(),
+        "year": year,
+        "genres": list(genres),
+        "mean_rating": None,
+        "count": 0,
+        "described": True,
+    }
 
 
 def build_examples(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ __all__ = [
 
 BLEND_PARTS = ("user_item_bias", "biased_mf", "item_knn")
 """The rating baselines the "blend" prior stacks."""
+
+_UNSEEN_ITEM = "\x00personasim-unseen-item"
+"""An item id no training data holds, scored to learn each user's fallback."""
 
 DIGITS = np.arange(1.0, 6.0)
 """The rating answers the log-prior is over."""
@@ -102,7 +105,10 @@ class CFPrior:
         users: User ids (rows).
         items: Item ids (columns).
         matrix: ``[users, items]`` predicted ratings, clipped to the scale.
-        fallback: Prediction for an item or user outside the matrix (item means).
+        fallback: Prediction for an item outside the matrix, by item (its train mean).
+        global_mean: Prediction when nothing is known of the user or the item.
+        user_fallback: Prediction for an item outside the matrix, by user (the model's
+            prediction for an item it never saw: the user's mean offset).
     """
 
     users: list[str]
@@ -110,19 +116,23 @@ class CFPrior:
     matrix: np.ndarray
     fallback: dict[str, float]
     global_mean: float
+    user_fallback: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._u = {u: i for i, u in enumerate(self.users)}
         self._i = {it: i for i, it in enumerate(self.items)}
 
     def predict(self, user: str, items: list[str]) -> np.ndarray:
-        """Prior ratings of `items` for `user`."""
+        """Prior ratings of `items` for `user`; an item outside the matrix (not in the
+        catalogue) gets the user's fallback, else its train mean, else the global mean."""
         row = self._u.get(user)
         out = np.empty(len(items), dtype="float64")
         for j, item in enumerate(items):
             col = self._i.get(item)
             if row is not None and col is not None:
                 out[j] = self.matrix[row, col]
+            elif user in self.user_fallback:
+                out[j] = self.user_fallback[user]
             else:
                 out[j] = self.fallback.get(item, self.global_mean)
         return out
@@ -131,7 +141,12 @@ class CFPrior:
         """Write ``prior.npy`` (no pickles) and ``prior.json`` (ids and fallbacks)."""
         with atomic_path(folder / "prior.npy") as tmp, tmp.open("wb") as f:
             np.save(f, self.matrix.astype("float32"), allow_pickle=False)
-        meta = {"users": self.users, "items": self.items, "global_mean": self.global_mean}
+        meta = {
+            "users": self.users,
+            "items": self.items,
+            "global_mean": self.global_mean,
+            "user_fallback": [self.user_fallback.get(u) for u in self.users],
+        }
         with atomic_path(folder / "prior.json") as tmp:
             tmp.write_text(json.dumps(meta))
         write_parquet(
@@ -147,12 +162,14 @@ class CFPrior:
         meta = json.loads((folder / "prior.json").read_text())
         matrix = np.load(folder / "prior.npy", allow_pickle=False)
         fb = read_parquet(folder / "prior_fallback.parquet")
+        by_user = meta.get("user_fallback") or [None] * len(meta["users"])
         return cls(
             meta["users"],
             meta["items"],
             matrix,
             dict(zip(fb["item_id"], fb["fallback"], strict=True)),
             meta["global_mean"],
+            {u: v for u, v in zip(meta["users"], by_user, strict=True) if v is not None},
         )
 
 
@@ -218,8 +235,15 @@ def fit_prior(
         model.coef_, np.stack([m.matrix for m in matrices]), axes=1
     )
     first = matrices[0]
+    unseen = np.column_stack([[m.user_fallback[u] for u in first.users] for m in matrices])
+    by_user = np.clip(model.intercept_ + unseen @ model.coef_, *scale)
     prior = CFPrior(
-        first.users, first.items, np.clip(blended, *scale), first.fallback, first.global_mean
+        first.users,
+        first.items,
+        np.clip(blended, *scale),
+        first.fallback,
+        first.global_mean,
+        dict(zip(first.users, map(float, by_user), strict=True)),
     )
     weights = {"intercept": float(model.intercept_)}
     weights.update({p: float(w) for p, w in zip(parts, model.coef_, strict=True)})
@@ -237,20 +261,30 @@ def fit_prior_matrix(
 ) -> CFPrior:
     """Fit one rating baseline on all training data and score the users x catalogue.
 
-    Pairs the model cannot score (MF on an unseen item, item-kNN without a rated
-    neighbour) get the user+item bias prediction; items nobody rated the global mean.
+    Pairs the model cannot score (MF on an item nobody rated, item-kNN without a rated
+    neighbour) get the user+item bias prediction, which for an item nobody rated is the
+    user's mean offset: that is also each user's fallback for items outside the
+    catalogue.
     """
     dataset = training_dataset(training)
     scorer = fit_baseline(kind, config, dataset, seed)
-    known = items[items["train_count"] > 0]["item_id"].astype(str).tolist()
-    matrix = _scores(scorer, users, known)
+    catalogue = items["item_id"].astype(str).tolist()
+    columns = [*catalogue, _UNSEEN_ITEM]
+    matrix = _scores(scorer, users, columns)
     if np.isnan(matrix).any():
-        bias = _scores(fit_baseline("user_item_bias", config, dataset, seed), users, known)
+        bias = _scores(fit_baseline("user_item_bias", config, dataset, seed), users, columns)
         matrix = np.where(np.isnan(matrix), bias, matrix)
     global_mean = float(training["rating"].mean())
     matrix = np.clip(np.nan_to_num(matrix, nan=global_mean), *scale)
     means = items.set_index("item_id")["train_mean_rating"].dropna()
-    return CFPrior(users, known, matrix, {str(k): float(v) for k, v in means.items()}, global_mean)
+    return CFPrior(
+        users,
+        catalogue,
+        matrix[:, :-1],
+        {str(k): float(v) for k, v in means.items()},
+        global_mean,
+        dict(zip(users, map(float, matrix[:, -1]), strict=True)),
+    )
 
 
 def out_of_fold_priors(

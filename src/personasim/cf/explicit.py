@@ -4,6 +4,8 @@
 - ``item_bias``: global mean plus a damped item bias;
 - ``user_item_bias``: global mean plus damped user and item biases;
 - ``biased_mf``: biased matrix factorisation trained by ALS (``BiasedMFScorer``);
+- ``user_genre``: the user's damped offset and its damped offsets per genre, averaged
+  over the item's genres (:mod:`personasim.cf.genre`; it predicts items nobody rated);
 - ``item_knn``: item-item kNN on explicit ratings (``ItemKNNScorer``: the item mean
   plus the similarity-weighted mean-centred ratings of the user's nearest rated items).
 
@@ -14,6 +16,7 @@ back to the user+item bias prediction, and is counted.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.cf.dataset import training_dataset
+from personasim.cf.genre import UserGenreScorer
 from personasim.config import EvaluateConfig
 
 __all__ = [
@@ -79,8 +83,21 @@ class _WithHistory:
         return self.scorer(RecQuery(user_id=user, history_items=history), items)
 
 
-def fit_baseline(name: str, config: EvaluateConfig, dataset: Any, seed: int) -> Any:
+def fit_baseline(
+    name: str,
+    config: EvaluateConfig,
+    dataset: Any,
+    seed: int,
+    genres: Mapping[str, Sequence[str]] | None = None,
+) -> Any:
     """Fit one baseline on a LensKit dataset, deterministically for a seed.
+
+    Args:
+        name: A baseline name (:data:`~personasim.config.BaselineName`).
+        config: Its hyper-parameters.
+        dataset: The training data.
+        seed: The seed of randomly initialised models.
+        genres: Item id -> genres; "user_genre" needs them.
 
     Returns:
         A callable ``(user_id, ItemList) -> ItemList`` with scores (NaN where the model
@@ -88,6 +105,10 @@ def fit_baseline(name: str, config: EvaluateConfig, dataset: Any, seed: int) -> 
     """
     from lenskit.training import TrainingOptions
 
+    if name == "user_genre":
+        if genres is None:
+            raise ValueError("the user_genre baseline needs the items' genres")
+        return UserGenreScorer(dataset, genres, config.bias_damping)
     scorer = _scorer(name, config)
     scorer.train(dataset, TrainingOptions(rng=seed))
     if name == "item_knn":

@@ -17,6 +17,7 @@ __all__ = [
     "select_users",
     "split_temporal",
     "too_few_to_split",
+    "withhold_items",
 ]
 
 # floor(f * n) computed in floating point can land just under a whole number
@@ -188,3 +189,36 @@ def split_temporal(
     return TemporalSplit(
         interactions=out.reset_index(drop=True), others=others.reset_index(drop=True)
     )
+
+
+def withhold_items(split: TemporalSplit, share: float, rng: np.random.Generator) -> list[str]:
+    """Withhold a share of the items from training (the new-items protocol), in place.
+
+    `share` of the items rated in the log (sorted ids, drawn without replacement) lose
+    every training rating: the sampled users' train ratings of them and the other
+    users' ratings; the sampled users' test ratings of them stay.
+
+    Returns:
+        The withheld item ids, sorted.
+
+    Raises:
+        ConfigError: A sampled user would be left with no train rating.
+    """
+    rated = pd.concat([split.interactions["item_id"], split.others["item_id"]]).unique()
+    catalogue = np.sort(rated.astype(str))
+    n = int(round(share * len(catalogue)))
+    if n == 0:
+        return []
+    withheld = set(catalogue[rng.choice(len(catalogue), size=n, replace=False)])
+    inter = split.interactions
+    drop = (inter["split"] == "train").to_numpy() & inter["item_id"].isin(withheld).to_numpy()
+    left = inter[~drop]
+    orphans = sorted(set(inter["user_id"]) - set(left.loc[left["split"] == "train", "user_id"]))
+    if orphans:
+        raise ConfigError(
+            f"withholding {n} items ({share:g} of the catalogue) leaves user {orphans[0]!r} "
+            "with no train rating; lower split.new_items"
+        )
+    split.interactions = left.reset_index(drop=True)
+    split.others = split.others[~split.others["item_id"].isin(withheld)].reset_index(drop=True)
+    return sorted(withheld)

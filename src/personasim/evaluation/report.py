@@ -57,6 +57,8 @@ class ReportData:
     facts: dict[str, Any] = field(default_factory=dict)
     simulation: dict[str, Any] = field(default_factory=dict)
     """``simulate/metrics.json`` when the simulate stage ran."""
+    new_items: dict[str, Any] = field(default_factory=dict)
+    """``eval/new_items.json``: the models on items no training rating holds."""
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -73,6 +75,8 @@ def collect_report(root: Path, title: str | None = None) -> ReportData:
     )
     if (eval_dir / "taste.json").exists():
         data.taste = json.loads((eval_dir / "taste.json").read_text())
+    if (eval_dir / "new_items.json").exists():
+        data.new_items = json.loads((eval_dir / "new_items.json").read_text())
     data.groups = _read(eval_dir / "groups.parquet")
     data.predictions = _read(eval_dir / "predictions.parquet")
     data.taste_scores = _read(eval_dir / "taste_scores.parquet")
@@ -150,6 +154,29 @@ def rating_rows(metrics: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
                 ),
                 "vs prior alone": _versus(c.get("vs_prior_alone")),
                 "pairs": str(c.get("n", m.get("n", ""))),
+            }
+        )
+    return rows
+
+
+def new_item_rows(new_items: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per model on the pairs of items nobody rated in training."""
+    rows = []
+    for name, m in new_items.get("models", {}).items():
+        rows.append(
+            {
+                "model": name,
+                "kind": m.get("kind") or "",
+                "RMSE": _fmt(m["rmse"]),
+                "RMSE 95%": _ci(m.get("rmse_ci")),
+                "MAE": _fmt(m["mae"]),
+                "vs best baseline": _versus(m.get("vs_best_baseline"))
+                if m.get("vs_best_baseline")
+                else "(best)"
+                if name == new_items.get("best_baseline")
+                else "–",
+                "vs prior alone": _versus(m.get("vs_prior_alone")),
+                "pairs": str(m["n"]),
             }
         )
     return rows
@@ -357,6 +384,9 @@ def render_markdown(data: ReportData) -> str:
         parts.append("\n".join(f"- {line}" for line in lines) + "\n")
     parts.append("\n## Rating fidelity (pairs every model scored, 95% user-bootstrap)\n")
     parts.append(_markdown_table(rating_rows(data.metrics)))
+    if data.new_items:
+        parts.append(f"\n## New items ({data.new_items['items']} items no training rating holds)\n")
+        parts.append(_markdown_table(new_item_rows(data.new_items)))
     if data.taste:
         parts.append("\n## Taste alignment: AUC per list kind (★ best; 95% user-bootstrap)\n")
         parts.append(_markdown_table(taste_matrix(data.taste, "auc")[1]))
@@ -490,6 +520,8 @@ def render_html(data: ReportData) -> str:
         generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         facts={k: v for k, v in data.facts.items() if v is not None},
         rating_rows=rating_rows(data.metrics),
+        new_items=data.new_items,
+        new_item_rows=new_item_rows(data.new_items) if data.new_items else [],
         verdict=verdict(data),
         taste_auc=taste_matrix(data.taste, "auc")[1] if data.taste else [],
         taste_f1=taste_matrix(data.taste, "f1")[1] if data.taste else [],

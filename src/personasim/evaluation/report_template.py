@@ -56,15 +56,31 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 <h2 id="ratings">Rating fidelity</h2>
 <p class="note">On the test pairs every model scored. RMSE 95%: interval from resampling
 users; "vs best baseline": RMSE difference from the best classical baseline with its
-paired interval (negative is better). URR scored: share of answers whose most likely
-token is not a rating; URR free text: share of free-text answers with no rating on the
-scale. W1 and KL compare the predicted and true rating histograms.</p>
+paired interval (negative is better); "vs prior alone": the agent minus its
+collaborative prior alone (model "prior"), which is what the language model adds.
+URR scored: share of answers whose most likely token is not a rating; URR free text:
+share of free-text answers with no rating on the scale. W1 and KL compare the
+predicted and true rating histograms.</p>
 <table id="rating-table">
 <tr>{% for h in rating_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in rating_rows %}
 <tr class="{{ row.kind }}">{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
 {% endfor %}
 </table>
+
+{% if new_item_rows %}
+<h2 id="new-items">New items</h2>
+<p class="note">The test pairs of the {{ new_items["items"] }} items that no training
+rating holds (withheld by <code>split.new_items</code>, or rated only in the test part):
+collaborative models know nothing of them and fall back to the user's mean; the agents
+read their title, year and genres.</p>
+<table id="new-items-table">
+<tr>{% for h in new_item_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in new_item_rows %}
+<tr class="{{ row.kind }}">{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endif %}
 
 {% if taste_auc %}
 <h2 id="taste">Taste alignment</h2>

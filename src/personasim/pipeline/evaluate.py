@@ -307,6 +307,9 @@ class EvaluateStage(Stage):
         )
         metrics = self._rating_metrics(predictions, pairs, notes)
         compared = self._compared(predictions, pairs, metrics, out)
+        new_items = self._new_items(predictions, pairs, metrics)
+        if new_items is not None:
+            atomic_write_text(out / "new_items.json", json.dumps(new_items, indent=2) + "\n")
         if generations:
             generated = pd.concat(generations, ignore_index=True)
             write_parquet(generated, out / "free_generation.parquet")
@@ -330,6 +333,8 @@ class EvaluateStage(Stage):
             "agent_pairs": int(len(pairs)),
             "best_baseline": compared["best_baseline"],
         }
+        if new_items is not None:
+            summary["new_items"] = new_items
         if lists is not None and taste_scores:
             summary["taste"] = self._taste_metrics(lists, taste_scores, out)
         return summary
@@ -368,7 +373,12 @@ class EvaluateStage(Stage):
         checkpoints.mkdir(parents=True, exist_ok=True)
         training, fit_data = training_log(self.workspace, interactions)
         scale = tuple(self.config.data.rating_scale) if cfg.clip_to_scale else None
-        fitted = _LazyBaselines(training, cfg, self.config.seed)
+        items = read_parquet(self.workspace.require("data", "items.parquet"))
+        genres = {
+            str(i): [] if g is None else list(g)
+            for i, g in zip(items["item_id"], items["genres"], strict=True)
+        }
+        fitted = _LazyBaselines(training, cfg, self.config.seed, genres)
         frames: list[pd.DataFrame] = []
         notes: dict[str, dict[str, Any]] = {}
         with progress("fitting baselines", total=len(cfg.baselines), unit="models") as advance:
@@ -699,6 +709,47 @@ class EvaluateStage(Stage):
             write_parquet(group_metrics(on, groups), out / "groups.parquet")
         return {"best_baseline": best}
 
+    def _new_items(
+        self, predictions: pd.DataFrame, pairs: pd.DataFrame, metrics: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Every model on the scored test pairs of items no training rating holds (the
+        new-items protocol's withheld items, or items only the test part rated): RMSE
+        and MAE with intervals, paired against the best baseline there and, for the
+        agents, against their prior alone. ``None`` when there are no such pairs."""
+        cfg = self.config.evaluate
+        items = read_parquet(self.workspace.require("data", "items.parquet"))
+        unseen = set(items.loc[items["train_count"] == 0, "item_id"].astype(str))
+        on = predictions.merge(pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
+        on = on[on["valid"] & on["item_id"].astype(str).isin(unseen)]
+        if on.empty:
+            return None
+        by_model = {str(name): part for name, part in on.groupby("model", sort=False)}
+        baselines = [b for b in cfg.baselines if b in by_model]
+        best = min(baselines, key=lambda b: rmse(*_truth_pred(by_model[b])), default=None)
+        models: dict[str, Any] = {}
+        for name, part in by_model.items():
+            r, a = rmse_mae_intervals(part, rounds=cfg.bootstrap_rounds, seed=self.config.seed)
+            entry: dict[str, Any] = {
+                "kind": metrics[name].get("kind"),
+                "n": int(len(part)),
+                "n_users": int(part["user_id"].nunique()),
+                "rmse": round(r.estimate, 6),
+                "rmse_ci": r.as_list(),
+                "mae": round(a.estimate, 6),
+                "mae_ci": a.as_list(),
+            }
+            if best is not None and name != best:
+                entry["vs_best_baseline"] = {"baseline": best, **self._paired(part, by_model[best])}
+            if name in AGENT_MODES and PRIOR_MODEL in by_model:
+                entry["vs_prior_alone"] = self._paired(part, by_model[PRIOR_MODEL])
+            models[name] = entry
+        return {
+            "definition": "test pairs whose item has no training rating",
+            "items": int(on["item_id"].nunique()),
+            "best_baseline": best,
+            "models": models,
+        }
+
     def _paired(self, model: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any]:
         """RMSE of `model` minus `other` on their shared pairs, with a paired user
         bootstrap interval and a verdict."""
@@ -873,8 +924,10 @@ class EvaluateStage(Stage):
 class _LazyBaselines:
     """The baselines, each fitted on first use (restored predictions need no fit)."""
 
-    def __init__(self, training: pd.DataFrame, config: Any, seed: int) -> None:
-        self.training, self.config, self.seed = training, config, seed
+    def __init__(
+        self, training: pd.DataFrame, config: Any, seed: int, genres: dict[str, list[str]]
+    ) -> None:
+        self.training, self.config, self.seed, self.genres = training, config, seed, genres
         self.dataset: Any = None
         self.fitted: dict[str, Any] = {}
 
@@ -883,7 +936,9 @@ class _LazyBaselines:
         if name not in self.fitted:
             if self.dataset is None:
                 self.dataset = training_dataset(self.training)
-            self.fitted[name] = fit_baseline(name, self.config, self.dataset, self.seed)
+            self.fitted[name] = fit_baseline(
+                name, self.config, self.dataset, self.seed, genres=self.genres
+            )
         return self.fitted[name]
 
     def predict(self, name: str, pairs: pd.DataFrame, scale: tuple[float, ...] | None) -> Any:

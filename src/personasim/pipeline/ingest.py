@@ -11,7 +11,7 @@ import numpy as np
 from personasim.data.log import load_log
 from personasim.data.outofcore import ingest_out_of_core
 from personasim.data.sources import LogSpec, log_spec
-from personasim.data.splitting import select_users, split_temporal
+from personasim.data.splitting import select_users, split_temporal, withhold_items
 from personasim.data.tables import (
     INTERACTIONS_SCHEMA,
     ITEMS_SCHEMA,
@@ -20,6 +20,7 @@ from personasim.data.tables import (
     user_table,
     write_parquet,
 )
+from personasim.errors import ConfigError
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
 
@@ -54,6 +55,11 @@ class IngestStage(Stage):
         """Write interactions, items, users and others tables into `out`."""
         split_cfg = self.config.split
         if self.config.scale.tables == "duckdb":
+            if split_cfg.new_items:
+                raise ConfigError(
+                    "split.new_items is not supported with scale.tables = 'duckdb' yet; "
+                    "use scale.tables = 'pandas' for the new-items protocol"
+                )
             with self.scratch() as scratch:
                 summary = ingest_out_of_core(
                     self._spec(),
@@ -73,7 +79,8 @@ class IngestStage(Stage):
             return summary
         with progress(f"reading {self._spec().path.name}") as _:
             log = load_log(self._spec())
-        rng = np.random.default_rng(self.config.seed)
+        seed = self.config.seed
+        rng = np.random.default_rng(seed)
         users, n_eligible = select_users(
             log.interactions,
             n_users=split_cfg.users,
@@ -89,6 +96,7 @@ class IngestStage(Stage):
             file=log.file,
             user_column=log.user_column,
         )
+        withheld = withhold_items(split, split_cfg.new_items, np.random.default_rng([seed, 1]))
         items = item_statistics(log.items, split.training_data())
         write_parquet(split.interactions, out / "interactions.parquet", INTERACTIONS_SCHEMA)
         write_parquet(items, out / "items.parquet", ITEMS_SCHEMA)
@@ -108,6 +116,10 @@ class IngestStage(Stage):
             "other_ratings": int(len(split.others)),
             "time_order": "row order" if log.timestamps_from_order else "timestamp",
         }
+        if withheld:
+            new = split.test["item_id"].isin(set(withheld))
+            summary["new_items"] = len(withheld)
+            summary["new_item_test_ratings"] = int(new.sum())
         logger.info(
             "ingest: %d of %d eligible users, %d train / %d test ratings",
             summary["users"],

@@ -81,10 +81,32 @@ class _Query(BaseModel):
         return self
 
 
-class ItemsQuery(_Query):
-    """A user and the items to score."""
+class NewItem(BaseModel):
+    """An item the catalogue lacks, described by what the agents read of an item."""
 
-    item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS)
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=300)
+    year: int | None = Field(None, ge=1800, le=2200)
+    genres: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=20
+    )
+
+
+class ItemsQuery(_Query):
+    """A user and the items to score: catalogue ids, descriptions of new items, or both
+    (the answers follow ``item_ids``, then ``items``)."""
+
+    item_ids: list[ItemId] = Field(default_factory=list, max_length=MAX_ITEMS)
+    items: list[NewItem] = Field(default_factory=list, max_length=MAX_ITEMS)
+
+    @model_validator(mode="after")
+    def _some_items(self) -> ItemsQuery:
+        if not self.item_ids and not self.items:
+            raise ValueError("give item_ids, items (descriptions of new items), or both")
+        if len(self.item_ids) + len(self.items) > MAX_ITEMS:
+            raise ValueError(f"at most {MAX_ITEMS} items per request")
+        return self
 
 
 class SessionQuery(_Query):
@@ -290,6 +312,16 @@ class AgentService:
                 )
         return key
 
+    def item_ids(self, query: ItemsQuery) -> list[str]:
+        """The query's catalogue ids (refused when unknown), then the ids of its described
+        items, made known to the agents."""
+        self.check_items(query.item_ids)
+        if not query.items:
+            return list(query.item_ids)
+        with self.lock:
+            described = self.agent.describe_items([i.model_dump() for i in query.items])
+        return [*query.item_ids, *described]
+
     def check_items(self, items: Sequence[str]) -> None:
         """Refuse item ids the run does not know."""
         unknown = [i for i in items if i not in self.agent.items]
@@ -417,8 +449,8 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     async def rate(query: ItemsQuery) -> RateAnswer:
         """Predicted ratings of items by a user (or a cold-start profile)."""
         user = await asyncio.to_thread(service.resolve, query)
-        service.check_items(query.item_ids)
-        result = await batcher.submit(("rate", user, list(query.item_ids)))
+        items = await asyncio.to_thread(service.item_ids, query)
+        result = await batcher.submit(("rate", user, items))
         return RateAnswer(
             user_id=user,
             persona=service.persona_of(user),
@@ -430,8 +462,8 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     async def watch(query: ItemsQuery) -> WatchAnswer:
         """Probabilities that a user (or a cold-start profile) would watch the items."""
         user = await asyncio.to_thread(service.resolve, query)
-        service.check_items(query.item_ids)
-        result = await batcher.submit(("watch", user, list(query.item_ids)))
+        items = await asyncio.to_thread(service.item_ids, query)
+        result = await batcher.submit(("watch", user, items))
         return WatchAnswer(
             user_id=user, persona=service.persona_of(user), probabilities=[float(v) for v in result]
         )
