@@ -566,10 +566,15 @@ class AgentConfig(_Section):
     """Target items packed after one shared profile prefix (they cannot see each other)."""
     max_examples_per_adapter: int = Field(2000, ge=1)
     """Cap on rating examples per adapter (watch examples are added in proportion)."""
-    selection: Literal["random", "cf_error"] = "random"
-    """How capped examples are chosen: uniformly at random, or "cf_error": sampling in
+    selection: Literal["random", "cf_error", "gradient"] = "random"
+    """How capped examples are chosen: uniformly at random; "cf_error": sampling in
     proportion to the collaborative prior's (out-of-fold) error, so the budget goes to
-    ratings the prior gets wrong."""
+    ratings the prior gets wrong; "gradient": in proportion to each example's loss
+    gradient at the logits (EL2N, a cheap surrogate of TracIn) averaged over the
+    checkpoints of a short warm-up run (`selection_warmup`)."""
+    selection_warmup: float = Field(0.25, gt=0.0, le=1.0)
+    """The "gradient" selection's warm-up run: this share of the budget of random rating
+    examples, one epoch per checkpoint (two); the warm-up adapter is discarded."""
     loss: Literal["ce", "mse", "ce+mse"] = "ce+mse"
     """Rating loss: cross-entropy on the digit token, squared error of the expected
     rating over the digits, or their sum (`mse_weight` scales the squared error)."""

@@ -174,6 +174,7 @@ def select_examples(
     *,
     errors: pd.Series | None,
     rng: np.random.Generator,
+    gradients: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Cap one adapter's examples at `max_examples_per_adapter` rating examples (and the
     watch examples in proportion).
@@ -184,13 +185,20 @@ def select_examples(
         errors: Per rating example (same index), the prior's absolute error; used by
             the "cf_error" selection.
         rng: Randomness.
+        gradients: Per rating example, its gradient score (:mod:`.selection`); used by
+            the "gradient" selection.
     """
     rate = examples[examples["task"] == "rate"]
     watch = examples[examples["task"] == "watch"]
     cap = config.max_examples_per_adapter
     if len(rate) > cap:
+        weights = None
         if config.selection == "cf_error" and errors is not None:
             weights = errors.reindex(rate.index).to_numpy() + 0.25
+        elif config.selection == "gradient" and gradients is not None:
+            scores = gradients.reindex(rate.index).to_numpy()
+            weights = scores + 0.05 * scores.mean() + 1e-12  # every example stays possible
+        if weights is not None:
             chosen = rng.choice(len(rate), size=cap, replace=False, p=weights / weights.sum())
         else:
             chosen = rng.choice(len(rate), size=cap, replace=False)

@@ -24,6 +24,7 @@ from personasim.agents.modeling import AgentLM
 from personasim.agents.prior import fit_prior
 from personasim.agents.prompts import AGENT_PROMPT_VERSION
 from personasim.agents.retrieval import RationaleIndex
+from personasim.agents.selection import gradient_scores
 from personasim.agents.training import make_packs, train_adapter
 from personasim.agents.watch_prior import fit_watch_prior
 from personasim.config import AgentConfig, config_hash
@@ -198,10 +199,26 @@ class TrainStage(Stage):
         texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
         rng = np.random.default_rng(self.config.seed)
         jobs = []
+        lm = None
         for number, (name, users) in enumerate(groups.items()):
             # Every selection is drawn first, in order: resuming keeps it.
             mine = examples[examples["user_id"].isin(set(users))]
-            frame = select_examples(mine, cfg, errors=errors, rng=rng)
+            gradients = None
+            if cfg.selection == "gradient" and (mine["task"] == "rate").sum() > (
+                cfg.max_examples_per_adapter
+            ):
+                gradients = self._gradient_scores(checkpoints / f"{name}.gradients.parquet")
+                if gradients is None:
+                    lm = lm or AgentLM.load(cfg)
+                    with progress(f"gradient scores of {name}", total=None):
+                        gradients = gradient_scores(
+                            lm, mine, texts, cfg, seed=self.config.seed + number
+                        )
+                    write_parquet(
+                        pd.DataFrame({"row": gradients.index, "score": gradients.to_numpy()}),
+                        checkpoints / f"{name}.gradients.parquet",
+                    )
+            frame = select_examples(mine, cfg, errors=errors, rng=rng, gradients=gradients)
             jobs.append(
                 AdapterJob(
                     name=name,
@@ -224,7 +241,7 @@ class TrainStage(Stage):
         executor = get_executor(self.config.scale)
         if executor.name == "in-process":
             total = sum(len(j.examples) for j in todo) * cfg.epochs
-            lm = AgentLM.load(cfg) if todo else None
+            lm = (lm or AgentLM.load(cfg)) if todo else None
             with progress("training adapters", total=total, unit="examples") as advance:
                 for job in todo:
                     results[job.name] = train_one_adapter(lm, job, on_step=advance)
@@ -234,6 +251,14 @@ class TrainStage(Stage):
         for name in groups:
             shutil.copytree(checkpoints / name, out / name)
         return {name: results[name] for name in groups}
+
+    @staticmethod
+    def _gradient_scores(path: Path) -> pd.Series | None:
+        """An adapter's gradient scores from its checkpoint (a resumed run keeps them)."""
+        if not path.exists():
+            return None
+        frame = read_parquet(path)
+        return pd.Series(frame["score"].to_numpy(), index=frame["row"].to_numpy())
 
 
 @dataclass

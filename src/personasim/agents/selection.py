@@ -1,0 +1,124 @@
+"""Choosing an adapter's training examples by their gradients (the "gradient" selection).
+
+TracIn scores an example by the gradient steps it takes over the checkpoints of a run.
+Per-example gradients of the LoRA parameters are one backward pass each, too many on a
+CPU, so this uses the cheap surrogate of Paul et al. (2021, "Deep Learning on a Data
+Diet"): the error L2 norm (EL2N), ``|| softmax(logits) - onehot(answer) ||^2`` over the
+digits, which is the squared norm of the loss gradient at the logits and bounds the
+gradient norm of every parameter below them up to the size of the activations. It is
+averaged over the checkpoints of a short warm-up run (an adapter trained on a random
+part of the budget, one epoch per checkpoint): examples the warmed-up agent still gets
+wrong, with the CF prior added, are the ones that would move it most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.agents.adapters import lora_config
+from personasim.agents.modeling import AgentLM, answer_distribution, with_prior
+from personasim.agents.prior import prior_logits
+from personasim.agents.training import make_packs, train_adapter
+from personasim.config import AgentConfig
+
+__all__ = ["WARMUP_CHECKPOINTS", "el2n_scores", "gradient_scores"]
+
+WARMUP_CHECKPOINTS = 2
+"""Checkpoints of the warm-up run (one epoch each) the scores are averaged over."""
+
+
+def el2n_scores(
+    lm: AgentLM, rate: pd.DataFrame, texts: dict[str, str], config: AgentConfig, adapter: str
+) -> np.ndarray:
+    """EL2N of each rating example under `adapter`, the CF prior added as in training.
+
+    Args:
+        lm: The model holding `adapter`.
+        rate: Rating examples (``user_id, question, target, prior``).
+        texts: Profile text per user.
+        config: The `[agents]` section (prior, sigma, batch size).
+        adapter: The adapter to score with.
+    """
+    import torch
+
+    prefixes: list[tuple[int, ...]] = []
+    slot_of: dict[str, int] = {}
+    items = []
+    for user, question in zip(rate["user_id"].astype(str), rate["question"], strict=True):
+        if user not in slot_of:
+            slot_of[user] = len(prefixes)
+            prefixes.append(lm.encode_prefix(texts[user]))
+        items.append((slot_of[user], lm.encode_suffix(question)))
+    lm.model.eval()
+    with torch.inference_mode():
+        scored = lm.score_cached(
+            prefixes,
+            [adapter] * len(prefixes),
+            items,
+            chunk=config.score_batch_items,
+            keep=lm.digit_ids,
+        )
+    digits = list(range(5))
+    offsets = None
+    if "logit" in config.prior:
+        priors = torch.tensor(rate["prior"].to_numpy("float32"))
+        offsets = prior_logits(priors, config.prior_sigma, config.prior_centre)
+    adjusted = with_prior(scored.log_probs.float(), digits, offsets)
+    probs, _ = answer_distribution(adjusted, [[d] for d in digits])
+    target = torch.nn.functional.one_hot(
+        torch.tensor(rate["target"].to_numpy("int64")) - 1, num_classes=5
+    ).to(probs.dtype)
+    return ((probs - target) ** 2).sum(dim=1).double().numpy()
+
+
+def gradient_scores(
+    lm: AgentLM,
+    examples: pd.DataFrame,
+    texts: dict[str, str],
+    config: AgentConfig,
+    *,
+    seed: int,
+    on_step: Callable[[int], None] | None = None,
+) -> pd.Series:
+    """EL2N of every rating example of one adapter, averaged over the checkpoints of a
+    warm-up run on ``selection_warmup`` x the budget of random rating examples.
+
+    The warm-up adapter is discarded; `lm.model` is left as it was.
+
+    Returns:
+        One score per rating example, indexed like `examples`.
+    """
+    import torch
+    from peft import get_peft_model
+
+    torch.manual_seed(seed)  # the warm-up adapter's initial weights
+    rate = examples[examples["task"] == "rate"]
+    rng = np.random.default_rng(seed)
+    size = max(8, int(round(config.selection_warmup * config.max_examples_per_adapter)))
+    warm = rate.iloc[np.sort(rng.choice(len(rate), size=min(size, len(rate)), replace=False))]
+    base: Any = lm.model
+    lm.model = get_peft_model(base, lora_config(config, lm.n_layers))
+    lm.prefix_states_cache.clear()
+    total = np.zeros(len(rate))
+    try:
+        packs = make_packs(
+            warm,
+            texts,
+            lm,
+            items_per_pack=config.items_per_pack,
+            adapter="default",
+            answered=config.end_of_turn_weight > 0,
+        )
+        one_epoch = config.model_copy(update={"epochs": 1})
+        for checkpoint in range(WARMUP_CHECKPOINTS):
+            train_adapter(lm, packs, one_epoch, seed=seed + checkpoint, on_step=on_step)
+            lm.prefix_states_cache.clear()  # the adapter's prefix states changed
+            total += el2n_scores(lm, rate, texts, config, "default")
+    finally:
+        lm.model = lm.model.unload()
+        lm.prefix_states_cache.clear()
+    return pd.Series(total / WARMUP_CHECKPOINTS, index=rate.index)
