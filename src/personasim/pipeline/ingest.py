@@ -120,6 +120,13 @@ class IngestStage(Stage):
             new = split.test["item_id"].isin(set(withheld))
             summary["new_items"] = len(withheld)
             summary["new_item_test_ratings"] = int(new.sum())
+            logger.info(
+                "ingest: %d items withheld from training (split.new_items = %g); %d test "
+                "ratings of them",
+                len(withheld),
+                split_cfg.new_items,
+                summary["new_item_test_ratings"],
+            )
         logger.info(
             "ingest: %d of %d eligible users, %d train / %d test ratings",
             summary["users"],
