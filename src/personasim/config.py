@@ -165,6 +165,11 @@ class SplitConfig(_Section):
     """Also use the full histories of the users outside the sample as training data
     (for the baselines and the item statistics), as a real team would. Their ratings
     never enter the test set. False trains on the sampled users' train parts only."""
+    validation_share: float = Field(0.0, ge=0.0, lt=1.0)
+    """A tuning run (`personasim tune` sets it): the last share of each sampled user's
+    train ratings by time (at least one) becomes the test part and the real test
+    ratings are dropped from the run folder, so settings chosen on such a run never
+    see them. 0: the ordinary split."""
     new_items: float = Field(0.0, ge=0.0, lt=1.0)
     """Share of the catalogue's items (drawn with the seed) withheld from every model's
     training data: their train ratings (sampled and other users) are dropped, their test

@@ -29,6 +29,7 @@ from personasim.cli.serve import serve
 from personasim.cli.simulate import simulate
 from personasim.cli.status import status
 from personasim.cli.train import train
+from personasim.cli.tune import tune
 from personasim.errors import PersonaSimError
 from personasim.progress import console
 
@@ -73,6 +74,7 @@ app.command()(report)
 app.command()(run)
 app.command()(serve)
 app.command()(status)
+app.command()(tune)
 app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")
 

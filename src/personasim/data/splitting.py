@@ -17,6 +17,7 @@ __all__ = [
     "select_users",
     "split_temporal",
     "too_few_to_split",
+    "validation_split",
     "withhold_items",
 ]
 
@@ -222,3 +223,28 @@ def withhold_items(split: TemporalSplit, share: float, rng: np.random.Generator)
     split.interactions = left.reset_index(drop=True)
     split.others = split.others[~split.others["item_id"].isin(withheld)].reset_index(drop=True)
     return sorted(withheld)
+
+
+def validation_split(split: TemporalSplit, share: float) -> None:
+    """Turn the split into a tuning split, in place: the last `share` of each sampled
+    user's train ratings by time (at least one) become its test part; the real test
+    ratings are dropped, so nothing tuned on it has seen them.
+
+    Raises:
+        ConfigError: A user's train part is too small to give up a validation rating.
+    """
+    if share <= 0:
+        return
+    train = split.train
+    counts = train.groupby("user_id", sort=False)["item_id"].transform("size").to_numpy()
+    rank = train.groupby("user_id", sort=False).cumcount().to_numpy()
+    n_valid = np.maximum(1, np.floor(counts * share + _FLOOR_TOLERANCE)).astype("int64")
+    if (counts - n_valid < 1).any():
+        user = train["user_id"].to_numpy()[np.flatnonzero(counts - n_valid < 1)[0]]
+        raise ConfigError(
+            f"user {user!r} has too few train ratings to hold some out for validation; "
+            "raise split.min_ratings or lower split.validation_share"
+        )
+    out = train.copy()  # sorted by user then time, as split_temporal leaves it
+    out["split"] = np.where(rank >= counts - n_valid, "test", "train")
+    split.interactions = out.reset_index(drop=True)

@@ -11,7 +11,12 @@ import numpy as np
 from personasim.data.log import load_log
 from personasim.data.outofcore import ingest_out_of_core
 from personasim.data.sources import LogSpec, log_spec
-from personasim.data.splitting import select_users, split_temporal, withhold_items
+from personasim.data.splitting import (
+    select_users,
+    split_temporal,
+    validation_split,
+    withhold_items,
+)
 from personasim.data.tables import (
     INTERACTIONS_SCHEMA,
     ITEMS_SCHEMA,
@@ -55,10 +60,10 @@ class IngestStage(Stage):
         """Write interactions, items, users and others tables into `out`."""
         split_cfg = self.config.split
         if self.config.scale.tables == "duckdb":
-            if split_cfg.new_items:
+            if split_cfg.new_items or split_cfg.validation_share:
                 raise ConfigError(
-                    "split.new_items is not supported with scale.tables = 'duckdb' yet; "
-                    "use scale.tables = 'pandas' for the new-items protocol"
+                    "split.new_items and split.validation_share are not supported with "
+                    "scale.tables = 'duckdb' yet; use scale.tables = 'pandas'"
                 )
             with self.scratch() as scratch:
                 summary = ingest_out_of_core(
@@ -96,6 +101,7 @@ class IngestStage(Stage):
             file=log.file,
             user_column=log.user_column,
         )
+        validation_split(split, split_cfg.validation_share)
         withheld = withhold_items(split, split_cfg.new_items, np.random.default_rng([seed, 1]))
         items = item_statistics(log.items, split.training_data())
         write_parquet(split.interactions, out / "interactions.parquet", INTERACTIONS_SCHEMA)
@@ -116,6 +122,13 @@ class IngestStage(Stage):
             "other_ratings": int(len(split.others)),
             "time_order": "row order" if log.timestamps_from_order else "timestamp",
         }
+        if split_cfg.validation_share:
+            summary["validation_share"] = split_cfg.validation_share
+            logger.info(
+                "ingest: a tuning split: the test part is the last %g of each user's train "
+                "ratings; the real test ratings are not in this run folder",
+                split_cfg.validation_share,
+            )
         if withheld:
             new = split.test["item_id"].isin(set(withheld))
             summary["new_items"] = len(withheld)
