@@ -569,8 +569,9 @@ class AgentConfig(_Section):
     """Packed sequences (one user's profile and several target items) per optimiser step."""
     items_per_pack: int = Field(8, ge=1)
     """Target items packed after one shared profile prefix (they cannot see each other)."""
-    max_examples_per_adapter: int = Field(2000, ge=1)
-    """Cap on rating examples per adapter (watch examples are added in proportion)."""
+    max_examples_per_adapter: int = Field(2000, ge=0)
+    """Cap on rating examples per adapter (watch examples are added in proportion);
+    0: no cap, every train rating of the adapter's users."""
     selection: Literal["random", "cf_error", "gradient"] = "random"
     """How capped examples are chosen: uniformly at random; "cf_error": sampling in
     proportion to the collaborative prior's (out-of-fold) error, so the budget goes to

@@ -90,3 +90,27 @@ def test_out_of_fold_predictions_do_not_depend_on_the_other_kinds_asked_for(run_
     both = out_of_fold_priors(["item_knn", "biased_mf"], config, train, others, (1.0, 5.0), 0)
     alone = out_of_fold_priors(["item_knn"], config, train, others, (1.0, 5.0), 0)
     np.testing.assert_array_equal(both["item_knn"], alone["item_knn"])
+
+
+def test_the_cap_takes_that_many_rating_examples_and_zero_takes_all(trained_run):
+    from personasim.agents.examples import select_examples
+    from personasim.config import AgentConfig
+
+    examples = pd.read_parquet(trained_run / "adapters" / "examples.parquet")
+    rate = (examples.task == "rate").sum()
+    watch = (examples.task == "watch").sum()
+    capped = select_examples(
+        examples,
+        AgentConfig(max_examples_per_adapter=10),
+        errors=None,
+        rng=np.random.default_rng(0),
+    )
+    assert (capped.task == "rate").sum() == 10
+    assert (capped.task == "watch").sum() == max(1, round(watch * 10 / rate))
+    everything = select_examples(
+        examples,
+        AgentConfig(max_examples_per_adapter=0),
+        errors=None,
+        rng=np.random.default_rng(0),
+    )
+    assert len(everything) == len(examples)

@@ -190,7 +190,7 @@ def select_examples(
     """
     rate = examples[examples["task"] == "rate"]
     watch = examples[examples["task"] == "watch"]
-    cap = config.max_examples_per_adapter
+    cap = config.max_examples_per_adapter or len(rate)
     if len(rate) > cap:
         weights = None
         if config.selection == "cf_error" and errors is not None:

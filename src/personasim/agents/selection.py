@@ -98,7 +98,8 @@ def gradient_scores(
     torch.manual_seed(seed)  # the warm-up adapter's initial weights
     rate = examples[examples["task"] == "rate"]
     rng = np.random.default_rng(seed)
-    size = max(8, int(round(config.selection_warmup * config.max_examples_per_adapter)))
+    budget = config.max_examples_per_adapter or len(rate)
+    size = max(8, int(round(config.selection_warmup * budget)))
     warm = rate.iloc[np.sort(rng.choice(len(rate), size=min(size, len(rate)), replace=False))]
     base: Any = lm.model
     lm.model = get_peft_model(base, lora_config(config, lm.n_layers))

@@ -32,7 +32,7 @@ def train(
         str | None, typer.Option(help='Comma-separated: "persona", "global" ("" trains none).')
     ] = None,
     max_examples: Annotated[
-        int | None, typer.Option(help="Rating examples per adapter at most.", min=1)
+        int | None, typer.Option(help="Rating examples per adapter at most (0: all).", min=0)
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs per adapter.", min=1)] = None,
     preset: Annotated[str | None, typer.Option(help='"paper": rank 256, alpha 32.')] = None,

@@ -204,9 +204,8 @@ class TrainStage(Stage):
             # Every selection is drawn first, in order: resuming keeps it.
             mine = examples[examples["user_id"].isin(set(users))]
             gradients = None
-            if cfg.selection == "gradient" and (mine["task"] == "rate").sum() > (
-                cfg.max_examples_per_adapter
-            ):
+            capped = 0 < cfg.max_examples_per_adapter < (mine["task"] == "rate").sum()
+            if cfg.selection == "gradient" and capped:
                 gradients = self._gradient_scores(checkpoints / f"{name}.gradients.parquet")
                 if gradients is None:
                     lm = lm or AgentLM.load(cfg)
