@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from personasim.agents import UserAgent
+from personasim.errors import ConfigError
 from personasim.serve import AgentService, ServeSettings, create_app
 from personasim.serve.app import COLD_PREFIX
 
@@ -201,6 +202,32 @@ def test_cold_start_with_blending_answers_through_the_blend(agent, trained_run):
     assert cold.status_code == 200, body
     assert body["persona"] in set(agent.lm.model.peft_config)
     assert all(1.0 <= r <= 5.0 for r in body["ratings"])
+
+
+def test_forgotten_cold_users_take_their_blended_adapters_with_them(trained_run):
+    """More cold-start users than the cache holds: the oldest are forgotten, and so are
+    the blends nobody else answers through, so the model's adapters stay bounded."""
+    agent = UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
+    service = AgentService(agent, trained_run, blend=True, cold_cache=2)
+    service.load_activity()
+    app = create_app(service, ServeSettings())
+    before = set(agent.lm.model.peft_config)
+    items = _items(agent, 1)
+    answered = set()
+    for user in sorted(agent.profiles)[:8]:
+        text = agent.profiles[user] + " Watches on weekends."
+        (cold,) = _call(app, [("POST", "/v1/rate", {"profile": text, "item_ids": items})])
+        assert cold.status_code == 200, cold.json()
+        answered.add(cold.json()["persona"])
+    blends = {a for a in answered if a.startswith("blend-")}
+    assert len(blends) > 2  # more blends were made than the cache keeps
+    alive = set(agent.lm.model.peft_config) - before
+    assert len(service.cold) == 2 and len(alive) <= 2
+    assert alive == {agent.persona_of(u) for u in service.cold} & alive
+    assert agent.run_users == sum(agent.persona_sizes().values()) == len(agent.profiles) - 2
+    run_user = min(u for u in agent.profiles if not agent.is_added(u))
+    with pytest.raises(ConfigError, match="not added"):
+        agent.remove_user(run_user)
 
 
 def test_the_service_is_live_at_once_and_ready_when_the_agents_are(agent, trained_run):

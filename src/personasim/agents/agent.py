@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 AgentMode = Literal["persona", "global", "none"]
 
 
+BLEND_PREFIX = "blend-"
+"""Name prefix of the adapters :meth:`UserAgent.blended_adapter` makes."""
+
+
 class UserAgent:
     """Persona LoRA agents over a run folder.
 
@@ -79,6 +83,7 @@ class UserAgent:
         self._answers = [*lm.digit_ids, *lm.yes_ids, *lm.no_ids]
         self.modes: tuple[AgentMode, ...] = (mode,)
         """The modes whose adapters are loaded (:meth:`as_mode`)."""
+        self._added: set[str] = set()  # users added with add_user (cold start)
 
     @classmethod
     def from_workdir(
@@ -388,7 +393,10 @@ class UserAgent:
         Returns:
             The adapter that answers for the user.
         """
+        if user_id in self.profiles and user_id not in self._added:
+            raise ConfigError(f"user {user_id!r} is a simulated user of the run")
         self.profiles[user_id] = profile_text
+        self._added.add(user_id)
         if self.mode != "persona":
             return self._adapter(user_id)
         if blend and membership:
@@ -399,6 +407,56 @@ class UserAgent:
             raise ConfigError(f"user {user_id!r}: give its persona or its membership")
         self.personas[user_id] = adapter
         return adapter
+
+    def remove_user(self, user_id: str) -> None:
+        """Forget a user added by :meth:`add_user`; a blended adapter no other user
+        answers through is deleted from the model (and its cached prefix states).
+
+        Raises:
+            ConfigError: `user_id` is a run user, or unknown.
+        """
+        if user_id not in self._added:
+            raise ConfigError(f"user {user_id!r} was not added with add_user")
+        self._added.discard(user_id)
+        self.profiles.pop(user_id, None)
+        adapter = self.personas.pop(user_id, None)
+        if adapter is None or not adapter.startswith(BLEND_PREFIX):
+            return
+        if adapter in set(self.personas.values()):
+            return  # another user answers through it
+        self.lm.model.delete_adapter(adapter)
+        for key in [k for k in self.lm.prefix_states_cache if k[0] == adapter]:
+            self.lm.prefix_states_cache.pop(key, None)
+
+    def knows_user(self, user_id: str) -> bool:
+        """Whether `user_id` can be scored (a run user, or one added with add_user)."""
+        return user_id in self.profiles
+
+    def is_added(self, user_id: str) -> bool:
+        """Whether `user_id` was added with :meth:`add_user` (not a run user)."""
+        return user_id in self._added
+
+    def knows_item(self, item_id: str) -> bool:
+        """Whether `item_id` is in the catalogue (or was described)."""
+        return item_id in self.items
+
+    def persona_of(self, user_id: str) -> str | None:
+        """The adapter answering for `user_id` in persona mode (its persona, or a blend);
+        None in the other modes or for an unknown user."""
+        return self.personas.get(user_id) if self.mode == "persona" else None
+
+    def persona_sizes(self) -> dict[str, int]:
+        """How many of the run's own users each persona holds."""
+        sizes: dict[str, int] = {}
+        for user, persona in self.personas.items():
+            if user not in self._added:
+                sizes[persona] = sizes.get(persona, 0) + 1
+        return dict(sorted(sizes.items()))
+
+    @property
+    def run_users(self) -> int:
+        """How many of the run's own users the agents know."""
+        return len(self.profiles) - len(self._added)
 
     def blended_adapter(self, membership: dict[str, float], top: int = 3) -> str:
         """An adapter whose weight update is the membership-weighted sum of the `top`
@@ -413,7 +471,7 @@ class UserAgent:
         percents = [(p, w) for p, w in percents if w > 0]
         if len(percents) == 1:
             return percents[0][0]
-        name = "blend-" + "-".join(f"{p}_{w}" for p, w in percents)
+        name = BLEND_PREFIX + "-".join(f"{p}_{w}" for p, w in percents)
         model = self.lm.model
         if name not in model.peft_config:
             norm = sum(w for _, w in percents)

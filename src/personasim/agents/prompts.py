@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from personasim.profiles.prompts import item_line
 
 __all__ = [
     "AGENT_PROMPT_VERSION",
-    "PromptParts",
     "item_description",
     "rating_question",
     "watch_question",
@@ -40,18 +38,15 @@ def item_description(item: Mapping[str, Any]) -> str:
     return text
 
 
-def _context(rationale: str | None, prior: float | None) -> str:
-    lines = []
-    if rationale:
-        lines.append(f"A past rating of yours: {rationale}")
-    return "\n".join(lines) + ("\n" if lines else "")
+def _context(rationale: str | None) -> str:
+    return f"A past rating of yours: {rationale}\n" if rationale else ""
 
 
 def rating_question(
     item: Mapping[str, Any], rationale: str | None = None, prior: float | None = None
 ) -> str:
     """The user turn asking for a rating."""
-    text = _context(rationale, prior) + item_description(item)
+    text = _context(rationale) + item_description(item)
     if prior is not None:
         text += f" Users with similar tastes would give it {prior:.1f}."
     return f"{text}\n{RATE_QUESTION}"
@@ -59,12 +54,4 @@ def rating_question(
 
 def watch_question(item: Mapping[str, Any], rationale: str | None = None) -> str:
     """The user turn asking whether the user would watch the item."""
-    return f"{_context(rationale, None)}{item_description(item)}\n{WATCH_QUESTION}"
-
-
-@dataclass(frozen=True)
-class PromptParts:
-    """Token ids of a prompt split into the shared prefix and the item suffix."""
-
-    prefix: tuple[int, ...]
-    suffix: tuple[int, ...]
+    return f"{_context(rationale)}{item_description(item)}\n{WATCH_QUESTION}"

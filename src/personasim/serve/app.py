@@ -218,7 +218,9 @@ class AgentService:
     then answers ``/healthz`` at once and ``503 loading`` elsewhere until they are ready.
     """
 
-    def __init__(self, agent: Any, workdir: Path, *, blend: bool = False) -> None:
+    def __init__(
+        self, agent: Any, workdir: Path, *, blend: bool = False, cold_cache: int = _COLD_CACHE
+    ) -> None:
         self._agent = agent
         self._ready = threading.Event()
         if agent is not None:
@@ -232,6 +234,8 @@ class AgentService:
         self._personas: Any = None
         self._activity: dict[str, int] = {}
         self.cold: dict[str, str] = {}
+        self.cold_cache = cold_cache
+        """Cold-start users kept at most (the oldest is forgotten first)."""
 
     @property
     def agent(self) -> Any:
@@ -280,17 +284,17 @@ class AgentService:
 
     def persona_of(self, user: str) -> str | None:
         """The persona whose adapter answers for `user` (None outside persona mode)."""
-        return self.agent.personas.get(user) if self.agent.mode == "persona" else None
+        return self.agent.persona_of(user)
 
     def resolve(self, query: _Query) -> str:
         """The user id to score: the given one (checked) or a cold-start user's."""
         if query.user_id is not None:
-            if query.user_id not in self.agent.profiles or query.user_id.startswith(COLD_PREFIX):
+            if not self.agent.knows_user(query.user_id) or self.agent.is_added(query.user_id):
                 raise _ApiError(404, "unknown_user", f"user {query.user_id!r} is not in this run")
             return query.user_id
         assert query.profile is not None
         key = COLD_PREFIX + hashlib.sha256(query.profile.encode()).hexdigest()[:16]
-        if key not in self.agent.profiles:
+        if not self.agent.knows_user(key):
             if self._personas is None:
                 from personasim.personas.assignment import PersonaModel
 
@@ -298,11 +302,10 @@ class AgentService:
             placed = self._personas.assign([query.profile])
             membership = dict(zip(self._personas.names, placed.membership[0], strict=True))
             with self.lock:  # a blended adapter changes the model
-                if len(self.cold) >= _COLD_CACHE:
+                if len(self.cold) >= self.cold_cache:
                     oldest = next(iter(self.cold))
                     self.cold.pop(oldest)
-                    self.agent.profiles.pop(oldest, None)
-                    self.agent.personas.pop(oldest, None)
+                    self.agent.remove_user(oldest)  # and its blend, when unshared
                 self.cold[key] = self.agent.add_user(
                     key,
                     query.profile,
@@ -324,7 +327,7 @@ class AgentService:
 
     def check_items(self, items: Sequence[str]) -> None:
         """Refuse item ids the run does not know."""
-        unknown = [i for i in items if i not in self.agent.items]
+        unknown = [i for i in items if not self.agent.knows_item(i)]
         if unknown:
             raise _ApiError(
                 404, "unknown_items", f"{len(unknown)} unknown item id(s), e.g. {unknown[:3]}"
@@ -425,7 +428,7 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
         return {
             "status": "ok",
             "mode": service.agent.mode,
-            "users": len(service.agent.profiles) - len(service.cold),
+            "users": service.agent.run_users,
             "batches": batcher.stats.batches,
             "requests": batcher.stats.requests,
         }
@@ -439,11 +442,8 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     @app.get("/v1/personas", dependencies=[Depends(authorised)], responses=_ERRORS)
     async def personas() -> dict[str, Any]:
         """The personas and how many of the run's users each holds."""
-        counts: dict[str, int] = {}
-        for user, persona in service.agent.personas.items():
-            if not user.startswith(COLD_PREFIX):
-                counts[persona] = counts.get(persona, 0) + 1
-        return {"personas": [{"name": p, "users": n} for p, n in sorted(counts.items())]}
+        sizes = service.agent.persona_sizes()
+        return {"personas": [{"name": p, "users": n} for p, n in sizes.items()]}
 
     @app.post("/v1/rate", dependencies=[Depends(authorised)], responses=_ERRORS)
     async def rate(query: ItemsQuery) -> RateAnswer:

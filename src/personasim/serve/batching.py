@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 __all__ = ["BatchStats", "DynamicBatcher"]
@@ -30,7 +30,6 @@ class BatchStats:
     batches: int = 0
     requests: int = 0
     largest: int = 0
-    sizes: list[int] = field(default_factory=list)
 
 
 class DynamicBatcher(Generic[T, R]):
@@ -97,7 +96,6 @@ class DynamicBatcher(Generic[T, R]):
             self.stats.batches += 1
             self.stats.requests += len(live)
             self.stats.largest = max(self.stats.largest, len(live))
-            self.stats.sizes.append(len(live))
             try:
                 results = await asyncio.to_thread(self.fn, [item for item, _ in live])
             except Exception as e:  # noqa: BLE001 - every caller of the batch gets it
