@@ -304,3 +304,15 @@ def test_a_killed_training_resumes_at_the_next_adapter(
     results = run_pipeline(tmp_path, cfg, stages=AGENT_STAGES)
     assert results[-1].ran and len(calls) == 1  # only the second persona trained again
     assert sorted(p.name for p in (tmp_path / "adapters").iterdir() if p.is_dir()) == ["p0", "p1"]
+
+
+def test_scoring_settings_leave_the_adapters_up_to_date(
+    trained_run, agent_log_files, make_agent_config
+):
+    from personasim.workspace import Workspace
+
+    ws = Workspace(trained_run)
+    scoring = make_agent_config(agent_log_files, score_batch_items=7, prefix_cache_mib=1)
+    assert TrainStage(ws, scoring).status() is None
+    training = make_agent_config(agent_log_files, lora_rank=4)
+    assert TrainStage(ws, training).status() == "configuration changed"

@@ -53,6 +53,10 @@ def adapter_groups(modes: list[str], assignments: pd.DataFrame) -> dict[str, lis
     return groups
 
 
+SCORING_ONLY = ("score_batch_items", "prefix_cache_mib")
+"""`[agents]` settings of scoring alone: changing them retrains no adapter."""
+
+
 class TrainStage(Stage):
     """Build RAFT examples and train the agents' LoRA adapters."""
 
@@ -61,7 +65,9 @@ class TrainStage(Stage):
     upstream = (IngestStage, ProfileStage, PersonasStage)
 
     def settings(self) -> list[Any]:
-        """`[agents]`, the prior's model settings, the base weights, prompts, seed."""
+        """`[agents]` (less the scoring-only settings), the prior's model settings (it is
+        fitted with the `[evaluate]` models' hyper-parameters), the base weights, prompts,
+        seed."""
         prior_model = self.config.evaluate.model_dump(
             include={
                 "bias_damping",
@@ -71,8 +77,12 @@ class TrainStage(Stage):
                 "knn_neighbours",
             }
         )
+        agents = self.config.agents
+        scoring_only = set(SCORING_ONLY)
+        if agents.selection == "gradient":  # it scores the candidates in such batches
+            scoring_only.discard("score_batch_items")
         return [
-            self.config.agents,
+            agents.model_dump(mode="json", exclude=scoring_only),
             prior_model,
             AgentLM.identity(self.config.agents),
             AGENT_PROMPT_VERSION,
