@@ -118,7 +118,7 @@ def test_killed_evaluation_resumes_from_per_model_checkpoints(log_files, tmp_pat
         run_pipeline(ws, cfg)
     assert (ws / "data" / "manifest.json").exists()
     assert not (ws / "eval").exists() and not (ws / ".staging").exists()
-    assert fitted == ["global_mean", "item_bias", "user_item_bias"]
+    assert fitted == ["global_mean", "item_bias", "user_item_bias", "user_genre"]
 
     fitted.clear()
     monkeypatch.setattr(
@@ -176,11 +176,18 @@ def test_artifacts_follow_the_contract(log_files, tmp_path):
         "valid",
     ]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert set(metrics) == {"global_mean", "item_bias", "user_item_bias", "biased_mf", "item_knn"}
+    assert set(metrics) == {
+        "global_mean",
+        "item_bias",
+        "user_item_bias",
+        "user_genre",
+        "biased_mf",
+        "item_knn",
+    }
     for m in metrics.values():
         assert {"rmse", "mae", "urr", "n"} <= set(m)
     test = pd.read_parquet(tmp_path / "data" / "interactions.parquet").query("split == 'test'")
-    assert len(preds) == 5 * len(test)
+    assert len(preds) == 6 * len(test)
 
 
 def test_same_seed_same_artifacts(log_files, tmp_path):

@@ -23,6 +23,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from personasim.errors import ConfigError
 from personasim.serve.batching import DynamicBatcher
 
 __all__ = ["ServeSettings", "create_app", "parse_api_keys"]
@@ -57,17 +58,25 @@ def parse_api_keys(value: str | None) -> list[str]:
 ItemId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+_ONE_USER = {
+    "oneOf": [
+        {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+        {"required": ["profile"], "properties": {"profile": {"type": "string"}}},
+    ]
+}
+"""The spec of what the validator checks: exactly one way to name the user."""
+
+_SOME_ITEMS = {
+    "anyOf": [
+        {"required": ["item_ids"], "properties": {"item_ids": {"minItems": 1}}},
+        {"required": ["items"], "properties": {"items": {"minItems": 1}}},
+    ]
+}
+"""... and at least one item, by id or by description."""
+
+
 class _Query(BaseModel):
-    # The spec says what the validator checks: exactly one way to name the user.
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
-                {"required": ["profile"], "properties": {"profile": {"type": "string"}}},
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_USER)
 
     user_id: str | None = Field(None, min_length=1, max_length=200)
     """A simulated user of the run."""
@@ -86,7 +95,7 @@ class NewItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=300, pattern=r"\S")
     year: int | None = Field(None, ge=1800, le=2200)
     genres: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
         default_factory=list, max_length=20
@@ -97,6 +106,8 @@ class ItemsQuery(_Query):
     """A user and the items to score: catalogue ids, descriptions of new items, or both
     (the answers follow ``item_ids``, then ``items``)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [_ONE_USER, _SOME_ITEMS]})
+
     item_ids: list[ItemId] = Field(default_factory=list, max_length=MAX_ITEMS)
     items: list[NewItem] = Field(default_factory=list, max_length=MAX_ITEMS)
 
@@ -104,8 +115,6 @@ class ItemsQuery(_Query):
     def _some_items(self) -> ItemsQuery:
         if not self.item_ids and not self.items:
             raise ValueError("give item_ids, items (descriptions of new items), or both")
-        if len(self.item_ids) + len(self.items) > MAX_ITEMS:
-            raise ValueError(f"at most {MAX_ITEMS} items per request")
         return self
 
 
@@ -321,8 +330,11 @@ class AgentService:
         self.check_items(query.item_ids)
         if not query.items:
             return list(query.item_ids)
-        with self.lock:
-            described = self.agent.describe_items([i.model_dump() for i in query.items])
+        try:
+            with self.lock:
+                described = self.agent.describe_items([i.model_dump() for i in query.items])
+        except ConfigError as e:
+            raise _ApiError(422, "invalid_request", str(e)) from None
         return [*query.item_ids, *described]
 
     def check_items(self, items: Sequence[str]) -> None:
