@@ -674,10 +674,10 @@ class EvaluateStage(Stage):
         """Intervals, distributions, groups and the paired comparison with the best
         baseline, all on the pairs every model scored (the agents' pairs)."""
         cfg = self.config.evaluate
-        rounds, seed = cfg.bootstrap_rounds, self.config.seed
         on = predictions.merge(pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
         valid = on[on["valid"]]
-        baselines = [b for b in cfg.baselines if b in set(valid["model"])]
+        present = set(valid["model"])
+        baselines = [b for b in cfg.baselines if b in present]
         best = (
             min(baselines, key=lambda b: rmse(*_truth_pred(valid[valid.model == b])))
             if baselines
@@ -685,24 +685,13 @@ class EvaluateStage(Stage):
         )
         histograms = rating_histograms(on, tuple(self.config.data.rating_scale))  # type: ignore[arg-type]
         for name, part in valid.groupby("model", sort=False):
-            r, a = rmse_mae_intervals(part, rounds=rounds, seed=seed)
             entry: dict[str, Any] = {
-                "n": int(len(part)),
-                "n_users": int(part["user_id"].nunique()),
-                "rmse": round(r.estimate, 6),
-                "rmse_ci": r.as_list(),
-                "mae": round(a.estimate, 6),
-                "mae_ci": a.as_list(),
+                **self._errors(part),
                 "histogram": histograms.get(str(name)),
                 **distribution_distance(histograms[str(name)]),
             }
-            if best is not None and name != best:
-                entry["vs_best_baseline"] = {
-                    "baseline": best,
-                    **self._paired(part, valid[valid.model == best]),
-                }
-            if name in AGENT_MODES and PRIOR_MODEL in metrics:
-                entry["vs_prior_alone"] = self._paired(part, valid[valid.model == PRIOR_MODEL])
+            by_model = {m: valid[valid.model == m] for m in (best, PRIOR_MODEL) if m in present}
+            entry.update(self._versus(str(name), part, by_model, best))
             metrics[str(name)]["compared"] = entry
         groups = self._groups()
         if groups is not None:
@@ -728,27 +717,42 @@ class EvaluateStage(Stage):
         best = min(baselines, key=lambda b: rmse(*_truth_pred(by_model[b])), default=None)
         models: dict[str, Any] = {}
         for name, part in by_model.items():
-            r, a = rmse_mae_intervals(part, rounds=cfg.bootstrap_rounds, seed=self.config.seed)
-            entry: dict[str, Any] = {
+            models[name] = {
                 "kind": metrics[name].get("kind"),
-                "n": int(len(part)),
-                "n_users": int(part["user_id"].nunique()),
-                "rmse": round(r.estimate, 6),
-                "rmse_ci": r.as_list(),
-                "mae": round(a.estimate, 6),
-                "mae_ci": a.as_list(),
+                **self._errors(part),
+                **self._versus(name, part, by_model, best),
             }
-            if best is not None and name != best:
-                entry["vs_best_baseline"] = {"baseline": best, **self._paired(part, by_model[best])}
-            if name in AGENT_MODES and PRIOR_MODEL in by_model:
-                entry["vs_prior_alone"] = self._paired(part, by_model[PRIOR_MODEL])
-            models[name] = entry
         return {
             "definition": "test pairs whose item has no training rating",
             "items": int(on["item_id"].nunique()),
             "best_baseline": best,
             "models": models,
         }
+
+    def _errors(self, part: pd.DataFrame) -> dict[str, Any]:
+        """RMSE and MAE of one model's pairs with their user-bootstrap intervals."""
+        cfg = self.config.evaluate
+        r, a = rmse_mae_intervals(part, rounds=cfg.bootstrap_rounds, seed=self.config.seed)
+        return {
+            "n": int(len(part)),
+            "n_users": int(part["user_id"].nunique()),
+            "rmse": round(r.estimate, 6),
+            "rmse_ci": r.as_list(),
+            "mae": round(a.estimate, 6),
+            "mae_ci": a.as_list(),
+        }
+
+    def _versus(
+        self, name: str, part: pd.DataFrame, by_model: dict[str, pd.DataFrame], best: str | None
+    ) -> dict[str, Any]:
+        """A model's paired comparisons: with the best baseline (unless it is that one)
+        and, for an agent, with its prior alone (when `by_model` holds them)."""
+        out: dict[str, Any] = {}
+        if best is not None and name != best:
+            out["vs_best_baseline"] = {"baseline": best, **self._paired(part, by_model[best])}
+        if name in AGENT_MODES and PRIOR_MODEL in by_model:
+            out["vs_prior_alone"] = self._paired(part, by_model[PRIOR_MODEL])
+        return out
 
     def _paired(self, model: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any]:
         """RMSE of `model` minus `other` on their shared pairs, with a paired user
