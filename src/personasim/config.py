@@ -33,7 +33,9 @@ from pydantic import (
 from personasim.errors import ConfigError
 
 __all__ = [
+    "AGENT_ADAPTERS",
     "BUILTIN_DATASETS",
+    "AgentKind",
     "AgentConfig",
     "ColumnMap",
     "DataConfig",
@@ -53,6 +55,19 @@ __all__ = [
     "load_config",
     "read_toml",
 ]
+
+AgentKind = Literal["zero-shot", "global-lora", "persona-lora"]
+"""The agent kinds, one name each in the configuration, the CLI, the artifacts and the
+report: the base model alone (zero-shot), one adapter for every user (global-lora), one
+adapter per persona (persona-lora)."""
+
+AGENT_ADAPTERS: dict[str, str] = {
+    "zero-shot": "none",
+    "global-lora": "global",
+    "persona-lora": "persona",
+}
+"""Agent kind -> the adapters it answers through (`agents.modes` trains "global" and
+"persona"; "none" is the base model)."""
 
 BUILTIN_DATASETS = ("ml-100k", "ml-1m")
 """MovieLens datasets that ship inside Python packages and load offline."""
@@ -214,7 +229,7 @@ class EvaluateConfig(_Section):
     """Neighbours per prediction of the explicit item-kNN (LensKit `max_nbrs`)."""
     clip_to_scale: bool = True
     """Clip predicted ratings to `data.rating_scale`."""
-    agents: list[Literal["zero-shot", "global-lora", "persona-lora"]] = [
+    agents: list[AgentKind] = [
         "zero-shot",
         "global-lora",
         "persona-lora",
@@ -289,7 +304,7 @@ class SimulateConfig(_Section):
     """Rankings exported from any system, name = "path/to/file" (CSV/TSV or Parquet of
     ``user_id, item_id, rank``; rank 1 first): each is simulated as one more recommender
     (list it in `recommenders`, or give it with ``simulate --rankings``)."""
-    agent: Literal["persona-lora", "global-lora", "zero-shot"] = "persona-lora"
+    agent: AgentKind = "persona-lora"
     """Which agents play the users."""
     users: int = Field(0, ge=0)
     """Simulated users (a seeded sample of the run's users; 0: all)."""

@@ -3,7 +3,7 @@ evaluation's baselines and the simulation."""
 
 from __future__ import annotations
 
-from personasim.cf.dataset import training_dataset
+from personasim.cf.dataset import training_dataset, training_log
 from personasim.cf.implicit import IMPLICIT_SCORERS, ImplicitScorer, ImplicitSettings, fit_implicit
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "ImplicitSettings",
     "fit_implicit",
     "training_dataset",
+    "training_log",
 ]

@@ -1,4 +1,4 @@
-"""The training log as a LensKit dataset."""
+"""What the collaborative models train on, and that log as a LensKit dataset."""
 
 from __future__ import annotations
 
@@ -6,7 +6,26 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["training_dataset"]
+from personasim.data.tables import read_parquet
+from personasim.workspace import Workspace
+
+__all__ = ["training_dataset", "training_log"]
+
+
+def training_log(workspace: Workspace, interactions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """What the baselines and recommenders train on: the sampled users' train part plus
+    the other users' histories (when the split kept them), and a description of it."""
+    train = interactions[interactions["split"] == "train"]
+    others = read_parquet(workspace.require("data", "others.parquet"))
+    n_users = interactions["user_id"].nunique()
+    if others.empty:
+        return train, f"train part of the {n_users} sampled users"
+    training = pd.concat([train, others], ignore_index=True)
+    described = (
+        f"train part of the {n_users} sampled users + full histories of "
+        f"{others['user_id'].nunique()} other users"
+    )
+    return training, described
 
 
 def training_dataset(training: pd.DataFrame) -> Any:

@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personasim.config import config_hash
+from personasim.cf.dataset import training_log
+from personasim.config import AGENT_ADAPTERS, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.bootstrap import mean_interval
-from personasim.pipeline.evaluate import AGENT_MODES, EvaluateStage, training_log
+from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
@@ -86,7 +87,7 @@ class SimulateStage(Stage):
         """Whether the agents that play the users are configured to be trained (or
         are the zero-shot base model)."""
         agent = self.config.simulate.agent
-        return agent == "zero-shot" or AGENT_MODES[agent] in self.config.agents.modes
+        return agent == "zero-shot" or AGENT_ADAPTERS[agent] in self.config.agents.modes
 
     def _recommender_source(self, name: str) -> list[str | None]:
         """What a recommender's sessions depend on besides its name: the plugin it is
@@ -150,7 +151,7 @@ class SimulateStage(Stage):
                 "simulate: agents.modes does not train the %s agents: offline metrics only "
                 "(add %r to agents.modes, or set simulate.agent)",
                 cfg.agent,
-                AGENT_MODES[cfg.agent],
+                AGENT_ADAPTERS[cfg.agent],
             )
             agent = None
         timings: dict[str, float] = {}
@@ -506,7 +507,7 @@ class _LazyAgent:
             from personasim.agents import UserAgent
 
             logger.info("simulate: loading the %s agents", self.model)
-            self._agent = UserAgent.from_workdir(self.workdir, mode=AGENT_MODES[self.model])
+            self._agent = UserAgent.from_workdir(self.workdir, mode=AGENT_ADAPTERS[self.model])
         return self._agent
 
 

@@ -104,7 +104,8 @@ class Stage(ABC):
     upstream: ClassVar[tuple[type[Stage], ...]] = ()
     keeps_checkpoints: ClassVar[bool] = False
     """Whether the per-unit checkpoints outlive a finished build (they are reused when
-    only some units change, e.g. a recommender joins the simulation)."""
+    only some units change, e.g. a recommender joins the simulation); ``--force``
+    clears them first."""
     reason: str = ""
     """Why the current build runs ("forced", "configuration changed", ...)."""
 
@@ -206,6 +207,8 @@ class Stage(ABC):
         logger.info("%s: running (%s)", self.name, reason)
         self.workspace.check_writable()
         with self.workspace.lock():
+            if force and self.keeps_checkpoints:
+                self.workspace.clear_checkpoints(self.folder)  # forced: nothing reused
             return self._build_and_commit(reason)
 
     def _build_and_commit(self, reason: str) -> StageResult:
