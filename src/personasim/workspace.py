@@ -15,7 +15,6 @@ leaves nothing half-written where later stages look.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -26,6 +25,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 from personasim.config import RunConfig, load_config, read_toml
 from personasim.errors import ConfigError, StageError
@@ -205,32 +206,29 @@ class Workspace:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the run folder's lock: one personasim process writes to a folder at a time.
+        """Hold the run folder's lock: one personasim process writes to a folder at a time
+        (a `filelock` lock on ``.lock``, released by the system when its holder dies; the
+        holder names itself in ``.lock.owner`` for the error a second process gets).
 
         Raises:
             StageError: Another process holds it.
         """
-        path = self.root / ".lock"
-        with path.open("a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                owner = handle.read().strip() or "another process"
-                raise StageError(
-                    f"{self.root} is in use by {owner}; wait for it to finish "
-                    "(two runs writing one folder would mix their results)"
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"personasim pid {os.getpid()}")
-            handle.flush()
-            try:
-                yield
-            finally:
-                handle.seek(0)
-                handle.truncate()
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        held = filelock.FileLock(self.root / ".lock", timeout=0)
+        owner = self.root / ".lock.owner"
+        try:
+            held.acquire()
+        except filelock.Timeout:
+            holder = owner.read_text().strip() if owner.exists() else ""
+            raise StageError(
+                f"{self.root} is in use by {holder or 'another process'}; wait for it to "
+                "finish (two runs writing one folder would mix their results)"
+            ) from None
+        try:
+            atomic_write_text(owner, f"personasim pid {os.getpid()}")
+            yield
+        finally:
+            owner.unlink(missing_ok=True)
+            held.release()
 
     def checkpoint_dir(self, stage: str, key: str) -> Path:
         """A folder for per-unit results of a long stage, valid for one configuration.

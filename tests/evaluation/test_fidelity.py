@@ -69,6 +69,10 @@ def test_groups_and_histograms():
         wasserstein_distance([1, 2, 3, 4, 5], [1, 2, 3, 4, 5], hist["true"], hist["predicted"])
     )
     assert distribution_distance({**far, "predicted": far["true"]})["kl"] == pytest.approx(0)
+    # KL(true || predicted) with 1e-3 added to every bin, from its definition
+    p = (np.array(far["true"]) + 1e-3) / (1 + 5e-3)
+    q = (np.array(far["predicted"]) + 1e-3) / (1 + 5e-3)
+    assert distribution_distance(far)["kl"] == pytest.approx(np.sum(p * np.log(p / q)), abs=1e-6)
 
 
 @pytest.mark.parametrize(

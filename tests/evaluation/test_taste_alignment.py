@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import f1_score
 
 from personasim.evaluation.taste import (
     best_f1_threshold,
@@ -88,7 +88,28 @@ def test_same_seed_same_lists(log):
     assert not a.equals(c)
 
 
-def test_list_metrics_match_scikit_learn():
+def _by_hand(positive: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+    """The per-list metrics from their definitions: counts, and AUC as the share of
+    (positive, negative) pairs ranked right (ties one half)."""
+    yes = score >= threshold
+    tp, fp = int((yes & positive).sum()), int((yes & ~positive).sum())
+    fn, tn = int((~yes & positive).sum()), int((~yes & ~positive).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    pos, neg = score[positive], score[~positive]
+    right = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    auc = right / (len(pos) * len(neg)) if len(pos) and len(neg) else float("nan")
+    return {
+        "accuracy": (tp + tn) / len(score),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "auc": auc,
+    }
+
+
+def test_list_metrics_follow_their_definitions():
     rng = np.random.default_rng(3)
     frames = []
     for u in range(5):
@@ -96,16 +117,17 @@ def test_list_metrics_match_scikit_learn():
         score = rng.normal(size=16) + positive * 0.8
         score[3] = score[5]  # a tie
         frames.append(pd.DataFrame({"user_id": f"u{u}", "positive": positive, "score": score}))
+    # a list where nothing clears the threshold, and one of a single class
+    frames.append(pd.DataFrame({"user_id": "u5", "positive": [True, False], "score": [-9.0, -9.5]}))
+    frames.append(pd.DataFrame({"user_id": "u6", "positive": [True, True], "score": [1.0, 0.0]}))
     scored = pd.concat(frames, ignore_index=True)
     got = list_metrics(scored, threshold=0.3).set_index("user_id")
+    assert list(got.index) == [f"u{u}" for u in range(7)]
     for user, one in scored.groupby("user_id"):
-        yes = one.score >= 0.3
-        row = got.loc[user]
-        assert row.accuracy == pytest.approx(accuracy_score(one.positive, yes))
-        assert row.precision == pytest.approx(precision_score(one.positive, yes, zero_division=0))
-        assert row.recall == pytest.approx(recall_score(one.positive, yes))
-        assert row.f1 == pytest.approx(f1_score(one.positive, yes, zero_division=0))
-        assert row.auc == pytest.approx(roc_auc_score(one.positive, one.score))
+        expected = _by_hand(one.positive.to_numpy(bool), one.score.to_numpy(), 0.3)
+        for metric, value in expected.items():
+            assert got.loc[user, metric] == pytest.approx(value, nan_ok=True), (user, metric)
+    assert got.loc["u5", "precision"] == 0.0 and np.isnan(got.loc["u6", "auc"])
 
 
 def test_threshold_maximises_f1_on_calibration_lists():

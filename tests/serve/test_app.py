@@ -272,3 +272,14 @@ def test_agents_that_fail_to_load_are_reported_not_hidden(trained_run):
     )
     assert health.json() == {"status": "failed", "error": "FileNotFoundError: adapters/p0 is gone"}
     assert rate.status_code == 503 and rate.json()["error"]["code"] == "load_failed"
+
+
+def test_the_cold_user_asked_for_last_is_forgotten_last():
+    from personasim.serve.app import _ColdUsers
+
+    forgotten: list[str] = []
+    cold = _ColdUsers(2, forgotten.append)
+    cold["a"], cold["b"] = "p0", "p1"
+    cold.get("a")  # asked for again
+    cold["c"] = "p2"
+    assert forgotten == ["b"] and set(cold) == {"a", "c"}

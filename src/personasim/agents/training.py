@@ -47,6 +47,7 @@ __all__ = [
     "PackedExamples",
     "TrainResult",
     "batch_loss",
+    "linear_decay",
     "make_packs",
     "train_adapter",
 ]
@@ -193,6 +194,16 @@ def batch_loss(
     return per.mean()
 
 
+def linear_decay(optimizer: Any, total_steps: int) -> Any:
+    """The learning-rate schedule: from the optimiser's rate down to zero over
+    `total_steps`, no warm-up (transformers' linear schedule)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(
+        optimizer, num_warmup_steps=0, num_training_steps=max(total_steps, 1)
+    )
+
+
 def train_adapter(
     lm: AgentLM,
     packs: list[PackedExamples],
@@ -246,9 +257,7 @@ def train_adapter(
     params = [p for p in lm.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     total_steps = len(batches) * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: max(0.0, 1.0 - step / max(total_steps, 1))
-    )
+    scheduler = linear_decay(optimizer, total_steps)
     # In bf16 the frozen base runs in bf16 and the LoRA weights, their gradients and the
     # optimiser state stay float32 (autocast casts them for the matmuls).
     autocast = torch.autocast(

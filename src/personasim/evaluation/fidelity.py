@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wasserstein_distance
+from scipy.stats import entropy, wasserstein_distance
 
 from personasim.evaluation.metrics import rating_metrics
 
@@ -76,4 +76,4 @@ def distribution_distance(histogram: dict[str, list[float]]) -> dict[str, float]
     w1 = wasserstein_distance(values, values, true, pred) if true.sum() and pred.sum() else np.nan
     p = (true + _KL_SMOOTHING) / (true + _KL_SMOOTHING).sum()
     q = (pred + _KL_SMOOTHING) / (pred + _KL_SMOOTHING).sum()
-    return {"wasserstein": round(float(w1), 6), "kl": round(float(np.sum(p * np.log(p / q))), 6)}
+    return {"wasserstein": round(float(w1), 6), "kl": round(float(entropy(p, q)), 6)}

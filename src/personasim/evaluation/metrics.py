@@ -7,24 +7,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
 __all__ = ["mae", "parse_rating", "rating_metrics", "rmse", "urr"]
 
 
 def rmse(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Root mean squared error (NaN for no pairs)."""
+    """Root mean squared error (scikit-learn's; NaN for no pairs)."""
     truth, predicted = np.asarray(truth, "float64"), np.asarray(predicted, "float64")
     if truth.size == 0:
         return float("nan")
-    return float(np.sqrt(np.mean((predicted - truth) ** 2)))
+    return float(root_mean_squared_error(truth, predicted))
 
 
 def mae(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Mean absolute error (NaN for no pairs)."""
+    """Mean absolute error (scikit-learn's; NaN for no pairs)."""
     truth, predicted = np.asarray(truth, "float64"), np.asarray(predicted, "float64")
     if truth.size == 0:
         return float("nan")
-    return float(np.mean(np.abs(predicted - truth)))
+    return float(mean_absolute_error(truth, predicted))
 
 
 def urr(valid: np.ndarray) -> float:

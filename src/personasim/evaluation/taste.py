@@ -25,7 +25,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+from sklearn.metrics import (
+    accuracy_score,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 __all__ = [
     "POPULARITY_BINS",
@@ -175,8 +180,6 @@ def _popularity_matched(
 def best_f1_threshold(scores: np.ndarray, positive: np.ndarray) -> float:
     """The score threshold (answer yes when ``score >= threshold``) with the highest
     pooled F1 on calibration lists; ties go to the higher threshold."""
-    from sklearn.metrics import precision_recall_curve
-
     scores = np.asarray(scores, "float64")
     positive = np.asarray(positive, bool)
     if not positive.any():
@@ -190,7 +193,7 @@ def best_f1_threshold(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def list_metrics(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Accuracy, precision, recall, F1 and AUC of each candidate list.
+    """Accuracy, precision, recall, F1 and AUC of each candidate list (scikit-learn's).
 
     Args:
         scored: ``user_id, positive, score`` of one model's lists of one sampler and
@@ -201,43 +204,27 @@ def list_metrics(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
         One row per user: ``user_id, accuracy, precision, recall, f1, auc`` (precision
         is 0 when nothing is predicted positive; AUC is NaN for a list of one class).
     """
-    frame = scored[["user_id", "positive", "score"]].copy()
-    frame["yes"] = frame["score"].to_numpy("float64") >= threshold
-    frame["tp"] = frame["yes"] & frame["positive"]
-    frame["correct"] = frame["yes"] == frame["positive"]
-    grouped = frame.groupby("user_id", sort=True)
-    counts = grouped.agg(
-        n=("positive", "size"),
-        pos=("positive", "sum"),
-        yes=("yes", "sum"),
-        tp=("tp", "sum"),
-        correct=("correct", "sum"),
-    )
-    precision = np.where(counts["yes"] > 0, counts["tp"] / counts["yes"].clip(lower=1), 0.0)
-    recall = np.where(counts["pos"] > 0, counts["tp"] / counts["pos"].clip(lower=1), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    auc = grouped.apply(_auc, include_groups=False)
-    return pd.DataFrame(
-        {
-            "user_id": counts.index.to_numpy(),
-            "accuracy": (counts["correct"] / counts["n"]).to_numpy(),
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "auc": auc.reindex(counts.index).to_numpy(),
-        }
-    )
-
-
-def _auc(group: pd.DataFrame) -> float:
-    """ROC AUC of one list by the Mann-Whitney statistic (ties count one half)."""
-    positive = group["positive"].to_numpy(bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(group["score"].to_numpy("float64"))
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    rows = []
+    for user, one in scored.groupby("user_id", sort=True):
+        positive = one["positive"].to_numpy(bool)
+        score = one["score"].to_numpy("float64")
+        yes = score >= threshold
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            positive, yes, average="binary", zero_division=0.0
+        )
+        one_class = positive.all() or not positive.any()
+        rows.append(
+            {
+                "user_id": user,
+                "accuracy": float(accuracy_score(positive, yes)),
+                "precision": float(precision),
+                "recall": float(recall),
+                "f1": float(f1),
+                "auc": float("nan") if one_class else float(roc_auc_score(positive, score)),
+            }
+        )
+    columns = ["user_id", "accuracy", "precision", "recall", "f1", "auc"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def calibration(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, Any]:

@@ -8,7 +8,6 @@ take well under a second.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -19,6 +18,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 from personasim.config import LLMConfig
 from personasim.errors import BackendError, ConfigError
@@ -106,13 +107,11 @@ def model_identity(config: LLMConfig) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
+    """Hold the lock file `path`, waiting while another process (converting the same
+    model) holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # waits: another process may be converting
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with filelock.FileLock(path):
+        yield
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:

@@ -19,8 +19,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import cachetools
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from personasim.errors import ConfigError
@@ -220,6 +222,21 @@ class _BodyLimit:
         await self.app(scope, limited, send)
 
 
+class _ColdUsers(cachetools.LRUCache):  # type: ignore[type-arg]
+    """Cold-start users (key -> persona), least recently used evicted first; `forget`
+    is called with each evicted user."""
+
+    def __init__(self, maxsize: int, forget: Any) -> None:
+        super().__init__(maxsize)
+        self._forget = forget
+
+    def popitem(self) -> tuple[str, str]:
+        """Evict the least recently used user, and forget it."""
+        key, value = super().popitem()
+        self._forget(key)
+        return key, value
+
+
 class AgentService:
     """The agents, their lock and the cold-start placement behind the routes.
 
@@ -242,9 +259,9 @@ class AgentService:
         self.lock = threading.Lock()  # one model call at a time (batches and sessions)
         self._personas: Any = None
         self._activity: dict[str, int] = {}
-        self.cold: dict[str, str] = {}
-        self.cold_cache = cold_cache
-        """Cold-start users kept at most (the oldest is forgotten first)."""
+        self.cold = _ColdUsers(cold_cache, lambda user: self.agent.remove_user(user))
+        """Cold-start users kept, at most `cold_cache` (the least recently asked for is
+        forgotten first, with its blended adapter when no other user shares it)."""
 
     @property
     def agent(self) -> Any:
@@ -303,7 +320,10 @@ class AgentService:
             return query.user_id
         assert query.profile is not None
         key = COLD_PREFIX + hashlib.sha256(query.profile.encode()).hexdigest()[:16]
-        if not self.agent.knows_user(key):
+        if self.agent.knows_user(key):
+            with self.lock:
+                self.cold.get(key)  # recently used: forgotten last
+        else:
             if self._personas is None:
                 from personasim.personas.assignment import PersonaModel
 
@@ -311,10 +331,6 @@ class AgentService:
             placed = self._personas.assign([query.profile])
             membership = dict(zip(self._personas.names, placed.membership[0], strict=True))
             with self.lock:  # a blended adapter changes the model
-                if len(self.cold) >= self.cold_cache:
-                    oldest = next(iter(self.cold))
-                    self.cold.pop(oldest)
-                    self.agent.remove_user(oldest)  # and its blend, when unshared
                 self.cold[key] = self.agent.add_user(
                     key,
                     query.profile,
@@ -400,12 +416,14 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     app.state.batcher = batcher
     app.state.service = service
 
-    def authorised(request: Request) -> None:
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
         if not keys:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        given = token.strip().encode() if scheme.lower() == "bearer" else b""
+        given = credentials.credentials.strip().encode() if credentials else b""
         # Compare with every key (no early exit): the time does not tell which matched.
         ok = False
         for key in keys:
