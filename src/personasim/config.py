@@ -1,7 +1,7 @@
 """The run configuration: one TOML file, one section per stage.
 
 Every field is documented by the docstring under it; ``personasim config reference``
-prints them all as Markdown (the README's configuration reference is that output).
+prints them all as Markdown (docs/configuration.md is that output).
 Unknown keys are rejected, so a misspelt option fails loudly instead of being ignored.
 
 A run folder keeps the configuration it ran with in ``config.toml``. The effective
@@ -293,7 +293,7 @@ class SimulateConfig(_Section):
     `plugins`, or names registered under the `personasim.recommenders` entry point.
     Empty: the stage does nothing."""
     plugins: dict[str, str] = {}
-    """Your own recommenders, name = "module:object" (see the README: a class with
+    """Your own recommenders, name = "module:object" (see docs/simulation.md: a class with
     fit(training) and recommend(user_id, history, n), or a function)."""
     other_watch_priors: list[Literal["popularity", "itemknn", "implicit_mf"]] = []
     """Simulate the sessions again with the agents' watch prior swapped for each of
