@@ -194,3 +194,23 @@ def test_out_of_core_personas_are_the_in_memory_ones(log_files_module, tmp_path)
     a = pd.read_parquet(memory / "personas" / "assignments.parquet")
     b = pd.read_parquet(duck / "personas" / "assignments.parquet")
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
+
+
+def test_the_personas_recover_the_logs_latent_personas(run, small_log):
+    """The synthetic log's users follow 3 latent personas (each likes two genres and
+    dislikes one): the personas found from template profiles must recover them far
+    above chance (adjusted Rand index; 0 is chance, 1 the same partition)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    found = pd.read_parquet(run / "personas" / "assignments.parquet")
+    truth = small_log.users.assign(user_id=small_log.users.user_id.astype(str))
+    joined = found.merge(truth[["user_id", "persona"]], on="user_id", suffixes=("", "_true"))
+    assert len(joined) == len(found)
+    score = adjusted_rand_score(joined.persona_true, joined.persona)
+    # chance: the same persona sizes dealt out at random
+    rng = np.random.default_rng(0)
+    shuffled = [
+        adjusted_rand_score(joined.persona_true, rng.permutation(joined.persona.to_numpy()))
+        for _ in range(200)
+    ]
+    assert score >= 0.3 > max(shuffled)  # measured 0.50

@@ -117,20 +117,36 @@ def test_sampled_ratings_come_from_the_distribution():
 
 
 def test_one_pass_page_scoring_gives_the_same_sessions():
-    class OnePass(ScriptedAgents):
-        def page_scores(self, requests):
-            self.used = True
-            watch = self.watch_probabilities(requests)
-            return list(zip(watch, self.rating_distributions(requests), strict=True))
-
+    """Agents that answer a page in one call (``page_scores``) are asked only that, once
+    per shown page, and their sessions are those of two-call agents giving the same
+    answers."""
     pages = _pages([f"u{k}" for k in range(20)])
     ratings = {i: 1 + len(i) % 5 for p in pages.values() for pg in p for i in pg}
+
+    class OnePass:
+        def __init__(self):
+            self.pages = 0
+
+        def page_scores(self, requests):
+            self.pages += len(requests)
+            out = []
+            for _, items in requests:
+                probs = np.zeros((len(items), 5))
+                probs[np.arange(len(items)), [ratings[i] - 1 for i in items]] = 1.0
+                out.append((np.full(len(items), 0.6), {"probs": probs}))
+            return out
+
+        def watch_probabilities(self, requests):
+            raise AssertionError("asked P(watch) apart from the page")
+
+        rating_distributions = watch_probabilities
+
     for mode in ("sample", "threshold"):
         cfg = SimulateConfig(decisions=mode)
         two = run_sessions(
             ScriptedAgents(rating=ratings, default_watch=0.6), pages, {}, cfg, seed=2, label="r"
         )
-        one = run_sessions(
-            OnePass(rating=ratings, default_watch=0.6), pages, {}, cfg, seed=2, label="r"
-        )
+        agents = OnePass()
+        one = run_sessions(agents, pages, {}, cfg, seed=2, label="r", one_pass=True)
         assert one.events.equals(two.events) and one.sessions.equals(two.sessions)
+        assert agents.pages == int(two.sessions["pages"].sum())
