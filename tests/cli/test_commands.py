@@ -262,3 +262,9 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_finished_stages(
     assert "no space left" in failed.output and "rerun once fixed" in failed.output
     assert (tmp_path / "run" / "data" / "manifest.json").read_bytes() == before
     assert not list((tmp_path / "run").glob(".staging/ingest-*"))
+
+
+def test_serve_names_its_agents_as_evaluate_and_simulate_do(cli, tmp_path):
+    refused = cli("serve", "--workdir", str(tmp_path), "--agent", "lora")
+    assert refused.code == 2
+    assert "use zero-shot, global-lora, persona-lora" in refused.output

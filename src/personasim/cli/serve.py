@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from personasim.cli._common import WorkdirOpt
+from personasim.config import AGENT_ADAPTERS
 from personasim.errors import ConfigError
 
 __all__ = ["serve"]
@@ -30,9 +31,15 @@ def serve(
     workdir: WorkdirOpt,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
-    mode: Annotated[
-        str, typer.Option(help='Agents: "persona" (default), "global" or "none" (zero-shot).')
-    ] = "persona",
+    agent: Annotated[
+        str,
+        typer.Option(
+            "--agent",
+            "--mode",
+            help='Agents: "persona-lora" (default), "global-lora" or "zero-shot", the names '
+            "of evaluate.agents and simulate.agent (the older persona, global, none too).",
+        ),
+    ] = "persona-lora",
     batch_window_ms: Annotated[
         float, typer.Option(help="How long a request waits to share a model call.", min=0)
     ] = 10.0,
@@ -57,8 +64,11 @@ def serve(
     from personasim.agents import UserAgent
     from personasim.serve import AgentService, ServeSettings, create_app, parse_api_keys
 
-    if mode not in ("persona", "global", "none"):
-        raise typer.BadParameter(f"{mode!r}: use persona, global or none", param_hint="--mode")
+    mode = AGENT_ADAPTERS.get(agent, agent)
+    if mode not in AGENT_ADAPTERS.values():
+        raise typer.BadParameter(
+            f"{agent!r}: use {', '.join(AGENT_ADAPTERS)}", param_hint="--agent"
+        )
     keys = parse_api_keys(os.environ.get("PERSONASIM_API_KEYS"))
     if not keys and not _loopback(host):
         raise ConfigError(
