@@ -177,15 +177,11 @@ class RatingComparison:
         return min(present, key=lambda b: rmse(*_truth_pred(by_model[b])), default=None)
 
     def on_shared_pairs(
-        self,
-        predictions: pd.DataFrame,
-        pairs: pd.DataFrame,
-        scale: tuple[float, float],
+        self, on: pd.DataFrame, scale: tuple[float, float]
     ) -> tuple[dict[str, dict[str, Any]], str | None]:
-        """Per model, on the pairs every model scored (the agents' pairs): errors with
-        intervals, histogram and its distance from the truth's, and the paired
-        comparisons; and the best baseline there."""
-        on = predictions.merge(pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
+        """Per model, on the pairs every model scored (`on`: the predictions on the
+        agents' pairs): errors with intervals, histogram and its distance from the
+        truth's, and the paired comparisons; and the best baseline there."""
         valid = on[on["valid"]]
         by_model = {str(m): part for m, part in valid.groupby("model", sort=False)}
         best = self.best_baseline(by_model)
@@ -202,17 +198,12 @@ class RatingComparison:
         return compared, best
 
     def on_new_items(
-        self,
-        predictions: pd.DataFrame,
-        pairs: pd.DataFrame,
-        unseen: set[str],
-        kinds: dict[str, Any],
+        self, on: pd.DataFrame, unseen: set[str], kinds: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Every model on the scored test pairs of the `unseen` items (no training
-        rating holds them): errors with intervals, paired against the best baseline
-        there and, for the agents, against their prior alone. ``None`` when there are
-        no such pairs."""
-        on = predictions.merge(pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
+        """Every model on the scored test pairs (`on`: the predictions on the agents'
+        pairs) of the `unseen` items (no training rating holds them): errors with
+        intervals, paired against the best baseline there and, for the agents, against
+        their prior alone. ``None`` when there are no such pairs."""
         on = on[on["valid"] & on["item_id"].astype(str).isin(unseen)]
         if on.empty:
             return None

@@ -144,9 +144,10 @@ class EvaluateStage(Stage):
         frames, notes = baseline_ratings(
             fitted, test, stores["ratings"], scale=scale, fit_data=fit_data
         )
-        agents = self._agents()
+        training = (self.workspace.read_manifest("adapters") or {}).get("summary", {})
+        agents = self._agents(training)
         if agents is not None:
-            prior = self._prior_alone(test)
+            prior = self._prior_alone(test, training)
             if prior is not None:
                 frames.append(prior[0])
                 notes[PRIOR_MODEL] = prior[1]
@@ -158,20 +159,20 @@ class EvaluateStage(Stage):
         predictions = self._predictions(frames)
         metrics = model_metrics(predictions, pairs, notes, cfg.baselines)
         comparison = RatingComparison(cfg.baselines, cfg.bootstrap_rounds, seed)
+        # Every model's predictions on the agents' pairs, the frame of each comparison.
+        on_pairs = predictions.merge(pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
         compared, best = comparison.on_shared_pairs(
-            predictions,
-            pairs,
+            on_pairs,
             tuple(self.config.data.rating_scale),  # type: ignore[arg-type]
         )
         for name, entry in compared.items():
             metrics[name]["compared"] = entry
         groups = self._groups()
         if groups is not None:
-            on = predictions.merge(pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
-            write_parquet(group_metrics(on, groups), out / "groups.parquet")
+            write_parquet(group_metrics(on_pairs, groups), out / "groups.parquet")
         unseen = set(items.loc[items["train_count"] == 0, "item_id"].astype(str))
         kinds = {name: m.get("kind") for name, m in metrics.items()}
-        new_items = comparison.on_new_items(predictions, pairs, unseen, kinds)
+        new_items = comparison.on_new_items(on_pairs, unseen, kinds)
         if new_items is not None:
             atomic_write_text(out / "new_items.json", json.dumps(new_items, indent=2) + "\n")
         if agents is not None and agents.kinds and cfg.free_generation_pairs:
@@ -212,9 +213,10 @@ class EvaluateStage(Stage):
         )
         return predictions
 
-    def _agents(self) -> AgentScoring | None:
-        """The agent kinds to score (those `agents.modes` trained), or None when no
-        agents are trained here (with a warning when some were asked for)."""
+    def _agents(self, training: dict[str, Any]) -> AgentScoring | None:
+        """The agent kinds to score (those `agents.modes` trained; `training` is the
+        train stage's summary), or None when no agents are trained here (with a warning
+        when some were asked for)."""
         cfg = self.config.evaluate
         if not cfg.agents:
             return None
@@ -246,15 +248,16 @@ class EvaluateStage(Stage):
                 )
                 continue
             kinds.append(kind)
-        training = (self.workspace.read_manifest("adapters") or {})["summary"]
         return AgentScoring(self.workspace.root, kinds, self.config, training)
 
-    def _prior_alone(self, test: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]] | None:
-        """The agents' rating prior alone on every test pair, and its note."""
+    def _prior_alone(
+        self, test: pd.DataFrame, summary: dict[str, Any]
+    ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+        """The agents' rating prior alone on every test pair, and its note (`summary`:
+        the train stage's)."""
         folder = self.workspace.stage_dir("adapters")
         if not (folder / "prior.npy").exists():
             return None
-        summary = (self.workspace.read_manifest("adapters") or {}).get("summary", {})
         note = {
             "kind": "prior",
             "prior_model": summary.get("prior_model", self.config.agents.prior_model),
