@@ -16,7 +16,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomli_w
 from pydantic import (
@@ -621,6 +621,14 @@ class AgentConfig(_Section):
     the CF prediction (the prior alone reproduces the CF model); "mode" peaks it at the
     CF prediction, which truncation at 1 and 5 pulls towards 3 (a 4.70 gives 4.48 at
     sigma 0.8; the behaviour before this setting existed)."""
+    lm_weight: Annotated[float, Field(ge=0.0)] | Literal["fit"] = 1.0
+    """How far each adapter's own answer is trusted over the prior: the rating
+    distribution is softmax(w * log p_LM(digit) + log-prior); 1 is the adapter as trained,
+    0 the prior alone; "fit": per adapter, the w in [0, 2] of lowest RMSE on
+    `lm_weight_examples` of its users' train ratings it did not train on (those the cap
+    left out; without a cap they are held out of its training)."""
+    lm_weight_examples: int = Field(500, ge=10)
+    """Held-out rating examples per adapter that `lm_weight = "fit"` is fitted on."""
     use_rationales: bool = True
     """Put the user's most similar past rationale (Ml) in each prompt (the paper's RAFT
     context); off gives the "Ms only" ablation."""

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, adapter_base, adapter_folders
+from personasim.agents.calibration import weighted_digit_probs
 from personasim.agents.examples import described_item, item_records
 from personasim.agents.modeling import (
     BASE_ADAPTER,
@@ -69,6 +70,7 @@ class UserAgent:
         prior: CFPrior | None,
         index: RationaleIndex | None,
         watch_prior: WatchPrior | None = None,
+        lm_weights: Mapping[str, float] | None = None,
     ) -> None:
         self.lm = lm
         self.config = config
@@ -79,6 +81,9 @@ class UserAgent:
         self.prior = prior
         self.index = index
         self.watch_prior = watch_prior
+        self.lm_weights = dict(lm_weights or {})
+        """Per adapter, how far its answer is trusted over the prior (1 when absent;
+        ``agents.lm_weight``, :mod:`personasim.agents.calibration`)."""
         # the only tokens scoring reads: digits, then the yes and the no spellings
         self._answers = [*lm.digit_ids, *lm.yes_ids, *lm.no_ids]
         self.modes: tuple[AgentMode, ...] = (mode,)
@@ -165,7 +170,9 @@ class UserAgent:
             rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
             index = RationaleIndex.load(ws.stage_dir("adapters"), rationales, items)
         texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
-        agent = cls(lm, config, mode, texts, personas, items, prior, index, watch_prior)
+        trained = ((ws.read_manifest("adapters") or {}).get("summary") or {}).get("adapters", {})
+        weights = {name: float(trained.get(name, {}).get("lm_weight", 1.0)) for name in chosen}
+        agent = cls(lm, config, mode, texts, personas, items, prior, index, watch_prior, weights)
         agent.modes = tuple(modes)
         return agent
 
@@ -336,7 +343,17 @@ class UserAgent:
             )
         digits = list(range(5))  # the digits' columns of the kept answers
         adjusted = with_prior(lp.log_probs, digits, offsets)
-        probs, _ = answer_distribution(adjusted, [[c] for c in digits])
+        weight = self.lm_weights.get(self._adapter(user, mode), 1.0) if use_prior else 1.0
+        if weight == 1.0:
+            probs, _ = answer_distribution(adjusted, [[c] for c in digits])
+        else:
+            probs = torch.from_numpy(
+                weighted_digit_probs(
+                    lp.log_probs[:, digits].double().numpy(),
+                    None if offsets is None else offsets.double().numpy(),
+                    weight,
+                )
+            )
         # the language model's own mass on the digits, before the prior moves it
         mass = lp.log_probs[:, digits].exp().sum(dim=-1)
         probs_np = probs.double().numpy()
@@ -425,6 +442,7 @@ class UserAgent:
         if adapter in set(self.personas.values()):
             return  # another user answers through it
         self.lm.model.delete_adapter(adapter)
+        self.lm_weights.pop(adapter, None)
         for key in [k for k in self.lm.prefix_states_cache if k[0] == adapter]:
             self.lm.prefix_states_cache.pop(key, None)
 
@@ -481,6 +499,7 @@ class UserAgent:
                 adapter_name=name,
                 combination_type="cat",
             )
+            self.lm_weights[name] = sum(w * self.lm_weights.get(p, 1.0) for p, w in percents) / norm
         return name
 
     def rate(self, user_id: str, items: Sequence[str | Mapping[str, Any]]) -> list[float]:

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from personasim.agents.adapters import lora_config
-from personasim.agents.modeling import AgentLM, answer_distribution, with_prior
-from personasim.agents.prior import prior_logits
+from personasim.agents.calibration import digit_log_probs, weighted_digit_probs
+from personasim.agents.modeling import AgentLM
 from personasim.agents.training import make_packs, train_adapter
 from personasim.config import AgentConfig
 
@@ -43,36 +43,10 @@ def el2n_scores(
         config: The `[agents]` section (prior, sigma, batch size).
         adapter: The adapter to score with.
     """
-    import torch
-
-    prefixes: list[tuple[int, ...]] = []
-    slot_of: dict[str, int] = {}
-    items = []
-    for user, question in zip(rate["user_id"].astype(str), rate["question"], strict=True):
-        if user not in slot_of:
-            slot_of[user] = len(prefixes)
-            prefixes.append(lm.encode_prefix(texts[user]))
-        items.append((slot_of[user], lm.encode_suffix(question)))
-    lm.model.eval()
-    with torch.inference_mode():
-        scored = lm.score_cached(
-            prefixes,
-            [adapter] * len(prefixes),
-            items,
-            chunk=config.score_batch_items,
-            keep=lm.digit_ids,
-        )
-    digits = list(range(5))
-    offsets = None
-    if "logit" in config.prior:
-        priors = torch.tensor(rate["prior"].to_numpy("float32"))
-        offsets = prior_logits(priors, config.prior_sigma, config.prior_centre)
-    adjusted = with_prior(scored.log_probs.float(), digits, offsets)
-    probs, _ = answer_distribution(adjusted, [[d] for d in digits])
-    target = torch.nn.functional.one_hot(
-        torch.tensor(rate["target"].to_numpy("int64")) - 1, num_classes=5
-    ).to(probs.dtype)
-    return ((probs - target) ** 2).sum(dim=1).double().numpy()
+    lm_digits, offsets = digit_log_probs(lm, rate, texts, config, adapter)
+    probs = weighted_digit_probs(lm_digits, offsets, 1.0)
+    target = np.eye(5)[rate["target"].to_numpy("int64") - 1]
+    return ((probs - target) ** 2).sum(axis=1)
 
 
 def gradient_scores(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, lora_config, save_adapter
+from personasim.agents.calibration import digit_log_probs, fit_lm_weight, held_out_ratings
 from personasim.agents.examples import build_examples, item_records, select_examples
 from personasim.agents.modeling import AgentLM
 from personasim.agents.prior import fit_prior
@@ -36,6 +38,7 @@ from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
 from personasim.scale.executor import get_executor
+from personasim.workspace import atomic_write_text
 
 __all__ = ["AdapterJob", "TrainStage", "adapter_groups", "train_one_adapter"]
 
@@ -56,6 +59,10 @@ def adapter_groups(modes: list[str], assignments: pd.DataFrame) -> dict[str, lis
 SCORING_ONLY = ("score_batch_items", "prefix_cache_mib")
 """`[agents]` settings of scoring alone: changing them retrains no adapter."""
 
+LM_WEIGHT_SETTINGS = ("lm_weight", "lm_weight_examples")
+"""`[agents]` settings of the LM weight, fitted on trained adapters: they change the
+stage's output, not its adapters (which stay in their checkpoints)."""
+
 
 class TrainStage(Stage):
     """Build RAFT examples and train the agents' LoRA adapters."""
@@ -63,11 +70,12 @@ class TrainStage(Stage):
     name = "train"
     folder = "adapters"
     upstream = (IngestStage, ProfileStage, PersonasStage)
+    keeps_checkpoints = True  # each trained adapter: reused when only the LM weight changes
 
-    def settings(self) -> list[Any]:
-        """`[agents]` (less the scoring-only settings), the prior's model settings (it is
-        fitted with the `[evaluate]` models' hyper-parameters), the base weights, prompts,
-        seed."""
+    def settings(self, exclude: tuple[str, ...] = ()) -> list[Any]:
+        """`[agents]` (less the scoring-only settings and `exclude`), the prior's model
+        settings (it is fitted with the `[evaluate]` models' hyper-parameters), the base
+        weights, prompts, seed."""
         prior_model = self.config.evaluate.model_dump(
             include={
                 "bias_damping",
@@ -78,7 +86,7 @@ class TrainStage(Stage):
             }
         )
         agents = self.config.agents
-        scoring_only = set(SCORING_ONLY)
+        scoring_only = set(SCORING_ONLY) | set(exclude)
         if agents.selection == "gradient":  # it scores the candidates in such batches
             scoring_only.discard("score_batch_items")
         return [
@@ -203,8 +211,11 @@ class TrainStage(Stage):
         out: Path,
     ) -> dict[str, Any]:
         cfg = self.config.agents
+        # The adapters' checkpoints are named without the LM weight's settings: fitting
+        # the weight, or changing it, trains no adapter again.
+        adapter_settings = config_hash(*self.settings(exclude=LM_WEIGHT_SETTINGS))
         checkpoints = self.workspace.checkpoint_dir(
-            self.folder, config_hash(self.config_hash(), self.input_hashes())[:16]
+            self.folder, config_hash(adapter_settings, self.input_hashes())[:16]
         )
         texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
         rng = np.random.default_rng(self.config.seed)
@@ -227,16 +238,32 @@ class TrainStage(Stage):
                         pd.DataFrame({"row": gradients.index, "score": gradients.to_numpy()}),
                         checkpoints / f"{name}.gradients.parquet",
                     )
+            held_out = None
+            folder = checkpoints / name
+            if cfg.lm_weight == "fit":
+                # its own draws: the selection stays the one made without the fit
+                fit_rng = np.random.default_rng([self.config.seed, number])
+                rate = mine[mine["task"] == "rate"]
+                if not capped:  # every example is trained on: hold some out first
+                    size = min(cfg.lm_weight_examples, len(rate) // 5)
+                    held_out = held_out_ratings(rate, pd.Index([]), size, fit_rng)
+                    mine = mine.drop(held_out.index)
+                    folder = checkpoints / f"{name}-without-{len(held_out)}-held-out"
             frame = select_examples(mine, cfg, errors=errors, rng=rng, gradients=gradients)
+            if cfg.lm_weight == "fit" and held_out is None:
+                held_out = held_out_ratings(
+                    mine[mine["task"] == "rate"], frame.index, cfg.lm_weight_examples, fit_rng
+                )
             jobs.append(
                 AdapterJob(
                     name=name,
                     examples=frame,
                     texts={u: texts[u] for u in frame["user_id"].unique()},
                     users=len(users),
-                    folder=checkpoints / name,
+                    folder=folder,
                     config=cfg,
                     seed=self.config.seed + number,
+                    held_out=held_out,
                 )
             )
         results: dict[str, Any] = {}
@@ -257,9 +284,52 @@ class TrainStage(Stage):
         else:
             done = executor.map(train_on_worker, todo, label="training adapters", gpu=True)
             results.update({job.name: meta for job, meta in zip(todo, done, strict=True)})
-        for name in groups:
-            shutil.copytree(checkpoints / name, out / name)
+        loaded = [lm] if lm is not None else []
+
+        def model() -> AgentLM:  # loaded once, only when some weight is to be fitted
+            if not loaded:
+                loaded.append(AgentLM.load(cfg))
+            return loaded[0]
+
+        for job in jobs:
+            results[job.name] = {**results[job.name], **self._lm_weight(job, texts, model)}
+            shutil.copytree(job.folder, out / job.name)
         return {name: results[name] for name in groups}
+
+    def _lm_weight(
+        self, job: AdapterJob, texts: dict[str, str], model: Callable[[], AgentLM]
+    ) -> dict[str, Any]:
+        """The adapter's LM weight: the configured one, or fitted on its held-out rating
+        examples (kept beside its checkpoint, so a resumed run does not score them again)
+        with the base model `model()`."""
+        cfg = self.config.agents
+        if cfg.lm_weight != "fit":
+            return {"lm_weight": float(cfg.lm_weight)}
+        assert job.held_out is not None
+        path = job.folder.with_name(f"{job.folder.name}.lm-weight-{len(job.held_out)}.json")
+        if path.exists():
+            fit = json.loads(path.read_text())
+        elif job.held_out.empty:
+            fit = {"lm_weight": 1.0, "examples": 0}  # nothing to fit on: as trained
+        else:
+            from peft import PeftModel
+
+            lm = model()
+            base = lm.model
+            lm.model = PeftModel.from_pretrained(base, str(job.folder), is_trainable=False)
+            lm.prefix_states_cache.clear()  # states of another adapter of the same name
+            try:
+                with progress(f"LM weight of {job.name}", total=None):
+                    lm_digits, offsets = digit_log_probs(
+                        lm, job.held_out, texts, cfg, adapter="default"
+                    )
+            finally:
+                lm.model = lm.model.unload()
+                lm.prefix_states_cache.clear()
+            fit = fit_lm_weight(lm_digits, offsets, job.held_out["target"].to_numpy())
+            atomic_write_text(path, json.dumps(fit, indent=2) + "\n")
+        logger.info("train: adapter %s, LM weight %.3f", job.name, fit["lm_weight"])
+        return {"lm_weight": fit["lm_weight"], "lm_weight_fit": fit}
 
     @staticmethod
     def _gradient_scores(path: Path) -> pd.Series | None:
@@ -281,6 +351,8 @@ class AdapterJob:
     folder: Path
     config: AgentConfig
     seed: int
+    held_out: pd.DataFrame | None = None
+    """Rating examples of its users it does not train on (the LM weight's fit)."""
 
 
 def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str, Any]:
