@@ -125,7 +125,7 @@ def digit_log_probs(
             chunk=config.score_batch_items,
             keep=lm.digit_ids,
         )
-    lm_digits = scored.log_probs.float()[:, :5].double().numpy()
+    lm_digits = scored.log_probs[:, :5].double().numpy()
     offsets = None
     if "logit" in config.prior:
         priors = torch.tensor(rate["prior"].to_numpy("float32"))

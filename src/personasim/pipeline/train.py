@@ -7,6 +7,7 @@ resumes at the next adapter.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -284,13 +285,8 @@ class TrainStage(Stage):
         else:
             done = executor.map(train_on_worker, todo, label="training adapters", gpu=True)
             results.update({job.name: meta for job, meta in zip(todo, done, strict=True)})
-        loaded = [lm] if lm is not None else []
-
-        def model() -> AgentLM:  # loaded once, only when some weight is to be fitted
-            if not loaded:
-                loaded.append(AgentLM.load(cfg))
-            return loaded[0]
-
+        trained = lm
+        model = functools.cache(lambda: trained or AgentLM.load(cfg))  # only if a fit needs it
         for job in jobs:
             results[job.name] = {**results[job.name], **self._lm_weight(job, texts, model)}
             shutil.copytree(job.folder, out / job.name)
