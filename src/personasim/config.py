@@ -596,6 +596,11 @@ class AgentConfig(_Section):
     selection_warmup: float = Field(0.25, gt=0.0, le=1.0)
     """The "gradient" selection's warm-up run: this share of the budget of random rating
     examples, one epoch per checkpoint (two); the warm-up adapter is discarded."""
+    selection_pool: int = Field(4, ge=0)
+    """The "gradient" selection scores a seeded random pool of this many times the
+    budget of rating examples and chooses from it (each scoring pass is a forward pass
+    per candidate; 0: score every example, which on a large log costs more than the
+    training)."""
     loss: Literal["ce", "mse", "ce+mse"] = "ce+mse"
     """Rating loss: cross-entropy on the digit token, squared error of the expected
     rating over the digits, or their sum (`mse_weight` scales the squared error)."""

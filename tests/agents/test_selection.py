@@ -72,3 +72,11 @@ def test_warm_up_scores_every_rating_example_and_leaves_the_model_as_it_was(agen
         examples, cfg, errors=None, rng=np.random.default_rng(0), gradients=constructed
     )
     assert len(chosen) == 8 and constructed[chosen.index].sum() >= 7
+    # a pool of twice the budget: only those are scored, and the selection keeps to them
+    pooled = cfg.model_copy(update={"selection_pool": 2})
+    scored = gradient_scores(lm, examples, agent.profiles, pooled, seed=0)
+    assert len(scored) == 16 and set(scored.index) < set(examples.index)
+    chosen = select_examples(
+        examples, pooled, errors=None, rng=np.random.default_rng(0), gradients=scored
+    )
+    assert len(chosen) == 8 and set(chosen.index) <= set(scored.index)

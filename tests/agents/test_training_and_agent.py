@@ -314,5 +314,7 @@ def test_scoring_settings_leave_the_adapters_up_to_date(
     ws = Workspace(trained_run)
     scoring = make_agent_config(agent_log_files, score_batch_items=7, prefix_cache_mib=1)
     assert TrainStage(ws, scoring).status() is None
+    # the gradient selection's pool means nothing to a random selection
+    assert TrainStage(ws, make_agent_config(agent_log_files, selection_pool=9)).status() is None
     training = make_agent_config(agent_log_files, lora_rank=4)
     assert TrainStage(ws, training).status() == "configuration changed"

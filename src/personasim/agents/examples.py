@@ -185,8 +185,8 @@ def select_examples(
         errors: Per rating example (same index), the prior's absolute error; used by
             the "cf_error" selection.
         rng: Randomness.
-        gradients: Per rating example, its gradient score (:mod:`.selection`); used by
-            the "gradient" selection.
+        gradients: Per scored rating example, its gradient score (:mod:`.selection`);
+            used by the "gradient" selection, which chooses among the scored ones only.
     """
     rate = examples[examples["task"] == "rate"]
     watch = examples[examples["task"] == "watch"]
@@ -197,7 +197,8 @@ def select_examples(
             weights = errors.reindex(rate.index).to_numpy() + 0.25
         elif config.selection == "gradient" and gradients is not None:
             scores = gradients.reindex(rate.index).to_numpy()
-            weights = scores + 0.05 * scores.mean() + 1e-12  # every example stays possible
+            # every scored example stays possible; those outside the scored pool are not
+            weights = np.nan_to_num(scores + 0.05 * np.nanmean(scores) + 1e-12)
         if weights is not None:
             chosen = rng.choice(len(rate), size=cap, replace=False, p=weights / weights.sum())
         else:

@@ -58,13 +58,15 @@ def gradient_scores(
     seed: int,
     on_step: Callable[[int], None] | None = None,
 ) -> pd.Series:
-    """EL2N of every rating example of one adapter, averaged over the checkpoints of a
-    warm-up run on ``selection_warmup`` x the budget of random rating examples.
+    """EL2N of one adapter's candidate rating examples, averaged over the checkpoints of
+    a warm-up run on ``selection_warmup`` x the budget of random rating examples.
 
-    The warm-up adapter is discarded; `lm.model` is left as it was.
+    The candidates are every rating example, or a seeded random pool of
+    ``selection_pool`` x the budget of them when there are more. The warm-up adapter is
+    discarded; `lm.model` is left as it was.
 
     Returns:
-        One score per rating example, indexed like `examples`.
+        One score per candidate, indexed like `examples`.
     """
     import torch
     from peft import get_peft_model
@@ -75,6 +77,9 @@ def gradient_scores(
     budget = config.max_examples_per_adapter or len(rate)
     size = max(8, int(round(config.selection_warmup * budget)))
     warm = rate.iloc[np.sort(rng.choice(len(rate), size=min(size, len(rate)), replace=False))]
+    pool = config.selection_pool * budget
+    if 0 < pool < len(rate):
+        rate = rate.iloc[np.sort(rng.choice(len(rate), size=pool, replace=False))]
     base: Any = lm.model
     lm.model = get_peft_model(base, lora_config(config, lm.n_layers))
     lm.prefix_states_cache.clear()

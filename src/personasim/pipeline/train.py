@@ -87,11 +87,13 @@ class TrainStage(Stage):
             }
         )
         agents = self.config.agents
-        scoring_only = set(SCORING_ONLY) | set(exclude)
+        excluded = set(SCORING_ONLY) | set(exclude)
         if agents.selection == "gradient":  # it scores the candidates in such batches
-            scoring_only.discard("score_batch_items")
+            excluded.discard("score_batch_items")
+        else:  # only the gradient selection has a pool (older runs keep their hash)
+            excluded.add("selection_pool")
         return [
-            agents.model_dump(mode="json", exclude=scoring_only),
+            agents.model_dump(mode="json", exclude=excluded),
             prior_model,
             AgentLM.identity(self.config.agents),
             AGENT_PROMPT_VERSION,
