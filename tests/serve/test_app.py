@@ -176,8 +176,15 @@ def test_corrupted_or_pickled_adapters_are_refused(trained_run, tmp_path):
 
 def test_blended_adapter_is_the_membership_weighted_sum_of_the_personas(agent):
     first, second = sorted(set(agent.personas.values()))[:2]
-    name = agent.blended_adapter({first: 0.56, second: 0.24, "unused": 0.0})
+    saved = dict(agent.lm_weights)
+    agent.lm_weights.update({first: 0.2, second: 1.2})
+    try:
+        name = agent.blended_adapter({first: 0.56, second: 0.24, "unused": 0.0})
+    finally:
+        agent.lm_weights.update({k: saved.get(k, 1.0) for k in (first, second)})
     assert name == f"blend-{first}_70-{second}_30"
+    # the blend trusts its answer over its prior as its personas do, by membership
+    assert agent.lm_weights[name] == pytest.approx(0.7 * 0.2 + 0.3 * 1.2)
     assert agent.blended_adapter({first: 0.7, second: 0.3}) == name  # reused
     layer = next(m for m in agent.lm.model.modules() if hasattr(m, "lora_A") and name in m.lora_A)
 
@@ -223,6 +230,8 @@ def test_forgotten_cold_users_take_their_blended_adapters_with_them(trained_run)
     assert len(blends) > 2  # more blends were made than the cache keeps
     alive = set(agent.lm.model.peft_config) - before
     assert len(service.cold) == 2 and len(alive) <= 2
+    # a forgotten blend's LM weight goes with it
+    assert {a for a in agent.lm_weights if a.startswith("blend-")} <= alive
     assert alive == {agent.persona_of(u) for u in service.cold} & alive
     assert agent.run_users == sum(agent.persona_sizes().values()) == len(agent.profiles) - 2
     run_user = min(u for u in agent.profiles if not agent.is_added(u))
