@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from personasim._version import __version__
 from personasim.cli._common import configure_logging
+from personasim.cli.compare import compare
 from personasim.cli.config import config_app
 from personasim.cli.evaluate import evaluate
 from personasim.cli.ingest import ingest
@@ -75,6 +76,7 @@ app.command()(run)
 app.command()(serve)
 app.command()(status)
 app.command()(tune)
+app.command()(compare)
 app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")
 

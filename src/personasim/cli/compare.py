@@ -1,0 +1,55 @@
+"""`personasim compare`: models of several run folders, paired on shared test pairs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from personasim.errors import ConfigError
+from personasim.evaluation.compare import compare_runs, parse_run_model
+from personasim.progress import console
+
+__all__ = ["compare"]
+
+
+def compare(
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Run folders, each FOLDER or FOLDER:MODEL (e.g. runs/a:global-lora); "
+            "the first is the reference.",
+            show_default=False,
+        ),
+    ],
+    rounds: Annotated[int, typer.Option(help="User-bootstrap resamples.", min=100)] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the resamples.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """RMSE of each later run's model minus the first's, on the test pairs both rated,
+    with the paired user-bootstrap interval (an ablation's verdict). Without a MODEL,
+    every model both runs evaluated is compared with its namesake."""
+    if len(runs) < 2:
+        raise ConfigError("compare needs a reference run and at least one other")
+    specs = [parse_run_model(spec) for spec in runs]
+    rows = compare_runs(specs[0], specs[1:], rounds=rounds, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="RMSE, candidate minus reference, on shared test pairs")
+    for column in ("reference", "candidate", "pairs", "RMSE ref", "RMSE cand", "diff (95%)"):
+        table.add_column(column)
+    for r in rows:
+        low, high = r["ci"]
+        verdict = "" if low <= 0 <= high else (" better" if high < 0 else " worse")
+        table.add_row(
+            r["reference"],
+            r["candidate"],
+            str(r["pairs"]),
+            f"{r['rmse_reference']:.4f}",
+            f"{r['rmse_candidate']:.4f}",
+            f"{r['difference']:+.4f} ({low:+.4f} .. {high:+.4f}){verdict}",
+        )
+    console.print(table)
