@@ -6,7 +6,7 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from personasim.errors import ConfigError
 from personasim.evaluation.compare import compare_runs, parse_run_model
@@ -38,18 +38,14 @@ def compare(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="RMSE, candidate minus reference, on shared test pairs")
-    for column in ("reference", "candidate", "pairs", "RMSE ref", "RMSE cand", "diff (95%)"):
-        table.add_column(column)
-    for r in rows:
+    for r in rows:  # one sentence each: it reads at any terminal width
         low, high = r["ci"]
-        verdict = "" if low <= 0 <= high else (" better" if high < 0 else " worse")
-        table.add_row(
-            r["reference"],
-            r["candidate"],
-            str(r["pairs"]),
-            f"{r['rmse_reference']:.4f}",
-            f"{r['rmse_candidate']:.4f}",
-            f"{r['difference']:+.4f} ({low:+.4f} .. {high:+.4f}){verdict}",
+        verdict = "no clear difference" if low <= 0 <= high else "better" if high < 0 else "worse"
+        console.print(
+            f"{escape(r['candidate'])} minus {escape(r['reference'])}:"
+            f" [bold]{r['difference']:+.4f}[/bold] RMSE"
+            f" (95% {low:+.4f} .. {high:+.4f}), {r['rmse_candidate']:.4f} against"
+            f" {r['rmse_reference']:.4f} on {r['pairs']:,} pairs of {r['users']} users:"
+            f" {verdict}",
+            highlight=False,
         )
-    console.print(table)
