@@ -63,7 +63,9 @@ def _of(frame: pd.DataFrame, run: RunModel, model: str) -> pd.DataFrame:
     return mine
 
 
-def _pairs(ref: RunModel, other: RunModel, ref_models: Sequence[str], other_models: set[str]):
+def _pairs(
+    ref: RunModel, other: RunModel, ref_models: Sequence[str], other_models: set[str]
+) -> list[tuple[str, str]]:
     """(reference model, candidate model) pairs to compare."""
     if ref.model is not None:
         return [(ref.model, other.model or ref.model)]
