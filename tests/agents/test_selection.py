@@ -76,6 +76,8 @@ def test_warm_up_scores_every_rating_example_and_leaves_the_model_as_it_was(agen
     pooled = cfg.model_copy(update={"selection_pool": 2})
     scored = gradient_scores(lm, examples, agent.profiles, pooled, seed=0)
     assert len(scored) == 16 and set(scored.index) < set(examples.index)
+    # the same warm-up: a pooled example scores as it does when every one is scored
+    np.testing.assert_allclose(scored, scores[scored.index], atol=1e-5)
     chosen = select_examples(
         examples, pooled, errors=None, rng=np.random.default_rng(0), gradients=scored
     )

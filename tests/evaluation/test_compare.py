@@ -30,6 +30,7 @@ def _run(folder, truth, noise: dict[str, float], seed: int = 1, drop: int = 0):
         f = truth.iloc[drop:].copy()
         f["predicted"] = f["rating"] + rng.normal(0, scale, len(f))
         f["model"] = model
+        f["valid"] = True
         frames.append(f)
     (folder / "eval").mkdir(parents=True)
     pd.concat(frames).to_parquet(folder / "eval" / "predictions.parquet")
@@ -66,11 +67,31 @@ def test_named_models_compare_across_names_and_runs(tmp_path):
     b = _run(tmp_path / "b", truth, {"global-lora": 0.9, "prior": 0.9}, seed=3)
     rows = compare_runs(parse_run_model(f"{a}:prior"), [parse_run_model(f"{b}:global-lora")])
     assert [(r["reference"], r["candidate"]) for r in rows] == [(f"{a}:prior", f"{b}:global-lora")]
+    keys = list(zip(truth.user_id, truth.item_id, strict=True))
+    ref = pd.read_parquet(a / "eval" / "predictions.parquet")
+    cand = pd.read_parquet(b / "eval" / "predictions.parquet")
+    expected = _plain_rmse(cand[cand.model == "global-lora"], keys) - _plain_rmse(
+        ref[ref.model == "prior"], keys
+    )
+    assert rows[0]["difference"] == pytest.approx(expected, abs=1e-6)
     # without a model: every model both evaluated, each with its namesake
     rows = compare_runs(RunModel(a), [RunModel(b)], rounds=200)
     assert [r["candidate"] for r in rows] == [f"{b}:global-lora", f"{b}:prior"]
     low, high = rows[1]["ci"]
     assert low < 0 < high  # same noise: no verdict
+
+
+def test_invalid_answers_are_left_out_as_the_evaluation_leaves_them(tmp_path):
+    truth = _truth()
+    a = _run(tmp_path / "a", truth, {"global-lora": 1.0})
+    b = _run(tmp_path / "b", truth, {"global-lora": 1.0}, seed=2)
+    path = b / "eval" / "predictions.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[:11, "valid"] = False  # the first user's answers hold no rating
+    frame.loc[:11, "predicted"] = 5.0
+    frame.to_parquet(path)
+    (row,) = compare_runs(RunModel(a), [RunModel(b)], rounds=200)
+    assert row["pairs"] == len(truth) - 12 and row["users"] == 29
 
 
 def test_comparisons_that_cannot_be_made_say_why(tmp_path):

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from personasim.errors import ConfigError, StageError
@@ -51,8 +50,8 @@ def _predictions(folder: Path) -> pd.DataFrame:
     path = folder / "eval" / "predictions.parquet"
     if not path.is_file():
         raise StageError(f"{folder}: no eval/predictions.parquet; run `personasim evaluate` there")
-    frame = pd.read_parquet(path, columns=[*PAIR_KEYS, "predicted", "model"])
-    return frame[np.isfinite(frame["predicted"].to_numpy(float))]
+    frame = pd.read_parquet(path, columns=[*PAIR_KEYS, "predicted", "model", "valid"])
+    return frame[frame["valid"]]  # the predictions the evaluation's errors are over
 
 
 def _of(frame: pd.DataFrame, run: RunModel, model: str) -> pd.DataFrame:
