@@ -97,7 +97,8 @@ class NewItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=300, pattern=r"\S")
+    # a character that is not whitespace to Python either (str.strip also drops \x1c-\x1f)
+    title: str = Field(min_length=1, max_length=300, pattern=r"[^\s\x1c-\x1f]")
     year: int | None = Field(None, ge=1800, le=2200)
     genres: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
         default_factory=list, max_length=20
