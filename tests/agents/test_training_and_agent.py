@@ -68,6 +68,29 @@ def test_training_lowers_the_loss(peft_lm):
     assert result.examples == sum(len(p.tasks) for p in packs)
 
 
+def test_lower_layers_are_cached_only_for_a_later_epoch(peft_lm, monkeypatch):
+    """Two epochs run the frozen lower layers once per batch and keep them; one epoch
+    runs every layer in the training pass and holds no cache."""
+    lm, agents, packs = peft_lm
+    calls: list[tuple[int, int | None, bool]] = []
+    original = lm.hidden
+
+    def recording(batch, start=0, stop=None, hidden=None):
+        calls.append((start, stop, hidden is not None))
+        return original(batch, start, stop, hidden=hidden)
+
+    monkeypatch.setattr(lm, "hidden", recording)
+    n_batches = int(np.ceil(len(packs) / agents.users_per_step))
+    split = lm.n_layers - agents.top_layers
+    train_adapter(lm, packs, agents.model_copy(update={"epochs": 2}), seed=0)
+    assert calls.count((0, split, False)) == n_batches  # the cache, once
+    assert calls.count((split, None, True)) == 2 * n_batches  # the top layers, each epoch
+    calls.clear()
+    result = train_adapter(lm, packs, agents.model_copy(update={"epochs": 1}), seed=0)
+    assert calls == [(0, None, False)] * n_batches
+    assert result.steps == n_batches
+
+
 def test_adapters_are_peft_folders(trained_run):
     folder = trained_run / "adapters"
     names = sorted(p.name for p in folder.iterdir() if p.is_dir())

@@ -8,7 +8,8 @@ Three paths, selected by the configuration, measured against each other by
   (block attention mask), so the profile is encoded once per pack;
 - packed + cached lower layers (`top_layers` > 0): LoRA sits in the top layers only, so
   the frozen lower layers' outputs for every pack are computed once, before the first
-  epoch, and each epoch runs the top layers only.
+  epoch, and each epoch runs the top layers only (with more than one epoch; a single
+  epoch runs every layer once, as the cache would, without holding it).
 
 In bfloat16 (`agents.dtype`), the base runs in bf16 under autocast while the LoRA
 weights and the optimiser state stay float32.
@@ -242,21 +243,28 @@ def train_adapter(
         key=lambda i: len(packs[i].pack.prefix) + sum(len(s) for s in packs[i].pack.suffixes),
     )
     groups = [[packs[i] for i in order[k : k + per_step]] for k in range(0, len(order), per_step)]
-    batches = [collate([g.pack for g in group], lm.pad_id, lm.dtype, lm.device) for group in groups]
+
+    def batch_of(i: int) -> PackedBatch:
+        # collated when used: a batch's block mask is [packs, length, length], too much to
+        # hold for every batch of a large training set at once
+        return collate([g.pack for g in groups[i]], lm.pad_id, lm.dtype, lm.device)
+
     n_examples = sum(len(p.tasks) for p in packs)
 
     split = lm.n_layers - config.top_layers if (config.top_layers and config.fast_path) else 0
     started = time.perf_counter()
-    cached: list[Any] = [None] * len(batches)
-    if split:
+    cached: list[Any] = [None] * len(groups)
+    # The cache pays only when a later epoch reads it again; for one epoch it would cost
+    # the same forward passes and hold every batch's hidden states at once.
+    if split and config.epochs > 1:
         with torch.no_grad():
-            for i, batch in enumerate(batches):
-                cached[i] = lm.hidden(batch, 0, split)
+            for i in range(len(groups)):
+                cached[i] = lm.hidden(batch_of(i), 0, split)
     precompute = time.perf_counter() - started
 
     params = [p for p in lm.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
-    total_steps = len(batches) * config.epochs
+    total_steps = len(groups) * config.epochs
     scheduler = linear_decay(optimizer, total_steps)
     # In bf16 the frozen base runs in bf16 and the LoRA weights, their gradients and the
     # optimiser state stay float32 (autocast casts them for the matmuls).
@@ -269,11 +277,13 @@ def train_adapter(
     step = 0
     running = None
     for _ in range(config.epochs):
-        for i in rng.permutation(len(batches)):
-            batch = batches[i]
+        for i in rng.permutation(len(groups)):
+            batch = batch_of(i)
             with autocast:
                 hidden = (
-                    lm.hidden(batch, split, None, hidden=cached[i]) if split else lm.hidden(batch)
+                    lm.hidden(batch, split, None, hidden=cached[i])
+                    if cached[i] is not None
+                    else lm.hidden(batch)
                 )
                 loss = batch_loss(lm, batch, hidden, groups[i], config)
             optimizer.zero_grad(set_to_none=True)
