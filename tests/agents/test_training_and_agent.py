@@ -91,6 +91,63 @@ def test_lower_layers_are_cached_only_for_a_later_epoch(peft_lm, monkeypatch):
     assert result.steps == n_batches
 
 
+def test_a_killed_training_resumes_at_its_last_save_with_the_same_weights(peft_lm, tmp_path):
+    """Killed after its third step (progress saved every step), a training resumed from
+    the save ends with the weights, loss curve and example count of one never killed."""
+    lm, agents, packs = peft_lm
+    agents = agents.model_copy(update={"epochs": 2, "learning_rate": 2e-3})
+    trainable = {n: p for n, p in lm.model.named_parameters() if p.requires_grad}
+    initial = {n: p.detach().clone() for n, p in trainable.items()}
+
+    def reset() -> None:
+        with torch.no_grad():
+            for n, p in trainable.items():
+                p.copy_(initial[n])
+
+    def weights() -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in trainable.items()}
+
+    reset()
+    whole = train_adapter(lm, packs, agents, seed=3)
+    expected = weights()
+
+    class Killed(Exception):
+        pass
+
+    counted: list[int] = []
+
+    def dies_after_three(n: int) -> None:
+        counted.append(n)
+        if len(counted) == 3:
+            raise Killed
+
+    state = tmp_path / "global.progress.pt"
+    reset()
+    with pytest.raises(Killed):
+        train_adapter(
+            lm, packs, agents, seed=3, on_step=dies_after_three, state_path=state, save_every_s=0
+        )
+    assert state.exists()
+    with torch.no_grad():  # the weights a fresh process would start from
+        for p in trainable.values():
+            p.normal_()
+    counted.clear()
+    resumed = train_adapter(
+        lm, packs, agents, seed=3, on_step=counted.append, state_path=state, save_every_s=0
+    )
+    assert resumed.steps == whole.steps
+    assert len(counted) == whole.steps - 3 + 1  # the restored steps first, at once
+    assert sum(counted) == whole.examples * agents.epochs
+    assert [s for s, _ in resumed.curve] == [s for s, _ in whole.curve]
+    assert [v for _, v in resumed.curve] == pytest.approx([v for _, v in whole.curve], rel=1e-5)
+    for name, value in weights().items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-7)
+    # a save of another training (another seed) is not resumed
+    counted.clear()
+    train_adapter(lm, packs, agents, seed=4, on_step=counted.append, state_path=state)
+    assert len(counted) == whole.steps  # every step trained, none restored
+
+
 def test_adapters_are_peft_folders(trained_run):
     folder = trained_run / "adapters"
     names = sorted(p.name for p in folder.iterdir() if p.is_dir())

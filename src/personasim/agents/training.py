@@ -14,6 +14,11 @@ Three paths, selected by the configuration, measured against each other by
 In bfloat16 (`agents.dtype`), the base runs in bf16 under autocast while the LoRA
 weights and the optimiser state stay float32.
 
+Given a `state_path`, the training saves its progress there every `save_every_s`
+seconds (LoRA weights, optimiser, schedule, random state, loss curve) and resumes from
+it when it exists: a killed hour-long training loses at most those seconds, and the
+resumed run ends with the weights the uninterrupted one would have.
+
 The rating loss is cross-entropy on the digit and/or the squared error of the expected
 rating over the digits; with the logit prior, a Gaussian log-prior over the digits
 whose expectation is the CF prediction is added to the digit logits, so the adapter
@@ -27,6 +32,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,10 +49,12 @@ from personasim.agents.modeling import (
 )
 from personasim.agents.prior import prior_logits
 from personasim.config import AgentConfig
+from personasim.workspace import atomic_path
 
 __all__ = [
     "PackedExamples",
     "TrainResult",
+    "TrainingProgress",
     "batch_loss",
     "linear_decay",
     "make_packs",
@@ -57,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 PLAIN_BATCH = 8
 """Examples per step of the plain loop."""
+
+SAVE_EVERY_S = 300.0
+"""How often a training with a `state_path` saves its progress, in seconds."""
 
 
 @dataclass
@@ -212,6 +223,8 @@ def train_adapter(
     *,
     seed: int,
     on_step: Callable[[int], None] | None = None,
+    state_path: Path | None = None,
+    save_every_s: float = SAVE_EVERY_S,
 ) -> TrainResult:
     """Train the active LoRA adapter of `lm.model` on packed examples.
 
@@ -220,7 +233,11 @@ def train_adapter(
         packs: From :func:`make_packs`.
         config: The `[agents]` section.
         seed: Order of batches and any dropout.
-        on_step: Called with the number of examples after each optimiser step.
+        on_step: Called with the number of examples after each optimiser step (once,
+            with all of them, for the steps a resumed training restored).
+        state_path: Where the progress is saved while training and resumed from; the
+            caller removes it once the adapter is saved.
+        save_every_s: Seconds between two saves of the progress (0: every step).
     """
     import torch
 
@@ -272,12 +289,20 @@ def train_adapter(
         device_type=lm.device, dtype=torch.bfloat16, enabled=lm.dtype == torch.bfloat16
     )
     lm.model.train()
-    curve: list[tuple[int, float]] = []
+    progress = TrainingProgress(total_steps=total_steps, examples=n_examples, seed=seed)
+    if state_path is not None and state_path.exists():
+        progress = progress.resume(state_path, lm.model, optimizer, scheduler)
+        if on_step is not None and progress.examples_done:
+            on_step(progress.examples_done)
+    curve = progress.curve
     every = max(1, total_steps // 100)
     step = 0
-    running = None
+    last_save = time.perf_counter()
     for _ in range(config.epochs):
-        for i in rng.permutation(len(groups)):
+        for i in rng.permutation(len(groups)):  # drawn again on resuming: the same order
+            if step < progress.step:
+                step += 1
+                continue
             batch = batch_of(i)
             with autocast:
                 hidden = (
@@ -295,17 +320,98 @@ def train_adapter(
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"training loss became {value} at step {step}")
-            running = value if running is None else 0.9 * running + 0.1 * value
+            before = progress.running
+            smoothed = value if before is None else 0.9 * before + 0.1 * value
+            progress.running = smoothed
             if step % every == 0 or step == total_steps:
-                curve.append((step, running))
+                curve.append((step, smoothed))
+            done = sum(len(g.tasks) for g in groups[i])
+            progress.step, progress.examples_done = step, progress.examples_done + done
+            now = time.perf_counter()
+            if state_path is not None and now - last_save >= save_every_s and step < total_steps:
+                progress.seconds_before = progress.seconds_before + now - started
+                started = now
+                progress.save(state_path, lm.model, optimizer, scheduler)
+                last_save = time.perf_counter()
             if on_step is not None:
-                on_step(sum(len(g.tasks) for g in groups[i]))
+                on_step(done)
     lm.model.eval()
     return TrainResult(
         examples=n_examples,
         steps=step,
         epochs=config.epochs,
-        seconds=time.perf_counter() - started,
+        seconds=progress.seconds_before + time.perf_counter() - started,
         precompute_seconds=precompute,
         curve=curve,
     )
+
+
+@dataclass
+class TrainingProgress:
+    """How far a training got: saved with the weights and the optimiser's state so a
+    killed training resumes at the step after the last save."""
+
+    total_steps: int
+    examples: int
+    seed: int
+    step: int = 0
+    examples_done: int = 0
+    running: float | None = None
+    seconds_before: float = 0.0
+    """Training seconds of the runs before this one."""
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+    def _identity(self) -> tuple[int, int, int]:
+        return (self.total_steps, self.examples, self.seed)
+
+    def save(self, path: Path, model: Any, optimizer: Any, scheduler: Any) -> None:
+        """Write the progress, the trainable weights, the optimiser and the schedule
+        atomically (a kill while saving leaves the previous save)."""
+        import torch
+
+        state = {
+            "identity": self._identity(),
+            "step": self.step,
+            "examples_done": self.examples_done,
+            "running": self.running,
+            "seconds_before": self.seconds_before,
+            "curve": list(self.curve),
+            "weights": {
+                n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
+            },
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        logger.debug("training progress saved at step %d of %d", self.step, self.total_steps)
+
+    def resume(self, path: Path, model: Any, optimizer: Any, scheduler: Any) -> TrainingProgress:
+        """The progress saved at `path`, its weights and optimiser state loaded into
+        `model`, `optimizer` and `scheduler`; this (unchanged, nothing loaded) when the
+        save belongs to another training (other examples, steps or seed)."""
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if tuple(state["identity"]) != self._identity():
+            logger.warning("%s is the progress of another training: starting over", path)
+            return self
+        weights = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["weights"].items():
+                weights[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        logger.info("training resumed at step %d of %d", state["step"], self.total_steps)
+        return TrainingProgress(
+            total_steps=self.total_steps,
+            examples=self.examples,
+            seed=self.seed,
+            step=state["step"],
+            examples_done=state["examples_done"],
+            running=state["running"],
+            seconds_before=state["seconds_before"],
+            curve=[(int(a), float(b)) for a, b in state["curve"]],
+        )

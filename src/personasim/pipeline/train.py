@@ -2,7 +2,8 @@
 global one), saved in PEFT's format under ``adapters/<name>/``.
 
 Each finished adapter is kept in the stage's checkpoint folder at once, so a killed run
-resumes at the next adapter.
+resumes at the next adapter; the adapter in training saves its progress there every few
+minutes (``<adapter>.progress.pt``), so a killed training resumes at its last save.
 """
 
 from __future__ import annotations
@@ -375,9 +376,12 @@ def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str
             adapter="default",
             answered=cfg.end_of_turn_weight > 0,
         )
-        result = train_adapter(lm, packs, cfg, seed=job.seed, on_step=on_step)
+        # beside the adapter's folder: a killed training resumes at its last save
+        state = job.folder.with_name(f"{job.folder.name}.progress.pt")
+        result = train_adapter(lm, packs, cfg, seed=job.seed, on_step=on_step, state_path=state)
         meta = {"adapter": job.name, "users": job.users, "dtype": lm.dtype_name, **result.as_dict()}
         save_adapter(lm.model, job.folder, meta, base_name=AgentLM.portable_base(cfg))
+        state.unlink(missing_ok=True)
         logger.info(
             "train: adapter %s, %d examples, %.1f examples/s",
             job.name,
