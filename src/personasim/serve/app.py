@@ -97,8 +97,9 @@ class NewItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # a character that is not whitespace to Python either (str.strip also drops \x1c-\x1f)
-    title: str = Field(min_length=1, max_length=300, pattern=r"[^\s\x1c-\x1f]")
+    # a character that is whitespace to none of the schema's readers: Python's strip also
+    # drops \x1c-\x1f and \x85, which JSON Schema's (ECMA) \s does not name
+    title: str = Field(min_length=1, max_length=300, pattern=r"[^\s\x1c-\x1f\x85]")
     year: int | None = Field(None, ge=1800, le=2200)
     genres: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
         default_factory=list, max_length=20
