@@ -361,6 +361,7 @@ def test_changing_only_the_taste_settings_reuses_the_rating_predictions(
 def test_a_killed_training_resumes_at_the_next_adapter(
     agent_log_files, make_agent_config, tmp_path, monkeypatch
 ):
+    import personasim.agents.training as training_module
     import personasim.pipeline.train as train_module
 
     real = train_module.train_adapter
@@ -373,6 +374,7 @@ def test_a_killed_training_resumes_at_the_next_adapter(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "train_adapter", dies_second)
+    monkeypatch.setattr(training_module, "SAVE_EVERY_S", 0.0)  # progress saved every step
     cfg = make_agent_config(agent_log_files, modes=["persona"])
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(tmp_path, cfg, stages=AGENT_STAGES)
@@ -384,6 +386,8 @@ def test_a_killed_training_resumes_at_the_next_adapter(
     results = run_pipeline(tmp_path, cfg, stages=AGENT_STAGES)
     assert results[-1].ran and len(calls) == 1  # only the second persona trained again
     assert sorted(p.name for p in (tmp_path / "adapters").iterdir() if p.is_dir()) == ["p0", "p1"]
+    # the progress saved while p1 trained went once p1 was saved
+    assert not list((tmp_path / ".checkpoints").rglob("*.progress.pt"))
 
 
 def test_scoring_settings_leave_the_adapters_up_to_date(

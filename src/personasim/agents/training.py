@@ -224,7 +224,7 @@ def train_adapter(
     seed: int,
     on_step: Callable[[int], None] | None = None,
     state_path: Path | None = None,
-    save_every_s: float = SAVE_EVERY_S,
+    save_every_s: float | None = None,
 ) -> TrainResult:
     """Train the active LoRA adapter of `lm.model` on packed examples.
 
@@ -237,7 +237,8 @@ def train_adapter(
             with all of them, for the steps a resumed training restored).
         state_path: Where the progress is saved while training and resumed from; the
             caller removes it once the adapter is saved.
-        save_every_s: Seconds between two saves of the progress (0: every step).
+        save_every_s: Seconds between two saves of the progress (0: every step;
+            None: :data:`SAVE_EVERY_S`).
     """
     import torch
 
@@ -295,6 +296,8 @@ def train_adapter(
         if on_step is not None and progress.examples_done:
             on_step(progress.examples_done)
     curve = progress.curve
+    resumed_seconds = progress.seconds_before
+    save_every = SAVE_EVERY_S if save_every_s is None else save_every_s
     every = max(1, total_steps // 100)
     step = 0
     last_save = time.perf_counter()
@@ -328,9 +331,8 @@ def train_adapter(
             done = sum(len(g.tasks) for g in groups[i])
             progress.step, progress.examples_done = step, progress.examples_done + done
             now = time.perf_counter()
-            if state_path is not None and now - last_save >= save_every_s and step < total_steps:
-                progress.seconds_before = progress.seconds_before + now - started
-                started = now
+            if state_path is not None and now - last_save >= save_every and step < total_steps:
+                progress.seconds_before = resumed_seconds + now - started
                 progress.save(state_path, lm.model, optimizer, scheduler)
                 last_save = time.perf_counter()
             if on_step is not None:
@@ -340,7 +342,7 @@ def train_adapter(
         examples=n_examples,
         steps=step,
         epochs=config.epochs,
-        seconds=progress.seconds_before + time.perf_counter() - started,
+        seconds=resumed_seconds + time.perf_counter() - started,
         precompute_seconds=precompute,
         curve=curve,
     )
