@@ -130,6 +130,38 @@ def test_list_metrics_follow_their_definitions():
     assert got.loc["u5", "precision"] == 0.0 and np.isnan(got.loc["u6", "auc"])
 
 
+def test_list_metrics_equal_scikit_learns_on_every_list():
+    """All lists at once against scikit-learn's metrics called on each list."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
+
+    rng = np.random.default_rng(11)
+    frames = []
+    for u in range(60):
+        n = int(rng.integers(1, 12))
+        positive = rng.random(n) < rng.choice([0.0, 0.3, 0.7, 1.0])
+        score = rng.integers(0, 4, n) / 4.0  # ties, and exactly the threshold
+        frames.append(pd.DataFrame({"user_id": f"u{u:02d}", "positive": positive, "score": score}))
+    scored = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=0)
+    got = list_metrics(scored, threshold=0.5).set_index("user_id")
+    assert list(got.index) == sorted(scored.user_id.unique())
+    for user, one in scored.groupby("user_id"):
+        positive, score = one.positive.to_numpy(bool), one.score.to_numpy()
+        yes = score >= 0.5
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            positive, yes, average="binary", zero_division=0.0
+        )
+        one_class = positive.all() or not positive.any()
+        expected = {
+            "accuracy": accuracy_score(positive, yes),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "auc": np.nan if one_class else roc_auc_score(positive, score),
+        }
+        for metric, value in expected.items():
+            assert got.loc[user, metric] == pytest.approx(value, nan_ok=True), (user, metric)
+
+
 def test_threshold_maximises_f1_on_calibration_lists():
     rng = np.random.default_rng(4)
     positive = rng.random(400) < 0.25

@@ -25,12 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    precision_recall_curve,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
+from sklearn.metrics import precision_recall_curve
 
 __all__ = [
     "POPULARITY_BINS",
@@ -193,7 +188,9 @@ def best_f1_threshold(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def list_metrics(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Accuracy, precision, recall, F1 and AUC of each candidate list (scikit-learn's).
+    """Accuracy, precision, recall, F1 and AUC of each candidate list, all lists at once
+    (scikit-learn's definitions, tested against it: its per-list calls took 3 ms per
+    list, minutes on the full protocol's lists).
 
     Args:
         scored: ``user_id, positive, score`` of one model's lists of one sampler and
@@ -201,30 +198,51 @@ def list_metrics(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
         threshold: Yes when ``score >= threshold``.
 
     Returns:
-        One row per user: ``user_id, accuracy, precision, recall, f1, auc`` (precision
-        is 0 when nothing is predicted positive; AUC is NaN for a list of one class).
+        One row per user: ``user_id, accuracy, precision, recall, f1, auc`` (precision,
+        recall and F1 are 0 where their denominator is; AUC is the Mann-Whitney
+        statistic with ties counted half, NaN for a list of one class).
     """
-    rows = []
-    for user, one in scored.groupby("user_id", sort=True):
-        positive = one["positive"].to_numpy(bool)
-        score = one["score"].to_numpy("float64")
-        yes = score >= threshold
-        precision, recall, f1, _ = precision_recall_fscore_support(
-            positive, yes, average="binary", zero_division=0.0
-        )
-        one_class = positive.all() or not positive.any()
-        rows.append(
-            {
-                "user_id": user,
-                "accuracy": float(accuracy_score(positive, yes)),
-                "precision": float(precision),
-                "recall": float(recall),
-                "f1": float(f1),
-                "auc": float("nan") if one_class else float(roc_auc_score(positive, score)),
-            }
-        )
     columns = ["user_id", "accuracy", "precision", "recall", "f1", "auc"]
-    return pd.DataFrame(rows, columns=columns)
+    if scored.empty:
+        return pd.DataFrame(columns=columns)
+    positive = scored["positive"].to_numpy(bool)
+    score = scored["score"].to_numpy("float64")
+    yes = score >= threshold
+    frame = pd.DataFrame(
+        {
+            "user_id": scored["user_id"].to_numpy(),
+            "n": 1,
+            "p": positive,
+            "tp": positive & yes,
+            "fp": ~positive & yes,
+            "fn": positive & ~yes,
+            "right": positive == yes,
+            # average ranks within the list: the AUC's sum of the positives' ranks
+            "rank": pd.Series(score).groupby(scored["user_id"].to_numpy()).rank().to_numpy()
+            * positive,
+        }
+    )
+    sums = frame.groupby("user_id", sort=True).sum()
+    n, p, tp, fp, fn = (sums[c].to_numpy("float64") for c in ("n", "p", "tp", "fp", "fn"))
+
+    def ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+        return np.divide(top, bottom, out=np.zeros_like(top), where=bottom > 0)
+
+    negatives = n - p
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (sums["rank"].to_numpy("float64") - p * (p + 1) / 2) / (p * negatives)
+    auc[(p == 0) | (negatives == 0)] = np.nan
+    return pd.DataFrame(
+        {
+            "user_id": sums.index.to_numpy(),
+            "accuracy": sums["right"].to_numpy("float64") / n,
+            "precision": ratio(tp, tp + fp),
+            "recall": ratio(tp, tp + fn),
+            "f1": ratio(2 * tp, 2 * tp + fp + fn),
+            "auc": auc,
+        },
+        columns=columns,
+    )
 
 
 def calibration(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, Any]:
