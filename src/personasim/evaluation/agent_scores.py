@@ -72,10 +72,15 @@ class AgentScoring:
         left out), from the store or scored together."""
         done = {m: store.restore(m) for m in models}
         todo = [m for m in models if done[m] is None]
+        executor = get_executor(self.config.scale)
+        together = executor.name == "in-process" or bool(context)
+        if todo and together:
+            # Scored in one pass, so restored only whole: the rest scored alone after a
+            # kill between the pass's saves would meet other batches (other roundings).
+            todo = list(models)
         if todo:
-            executor = get_executor(self.config.scale)
             wanted = [self.modes[models[m]] for m in todo]
-            if executor.name == "in-process" or context:
+            if together:
                 agent = self.agent()
                 index = agent.index
                 if context:
@@ -134,7 +139,9 @@ class AgentScoring:
         """Each kind's P(yes) for every (user, item) pair of the taste lists: ``pairs``
         plus ``model, score``; all kinds in one pass, users in groups of 8."""
         found = {kind: store.restore(kind) for kind in self.kinds}
-        todo = {k: self.modes[k] for k in self.kinds if found[k] is None}
+        # one pass for every kind, so restored only whole (as the ratings)
+        missing = any(unit is None for unit in found.values())
+        todo = {k: self.modes[k] for k in self.kinds} if missing else {}
         if todo:
             groups = list(pairs.groupby("user_id", sort=True).indices.items())
             scores = {kind: np.full(len(pairs), np.nan) for kind in todo}
