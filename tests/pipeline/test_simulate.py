@@ -149,8 +149,9 @@ def test_without_trained_agents_only_offline_metrics(
     assert pd.isna(metrics["recommenders"]["popular"]["watch_rate"])
 
 
-def test_the_report_shows_the_simulation(simulated):
-    workdir, cfg, _ = simulated
+def test_the_report_shows_the_simulation(simulated, copy_run):
+    simulated_run, cfg, _ = simulated
+    workdir = copy_run(simulated_run)
     settings = json.loads(cfg.model_dump_json())
     settings["evaluate"].update({"agents": [], "taste": False, "free_generation_pairs": 0})
     cheap = load_config([("test", settings)])

@@ -17,10 +17,11 @@ from personasim.serve.app import COLD_PREFIX
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def agent(trained_run):
     # float32: a batch's answers equal the agent's own to 1e-4 (bf16 rounds differently
-    # with the batch around a row)
+    # with the batch around a row). One per test: the service adds cold-start users and
+    # described items to its agents.
     return UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
 
 
