@@ -129,6 +129,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(killed_cli, tmp_path
     config = tmp_path / "no-agents.toml"
     config.write_text(
         '[llm]\nbackend = "template"\n[agents]\nmodes = []\n[evaluate]\nagents = []\n'
+        '[simulate]\nrecommenders = ["popular", "itemknn"]\n'
     )
     args = ["run", "--workdir", workdir, "--dataset", "ml-100k", "--users", "20", "--seed", "1",
             "--config", config]  # fmt: skip

@@ -35,6 +35,8 @@ def _config(log_files, **split) -> RunConfig:
                     "evaluate": {"mf_epochs": 5, "agents": []},
                     "llm": {"backend": "template"},
                     "agents": {"modes": []},
+                    # the stage mechanism needs a simulation, not every recommender
+                    "simulate": {"recommenders": ["random", "popular", "itemknn"]},
                 },
             )
         ]
