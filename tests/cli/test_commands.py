@@ -93,6 +93,7 @@ def test_usage_errors_exit_2_and_data_errors_exit_3(cli, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_paper_protocol_on_ml1m(cli, tmp_path):
     """200 users with 100-200 ratings, 60:40 temporal split: the baselines of the paper."""
     res = cli("ingest", "--workdir", tmp_path, "--dataset", "ml-1m", "--users", "200",

@@ -29,6 +29,7 @@ def _requests(max_new_tokens: int = 12) -> list[GenerationRequest]:
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_hf_batches_keep_order_and_match_single_generation():
     generator = create_generator(LLMConfig(backend="hf", batch_size=3, device="cpu"))
     batched = generator.generate(_requests())
@@ -43,6 +44,7 @@ def test_hf_batches_keep_order_and_match_single_generation():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_hf_sampling_is_seeded():
     generator = create_generator(LLMConfig(backend="hf", device="cpu"))
     req = GenerationRequest(
@@ -55,6 +57,7 @@ def test_hf_sampling_is_seeded():
 
 
 @pytest.mark.gpu
+@pytest.mark.model
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device")
 def test_hf_on_cuda_in_bf16():
     import torch
@@ -74,6 +77,7 @@ def _llamacpp_generations() -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_llamacpp_generates_deterministically():
     # llama.cpp is native code: a crash in it fails this test, not the whole suite.
     first, second = run_in_child(_llamacpp_generations, timeout=600)
@@ -156,6 +160,7 @@ def llama_server(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_profile_stage_through_a_real_openai_compatible_server(
     llama_server, cli, small_log, tmp_path
 ):
