@@ -11,11 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = ["GenerationCache", "cache_key"]
+
+_LOCK_TIMEOUT_S = 120.0
+"""How long a process waits for another one's lock on the cache file."""
 
 
 def cache_key(*parts: Any) -> str:
@@ -35,10 +39,29 @@ class GenerationCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # Several processes (Ray workers) may write at once: wait for the lock.
-        self._db = sqlite3.connect(path, timeout=120)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(path, timeout=_LOCK_TIMEOUT_S)
+        self._wal()
         self._db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT)")
         self._db.commit()
+
+    def _wal(self) -> None:
+        """Switch the file to write-ahead logging (once per file; later calls find it).
+
+        SQLite answers "database is locked" at once, without its busy timeout, to a
+        connection that asks while another one switches the mode: Ray workers that
+        open a new cache together met it. Asked again until the timeout.
+        """
+        deadline = time.monotonic() + _LOCK_TIMEOUT_S
+        pause = 0.01
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The cached values of those `keys` that are present."""
