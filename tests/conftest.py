@@ -29,22 +29,25 @@ os.environ.setdefault("PERSONASIM_PROGRESS", "0")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Move what the imports made out of the garbage collector's sight.
+    """Keep the garbage collector from scanning the whole process hundreds of times.
 
-    LensKit's item-kNN runs a full ``gc.collect()`` at the end of every fit; in this
-    process (torch, transformers, LensKit, sentence-transformers and every test module
-    imported: half a million objects) each took 0.2-0.3 s, and the suite fits item-kNN
-    hundreds of times (CF priors out of fold, baselines, recommenders). Module-level
-    objects live until the process ends anyway; what the tests make later is collected
-    as usual.
+    LensKit's item-kNN ends every fit with a full ``gc.collect()`` (to free its
+    similarity matrix's temporaries); the suite fits item-kNN hundreds of times (CF
+    priors out of fold, baselines, recommenders), and in this process (torch,
+    transformers, LensKit, Ray and every test module imported) each took 0.2-0.3 s:
+    a minute of the suite. Here the tests' memory is small, so that call does nothing,
+    and what the imports made is moved out of the collector's sight (module-level
+    objects live until the process ends anyway); everything else is collected as usual.
     """
     import gc
+    from types import SimpleNamespace
 
-    import lenskit.knn  # noqa: F401
+    import lenskit.knn.item
     import sentence_transformers  # noqa: F401
     import sklearn.metrics  # noqa: F401
     import transformers  # noqa: F401
 
+    lenskit.knn.item.gc = SimpleNamespace(collect=lambda generation=2: 0)
     gc.collect()
     gc.freeze()
 

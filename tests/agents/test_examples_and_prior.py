@@ -94,21 +94,23 @@ def test_out_of_fold_predictions_do_not_depend_on_the_other_kinds_asked_for(run_
 
 def test_an_out_of_fold_prediction_never_sees_the_rating_it_predicts(run_data):
     """Changing one train rating leaves that rating's out-of-fold prediction where it
-    was, while the models fitted on every rating (the prior's matrix) move with it."""
+    was, while the model fitted on every rating (the prior's matrix) moves with it.
+    (The folds' fit is the same for every kind: two quick ones stand for all.)"""
     train, others, users, items = run_data
-    config, kinds, scale = EvaluateConfig(), ["user_item_bias", "biased_mf", "item_knn"], (1, 5)
+    config, kinds, scale = EvaluateConfig(), ["user_item_bias", "biased_mf"], (1, 5)
     before = out_of_fold_priors(kinds, config, train, others, scale, 0)
-    fitted = fit_prior("item_knn", config, train, others, users, items, scale, 0).prior
-    for row in (0, len(train) // 2, len(train) - 1):
+    fitted = fit_prior("user_item_bias", config, train, others, users, items, scale, 0).prior
+    for row in (0, len(train) - 1):
         user, item, rating = train.loc[row, ["user_id", "item_id", "rating"]]
         changed = train.copy()
         changed.loc[row, "rating"] = 1.0 if rating >= 3 else 5.0
         after = out_of_fold_priors(kinds, config, changed, others, scale, 0)
         for kind in kinds:
             assert after[kind][row] == pytest.approx(before[kind][row], abs=1e-6), (kind, row)
-        refitted = fit_prior("item_knn", config, changed, others, users, items, scale, 0).prior
+        refit = fit_prior("user_item_bias", config, changed, others, users, items, scale, 0)
         moved = (
-            refitted.predict(str(user), [str(item)])[0] - fitted.predict(str(user), [str(item)])[0]
+            refit.prior.predict(str(user), [str(item)])[0]
+            - fitted.predict(str(user), [str(item)])[0]
         )
         assert abs(moved) > 0.01  # (a model that saw the rating would move)
 
