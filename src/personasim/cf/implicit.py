@@ -3,7 +3,9 @@
 - ``popularity``: the item's number of training ratings (``PopScorer``, counts);
 - ``itemknn``: item-item k-nearest neighbours over implicit feedback (``ItemKNNScorer``):
   the summed similarity of the item to the user's rated items;
-- ``implicit_mf``: matrix factorisation of implicit feedback by ALS (``ImplicitMFScorer``).
+- ``implicit_mf``: matrix factorisation of implicit feedback by ALS (``ImplicitMFScorer``);
+- ``bpr``: matrix factorisation trained on the pairwise BPR loss (``FlexMFImplicitScorer``);
+- ``userknn``: user-user k-nearest neighbours over implicit feedback (``UserKNNScorer``).
 
 They score (user, item) pairs given each user's history (the training items), are the
 taste baselines of the evaluation and give the agents' watch prior. A pair the model
@@ -24,8 +26,8 @@ from personasim.cf.dataset import training_dataset
 
 __all__ = ["IMPLICIT_SCORERS", "ImplicitScorer", "ImplicitSettings", "fit_implicit"]
 
-ImplicitKind = Literal["popularity", "itemknn", "implicit_mf"]
-IMPLICIT_SCORERS: tuple[str, ...] = ("popularity", "itemknn", "implicit_mf")
+ImplicitKind = Literal["popularity", "itemknn", "implicit_mf", "bpr", "userknn"]
+IMPLICIT_SCORERS: tuple[str, ...] = ("popularity", "itemknn", "implicit_mf", "bpr", "userknn")
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,9 @@ class ImplicitSettings:
     neighbors: int = 20
     """Neighbours of item-kNN."""
     embedding_size: int = 50
-    """Latent factors of implicit MF."""
+    """Latent factors of implicit MF and BPR."""
     epochs: int = 10
-    """ALS epochs of implicit MF."""
+    """Epochs of implicit MF (ALS) and BPR."""
 
 
 @dataclass
@@ -87,7 +89,8 @@ def fit_implicit(
     """
     from lenskit.als import ImplicitMFScorer
     from lenskit.basic import PopScorer
-    from lenskit.knn import ItemKNNScorer
+    from lenskit.flexmf import FlexMFImplicitScorer
+    from lenskit.knn import ItemKNNScorer, UserKNNScorer
     from lenskit.pipeline import topn_pipeline
     from lenskit.training import TrainingOptions
 
@@ -99,6 +102,12 @@ def fit_implicit(
         scorer = ImplicitMFScorer(
             embedding_size=settings.embedding_size, epochs=settings.epochs, use_ratings=False
         )
+    elif kind == "bpr":
+        scorer = FlexMFImplicitScorer(
+            embedding_size=settings.embedding_size, epochs=settings.epochs, loss="pairwise"
+        )
+    elif kind == "userknn":
+        scorer = UserKNNScorer(max_nbrs=settings.neighbors, feedback="implicit")
     else:
         raise ValueError(f"unknown implicit scorer {kind!r}; use one of {IMPLICIT_SCORERS}")
     pipeline = topn_pipeline(scorer, name=kind)
