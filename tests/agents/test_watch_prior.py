@@ -73,7 +73,12 @@ def test_the_prior_tells_positives_from_negatives_and_is_monotone(split, kind, t
     prior.save(tmp_path)
     again = WatchPrior.load(tmp_path)
     np.testing.assert_allclose(again.log_odds(users[1], items), prior.log_odds(users[1], items))
-    assert again.log_odds("not-a-user", items[:3]).tolist() == [prior.log_odds_of([0.0])[0]] * 3
+    # a user without a row: the mean row of the simulated users
+    np.testing.assert_allclose(
+        again.log_odds("not-a-user", items[:3]),
+        prior.log_odds_of(np.mean([prior.scores(u, items[:3]) for u in users], axis=0)),
+        rtol=1e-5,
+    )
 
 
 def test_the_prior_moves_the_yes_no_log_odds_by_exactly_its_value():
@@ -101,3 +106,53 @@ def test_a_mixture_of_samplers_splits_the_negatives_without_repeats():
     alone = sample_negatives("uniform", ctx, set(), 60, np.random.default_rng(0))
     rank = {f"i{k}": k for k in range(200)}
     assert np.mean([rank[i] for i in drawn]) > np.mean([rank[i] for i in alone])
+
+
+def test_the_stacked_prior_keeps_every_difference_and_scores_own_examples_out_of_fold(
+    split, small_log
+):
+    """The choice model as the prior: logistic calibration (no isotonic ties inside a
+    list), and each fold's examples scored by features fitted without that fold."""
+    from personasim.agents.choice_prior import fit_choice_prior
+
+    train, others, users, _ = split
+    items = small_log.items.assign(train_count=1)
+    watch = _watch_examples(train)
+    prior, odds, report = fit_choice_prior(
+        "stacked", train, others, items, users, watch, seed=0, exclude=["bpr"]
+    )
+    assert report["positives"] > 0 and "bpr" not in report["families"]
+    assert np.isfinite(odds).all() and roc_auc_score(watch["target"], odds) > 0.6
+    row = prior.log_odds(users[0], prior.items)
+    raw = prior.scores(users[0], prior.items)
+    distinct = np.unique(raw)
+    assert len(np.unique(row)) == len(distinct)  # strictly monotone: no new ties
+    assert np.all(np.diff(prior.log_odds_of(distinct)) > 0)
+    # in-sample scores of the positives are higher than out-of-fold ones: the folds
+    # really held them out
+    positives = watch["target"].to_numpy() == 1
+    in_sample = np.array(
+        [
+            prior.log_odds(u, [i])[0]
+            for u, i in watch.loc[positives, ["user_id", "item_id"]].itertuples(index=False)
+        ]
+    )
+    assert in_sample.mean() > odds[positives].mean()
+
+
+def test_a_user_without_a_row_gets_the_mean_row_of_the_users_that_stand_for_them():
+    """A cold user (added by profile text) is not the score of an empty row (P(watch)
+    of 0.0001 for Star Wars): the mean of their persona's rows, or of every row."""
+    matrix = np.array([[4.0, 1.0, 0.0], [2.0, 3.0, 0.0], [0.0, 0.0, 9.0]])
+    knots = np.array([[0.0, 10.0], [0.05, 0.95]])
+    prior = WatchPrior("stacked", ["a", "b", "c"], ["x", "y", "z"], matrix, knots)
+    items = ["x", "y", "z", "unknown-item"]
+    np.testing.assert_allclose(
+        prior.log_odds("cold", items, like=["a", "b", "not-a-row"]),
+        prior.log_odds_of(np.array([3.0, 2.0, 0.0, 0.0])),
+    )
+    np.testing.assert_allclose(
+        prior.log_odds("cold", items), prior.log_odds_of(np.array([2.0, 4 / 3, 3.0, 0.0]))
+    )
+    # a known user keeps their own row whatever `like` says
+    np.testing.assert_allclose(prior.log_odds("a", items, like=["c"]), prior.log_odds("a", items))

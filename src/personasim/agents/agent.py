@@ -377,7 +377,8 @@ class UserAgent:
 
         odds = None
         if (mode or self.mode) != "none" and self.watch_prior is not None and len(items):
-            odds = torch.tensor(self.watch_prior.log_odds(user, items), dtype=torch.float32)
+            like = self._prior_stand_ins(user) if user in self._added else None
+            odds = torch.tensor(self.watch_prior.log_odds(user, items, like), dtype=torch.float32)
         yes = list(range(5, 5 + len(self.lm.yes_ids)))
         no = list(range(yes[-1] + 1, yes[-1] + 1 + len(self.lm.no_ids)))
         adjusted = with_watch_prior(lp.log_probs, yes, no, odds)
@@ -385,6 +386,16 @@ class UserAgent:
         return probs[:, 0].double().numpy()
 
     # --- cold-start users --------------------------------------------------------------
+
+    def _prior_stand_ins(self, user: str) -> list[str]:
+        """The run users whose watch prior stands for a cold user's: the members of its
+        persona (in persona mode), else every run user."""
+        persona = self.personas.get(user)
+        return [
+            u
+            for u, p in self.personas.items()
+            if u not in self._added and (persona is None or p == persona)
+        ] or [u for u in self.profiles if u not in self._added]
 
     def add_user(
         self,

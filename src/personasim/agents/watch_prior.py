@@ -1,32 +1,47 @@
 """The collaborative prior of the watch answer: what an implicit-feedback scorer says
 about a user and an item, as log-odds added to logit("yes") - logit("no").
 
-The scorer (:mod:`personasim.cf.implicit`: popularity, item-kNN or implicit MF) is fitted
-on the training data. Its score is turned into a probability by an isotonic (monotone)
-calibration fitted on training lists of positives (a user's train items) and the watch
-task's negatives, then into log-odds. For the agents' own watch examples the score must
-not come from a model that saw the item (a perfect hint in training, an ordinary one at
-test time), so they are scored out of fold: the simulated users' train ratings are split
-in K folds and each fold's positives are scored by a model fitted without them. Every
+The scorer (:mod:`personasim.cf.implicit`: popularity, item-kNN or implicit MF; or the
+stacked choice model of :mod:`personasim.cf.choice`, given as a function that fits it on
+a log) is fitted on the training data. Its score is turned into a probability by a
+monotone calibration fitted on training lists of positives (a user's train items) and
+the watch task's negatives (isotonic; or logistic, which keeps every difference between
+scores where isotonic steps make ties), then into log-odds. For the agents' own watch
+examples the score must not come from a model that saw the item (a perfect hint in
+training, an ordinary one at test time), so they are scored out of fold: the simulated
+users' train ratings are split in K folds and each fold's positives are scored by a
+model fitted without them. Every
 other pair (test lists, sessions) is scored by the model fitted on all the training
 data, stored as a dense user x item matrix of the simulated users.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
-from personasim.cf.implicit import ImplicitScorer, fit_implicit
+from personasim.cf.implicit import fit_implicit
 from personasim.workspace import atomic_path
 
-__all__ = ["WATCH_PRIOR_FILE", "WatchPrior", "fit_watch_prior"]
+__all__ = ["WATCH_PRIOR_FILE", "PairScorer", "WatchPrior", "fit_watch_prior"]
 
 WATCH_PRIOR_FILE = "watch_prior.npz"
 _EPS = 1e-3  # probabilities kept in [eps, 1 - eps]: log-odds within about +-6.9
+
+
+class PairScorer(Protocol):
+    """What the watch prior needs of a fitted scorer."""
+
+    def scores(self, user: str, items: Sequence[str]) -> np.ndarray:
+        """Scores of `items` for `user` (finite)."""
+
+    def score_pairs(self, pairs: pd.DataFrame) -> np.ndarray:
+        """Scores of ``user_id, item_id`` pairs, in their order (finite)."""
 
 
 @dataclass
@@ -70,9 +85,24 @@ class WatchPrior:
                 out[j] = self.matrix[row, col]
         return out
 
-    def log_odds(self, user: str, items: list[str]) -> np.ndarray:
-        """The prior's log-odds that `user` would watch each of `items`."""
-        return self.log_odds_of(self.scores(user, items))
+    def log_odds(
+        self, user: str, items: list[str], like: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """The prior's log-odds that `user` would watch each of `items`.
+
+        Args:
+            user: The user.
+            items: The items.
+            like: For a user the prior has no row for (a cold user): the users whose
+                mean scores stand for theirs (e.g. their persona's members; those the
+                prior has no row for are ignored); unset or none known: every row.
+        """
+        if user in self._u or not len(self.users):
+            return self.log_odds_of(self.scores(user, items))
+        rows = [self._u[u] for u in (like or ()) if u in self._u] or list(range(len(self.users)))
+        columns = np.array([self._i.get(i, -1) for i in items], dtype=int)
+        mean = self.matrix[rows].mean(axis=0)
+        return self.log_odds_of(np.where(columns >= 0, mean[np.maximum(columns, 0)], 0.0))
 
     def save(self, folder: Path) -> None:
         """Write :data:`WATCH_PRIOR_FILE` (no pickles)."""
@@ -99,9 +129,20 @@ class WatchPrior:
         )
 
 
-def _calibrate(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Isotonic P(label | score) as knots for :func:`numpy.interp`."""
+def _calibrate(
+    scores: np.ndarray, labels: np.ndarray, method: Literal["isotonic", "logistic"]
+) -> np.ndarray:
+    """P(label | score) as knots for :func:`numpy.interp`: isotonic, or logistic in
+    the score (strictly monotone: knots on 512 points spanning the scores and beyond)."""
     from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
+    if method == "logistic" and len(set(labels)) > 1:
+        fit = LogisticRegression(C=1e4).fit(scores[:, None], labels)
+        low, high = float(scores.min()), float(scores.max())
+        margin = max(high - low, 1.0)
+        x = np.linspace(low - margin, high + margin, 512)
+        return np.stack([x, fit.predict_proba(x[:, None])[:, 1]])
 
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
     iso.fit(scores, labels)
@@ -121,11 +162,15 @@ def fit_watch_prior(
     *,
     seed: int,
     folds: int = 5,
+    fit_scorer: Callable[[pd.DataFrame], PairScorer] | None = None,
+    full_scorer: PairScorer | None = None,
+    calibration: Literal["isotonic", "logistic"] = "isotonic",
 ) -> tuple[WatchPrior, np.ndarray]:
     """Fit the watch prior and score the agents' watch examples out of fold.
 
     Args:
-        kind: The implicit scorer ("popularity", "itemknn", "implicit_mf").
+        kind: The scorer's name: an implicit scorer ("popularity", "itemknn",
+            "implicit_mf"), or the name of what `fit_scorer` fits.
         train: The simulated users' train ratings.
         others: The other users' ratings (always in the fit).
         users: The simulated users (the matrix rows).
@@ -133,11 +178,20 @@ def fit_watch_prior(
         watch: The watch examples, ``user_id, item_id, target`` (1 watched, 0 not).
         seed: Folds and model seeds.
         folds: Folds of the out-of-fold scores.
+        fit_scorer: Fits the scorer on a log (``user_id, item_id, rating,
+            timestamp``); unset: :func:`~personasim.cf.implicit.fit_implicit` of `kind`.
+        full_scorer: The scorer already fitted on all of `train` and `others`.
+        calibration: How scores become probabilities.
 
     Returns:
         The prior, and the calibrated out-of-fold log-odds of each watch example.
     """
     cols = ["user_id", "item_id", "rating", "timestamp"]
+    if fit_scorer is None:
+
+        def fit_scorer(log: pd.DataFrame) -> PairScorer:
+            return fit_implicit(kind, log, seed=seed)
+
     rng = np.random.default_rng(seed)
     fold_of_rating = rng.integers(0, folds, len(train))
     key = train["user_id"].astype(str) + "\x1f" + train["item_id"].astype(str)
@@ -151,17 +205,17 @@ def fit_watch_prior(
     oof = np.zeros(len(watch))
     for fold in range(folds):
         held = fold_of_rating == fold
-        scorer = fit_implicit(
-            kind, pd.concat([train.loc[~held, cols], others[cols]], ignore_index=True), seed=seed
-        )
+        scorer = fit_scorer(pd.concat([train.loc[~held, cols], others[cols]], ignore_index=True))
         mine = example_fold == fold
         if mine.any():
             oof[mine] = scorer.score_pairs(watch.loc[mine, ["user_id", "item_id"]])
-    knots = _calibrate(oof, watch["target"].to_numpy(dtype="float64"))
-    full = fit_implicit(kind, pd.concat([train[cols], others[cols]], ignore_index=True), seed=seed)
+    knots = _calibrate(oof, watch["target"].to_numpy(dtype="float64"), calibration)
+    full = full_scorer
+    if full is None:
+        full = fit_scorer(pd.concat([train[cols], others[cols]], ignore_index=True))
     prior = WatchPrior(kind, users, items, _matrix(full, users, items), knots)
     return prior, prior.log_odds_of(oof)
 
 
-def _matrix(scorer: ImplicitScorer, users: list[str], items: list[str]) -> np.ndarray:
+def _matrix(scorer: PairScorer, users: list[str], items: list[str]) -> np.ndarray:
     return np.stack([scorer.scores(u, items) for u in users]) if users else np.zeros((0, 0))

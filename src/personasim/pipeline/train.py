@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from sklearn.metrics import roc_auc_score
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, lora_config, save_adapter
 from personasim.agents.calibration import digit_log_probs, fit_lm_weight, held_out_ratings
+from personasim.agents.choice_prior import fit_choice_prior
 from personasim.agents.examples import build_examples, item_records, select_examples
 from personasim.agents.modeling import AgentLM
 from personasim.agents.prior import fit_prior
@@ -30,7 +32,6 @@ from personasim.agents.prompts import AGENT_PROMPT_VERSION
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.selection import gradient_scores
 from personasim.agents.training import make_packs, train_adapter
-from personasim.agents.watch_prior import fit_watch_prior
 from personasim.config import AgentConfig, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.metrics import rmse
@@ -89,6 +90,8 @@ class TrainStage(Stage):
         )
         agents = self.config.agents
         excluded = set(SCORING_ONLY) | set(exclude)
+        if not agents.watch_prior_exclude:  # older runs keep their hash
+            excluded.add("watch_prior_exclude")
         if agents.selection == "gradient":  # it scores the candidates in such batches
             excluded.discard("score_batch_items")
         else:  # only the gradient selection has a pool (older runs keep their hash)
@@ -184,22 +187,25 @@ class TrainStage(Stage):
         watch = examples["task"] == "watch"
         if cfg.watch_prior == "none" or not watch.any():
             return None
-        known = items[items["train_count"] > 0]["item_id"].astype(str).tolist()
+        started = time.perf_counter()
         with progress(f"watch prior ({cfg.watch_prior})", total=None):
-            prior, odds = fit_watch_prior(
+            prior, odds, report = fit_choice_prior(
                 cfg.watch_prior,
                 train,
                 others,
+                items,
                 users,
-                known,
                 examples.loc[watch, ["user_id", "item_id", "target"]],
                 seed=self.config.seed,
+                exclude=cfg.watch_prior_exclude,
             )
         examples.loc[watch, "prior"] = odds
         prior.save(out)
         targets = examples.loc[watch, "target"].to_numpy()
         return {
             "kind": cfg.watch_prior,
+            "seconds": round(time.perf_counter() - started, 1),
+            **({"stacked": report} if report else {}),
             "examples": int(watch.sum()),
             "oof_auc": round(float(roc_auc_score(targets, odds)), 4)
             if len(set(targets)) > 1
