@@ -191,3 +191,59 @@ def test_calibration_matches_scikit_learns_reliability_curve():
     assert result["ece"] == pytest.approx(expected, abs=1e-4)
     assert result["ece"] > 0.03
     assert calibration(np.full(100, 0.25), np.r_[np.ones(25), np.zeros(75)])["ece"] == 0.0
+
+
+def test_shown_lists_are_a_recommenders_top_unrated_items_labelled_by_the_test_part(log):
+    from personasim.evaluation.taste import shown_lists
+
+    interactions, _ = log
+    asked = []
+
+    def recommend(user, history, n):
+        asked.append((user, len(history), n))
+        # repeats and the user's own train items come back: the list drops them
+        return history[:3] + [f"i{k}" for k in range(40)] + ["i0"]
+
+    lists = shown_lists(interactions, {"first": recommend}, ["u0", "u1"], candidates=20)
+    assert set(lists["sampler"]) == {"shown:first"} and set(lists["ratio"]) == {0}
+    for user, mine in lists.groupby("user_id"):
+        rows = interactions[interactions.user_id == user]
+        train, test = (set(rows.loc[rows.split == s, "item_id"]) for s in ("train", "test"))
+        assert len(mine) == 20 and mine["item_id"].is_unique
+        assert not set(mine["item_id"]) & train
+        assert mine["item_id"].tolist() == [f"i{k}" for k in range(40) if f"i{k}" not in train][:20]
+        assert (mine["positive"] == mine["item_id"].isin(test)).all()
+    assert asked == [("u0", 18, 20), ("u1", 18, 20)]
+
+
+def test_shown_lists_are_measured_by_auc_against_the_best_baseline(log, tmp_path):
+    from personasim.config import EvaluateConfig
+    from personasim.evaluation.report import taste_matrix
+    from personasim.evaluation.taste import shown_lists
+    from personasim.evaluation.taste_fidelity import WATCH_PRIOR_MODEL, taste_lists, taste_metrics
+
+    interactions, items = log
+    cfg = EvaluateConfig(taste_ratios=[1], taste_samplers=["uniform"], bootstrap_rounds=100)
+    rated = set(zip(interactions.user_id, interactions.item_id, strict=True))
+    shown = shown_lists(
+        interactions,
+        {"all": lambda u, h, n: [f"i{k}" for k in range(200)]},
+        sorted(interactions.user_id.unique()),
+        candidates=40,
+    )
+    lists = taste_lists(interactions, items, cfg, 0, shown)
+    pairs = lists["pairs"]
+    truth = np.array([(u, i) in rated for u, i in zip(pairs.user_id, pairs.item_id, strict=True)])
+    scores = [
+        pairs.assign(model="noise", score=np.random.default_rng(0).random(len(pairs))),
+        pairs.assign(model=WATCH_PRIOR_MODEL, score=truth.astype(float)),
+    ]
+    summary = taste_metrics(lists, scores, cfg, 0, tmp_path)
+    entry = summary["shown all"][WATCH_PRIOR_MODEL]
+    assert entry["auc"] == 1.0 and "f1" not in entry
+    assert entry["users"] == interactions.user_id.nunique()
+    assert entry["vs_best_baseline"]["against"] == "noise"
+    assert entry["vs_best_baseline"]["verdict"] == "better"
+    kinds, _ = taste_matrix(summary, "f1")
+    assert "shown all" not in kinds and "uniform 1:1" in kinds
+    assert "shown all" in taste_matrix(summary, "auc")[0]

@@ -73,7 +73,7 @@ def taste_bars(taste: dict[str, dict[str, dict[str, Any]]], metric: str = "f1") 
     """One panel per list kind (sampler and ratio): `metric` of every model with its
     95% interval."""
     plt = _pyplot()
-    kinds = list(taste)
+    kinds = [k for k in taste if any(metric in e for e in taste[k].values())]
     models = list(dict.fromkeys(m for k in kinds for m in taste[k]))
     columns = min(3, len(kinds))
     rows = int(np.ceil(len(kinds) / columns))
@@ -85,7 +85,7 @@ def taste_bars(taste: dict[str, dict[str, dict[str, Any]]], metric: str = "f1") 
         squeeze=False,
     )
     for ax, kind in zip(axes.flat, kinds, strict=False):
-        names = [m for m in models if m in taste[kind]]
+        names = [m for m in models if metric in taste[kind].get(m, {})]
         values = np.array([taste[kind][m][metric] for m in names])
         ci = np.array([taste[kind][m][f"{metric}_ci"] for m in names], dtype=float)
         errors = np.nan_to_num(np.abs(ci.T - values))

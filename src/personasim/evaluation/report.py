@@ -31,6 +31,7 @@ __all__ = [
     "render_markdown",
     "simulation_persona_rows",
     "simulation_rows",
+    "simulation_verdict",
     "taste_matrix",
     "verdict",
 ]
@@ -201,7 +202,7 @@ def taste_matrix(
     Returns:
         The list kinds (the columns after "model") and one row per model.
     """
-    kinds = list(taste)
+    kinds = [k for k in taste if any(metric in e for e in taste[k].values())]
     models = list(dict.fromkeys(m for kind in kinds for m in taste[kind]))
     best = {k: max(taste[k], key=lambda m: taste[k][m][metric]) for k in kinds}
     rows = []
@@ -209,7 +210,7 @@ def taste_matrix(
         row = {"model": model}
         for kind in kinds:
             entry = taste[kind].get(model)
-            if entry is None:
+            if entry is None or metric not in entry:
                 row[kind] = "–"
                 continue
             star = " ★" if best[kind] == model else ""
@@ -221,7 +222,7 @@ def taste_matrix(
 def verdict(data: ReportData) -> list[str]:
     """The answer at a glance: the best agent against the best classical baseline, for
     the ratings and for taste, each with its paired 95% interval."""
-    lines = []
+    lines = simulation_verdict(data.simulation)
     compared = {name: m["compared"] for name, m in data.metrics.items() if "compared" in m}
     agents = [n for n in compared if n in _AGENTS and "vs_best_baseline" in compared[n]]
     if agents:
@@ -262,6 +263,34 @@ def verdict(data: ReportData) -> list[str]:
     return lines
 
 
+def simulation_verdict(simulation: dict[str, Any]) -> list[str]:
+    """The simulation's answer, first: which recommender the simulated users prefer (by
+    likes per session), by how much over the next and how sure (paired intervals over
+    users), and whether the checks against the simulator's own model hold."""
+    intervals = simulation.get("intervals")
+    if not intervals:
+        return []
+    best = intervals["best"]["likes"]
+    mine = intervals["recommenders"][best]
+    rivals = intervals["vs_best"]["likes"]
+    lines = []
+    if rivals:
+        second = max(rivals, key=lambda n: rivals[n]["difference"])
+        vs = rivals[second]
+        sure = "clearly" if vs["verdict"] == "worse" else "not clearly"
+        lines.append(
+            f"Simulation: the simulated users prefer {best} ({_fmt(mine['likes'], 2)} likes per "
+            f"session, 95% {_ci(mine['likes_ci'], 2)}), {sure} ahead of {second} "
+            f"(by {-vs['difference']:+.2f}, 95% {_ci([-vs['ci'][1], -vs['ci'][0]], 2)}); "
+            f"{sum(v['verdict'] == 'worse' for v in rivals.values())} of {len(rivals)} "
+            "recommenders are clearly below it."
+        )
+    for check in simulation.get("checks", {}).values():
+        if check.get("sentence"):
+            lines.append(check["sentence"])
+    return lines
+
+
 def group_rows(groups: pd.DataFrame | None) -> tuple[list[str], list[dict[str, str]]]:
     """RMSE per persona and trait level: one row per group, one column per model."""
     if groups is None or groups.empty:
@@ -298,6 +327,10 @@ def simulation_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
     for name, m in simulation.get("recommenders", {}).items():
         row = {"recommender": name}
         row.update({title: _fmt(m.get(key), digits) for title, key, digits in _SIMULATED_COLUMNS})
+        spread = simulation.get("intervals", {}).get("recommenders", {}).get(name, {})
+        for title, key in (("watch rate", "watch_rate"), ("likes/session", "likes")):
+            if f"{key}_ci" in spread:
+                row[title] += f" {_ci(spread[f'{key}_ci'])}"
         row[f"nDCG@{k}"] = _fmt(m.get("ndcg"), 4)
         row[f"Recall@{k}"] = _fmt(m.get("recall"), 4)
         rows.append(row)

@@ -11,6 +11,12 @@ The lists are nested to keep scoring cheap: the 1:9 list's positives are the fir
 the 1:1 list's, and each list's negatives are the first of one per-user ordering, so a
 model scores each (user, item) once whatever the ratios.
 
+"Shown" lists are what recommenders show: each user's top `candidates` unrated items of
+a recommender fitted on the training data, labelled by the held-out log (sampler
+``shown:NAME``, ratio 0): where a simulator is used, the question is how well a model
+orders the items inside such a list, not whether it tells them from random ones. They
+are measured by AUC alone (no threshold is calibrated for them).
+
 A model answers yes/no by thresholding its score. The threshold of every (model,
 sampler, ratio) is calibrated on lists built the same way from the *train* part
 (maximum pooled F1), never on test. Accuracy, precision, recall and F1 are computed
@@ -19,7 +25,7 @@ per list and averaged over users; AUC likewise (threshold-free).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,18 +35,23 @@ from sklearn.metrics import precision_recall_curve
 
 __all__ = [
     "POPULARITY_BINS",
+    "SHOWN",
     "TasteLists",
     "best_f1_threshold",
     "calibration",
     "candidate_lists",
     "list_metrics",
     "positives_in_list",
+    "shown_lists",
 ]
 
 POPULARITY_BINS = 10
 """Train-popularity quantile bins of the "popularity" negative sampler."""
 
 TASTE_SAMPLERS = ("uniform", "popularity")
+
+SHOWN = "shown:"
+"""Prefix of the sampler of a recommender's shown lists (``shown:itemknn``)."""
 
 
 def positives_in_list(candidates: int, ratio: int) -> int:
@@ -132,6 +143,41 @@ def candidate_lists(
     lists = pd.DataFrame(rows, columns=["user_id", "sampler", "ratio", "item_id", "positive"])
     pairs = lists[["user_id", "item_id"]].drop_duplicates().reset_index(drop=True)
     return TasteLists(lists=lists, pairs=pairs)
+
+
+def shown_lists(
+    interactions: pd.DataFrame,
+    recommenders: Mapping[str, Callable[[str, list[str], int], list[str]]],
+    users: Sequence[str],
+    *,
+    candidates: int,
+) -> pd.DataFrame:
+    """Each user's top `candidates` items of each recommender, given the user's train
+    items, labelled by the test part (``user_id, sampler, ratio, item_id, positive``;
+    sampler ``shown:NAME``, ratio 0).
+
+    Args:
+        interactions: ``user_id, item_id, split`` of the sampled users.
+        recommenders: Name -> ``recommend(user_id, train_items, n)`` (item ids, best
+            first; items of the history and repeats are dropped here).
+        users: The users to build lists for.
+        candidates: Items per list.
+    """
+    frame = interactions.assign(
+        user_id=interactions["user_id"].astype(str), item_id=interactions["item_id"].astype(str)
+    )
+    train = frame[frame["split"] == "train"].groupby("user_id")["item_id"].agg(list)
+    test = frame[frame["split"] == "test"].groupby("user_id")["item_id"].agg(set)
+    rows: list[tuple[str, str, int, str, bool]] = []
+    for name, recommend in recommenders.items():
+        for user in users:
+            history = train.get(user, [])
+            seen = set(history)
+            taken = test.get(user, set())
+            shown = list(dict.fromkeys(i for i in map(str, recommend(user, history, candidates))))
+            shown = [i for i in shown if i not in seen][:candidates]
+            rows += [(user, SHOWN + name, 0, item, item in taken) for item in shown]
+    return pd.DataFrame(rows, columns=["user_id", "sampler", "ratio", "item_id", "positive"])
 
 
 def _uniform(catalogue: np.ndarray, seen: set[str], n: int, rng: np.random.Generator) -> list[str]:

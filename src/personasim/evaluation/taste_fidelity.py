@@ -19,6 +19,7 @@ from personasim.evaluation.bootstrap import mean_interval
 from personasim.evaluation.checkpoints import UnitStore
 from personasim.evaluation.ratings import FittedBaselines
 from personasim.evaluation.taste import (
+    SHOWN,
     best_f1_threshold,
     calibration,
     candidate_lists,
@@ -33,6 +34,7 @@ __all__ = [
     "baseline_taste_scores",
     "taste_lists",
     "taste_metrics",
+    "taste_users",
 ]
 
 WATCH_PRIOR_MODEL = "watch-prior"
@@ -42,15 +44,26 @@ TASTE_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 """Per-list taste-alignment metrics, averaged over users."""
 
 
-def taste_lists(
-    interactions: pd.DataFrame, items: pd.DataFrame, cfg: EvaluateConfig, seed: int
-) -> dict[str, Any]:
-    """Test lists to measure on, train lists to calibrate thresholds on, every
-    (user, item) pair of both, and the items' train popularity."""
+def taste_users(interactions: pd.DataFrame, cfg: EvaluateConfig, seed: int) -> list[str]:
+    """The users whose taste lists are built (a seeded sample of `taste_users`)."""
     users = sorted(interactions["user_id"].astype(str).unique())
     if cfg.taste_users and cfg.taste_users < len(users):
         rng = np.random.default_rng(seed)
         users = sorted(rng.choice(users, cfg.taste_users, replace=False).tolist())
+    return users
+
+
+def taste_lists(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    cfg: EvaluateConfig,
+    seed: int,
+    shown: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Test lists to measure on (with `shown`, recommenders' lists of
+    :func:`~personasim.evaluation.taste.shown_lists`), train lists to calibrate
+    thresholds on, every (user, item) pair of both, and the items' train popularity."""
+    users = taste_users(interactions, cfg, seed)
     built = {}
     for part in ("test", "train"):
         built[part] = candidate_lists(
@@ -63,9 +76,12 @@ def taste_lists(
             samplers=cfg.taste_samplers,
             seed=seed + (0 if part == "test" else 1),
         )
-    all_pairs = pd.concat([built["test"].pairs, built["train"].pairs]).drop_duplicates()
+    test = built["test"].lists
+    if shown is not None and not shown.empty:
+        test = pd.concat([test, shown], ignore_index=True)
+    all_pairs = pd.concat([test[["user_id", "item_id"]], built["train"].pairs]).drop_duplicates()
     return {
-        "test": built["test"].lists,
+        "test": test,
         "train": built["train"].lists,
         "pairs": all_pairs.reset_index(drop=True),
         "popularity": dict(
@@ -169,12 +185,44 @@ def taste_metrics(
             rows = pd.concat(per_user, ignore_index=True)
             rows = rows[(rows.sampler == sampler) & (rows.ratio == ratio)]
             _compare_agents(summary[key], rows, cfg.bootstrap_rounds, seed)
+    test = lists["test"]
+    for sampler in test.loc[test["sampler"].str.startswith(SHOWN), "sampler"].unique():
+        key = f"shown {sampler.removeprefix(SHOWN)}"
+        frame = test[test["sampler"] == sampler]
+        summary[key] = {}
+        rows = []
+        for model, mine in scored.groupby("model", sort=False):
+            both = frame.merge(mine[["user_id", "item_id", "score"]], on=["user_id", "item_id"])
+            result = list_metrics(both, np.inf)[["user_id", "auc"]].dropna()
+            result.insert(0, "model", model)
+            result.insert(1, "sampler", sampler)
+            result.insert(2, "ratio", 0)
+            rows.append(result)
+            interval = mean_interval(
+                result["auc"].to_numpy(), rounds=cfg.bootstrap_rounds, seed=seed
+            )
+            summary[key][str(model)] = {
+                "users": int(len(result)),
+                "positives": round(float(frame["positive"].mean()), 4) if len(frame) else None,
+                "auc": round(interval.estimate, 6),
+                "auc_ci": interval.as_list(),
+            }
+        per_user += rows
+        _compare_agents(
+            summary[key], pd.concat(rows, ignore_index=True), cfg.bootstrap_rounds, seed, ("auc",)
+        )
     write_parquet(pd.concat(per_user, ignore_index=True), out / "taste.parquet")
     atomic_write_text(out / "taste.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def _compare_agents(models: dict[str, Any], rows: pd.DataFrame, rounds: int, seed: int) -> None:
+def _compare_agents(
+    models: dict[str, Any],
+    rows: pd.DataFrame,
+    rounds: int,
+    seed: int,
+    metrics: tuple[str, ...] = ("auc", "f1"),
+) -> None:
     """Add to each agent's (and the watch prior's) entry its paired difference from the
     best baseline of this list kind (by AUC) and, for the LoRA agents, from the watch
     prior alone: per-user AUC and F1 differences, bootstrap over users."""
@@ -186,7 +234,7 @@ def _compare_agents(models: dict[str, Any], rows: pd.DataFrame, rounds: int, see
 
     def paired(model: str, other: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"against": other}
-        for metric in ("auc", "f1"):
+        for metric in metrics:
             diff = (rows.loc[model, metric] - rows.loc[other, metric]).dropna()
             interval = mean_interval(diff.to_numpy(), rounds=rounds, seed=seed)
             entry[metric] = round(interval.estimate, 6)

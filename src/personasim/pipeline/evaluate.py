@@ -47,13 +47,17 @@ from personasim.evaluation.ratings import (
     model_metrics,
     prior_ratings,
 )
+from personasim.evaluation.taste import shown_lists
 from personasim.evaluation.taste_fidelity import (
     baseline_taste_scores,
     taste_lists,
     taste_metrics,
+    taste_users,
 )
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
+from personasim.progress import progress
+from personasim.simulation.recommenders import create_recommender
 from personasim.workspace import atomic_write_text
 
 __all__ = ["EvaluateStage"]
@@ -71,7 +75,13 @@ _RATING_SETTINGS = (
     "agent_pairs_per_user",
 )
 """What the rating predictions depend on, besides the inputs and the seed."""
-_TASTE_SETTINGS = ("taste_candidates", "taste_ratios", "taste_samplers", "taste_users")
+_TASTE_SETTINGS = (
+    "taste_candidates",
+    "taste_ratios",
+    "taste_samplers",
+    "taste_users",
+    "taste_shown",
+)
 """What the taste scores depend on, besides the rating settings (the baselines)."""
 _GENERATION_SETTINGS = ("free_generation_pairs", "free_generation_tokens", "agent_pairs_per_user")
 """What the free answers depend on."""
@@ -115,6 +125,9 @@ class EvaluateStage(Stage):
         scale = list(self.config.data.rating_scale)
         rating = [{k: getattr(cfg, k) for k in _RATING_SETTINGS}, scale]
         taste = [{k: getattr(cfg, k) for k in _TASTE_SETTINGS}, *rating]
+        if cfg.taste_shown:  # the shown lists' recommenders are fitted as simulate's
+            sim = self.config.simulate
+            taste.append([sim.itemknn_neighbors, sim.mf_embedding_size, sim.mf_epochs])
         generation = {k: getattr(cfg, k) for k in _GENERATION_SETTINGS}
         return {
             "ratings": UnitStore(base, "ratings", *rating),
@@ -195,7 +208,7 @@ class EvaluateStage(Stage):
         if new_items is not None:
             summary["new_items"] = new_items
         if cfg.taste:
-            lists = taste_lists(interactions, items, cfg, seed)
+            lists = taste_lists(interactions, items, cfg, seed, self._shown(interactions, fitted))
             scores = baseline_taste_scores(lists, fitted, self._watch_prior(), stores["taste"])
             if agents is not None:
                 scores += agents.watch_scores(lists["pairs"], stores["taste"])
@@ -264,6 +277,22 @@ class EvaluateStage(Stage):
             "prior_weights": summary.get("prior_weights"),
         }
         return prior_ratings(CFPrior.load(folder), test), note
+
+    def _shown(self, interactions: pd.DataFrame, fitted: FittedBaselines) -> pd.DataFrame | None:
+        """The recommenders' shown lists (``evaluate.taste_shown``), each recommender
+        fitted on the baselines' training data as `simulate` fits it."""
+        cfg = self.config.evaluate
+        if not cfg.taste_shown:
+            return None
+        recommend = {}
+        with progress("shown lists: fitting", total=len(cfg.taste_shown), unit="models") as advance:
+            for name in cfg.taste_shown:
+                recommender = create_recommender(name, self.config.simulate)
+                recommender.fit(fitted.training, seed=self.config.seed)
+                recommend[name] = recommender.recommend
+                advance(1)
+        users = taste_users(interactions, cfg, self.config.seed)
+        return shown_lists(interactions, recommend, users, candidates=cfg.taste_candidates)
 
     def _watch_prior(self) -> WatchPrior | None:
         folder = self.workspace.stage_dir("adapters")
