@@ -261,6 +261,12 @@ class EvaluateConfig(_Section):
     """How negatives are drawn: "uniform" over unrated items (Agent4Rec's), or
     "popularity" (as popular as the user's positives: same train-popularity decile), on
     which popularity alone cannot score well."""
+    taste_shown: list[str] = ["popular", "itemknn", "userknn", "mf", "bpr"]
+    """Recommenders whose top lists are taste lists too ("shown" lists: each user's top
+    `taste_candidates` unrated items of the recommender fitted on the training data,
+    labelled by the held-out log): how well each model orders what a recommender
+    actually shows, where a simulator is used. AUC only (no threshold). Built-in
+    recommender names (see [simulate] recommenders); empty: none."""
     taste_users: int = Field(0, ge=0)
     """Users in the taste lists (a seeded sample; 0: all). The agents score each user's
     test lists and, to calibrate their thresholds, as many train lists: this bounds the
@@ -295,7 +301,9 @@ class SimulateConfig(_Section):
     plugins: dict[str, str] = {}
     """Your own recommenders, name = "module:object" (see docs/simulation.md: a class with
     fit(training) and recommend(user_id, history, n), or a function)."""
-    other_watch_priors: list[Literal["popularity", "itemknn", "implicit_mf"]] = []
+    other_watch_priors: list[
+        Literal["stacked", "popularity", "itemknn", "implicit_mf", "bpr", "userknn"]
+    ] = []
     """Simulate the sessions again with the agents' watch prior swapped for each of
     these implicit scorers (same adapters, same pages): if the ranking of the
     recommenders follows the prior rather than the held-out log, a simulator whose
@@ -341,6 +349,17 @@ class SimulateConfig(_Section):
     again, to see how the genre diversity and popularity of what it shows drift."""
     feedback_users: int = Field(0, ge=0)
     """Users in the feedback loop (a seeded subset of the simulated users; 0: all)."""
+    ladder: list[Annotated[float, Field(gt=0.0, le=1.0)]] = [0.1, 0.25, 0.5, 1.0]
+    """The good-vs-degraded ladder: the best built-in recommender (by nDCG) again with
+    these shares of each page replaced by random unseen items. The simulated watch rate
+    and likes must fall as the share grows; the smallest share whose drop has a paired
+    interval excluding 0 is the simulator's resolution, reported beside nDCG's on the
+    same lists. Empty: off."""
+    leave_family_out: bool = True
+    """With the stacked watch prior: simulate each built-in recommender again with its
+    own family (item-kNN for "itemknn", implicit MF for "mf", ...) left out of the
+    prior, and report whether its rank holds (a simulator must not favour the
+    recommender it shares a model with)."""
 
     @field_validator("patience")
     @classmethod
@@ -550,6 +569,10 @@ class PersonaConfig(_Section):
 
 
 SamplerName = Literal["uniform", "popularity", "ambiguous", "hard"]
+ChoiceFamily = Literal[
+    "popularity", "itemknn", "implicit_mf", "bpr", "userknn", "genre", "time", "activity"
+]
+"""The feature families of the stacked choice model (personasim.cf.choice_features)."""
 """The built-in negative samplers of the watch task."""
 
 
@@ -647,11 +670,20 @@ class AgentConfig(_Section):
     """Exponent of the popularity sampler."""
     negatives_per_positive: int = Field(1, ge=1)
     """Watch negatives per positive."""
-    watch_prior: Literal["none", "popularity", "itemknn", "implicit_mf"] = "itemknn"
-    """Collaborative prior of the watch answer: an implicit-feedback scorer (LensKit,
-    fitted on the training data; out-of-fold for the agents' own watch examples) whose
-    score, calibrated into log-odds on the training lists, is added to logit(yes) -
-    logit(no), so the adapter learns what the text adds; "none" leaves it out."""
+    watch_prior: Literal[
+        "none", "stacked", "popularity", "itemknn", "implicit_mf", "bpr", "userknn"
+    ] = "stacked"
+    """Collaborative prior of the watch answer, whose score, calibrated into log-odds on
+    the training lists, is added to logit(yes) - logit(no), so the adapter learns what
+    the text adds: "stacked", the choice model (gradient boosting over the implicit
+    scorers, recent popularity, the user's last items, genres, item age and activity,
+    taught by a time split of the training part; docs/agents.md); or one implicit-feedback
+    scorer (LensKit); fitted on the training data, out of fold for the agents' own watch
+    examples; "none" leaves it out."""
+    watch_prior_exclude: list[ChoiceFamily] = []
+    """Feature families the "stacked" watch prior leaves out ("popularity", "itemknn",
+    "implicit_mf", "bpr", "userknn", "genre", "time", "activity"): e.g. ["itemknn"] so
+    that the item-kNN recommender's own scores do not judge it."""
     watch_share: float = Field(0.3, ge=0.0, le=1.0)
     """Watch examples as a share of an adapter's examples."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -93,6 +93,105 @@ def test_sessions_offline_metrics_and_agreement_are_written(simulated):
     assert (feedback.loc[feedback["round"] == 1, "users"] == 3).all()
 
 
+def test_the_verdict_comes_with_intervals_and_checks_against_its_own_model(simulated):
+    workdir, _, _ = simulated
+    metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
+    rows, intervals = metrics["recommenders"], metrics["intervals"]
+    for name, row in rows.items():
+        mine = intervals["recommenders"][name]
+        assert mine["watch_rate"] == pytest.approx(row["watch_rate"], abs=1e-4)
+        low, high = mine["likes_ci"]
+        assert low <= mine["likes"] <= high
+    best = intervals["best"]["likes"]
+    assert set(intervals["vs_best"]["likes"]) == set(rows) - {best}
+    ladder = metrics["checks"]["ladder"]
+    strong = ["popular", "itemknn", "mf"]
+    assert ladder["recommender"] == max(strong, key=lambda n: rows[n]["ndcg"])
+    assert [s["share"] for s in ladder["steps"]] == [0.1, 0.25, 0.5, 1.0]
+    for step in ladder["steps"]:
+        assert step["likes_drop"]["difference"] == pytest.approx(
+            step["likes"] - ladder["likes"], abs=1e-5
+        )
+        assert len(step["ndcg_drop"]["ci"]) == 2
+    assert set(ladder["monotone"]) == {"watch_rate", "likes", "ndcg"}
+    assert ladder["steps"][-1]["ndcg"] <= ladder["ndcg"]  # random pages hit less of the log
+    family_out = metrics["checks"]["leave_family_out"]
+    assert {n: e["family"] for n, e in family_out["recommenders"].items()} == {
+        "popular": "popularity",
+        "itemknn": "itemknn",
+        "mf": "implicit_mf",
+    }
+    for entry in family_out["recommenders"].values():
+        assert 1 <= entry["likes_rank_without"] <= len(rows)
+    assert isinstance(family_out["holds"], bool) and "Leave-family-out" in family_out["sentence"]
+
+
+def test_the_checks_resume_from_their_checkpoints(simulated, monkeypatch, tmp_path):
+    workdir, cfg, _ = simulated
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    shutil.rmtree(copy / "simulate")
+
+    def no_agents(*args, **kwargs):
+        raise AssertionError("the agents were asked again")
+
+    monkeypatch.setattr("personasim.agents.UserAgent.from_workdir", no_agents)
+    monkeypatch.setattr("personasim.agents.choice_prior.fit_choice_prior", no_agents)
+    assert run_stage(SimulateStage, Workspace(copy), cfg).ran
+    again = json.loads((copy / "simulate" / "metrics.json").read_text())
+    first = json.loads((workdir / "simulate" / "metrics.json").read_text())
+    assert again["checks"] == first["checks"]
+
+
+def test_a_copy_of_a_recommenders_lists_gets_the_same_sessions(
+    simulated, agent_log_files, make_agent_config, tmp_path
+):
+    """Common random numbers: a rankings file that shows exactly what `popular` shows
+    is simulated to exactly its sessions (different draws once gave 1.80 vs 2.07 likes)."""
+    from personasim.cf import training_log
+    from personasim.simulation.recommenders import create_recommender
+
+    workdir, _, _ = simulated
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    shutil.rmtree(copy / "simulate")
+    base = make_agent_config(agent_log_files)
+    path = tmp_path / "copy.parquet"
+    cfg = _config(
+        base,
+        recommenders=["popular", "copy"],
+        rankings={"copy": str(path)},
+        ladder=[],
+        leave_family_out=False,
+    )
+    interactions = pd.read_parquet(copy / "data" / "interactions.parquet")
+    training, _ = training_log(Workspace(copy), interactions)
+    popular = create_recommender("popular", cfg.simulate)
+    popular.fit(training[["user_id", "item_id", "rating", "timestamp"]], seed=cfg.seed)
+    seen = interactions[interactions.split == "train"].groupby("user_id")["item_id"].agg(list)
+    rows = [
+        (user, item, rank)
+        for user in seen.index
+        for rank, item in enumerate(popular.recommend(user, seen[user], 60), start=1)
+    ]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "rank"]).to_parquet(path)
+    run_stage(SimulateStage, Workspace(copy), cfg)
+    events = pd.read_parquet(copy / "simulate" / "events.parquet")
+    columns = [c for c in events.columns if c != "recommender"]
+    mine, theirs = (
+        events.loc[events.recommender == name, columns].reset_index(drop=True)
+        for name in ("popular", "copy")
+    )
+    pd.testing.assert_frame_equal(mine, theirs)
+    metrics = json.loads((copy / "simulate" / "metrics.json").read_text())
+    for measure in ("watch_rate", "likes"):
+        assert (
+            metrics["recommenders"]["popular"][measure] == metrics["recommenders"]["copy"][measure]
+        )
+        assert metrics["intervals"]["vs_best"][measure]
+        assert next(iter(metrics["intervals"]["vs_best"][measure].values()))["ci"] == [0, 0]
+
+
 def test_a_failed_simulation_resumes_from_its_checkpoints(
     simulated, agent_log_files, make_agent_config, monkeypatch, tmp_path
 ):
@@ -106,6 +205,8 @@ def test_a_failed_simulation_resumes_from_its_checkpoints(
         base,
         plugins={"bad": "tests.simulation.test_recommenders:fails"},
         recommenders=["popular", "mf", "bad"],
+        ladder=[],  # the checks run after every recommender (tested with the verdict)
+        leave_family_out=False,
     )
     with pytest.raises(ConfigError, match="recommender plug-in 'bad'"):
         run_stage(SimulateStage, Workspace(copy), failing)
@@ -116,7 +217,7 @@ def test_a_failed_simulation_resumes_from_its_checkpoints(
         raise AssertionError("the agents were asked again")
 
     monkeypatch.setattr("personasim.agents.UserAgent.from_workdir", no_agents)
-    cfg = _config(base, recommenders=["popular", "mf"])
+    cfg = _config(base, recommenders=["popular", "mf"], ladder=[], leave_family_out=False)
     assert run_stage(SimulateStage, Workspace(copy), cfg).ran
     resumed = pd.read_parquet(copy / "simulate" / "events.parquet")
     first = pd.read_parquet(workdir / "simulate" / "events.parquet")
@@ -126,7 +227,8 @@ def test_a_failed_simulation_resumes_from_its_checkpoints(
     assert not run_stage(SimulateStage, Workspace(copy), cfg).ran
     # a finished simulation keeps each recommender's sessions: changing the list
     # reruns the stage without asking the agents again for the ones it already ran
-    assert run_stage(SimulateStage, Workspace(copy), _config(base, recommenders=["mf"])).ran
+    only = _config(base, recommenders=["mf"], ladder=[], leave_family_out=False)
+    assert run_stage(SimulateStage, Workspace(copy), only).ran
     only_mf = pd.read_parquet(copy / "simulate" / "events.parquet")
     pd.testing.assert_frame_equal(
         only_mf, first[first["recommender"] == "mf"].reset_index(drop=True)
@@ -166,6 +268,12 @@ def test_the_report_shows_the_simulation(simulated, copy_run):
     summary = (workdir / "report" / "summary.md").read_text()
     assert "## Recommenders: simulated sessions and the held-out log" in summary
     assert "| recent |" in summary and "## Feedback loop" in summary
+    # the verdict leads with the simulation, its certainty and its checks
+    best = metrics["intervals"]["best"]["likes"]
+    assert f"Simulation: the simulated users prefer {best}" in summary
+    assert metrics["checks"]["ladder"]["sentence"] in summary
+    assert metrics["checks"]["leave_family_out"]["sentence"] in summary
+    assert summary.index("Simulation: the simulated") < summary.index("## Recommenders")
 
 
 def test_a_rankings_file_is_simulated_and_a_changed_file_again(

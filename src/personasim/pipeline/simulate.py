@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,10 @@ from personasim.cf.dataset import training_log
 from personasim.config import AGENT_ADAPTERS, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.bootstrap import mean_interval
+from personasim.evaluation.session_intervals import session_intervals
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_family_out_check
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
 from personasim.simulation.measures import (
@@ -135,7 +138,15 @@ class SimulateStage(Stage):
         # rounds run so far stay valid when only the number of rounds changes
         # (and each recommender's sessions stay valid when others join or leave the list)
         session_settings = cfg.model_dump(
-            exclude={"feedback_rounds", "feedback_users", "recommenders", "plugins", "rankings"}
+            exclude={
+                "feedback_rounds",
+                "feedback_users",
+                "recommenders",
+                "plugins",
+                "rankings",
+                "ladder",
+                "leave_family_out",
+            }
         )
         checkpoints = ws.checkpoint_dir(
             self.folder, config_hash(self.input_hashes(), session_settings, seed)[:16]
@@ -201,6 +212,16 @@ class SimulateStage(Stage):
                 for p in sorted(se["persona"].dropna().unique())
             }
         metrics["agreement"] = _agreement(metrics["recommenders"])
+        if agent is not None:
+            metrics["intervals"] = session_intervals(
+                sessions[["recommender", "user_id", "shown", "watched", "liked"]],
+                rounds=self.config.evaluate.bootstrap_rounds,
+                seed=seed,
+            )
+        if agent is not None:
+            metrics["checks"] = self._checks(
+                agent, interactions, items, shown, logs, history, activity, checkpoints, metrics
+            )
         if cfg.other_watch_priors and agent is not None:
             metrics["watch_priors"] = self._other_priors(
                 agent,
@@ -289,15 +310,7 @@ class SimulateStage(Stage):
         """The sessions again under each other watch prior: per recommender the watch
         rate, likes and log-hit ratio, how the recommenders' order agrees with nDCG, and
         with their order under the agents' own prior."""
-        from personasim.agents.watch_prior import fit_watch_prior
-
-        ws = self.workspace
-        examples = read_parquet(ws.require("adapters", "examples.parquet"))
-        watch = examples[examples["task"] == "watch"][["user_id", "item_id", "target"]]
-        train = interactions[interactions["split"] == "train"]
-        others = read_parquet(ws.require("data", "others.parquet"))
-        known = items[items["train_count"] > 0]["item_id"].astype(str).tolist()
-        simulated = sorted(interactions["user_id"].astype(str).unique())
+        fit = self._prior_fitter(interactions, items)
         loaded = agent.get()
         own = loaded.watch_prior
         cfg = self.config.simulate
@@ -305,15 +318,7 @@ class SimulateStage(Stage):
         try:
             for kind in cfg.other_watch_priors:
                 with progress(f"watch prior ({kind})", total=None):
-                    loaded.watch_prior, _ = fit_watch_prior(
-                        kind,
-                        train,
-                        others,
-                        simulated,
-                        known,
-                        watch.reset_index(drop=True),
-                        seed=self.config.seed,
-                    )
+                    loaded.watch_prior = fit(kind, [])
                 table = {}
                 for name in recommenders:
                     log = self._sessions(agent, name, 0, pages[name], activity, checkpoints, kind)
@@ -340,6 +345,107 @@ class SimulateStage(Stage):
             loaded.watch_prior = own
         return out
 
+    def _prior_fitter(
+        self, interactions: pd.DataFrame, items: pd.DataFrame
+    ) -> Callable[[str, list[str]], Any]:
+        """``(kind, families left out) -> a watch prior`` fitted as the train stage fits
+        the agents' own (on the same watch examples)."""
+        from personasim.agents.choice_prior import fit_choice_prior
+
+        ws = self.workspace
+        examples = read_parquet(ws.require("adapters", "examples.parquet"))
+        watch = examples[examples["task"] == "watch"][["user_id", "item_id", "target"]]
+        train = interactions[interactions["split"] == "train"]
+        others = read_parquet(ws.require("data", "others.parquet"))
+        simulated = sorted(interactions["user_id"].astype(str).unique())
+
+        def fit(kind: str, exclude: list[str]) -> Any:
+            with progress(f"watch prior ({kind}, without {exclude or 'nothing'})", total=None):
+                prior, _, _ = fit_choice_prior(
+                    kind,
+                    train,
+                    others,
+                    items,
+                    simulated,
+                    watch,
+                    seed=self.config.seed,
+                    exclude=exclude,
+                )
+            return prior
+
+        return fit
+
+    def _checks(
+        self,
+        agent: _LazyAgent,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame,
+        shown: dict[str, dict[str, list[list[str]]]],
+        logs: dict[str, SessionLog],
+        history: dict[str, list[str]],
+        activity: dict[str, Any],
+        checkpoints: Path,
+        metrics: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The ladder and leave-family-out checks (:mod:`personasim.pipeline.simulate_checks`)."""
+        cfg = self.config.simulate
+        seed = self.config.seed
+
+        def simulate(
+            name: str,
+            pages: dict[str, list[list[str]]],
+            variant: str,
+            prepare: Callable[[], None] | None = None,
+        ) -> SessionLog:
+            return self._sessions(
+                agent, name, 0, pages, activity, checkpoints, variant, prepare=prepare
+            )
+
+        checks: dict[str, Any] = {}
+        table = metrics["recommenders"]
+        strong = [n for n in cfg.recommenders if n in FAMILY_OF]
+        if cfg.ladder and strong:
+            best = max(strong, key=lambda n: table[n]["ndcg"])
+            test = interactions[interactions["split"] == "test"]
+            catalogue = items.loc[items["train_count"] > 0, "item_id"].astype(str).tolist()
+            checks["ladder"] = ladder_check(
+                best,
+                shown[best],
+                logs[best],
+                history,
+                catalogue,
+                test.astype({"user_id": str, "item_id": str}),
+                simulate,
+                shares=cfg.ladder,
+                k=cfg.offline_k,
+                seed=seed,
+                rounds=self.config.evaluate.bootstrap_rounds,
+            )
+        agents_cfg = self.config.agents
+        if cfg.leave_family_out and agents_cfg.watch_prior == "stacked" and strong:
+            fit = self._prior_fitter(interactions, items)
+            own: dict[str, Any] = {}
+
+            def use(prior: Any) -> None:
+                """Swap the agents' prior; None puts their own back (loads nothing when
+                every session came from a checkpoint)."""
+                if prior is None:
+                    if own:
+                        agent.get().watch_prior = own["prior"]
+                    return
+                loaded = agent.get()
+                own.setdefault("prior", loaded.watch_prior)
+                loaded.watch_prior = prior
+
+            checks["leave_family_out"] = leave_family_out_check(
+                {n: table[n] for n in cfg.recommenders},
+                shown,
+                lambda family: fit("stacked", [*agents_cfg.watch_prior_exclude, family]),
+                use,
+                simulate,
+            )
+        return checks
+
     def _sessions(
         self,
         agent: _LazyAgent | None,
@@ -349,9 +455,12 @@ class SimulateStage(Stage):
         activity: dict[str, Any],
         checkpoints: Path,
         variant: str = "",
+        *,
+        prepare: Callable[[], None] | None = None,
     ) -> SessionLog:
         """One recommender's sessions in one round, from the checkpoint when it exists
-        (`variant`: another watch prior's sessions)."""
+        (`variant`: sessions under another watch prior, or of altered pages; `prepare`
+        runs first when they are not restored)."""
         tag = f"round{round_}-{config_hash(name, *self._recommender_source(name))[:12]}"
         if variant:
             tag += f"-prior-{variant}"
@@ -368,6 +477,8 @@ class SimulateStage(Stage):
         cfg = self.config.simulate
         if agent is None:
             return run_sessions(_NoAgents(), {u: [] for u in pages}, {}, cfg, seed=0, label="")
+        if prepare is not None:  # e.g. swap in another prior: only for sessions to run
+            prepare()
         total = sum(len(page) for p in pages.values() for page in p)
         with progress(
             f"sessions: {name} (round {round_})", total=total, unit="items at most"
@@ -378,7 +489,7 @@ class SimulateStage(Stage):
                 {u: int(activity.get(u, 2)) for u in pages},
                 cfg,
                 seed=self.config.seed,
-                label=f"round{round_}/{name}",
+                label=f"round{round_}",  # common random numbers across recommenders
                 advance=advance,
             )
         write_parquet(log.sessions, sessions_path)

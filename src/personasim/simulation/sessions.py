@@ -19,8 +19,14 @@ item is never shown twice in a session). On each page the agent
    ``P(continue) >= 0.5``. A session also ends after ``max_pages`` pages or when the
    recommender has nothing left to show.
 
-Every user's draws come from its own stream (seeded by the run seed, the session label
-and the user id), so results do not depend on batching or on which other users run.
+Draws are common random numbers: the uniform behind a decision is seeded by the run
+seed, the session label (the feedback round, not the recommender), the user, the page,
+the position on it and what is decided (watch, rating, continue), so two recommenders
+that show a user the same item at the same point of a session draw the same number for
+it, identical lists give identical sessions, and a difference between recommenders is
+not the noise of different draws. Results do not depend on batching or on which other
+users run. A rating is drawn by inverting the cumulative rating distribution at its
+uniform.
 Users are advanced page by page together: each page of every active user goes to the
 agents in one call, which scores them in mixed-persona batches; then the watched items
 are rated. With ``one_pass=True``, agents with a ``page_scores`` method
@@ -155,7 +161,8 @@ def run_sessions(
         activity: Per user, the activity level 1..3 (missing: medium).
         config: Decision mode, thresholds, patience.
         seed: The run seed.
-        label: Names the session set in the seeds (e.g. "round0/mf").
+        label: Names the session set in the seeds (e.g. "round0"): the same label gives
+            every recommender the same draws.
         advance: Called with the number of items scored after each page.
         one_pass: Ask agents that have ``page_scores`` both questions of every shown
             item in one pass (rates skipped items too; measured slower when few items
@@ -166,7 +173,10 @@ def run_sessions(
         The events and one row per session.
     """
     users = list(pages)
-    streams = {u: np.random.default_rng(stable_seed(seed, label, u)) for u in users}
+
+    def draws(user: str, page: int, what: str, n: int) -> np.ndarray:
+        return np.random.default_rng(stable_seed(seed, label, user, page, what)).random(n)
+
     sample = config.decisions == "sample"
     events: list[tuple] = []
     state = {u: {"pages": 0, "shown": 0, "watched": 0, "liked": 0, "exit": ""} for u in users}
@@ -180,8 +190,8 @@ def run_sessions(
         watch, page_probs = _page_answers(agents, shown, one_pass)
         watched_items: dict[str, list[int]] = {}
         for (u, items), p in zip(shown, watch, strict=True):
-            draws = streams[u].random(len(items)) if sample else None
-            decided = draws < p if draws is not None else p >= config.watch_threshold
+            drawn = draws(u, page, "watch", len(items)) if sample else None
+            decided = drawn < p if drawn is not None else p >= config.watch_threshold
             watched_items[u] = [k for k in range(len(items)) if decided[k]]
         if page_probs is None:  # rate only what was watched
             to_rate = [(u, [items[k] for k in watched_items[u]]) for u, items in shown]
@@ -195,12 +205,14 @@ def run_sessions(
                 if watched_items[u]
             }
         ratings: dict[str, np.ndarray] = {}
+        page_items = dict(shown)
         for u, probs in rating_probs.items():
             probs = np.asarray(probs, dtype=float)
             if sample:
-                ratings[u] = np.array(
-                    [streams[u].choice(5, p=row / row.sum()) + 1 for row in probs], dtype=float
-                )
+                uniforms = draws(u, page, "rating", len(page_items[u]))[watched_items[u]]
+                cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+                picked = (cumulative < uniforms[:, None]).sum(axis=1)
+                ratings[u] = np.minimum(picked, probs.shape[1] - 1) + 1.0
             else:
                 ratings[u] = probs.argmax(axis=1) + 1.0
         still = []
@@ -218,7 +230,7 @@ def run_sessions(
             s["watched"] += len(got)
             s["liked"] += liked
             p_continue = continue_probability(activity.get(u, 2), liked / len(items), config)
-            stays = streams[u].random() < p_continue if sample else p_continue >= 0.5
+            stays = draws(u, page, "continue", 1)[0] < p_continue if sample else p_continue >= 0.5
             if not stays:
                 s["exit"] = "left"
             elif page + 1 >= config.max_pages:
