@@ -300,9 +300,8 @@ def fit_choice_features(
         ValueError: An unknown family.
     """
     from lenskit.pipeline import topn_pipeline
-    from lenskit.training import TrainingOptions
 
-    from personasim.cf.dataset import training_dataset
+    from personasim.cf.dataset import training_dataset, training_options
 
     unknown = sorted(set(families) - set(CHOICE_FAMILIES))
     if unknown:
@@ -332,7 +331,7 @@ def fit_choice_features(
             pipeline = topn_pipeline(_scorer(family, settings), name=family)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
-                pipeline.train(dataset, TrainingOptions(rng=seed))
+                pipeline.train(dataset, training_options(seed, len(frame)))
             pipelines[family] = pipeline
     return ChoiceFeatures(
         families=chosen,

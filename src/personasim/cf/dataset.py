@@ -9,7 +9,11 @@ import pandas as pd
 from personasim.data.tables import read_parquet
 from personasim.workspace import Workspace
 
-__all__ = ["training_dataset", "training_log"]
+__all__ = ["training_dataset", "training_log", "training_options"]
+
+COMPILE_FROM_ROWS = 100_000
+"""Logs from this many rows up train LensKit's FlexMF models (BPR) compiled by
+``torch.compile``: compiling costs ~10 s a process, which a small log never earns back."""
 
 
 def training_log(workspace: Workspace, interactions: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -41,3 +45,12 @@ def training_dataset(training: pd.DataFrame) -> Any:
         rating_col="rating",
         timestamp_col="timestamp",
     )
+
+
+def training_options(seed: int, rows: int) -> Any:
+    """LensKit's training options for a log of `rows` rows: seeded, FlexMF compiled only
+    from :data:`COMPILE_FROM_ROWS` rows up."""
+    from lenskit.training import TrainingOptions
+
+    compile_model = "1" if rows >= COMPILE_FROM_ROWS else "0"
+    return TrainingOptions(rng=seed, environment={"LK_TORCH_COMPILE": compile_model})

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from personasim.cf.dataset import training_dataset
+from personasim.cf.dataset import training_dataset, training_options
 
 __all__ = ["IMPLICIT_SCORERS", "ImplicitScorer", "ImplicitSettings", "fit_implicit"]
 
@@ -92,7 +92,6 @@ def fit_implicit(
     from lenskit.flexmf import FlexMFImplicitScorer
     from lenskit.knn import ItemKNNScorer, UserKNNScorer
     from lenskit.pipeline import topn_pipeline
-    from lenskit.training import TrainingOptions
 
     if kind == "popularity":
         scorer: Any = PopScorer(score="count")
@@ -113,5 +112,5 @@ def fit_implicit(
     pipeline = topn_pipeline(scorer, name=kind)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
-        pipeline.train(training_dataset(training), TrainingOptions(rng=seed))
+        pipeline.train(training_dataset(training), training_options(seed, len(training)))
     return ImplicitScorer(kind, pipeline)

@@ -123,16 +123,14 @@ class LensKitRecommender:
 
     def fit(self, training: pd.DataFrame, *, seed: int) -> None:
         """Train the LensKit pipeline on `training`, deterministically for `seed`."""
-        from lenskit.training import TrainingOptions
-
-        from personasim.cf.dataset import training_dataset
+        from personasim.cf.dataset import training_dataset, training_options
 
         self._seed = seed
         pipeline = self._build(seed)
         with warnings.catch_warnings():
             # LensKit's item statistics trip a pandas FutureWarning (NaT into int64)
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
-            pipeline.train(training_dataset(training), TrainingOptions(rng=seed))
+            pipeline.train(training_dataset(training), training_options(seed, len(training)))
         self._pipeline = pipeline
 
     def recommend(self, user_id: str, history: Sequence[str], n: int) -> list[str]:
