@@ -113,8 +113,17 @@ class EvaluateStage(Stage):
         return (IngestStage, ProfileStage, PersonasStage, TrainStage)
 
     def settings(self) -> list[Any]:
-        """The `[evaluate]` section, the rating scale and the seed."""
-        return [self.config.evaluate, list(self.config.data.rating_scale), self.config.seed]
+        """The `[evaluate]` section, the rating scale and the seed (and, with shown lists,
+        the settings their recommenders are fitted with)."""
+        settings = [self.config.evaluate, list(self.config.data.rating_scale), self.config.seed]
+        if self.config.evaluate.taste_shown:
+            settings.append(self._shown_settings())
+        return settings
+
+    def _shown_settings(self) -> list[Any]:
+        """What the shown lists' recommenders depend on, besides the training data."""
+        sim = self.config.simulate
+        return [sim.itemknn_neighbors, sim.mf_embedding_size, sim.mf_epochs]
 
     def _stores(self) -> dict[str, UnitStore]:
         """The checkpoint store of each part, named after the settings it depends on."""
@@ -126,8 +135,7 @@ class EvaluateStage(Stage):
         rating = [{k: getattr(cfg, k) for k in _RATING_SETTINGS}, scale]
         taste = [{k: getattr(cfg, k) for k in _TASTE_SETTINGS}, *rating]
         if cfg.taste_shown:  # the shown lists' recommenders are fitted as simulate's
-            sim = self.config.simulate
-            taste.append([sim.itemknn_neighbors, sim.mf_embedding_size, sim.mf_epochs])
+            taste.append(self._shown_settings())
         generation = {k: getattr(cfg, k) for k in _GENERATION_SETTINGS}
         return {
             "ratings": UnitStore(base, "ratings", *rating),
