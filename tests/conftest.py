@@ -192,10 +192,15 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def make_agent_config(tiny_model):
     """``make_agent_config(log_files, **agents)``: the tiny agent configuration, on the
-    tiny model unless ``base_model`` says otherwise."""
+    tiny model unless ``base_model`` says otherwise, with the item-kNN watch prior
+    unless ``watch_prior`` says otherwise (the stacked default refits its features 7
+    times a train stage; it is tested on its own, in the simulation's checks and on the
+    real model's run)."""
 
     def build(log_files, **agents):
-        return agent_config(log_files, **{"base_model": tiny_model, **agents})
+        return agent_config(
+            log_files, **{"base_model": tiny_model, "watch_prior": "itemknn", **agents}
+        )
 
     return build
 

@@ -232,7 +232,13 @@ def test_the_packaged_model_trains_and_answers_as_its_plain_forward_pass(real_tr
     training = json.loads((real_trained_run / "adapters" / "global" / "training.json").read_text())
     curve = [loss for _, loss in training["curve"]]
     assert training["steps"] > 0 and curve[-1] < curve[0]
+    # trained on the default watch prior: the stacked choice model, out of fold
+    summary = json.loads((real_trained_run / "adapters" / "manifest.json").read_text())["summary"]
+    prior = summary["watch_prior"]
+    assert prior["kind"] == "stacked" and len(prior["stacked"]["families"]) == 8
+    assert prior["oof_auc"] > 0.5
     agent = UserAgent.from_workdir(real_trained_run, mode="global", dtype="float32")
+    assert agent.watch_prior is not None and agent.watch_prior.kind == "stacked"
     user, items = sorted(agent.profiles)[0], list(agent.items)[:4]
     ratings = agent.rating_distributions([(user, items)])[0]["expected"]
     watch = agent.watch_probabilities([(user, items)])[0]

@@ -23,6 +23,8 @@ PLUGIN = "personasim.testing.recommenders:RecentlyPopular"
 
 def _config(base, **simulate):
     settings = json.loads(base.model_dump_json())
+    # the checks' leave-family-out refits the stacked prior (the run's own is item-kNN's)
+    settings["agents"]["watch_prior"] = "stacked"
     settings["simulate"] = {
         "users": 6,
         "max_pages": 2,
