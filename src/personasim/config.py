@@ -351,10 +351,10 @@ class SimulateConfig(_Section):
     """Users in the feedback loop (a seeded subset of the simulated users; 0: all)."""
     ladder: list[Annotated[float, Field(gt=0.0, le=1.0)]] = [0.1, 0.25, 0.5, 1.0]
     """The good-vs-degraded ladder: the best built-in recommender (by nDCG) again with
-    these shares of each page replaced by random unseen items. The simulated watch rate
-    and likes must fall as the share grows; the smallest share whose drop has a paired
-    interval excluding 0 is the simulator's resolution, reported beside nDCG's on the
-    same lists. Empty: off."""
+    these shares of each user's session items replaced by random unseen items. The
+    simulated watch rate and likes must fall as the share grows; the smallest share
+    whose drop has a paired interval excluding 0 is the simulator's resolution,
+    reported beside nDCG's on the same lists. Empty: off."""
     leave_family_out: bool = True
     """With the stacked watch prior: simulate each built-in recommender again with its
     own family (item-kNN for "itemknn", implicit MF for "mf", ...) left out of the

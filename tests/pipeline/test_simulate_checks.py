@@ -27,7 +27,7 @@ def test_the_ladder_finds_the_share_the_simulation_notices():
     pages = {u: [[f"i{k}" for k in range(4 * p, 4 * p + 4)] for p in range(3)] for u in USERS}
     catalogue = [f"i{k}" for k in range(200)]
     test = pd.DataFrame({"user_id": USERS, "item_id": ["i0"] * len(USERS)})
-    # the simulated users notice a degraded page only from half of it on
+    # the simulated users notice a degraded session only from half of it on
     share_watched = {0.1: 0.5, 0.25: 0.5, 0.5: 0.3, 1.0: 0.1}
     asked = []
 
@@ -40,7 +40,7 @@ def test_the_ladder_finds_the_share_the_simulation_notices():
             for old, new in zip(pages[u], degraded[u], strict=True)
             for a, b in zip(old, new, strict=True)
         )
-        assert replaced == round(share * 4) * 3 * len(USERS)
+        assert replaced == round(share * 12) * len(USERS)
         return _log(share_watched[share], seed=0)  # the same draws: only the share moves
 
     result = ladder_check(
@@ -60,8 +60,7 @@ def test_the_ladder_finds_the_share_the_simulation_notices():
     assert result["monotone"]["watch_rate"] and result["monotone"]["likes"]
     assert result["resolution"]["watch_rate"] == 0.5
     assert result["steps"][0]["watch_rate_drop"]["difference"] == 0
-    # i0 is every user's held-out item and sits first on page 1: any share that can
-    # replace it lowers nDCG (a quarter of a page of 4 is one item)
+    # i0 is every user's held-out item and sits first on page 1: all random, it is gone
     assert result["steps"][-1]["ndcg"] == 0 < result["ndcg"]
     assert "50% random items" in result["sentence"]
 

@@ -1,9 +1,10 @@
 """Checks of the simulation's verdict against its own model, run by `simulate`:
 
-- *the ladder*: the best built-in recommender's pages with 10%, 25%, 50%, 100% of their
-  items replaced by random unseen ones; the simulated watch rate and likes must fall as
-  the share grows, and the smallest share whose drop (paired over users) has an interval
-  excluding 0 is the simulator's resolution, beside nDCG's on the same lists;
+- *the ladder*: the best built-in recommender's pages with 10%, 25%, 50%, 100% of each
+  user's session items replaced by random unseen ones; the simulated watch rate and
+  likes must fall as the share grows, and the smallest share whose drop (paired over
+  users) has an interval excluding 0 is the simulator's resolution, beside nDCG's on
+  the same lists;
 - *leave-family-out*: each built-in recommender simulated again with its own family left
   out of the stacked watch prior; its rank among the others must hold (within one place).
 """

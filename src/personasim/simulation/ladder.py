@@ -21,8 +21,10 @@ def degrade_pages(
     *,
     seed: int,
 ) -> dict[str, list[list[str]]]:
-    """Replace ``round(share x page length)`` items of every page (at seeded positions)
-    by random items the user has not rated and is not shown elsewhere in the session.
+    """Replace ``round(share x items in the session)`` of a user's items (at seeded
+    positions anywhere in the session: on pages of 4, a per-page share under 12.5% would
+    replace nothing) by random items the user has not rated and is not shown elsewhere
+    in the session.
 
     Args:
         pages: Per user, the recommender's pages.
@@ -37,12 +39,10 @@ def degrade_pages(
         rng = np.random.default_rng(stable_seed(seed, "ladder", share, user))
         taken = set(history.get(user, ())) | {i for page in mine for i in page}
         fresh = (str(i) for i in rng.permutation(items) if i not in taken)
-        degraded = []
-        for page in mine:
-            page = list(page)
-            n = int(round(share * len(page)))
-            for position in sorted(rng.choice(len(page), n, replace=False).tolist()):
-                page[position] = next(fresh, page[position])
-            degraded.append(page)
-        out[user] = degraded
+        flat = [i for page in mine for i in page]
+        n = int(round(share * len(flat)))
+        for position in sorted(rng.choice(len(flat), n, replace=False).tolist()):
+            flat[position] = next(fresh, flat[position])
+        sizes = np.cumsum([0] + [len(page) for page in mine])
+        out[user] = [flat[a:b] for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     return out
