@@ -40,7 +40,12 @@ def _config(base, **simulate):
 def simulated(trained_run, agent_log_files, make_agent_config, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("simulated") / "run"
     shutil.copytree(trained_run, workdir)
-    cfg = _config(make_agent_config(agent_log_files), feedback_rounds=1, feedback_users=3)
+    cfg = _config(
+        make_agent_config(agent_log_files),
+        feedback_rounds=1,
+        feedback_users=3,
+        other_watch_priors=["popularity"],
+    )
     result = run_stage(SimulateStage, Workspace(workdir), cfg)
     return workdir, cfg, result
 
@@ -126,6 +131,10 @@ def test_the_verdict_comes_with_intervals_and_checks_against_its_own_model(simul
     for entry in family_out["recommenders"].values():
         assert 1 <= entry["likes_rank_without"] <= len(rows)
     assert isinstance(family_out["holds"], bool) and "Leave-family-out" in family_out["sentence"]
+    # the sessions again under a single-scorer prior, for comparison
+    other = metrics["watch_priors"]["popularity"]
+    assert set(other["recommenders"]) == set(rows)
+    assert "kendall_tau" in other["watch_rate~ndcg"]
 
 
 def test_the_checks_resume_from_their_checkpoints(simulated, monkeypatch, tmp_path):

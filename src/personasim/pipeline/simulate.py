@@ -311,17 +311,37 @@ class SimulateStage(Stage):
         rate, likes and log-hit ratio, how the recommenders' order agrees with nDCG, and
         with their order under the agents' own prior."""
         fit = self._prior_fitter(interactions, items)
-        loaded = agent.get()
-        own = loaded.watch_prior
+        swapped: dict[str, Any] = {}
+
+        def swap_to(kind: str) -> Callable[[], None]:
+            """Fit and swap in `kind` before the first of its sessions that must run
+            (none when all are restored: no agents loaded, no prior fitted)."""
+
+            def prepare() -> None:
+                if swapped.get("kind") != kind:
+                    loaded = agent.get()
+                    swapped.setdefault("own", loaded.watch_prior)
+                    loaded.watch_prior = fit(kind, [])
+                    swapped["kind"] = kind
+
+            return prepare
+
         cfg = self.config.simulate
         out: dict[str, Any] = {}
         try:
             for kind in cfg.other_watch_priors:
-                with progress(f"watch prior ({kind})", total=None):
-                    loaded.watch_prior = fit(kind, [])
                 table = {}
                 for name in recommenders:
-                    log = self._sessions(agent, name, 0, pages[name], activity, checkpoints, kind)
+                    log = self._sessions(
+                        agent,
+                        name,
+                        0,
+                        pages[name],
+                        activity,
+                        checkpoints,
+                        kind,
+                        prepare=swap_to(kind),
+                    )
                     row = session_metrics(log.events, log.sessions, catalogue=1, novelty={})
                     row.update(_log_hits(log.events, test_items))
                     row["ndcg"] = metrics["recommenders"][name]["ndcg"]
@@ -342,7 +362,8 @@ class SimulateStage(Stage):
                     ),
                 }
         finally:
-            loaded.watch_prior = own
+            if "own" in swapped:
+                agent.get().watch_prior = swapped["own"]
         return out
 
     def _prior_fitter(
