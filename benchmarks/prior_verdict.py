@@ -28,13 +28,12 @@ from personasim.agents.choice_prior import fit_choice_prior
 from personasim.agents.prior import CFPrior, prior_logits
 from personasim.agents.watch_prior import WatchPrior
 from personasim.cf.dataset import training_log
-from personasim.config import load_config
 from personasim.evaluation.session_intervals import session_intervals
 from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_family_out_check
 from personasim.simulation import SessionLog, pages_of, run_sessions
 from personasim.simulation.measures import offline_metrics, rank_agreement
 from personasim.simulation.recommenders import create_recommender
-from personasim.workspace import Workspace
+from personasim.workspace import Workspace, resolve_config
 
 RECOMMENDERS = ["random", "popular", "itemknn", "userknn", "mf", "bpr", "unpopular"]
 
@@ -67,7 +66,7 @@ def main() -> None:
     parser.add_argument("--no-leave-out", action="store_true", help="skip leave-family-out")
     args = parser.parse_args()
     ws = Workspace(Path(args.workdir))
-    cfg = load_config([("run", __import__("tomllib").loads((ws.root / "config.toml").read_text()))])
+    cfg = resolve_config(ws)
     sim = cfg.simulate.model_copy(update={"users": 0, "max_pages": 5, "page_size": 4})
     seed = cfg.seed
     interactions = pd.read_parquet(ws.path("data", "interactions.parquet"))

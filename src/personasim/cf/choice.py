@@ -6,12 +6,13 @@ the choice features of :mod:`personasim.cf.choice_features` (the implicit scorer
 popularity, what the user just watched, genres, item age, activity). It is fitted
 without leakage by splitting each user's training part again in time: the earlier
 `1 - label_share` of their rows (with everyone else's rows) gives the features, the
-later rows are the labels. The candidates are what a recommender would show (each
-scorer's top `candidates` unseen items on the earlier part), uniform and
-popularity-matched unseen items, and the later items themselves; a candidate is positive
-when the user took it later. It then scores pairs from features recomputed on the whole
-training log; :meth:`StackedChoice.on` recomputes them on another log (the out-of-fold
-folds of the agents' watch examples) with the same combiner.
+later rows are the labels. Its rows are every item a labelled user had not taken by
+then: the later ones positive, the others sampled at `negative_rate` and weighted by its
+inverse, so it learns the catalogue as it is (a sample of recommenders' top lists beside
+uniform negatives taught it that sample's selection instead). It then scores pairs from
+features recomputed on the whole training log; :meth:`StackedChoice.on` recomputes them
+on another log (the out-of-fold folds of the agents' watch examples) with the same
+combiner.
 """
 
 from __future__ import annotations
@@ -190,13 +191,17 @@ def fit_stacked_choice(
     early, later = _time_split(teaching, label_share)
     if later.empty:
         raise ValueError("the stacked choice model needs users with 4 or more training rows")
-    earlier = fit_choice_features(
-        pd.concat([early, context], ignore_index=True),
-        genres,
-        seed=seed,
-        families=families,
-        settings=settings,
-    )
+
+    def features_on(*parts: pd.DataFrame) -> ChoiceFeatures:
+        return fit_choice_features(
+            pd.concat(parts, ignore_index=True),
+            genres,
+            seed=seed,
+            families=families,
+            settings=settings,
+        )
+
+    earlier = features_on(early, context)
     labelled = sorted(later["user_id"].unique())
     if len(labelled) > max_users + other_users:
         labelled = sorted(rng.choice(labelled, max_users + other_users, replace=False).tolist())
@@ -219,13 +224,7 @@ def fit_stacked_choice(
         random_state=seed,
     )
     combiner.fit(x, y, sample_weight=weight / weight.mean())
-    full = fit_choice_features(
-        pd.concat([train, others], ignore_index=True),
-        genres,
-        seed=seed,
-        families=families,
-        settings=settings,
-    )
+    full = features_on(train, others)
     report = {
         "families": list(families),
         "features": earlier.columns,

@@ -26,11 +26,13 @@ from __future__ import annotations
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from personasim.cf.implicit import ImplicitSettings, implicit_pipeline
 
 __all__ = [
     "CHOICE_FAMILIES",
@@ -82,24 +84,6 @@ def _family_columns(family: str) -> list[str]:
     }.get(family, [family])
 
 
-def _scorer(family: str, settings: ChoiceSettings) -> Any:
-    from lenskit.als import ImplicitMFScorer
-    from lenskit.flexmf import FlexMFImplicitScorer
-    from lenskit.knn import ItemKNNScorer, UserKNNScorer
-
-    if family == "itemknn":
-        return ItemKNNScorer(max_nbrs=settings.neighbors, feedback="implicit")
-    if family == "userknn":
-        return UserKNNScorer(max_nbrs=settings.neighbors, feedback="implicit")
-    if family == "implicit_mf":
-        return ImplicitMFScorer(
-            embedding_size=settings.embedding_size, epochs=settings.epochs, use_ratings=False
-        )
-    return FlexMFImplicitScorer(
-        embedding_size=settings.embedding_size, epochs=settings.epochs, loss="pairwise"
-    )
-
-
 @dataclass
 class ChoiceFeatures:
     """The fitted feature families of one log; :meth:`pairs` computes the features.
@@ -121,7 +105,6 @@ class ChoiceFeatures:
     time_keys: np.ndarray
     time_span: float
     item_genres: np.ndarray
-    genre_shares: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def raw_columns(self) -> list[str]:
@@ -299,8 +282,6 @@ def fit_choice_features(
     Raises:
         ValueError: An unknown family.
     """
-    from lenskit.pipeline import topn_pipeline
-
     from personasim.cf.dataset import training_dataset, training_options
 
     unknown = sorted(set(families) - set(CHOICE_FAMILIES))
@@ -327,8 +308,9 @@ def fit_choice_features(
     pipelines: dict[str, Any] = {}
     if any(f in _SCORER_FAMILIES for f in chosen):
         dataset = training_dataset(frame)
+        implicit = ImplicitSettings(settings.neighbors, settings.embedding_size, settings.epochs)
         for family in (f for f in chosen if f in _SCORER_FAMILIES):
-            pipeline = topn_pipeline(_scorer(family, settings), name=family)
+            pipeline = implicit_pipeline(family, implicit)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
                 pipeline.train(dataset, training_options(seed, len(frame)))

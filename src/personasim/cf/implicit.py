@@ -24,7 +24,13 @@ import pandas as pd
 
 from personasim.cf.dataset import training_dataset, training_options
 
-__all__ = ["IMPLICIT_SCORERS", "ImplicitScorer", "ImplicitSettings", "fit_implicit"]
+__all__ = [
+    "IMPLICIT_SCORERS",
+    "ImplicitScorer",
+    "ImplicitSettings",
+    "fit_implicit",
+    "implicit_pipeline",
+]
 
 ImplicitKind = Literal["popularity", "itemknn", "implicit_mf", "bpr", "userknn"]
 IMPLICIT_SCORERS: tuple[str, ...] = ("popularity", "itemknn", "implicit_mf", "bpr", "userknn")
@@ -74,15 +80,8 @@ class ImplicitScorer:
         return out
 
 
-def fit_implicit(
-    kind: str,
-    training: pd.DataFrame,
-    *,
-    seed: int,
-    settings: ImplicitSettings = ImplicitSettings(),
-) -> ImplicitScorer:
-    """Fit an implicit scorer on ``user_id, item_id, rating, timestamp`` rows (every
-    rating counts as one interaction).
+def implicit_pipeline(kind: str, settings: ImplicitSettings = ImplicitSettings()) -> Any:
+    """The untrained LensKit top-N pipeline of the implicit scorer `kind`.
 
     Raises:
         ValueError: `kind` is not one of :data:`IMPLICIT_SCORERS`.
@@ -109,7 +108,23 @@ def fit_implicit(
         scorer = UserKNNScorer(max_nbrs=settings.neighbors, feedback="implicit")
     else:
         raise ValueError(f"unknown implicit scorer {kind!r}; use one of {IMPLICIT_SCORERS}")
-    pipeline = topn_pipeline(scorer, name=kind)
+    return topn_pipeline(scorer, name=kind)
+
+
+def fit_implicit(
+    kind: str,
+    training: pd.DataFrame,
+    *,
+    seed: int,
+    settings: ImplicitSettings = ImplicitSettings(),
+) -> ImplicitScorer:
+    """Fit an implicit scorer on ``user_id, item_id, rating, timestamp`` rows (every
+    rating counts as one interaction).
+
+    Raises:
+        ValueError: `kind` is not one of :data:`IMPLICIT_SCORERS`.
+    """
+    pipeline = implicit_pipeline(kind, settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
         pipeline.train(training_dataset(training), training_options(seed, len(training)))
