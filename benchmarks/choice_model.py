@@ -45,7 +45,7 @@ from personasim.pipeline.ingest import IngestStage
 from personasim.simulation.recommenders import create_recommender
 from personasim.workspace import Workspace
 
-SHOWN = ["popular", "itemknn", "userknn", "mf", "bpr"]
+SHOWN = ["popular", "itemknn", "userknn", "mf", "bpr", "sasrec"]
 COLUMNS = ["uniform 1:1", "uniform 1:9", "popularity 1:1", "popularity 1:9"] + [
     f"shown {n}" for n in SHOWN
 ]

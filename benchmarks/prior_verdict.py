@@ -4,18 +4,25 @@ model): what our agents answer where the fitted LM weight is 0, at CPU speed.
 On a trained run folder (its watch examples and rating prior): sessions of the run's
 users with each built-in recommender, where P(watch) is the stacked prior's calibrated
 probability and a rating is drawn from the rating prior's Gaussian over the digits;
-common random numbers, pages of 4, at most 5 pages. Then the verdict's intervals, the
-ladder, leave-family-out, and Kendall's tau of watch rate and likes against nDCG@10,
-under the stacked prior and under the old single-scorer priors.
+common random numbers, pages of 4, at most 5 pages; what a user watched earlier in the
+session moves their stacked prior (``simulate.session_recency``). A rankings file
+holding item-kNN's pages is simulated too, as "file:itemknn": identical lists, identical
+results. Then the verdict's intervals, the ladder, leave-family-out, and Kendall's tau
+of watch rate and likes against nDCG@10, under the stacked prior and under the old
+single-scorer priors.
 
     .venv/bin/python benchmarks/prior_verdict.py --workdir runs/m34 [--priors itemknn implicit_mf]
-        [--no-leave-out] [--json out.json]
+        [--refit-prior] [--no-leave-out] [--json out.json]
+
+``--refit-prior`` fits the stacked prior with this code's families (a run trained
+before a family was added stores a prior without it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,15 +34,18 @@ import torch
 from personasim.agents.choice_prior import fit_choice_prior
 from personasim.agents.prior import CFPrior, prior_logits
 from personasim.agents.watch_prior import WatchPrior
+from personasim.cf.choice import fit_stacked_choice
+from personasim.cf.choice_features import item_genres
 from personasim.cf.dataset import training_log
 from personasim.evaluation.session_intervals import session_intervals
 from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_family_out_check
 from personasim.simulation import SessionLog, pages_of, run_sessions
 from personasim.simulation.measures import offline_metrics, rank_agreement
+from personasim.simulation.rankings import RankingsRecommender
 from personasim.simulation.recommenders import create_recommender
 from personasim.workspace import Workspace, resolve_config
 
-RECOMMENDERS = ["random", "popular", "itemknn", "userknn", "mf", "bpr", "unpopular"]
+RECOMMENDERS = ["random", "popular", "itemknn", "userknn", "mf", "bpr", "sasrec", "unpopular"]
 
 
 class PriorUsers:
@@ -43,10 +53,23 @@ class PriorUsers:
 
     def __init__(self, watch: WatchPrior, rating: CFPrior, sigma: float) -> None:
         self.watch, self.rating, self.sigma = watch, rating, sigma
+        self.session_watched: dict[str, list[str]] = {}
+
+    def remember(self, user_id: str, item_ids: list[str]) -> None:
+        """What the user watched on a page (the stacked prior reads it next)."""
+        self.session_watched.setdefault(user_id, []).extend(item_ids)
+
+    def forget_sessions(self) -> None:
+        """Sessions over."""
+        self.session_watched.clear()
 
     def watch_probabilities(self, requests: Any) -> list[np.ndarray]:
         """P(watch) of each item: the calibrated prior."""
-        return [1 / (1 + np.exp(-self.watch.log_odds(u, list(i)))) for u, i in requests]
+        out = []
+        for user, items in requests:
+            recent = self.session_watched.get(user, ())
+            out.append(1 / (1 + np.exp(-self.watch.log_odds(user, list(items), None, recent))))
+        return out
 
     def rating_distributions(self, requests: Any) -> list[dict[str, np.ndarray]]:
         """The rating prior's Gaussian over the digits."""
@@ -64,6 +87,7 @@ def main() -> None:
     parser.add_argument("--priors", nargs="*", default=["itemknn", "implicit_mf"])
     parser.add_argument("--json", default=None)
     parser.add_argument("--no-leave-out", action="store_true", help="skip leave-family-out")
+    parser.add_argument("--refit-prior", action="store_true", help="fit the stacked prior")
     args = parser.parse_args()
     ws = Workspace(Path(args.workdir))
     cfg = resolve_config(ws)
@@ -84,9 +108,20 @@ def main() -> None:
     )
     training, _ = training_log(ws, interactions)
     training = training[["user_id", "item_id", "rating", "timestamp"]]
-    own = WatchPrior.load(ws.stage_dir("adapters"))
-    agents = PriorUsers(own, CFPrior.load(ws.stage_dir("adapters")), cfg.agents.prior_sigma)
+    exclude = cfg.agents.watch_prior_exclude
     timings: dict[str, float] = {}
+    started = time.perf_counter()
+    if args.refit_prior:
+        own, _, _ = fit_choice_prior(
+            "stacked", train, others, items, users, watch, seed=seed, exclude=exclude
+        )
+    else:  # the stored matrix, and its model for the sessions (as simulate does)
+        own = WatchPrior.load(ws.stage_dir("adapters"))
+        own.session = fit_stacked_choice(
+            train, others, item_genres(items), seed=seed, exclude=exclude
+        ).scorer
+    timings["prior"] = round(time.perf_counter() - started, 1)
+    agents = PriorUsers(own, CFPrior.load(ws.stage_dir("adapters")), cfg.agents.prior_sigma)
 
     need = sim.page_size * sim.max_pages
     pages, ndcg = {}, {}
@@ -102,6 +137,24 @@ def main() -> None:
             top[user] = flat[: sim.offline_k]
             pages[name][user] = pages_of(flat, set(), sim.page_size, sim.max_pages)
         ndcg[name] = float(offline_metrics(top, test, sim.offline_k)["ndcg"].mean())
+    copy = "file:itemknn"  # a rankings file of item-kNN's pages: a recommender like any
+    path = Path(tempfile.mkdtemp()) / "itemknn.parquet"
+    pd.DataFrame(
+        [
+            (user, item, rank + 1)
+            for user, shown in pages["itemknn"].items()
+            for rank, item in enumerate(i for page in shown for i in page)
+        ],
+        columns=["user_id", "item_id", "rank"],
+    ).to_parquet(path)
+    listed = RankingsRecommender(copy, path)
+    pages[copy] = {
+        user: pages_of(
+            listed.recommend(user, history[user], need), set(), sim.page_size, sim.max_pages
+        )
+        for user in users
+    }
+    ndcg[copy] = ndcg["itemknn"]
     timings["recommenders"] = round(time.perf_counter() - started, 1)
 
     def simulate(name: str, shown: dict, variant: str = "", prepare: Any = None) -> SessionLog:
@@ -131,7 +184,7 @@ def main() -> None:
 
     test_pairs = set(zip(test.user_id, test.item_id, strict=True))
     started = time.perf_counter()
-    logs = {name: simulate(name, pages[name]) for name in RECOMMENDERS}
+    logs = {name: simulate(name, pages[name]) for name in [*RECOMMENDERS, copy]}
     timings["sessions"] = round(time.perf_counter() - started, 1)
     rows = table(logs)
     frames = [
@@ -141,8 +194,8 @@ def main() -> None:
     intervals = session_intervals(pd.concat(frames), rounds=2000, seed=seed)
     result: dict[str, Any] = {"stacked": {"recommenders": rows, "intervals": intervals}}
     for measure in ("watch_rate", "likes"):
-        result["stacked"][f"tau_{measure}"] = rank_agreement(
-            {n: r[measure] for n, r in rows.items()}, {n: r["ndcg"] for n, r in rows.items()}
+        result["stacked"][f"tau_{measure}"] = rank_agreement(  # the copy is not a ranker
+            {n: rows[n][measure] for n in RECOMMENDERS}, {n: rows[n]["ndcg"] for n in RECOMMENDERS}
         )
     best = max((n for n in RECOMMENDERS if n in FAMILY_OF), key=lambda n: ndcg[n])
     catalogue = items.loc[items["train_count"] > 0, "item_id"].astype(str).tolist()

@@ -16,7 +16,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import tomli_w
 from pydantic import (
@@ -57,6 +57,22 @@ __all__ = [
 ]
 
 AgentKind = Literal["zero-shot", "global-lora", "persona-lora"]
+ImplicitKind = Literal["popularity", "itemknn", "implicit_mf", "bpr", "userknn", "sasrec"]
+"""The implicit-feedback scorers (personasim.cf.implicit): the taste baselines, the
+single-scorer watch priors and the stacked choice model's scorer families."""
+ChoiceFamily = Literal[ImplicitKind, "genre", "time", "activity"]
+"""The feature families of the stacked choice model (personasim.cf.choice_features)."""
+BUILTIN_RECOMMENDERS = (
+    "random",
+    "popular",
+    "itemknn",
+    "userknn",
+    "mf",
+    "bpr",
+    "sasrec",
+    "unpopular",
+)
+"""The recommenders every simulation can compare (personasim.simulation.recommenders)."""
 """The agent kinds, one name each in the configuration, the CLI, the artifacts and the
 report: the base model alone (zero-shot), one adapter for every user (global-lora), one
 adapter per persona (persona-lora)."""
@@ -261,7 +277,10 @@ class EvaluateConfig(_Section):
     """How negatives are drawn: "uniform" over unrated items (Agent4Rec's), or
     "popularity" (as popular as the user's positives: same train-popularity decile), on
     which popularity alone cannot score well."""
-    taste_shown: list[str] = ["popular", "itemknn", "userknn", "mf", "bpr"]
+    taste_baselines: list[ImplicitKind] = list(get_args(ImplicitKind))
+    """Implicit-feedback scorers scored on every taste list as baselines (LensKit's, and
+    the sequential SASRec), fitted on the training data."""
+    taste_shown: list[str] = ["popular", "itemknn", "userknn", "mf", "bpr", "sasrec"]
     """Recommenders whose top lists are taste lists too ("shown" lists: each user's top
     `taste_candidates` unrated items of the recommender fitted on the training data,
     labelled by the held-out log): how well each model orders what a recommender
@@ -285,25 +304,16 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 class SimulateConfig(_Section):
     """Recommenders evaluated by simulated sessions with the agents (stage `simulate`)."""
 
-    recommenders: list[str] = [
-        "random",
-        "popular",
-        "itemknn",
-        "userknn",
-        "mf",
-        "bpr",
-        "unpopular",
-    ]
+    recommenders: list[str] = list(BUILTIN_RECOMMENDERS)
     """Recommenders to compare: the built-ins ("random", "popular", "itemknn", "userknn",
-    "mf" (implicit ALS), "bpr", and the deliberately poor "unpopular"), names of
+    "mf" (implicit ALS), "bpr", "sasrec" (sequential), and the deliberately poor
+    "unpopular"), names of
     `plugins`, or names registered under the `personasim.recommenders` entry point.
     Empty: the stage does nothing."""
     plugins: dict[str, str] = {}
     """Your own recommenders, name = "module:object" (see docs/simulation.md: a class with
     fit(training) and recommend(user_id, history, n), or a function)."""
-    other_watch_priors: list[
-        Literal["stacked", "popularity", "itemknn", "implicit_mf", "bpr", "userknn"]
-    ] = []
+    other_watch_priors: list[Literal["stacked", ImplicitKind]] = []
     """Simulate the sessions again with the agents' watch prior swapped for each of
     these implicit scorers (same adapters, same pages): if the ranking of the
     recommenders follows the prior rather than the held-out log, a simulator whose
@@ -360,6 +370,11 @@ class SimulateConfig(_Section):
     own family (item-kNN for "itemknn", implicit MF for "mf", ...) left out of the
     prior, and report whether its rank holds (a simulator must not favour the
     recommender it shares a model with)."""
+    session_recency: bool = True
+    """With the stacked watch prior: what a user watched earlier in a session is their
+    latest history, which the prior's recency features (item-kNN over the last items,
+    SASRec, genre shares, activity) read on the next pages; false: the prior is the
+    one fitted on the log for the whole session."""
 
     @field_validator("patience")
     @classmethod
@@ -569,10 +584,6 @@ class PersonaConfig(_Section):
 
 
 SamplerName = Literal["uniform", "popularity", "ambiguous", "hard"]
-ChoiceFamily = Literal[
-    "popularity", "itemknn", "implicit_mf", "bpr", "userknn", "genre", "time", "activity"
-]
-"""The feature families of the stacked choice model (personasim.cf.choice_features)."""
 """The built-in negative samplers of the watch task."""
 
 
@@ -670,19 +681,19 @@ class AgentConfig(_Section):
     """Exponent of the popularity sampler."""
     negatives_per_positive: int = Field(1, ge=1)
     """Watch negatives per positive."""
-    watch_prior: Literal[
-        "none", "stacked", "popularity", "itemknn", "implicit_mf", "bpr", "userknn"
-    ] = "stacked"
+    watch_prior: Literal["none", "stacked", ImplicitKind] = "stacked"
     """Collaborative prior of the watch answer, whose score, calibrated into log-odds on
     the training lists, is added to logit(yes) - logit(no), so the adapter learns what
     the text adds: "stacked", the choice model (gradient boosting over the implicit
-    scorers, recent popularity, the user's last items, genres, item age and activity,
+    scorers, the sequential model SASRec, recent popularity, the user's last items,
+    genres, item age and activity,
     taught by a time split of the training part; docs/agents.md); or one implicit-feedback
     scorer (LensKit); fitted on the training data, out of fold for the agents' own watch
     examples; "none" leaves it out."""
     watch_prior_exclude: list[ChoiceFamily] = []
     """Feature families the "stacked" watch prior leaves out ("popularity", "itemknn",
-    "implicit_mf", "bpr", "userknn", "genre", "time", "activity"): e.g. ["itemknn"] so
+    "implicit_mf", "bpr", "userknn", "sasrec", "genre", "time", "activity"): e.g.
+    ["itemknn"] so
     that the item-kNN recommender's own scores do not judge it."""
     watch_share: float = Field(0.3, ge=0.0, le=1.0)
     """Watch examples as a share of an adapter's examples."""

@@ -235,7 +235,7 @@ def test_the_packaged_model_trains_and_answers_as_its_plain_forward_pass(real_tr
     # trained on the default watch prior: the stacked choice model, out of fold
     summary = json.loads((real_trained_run / "adapters" / "manifest.json").read_text())["summary"]
     prior = summary["watch_prior"]
-    assert prior["kind"] == "stacked" and len(prior["stacked"]["families"]) == 8
+    assert prior["kind"] == "stacked" and len(prior["stacked"]["families"]) == 9
     assert prior["oof_auc"] > 0.5
     agent = UserAgent.from_workdir(real_trained_run, mode="global", dtype="float32")
     assert agent.watch_prior is not None and agent.watch_prior.kind == "stacked"
@@ -344,7 +344,7 @@ def test_evaluation_scores_the_agents_beside_the_baselines(evaluated):
     # Taste alignment: every agent and popularity on every list, thresholds from train.
     # The recommenders' shown lists are list kinds of their own, measured by AUC alone.
     taste = result.summary["taste"]
-    shown = {f"shown {n}" for n in ("popular", "itemknn", "userknn", "mf", "bpr")}
+    shown = {f"shown {n}" for n in ("popular", "itemknn", "userknn", "mf", "bpr", "sasrec")}
     samplers = {"uniform 1:1", "uniform 1:3", "popularity 1:1", "popularity 1:3"}
     assert set(taste) == samplers | shown
     for kind, lists in taste.items():

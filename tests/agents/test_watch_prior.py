@@ -175,3 +175,30 @@ def test_a_logistic_calibration_keeps_apart_what_a_user_is_very_unlikely_to_take
     assert len(far) > 3 and np.all(np.diff(prior.log_odds_of(far)) > 0)
     prior.save(tmp_path)
     assert WatchPrior.load(tmp_path).eps == 1e-6
+
+
+def test_a_session_moves_the_prior_through_its_model_and_nothing_else_does():
+    """After a watch in the session the stacked model scores the user's items again
+    (same calibration); without a watch, a model or a row, the matrix answers."""
+
+    class Session:
+        def __init__(self):
+            self.asked = []
+
+        def scores(self, user, items, recent=()):
+            self.asked.append((user, list(items), list(recent)))
+            return np.full(len(items), 7.0)
+
+    knots = np.array([[0.0, 10.0], [0.05, 0.95]])
+    matrix = np.array([[4.0, 1.0]])
+    prior = WatchPrior("stacked", ["a"], ["x", "y"], matrix, knots, fallback=1.0)
+    items = ["x", "y", "unknown-item"]
+    before = prior.log_odds("a", items)
+    assert (prior.log_odds("a", items, recent=["z"]) == before).all()  # no model: no move
+    prior.session = Session()
+    np.testing.assert_allclose(prior.log_odds("a", items), before)
+    moved = prior.log_odds("a", items, recent=["z", "w"])
+    np.testing.assert_allclose(moved, prior.log_odds_of(np.array([7.0, 7.0, 1.0])))
+    assert prior.session.asked == [("a", items, ["z", "w"])]
+    # a user without a row keeps the stand-ins' mean whatever they watched
+    np.testing.assert_allclose(prior.log_odds("cold", items, recent=["z"]), before)

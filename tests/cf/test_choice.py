@@ -90,7 +90,7 @@ def test_a_left_out_family_leaves_its_features_and_an_unknown_one_is_refused():
     assert not any(c.startswith(("itemknn", "bpr")) for c in columns)
     assert "implicit_mf" in columns and "implicit_mf_percentile" in columns
     with pytest.raises(ValueError, match="unknown choice families"):
-        choice_families(["sasrec"])
+        choice_families(["gru4rec"])
     with pytest.raises(ValueError, match="every choice family"):
         choice_families(choice_families())
 
@@ -129,3 +129,46 @@ def test_item_genres_reads_the_catalogue():
     )
     assert item_genres(items) == {"a": ["Drama", "War"]}
     assert item_genres(items.drop(columns="genres")) == {}
+
+
+@pytest.fixture(scope="module")
+def drifting_model():
+    train, _, genres = _drifting_log()
+    return train, genres, fit_stacked_choice(train, train.iloc[:0], genres, seed=0, other_users=0)
+
+
+def test_a_sessions_watches_move_the_users_next_choices_their_way(drifting_model):
+    train, genres, stacked = drifting_model
+    user = "u0"
+    seen = set(train.loc[train.user_id == user, "item_id"])
+    mine = {genres[i][0] for i in seen}
+    other = sorted({g[0] for g in genres.values()} - mine)[0]
+    session = [i for i in sorted(genres) if genres[i][0] == other][:5]
+    unseen = [i for i in sorted(genres) if i not in seen and i not in session]
+    of_other = np.array([genres[i][0] == other for i in unseen])
+
+    def rank_of_other(recent):
+        scores = stacked.scorer.scores(user, unseen, recent)
+        return pd.Series(scores).rank(pct=True)[of_other].mean()
+
+    # five watches of a genre the user never took lift the genre's other items
+    assert rank_of_other(session) > rank_of_other(()) + 0.2
+
+
+def test_a_sessions_features_are_those_of_the_whole_computation(drifting_model):
+    """The reference items' features without a session are kept per user; with one,
+    only the families that read it are computed again: the same as all afresh."""
+    _, _, stacked = drifting_model
+    features = stacked.scorer.features
+    items, recent = ["i0_1", "i3_4", "i7_19"], ["i5_0", "i5_1"]
+    for session in ((), recent, ()):  # the cache is filled, used, and unchanged
+        raw = features._raw("u1", items, session)
+        reference = np.sort(features._raw("u1", features.reference("u1"), session), axis=0)
+        expected = []
+        for k in range(raw.shape[1]):
+            finite = reference[:, k][np.isfinite(reference[:, k])]
+            rank = np.searchsorted(finite, raw[:, k], side="right") / len(finite)
+            expected.append(np.where(np.isnan(raw[:, k]), 0.0, rank))
+        np.testing.assert_allclose(
+            features.user("u1", items, session), np.hstack([raw, np.stack(expected, axis=1)])
+        )

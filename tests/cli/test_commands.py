@@ -103,7 +103,13 @@ def test_paper_protocol_on_ml1m(cli, tmp_path):
     assert inter.user_id.nunique() == 200
     counts = inter.groupby("user_id").size()
     assert counts.between(100, 200).all()
-    res = cli("evaluate", "--workdir", tmp_path)
+    # the rating baselines are the point; the taste lists of three scorers ride along
+    # (SASRec and the shown lists take minutes on ML-1M: benchmarks/choice_model.py)
+    config = tmp_path / "ratings.toml"
+    config.write_text(
+        '[evaluate]\ntaste_shown = []\ntaste_baselines = ["popularity", "itemknn", "implicit_mf"]\n'
+    )
+    res = cli("evaluate", "--workdir", tmp_path, "--config", config)
     assert res.code == 0, res.output
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert m["biased_mf"]["n"] == int((inter.split == "test").sum())
@@ -129,7 +135,8 @@ def test_killed_run_resumes_without_redoing_finished_stages(killed_cli, tmp_path
     workdir = tmp_path / "run"
     config = tmp_path / "no-agents.toml"
     config.write_text(
-        '[llm]\nbackend = "template"\n[agents]\nmodes = []\n[evaluate]\nagents = []\n'
+        '[llm]\nbackend = "template"\n[agents]\nmodes = []\n'
+        '[evaluate]\nagents = []\ntaste_shown = []\ntaste_baselines = ["popularity"]\n'
         '[simulate]\nrecommenders = ["popular", "itemknn"]\n'
     )
     args = ["run", "--workdir", workdir, "--dataset", "ml-100k", "--users", "20", "--seed", "1",

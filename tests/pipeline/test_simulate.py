@@ -338,3 +338,28 @@ def test_a_rankings_file_is_simulated_and_a_changed_file_again(
     pd.testing.assert_frame_equal(
         events[events.recommender == "popular"].reset_index(drop=True), popular
     )
+
+
+@pytest.mark.model
+def test_the_sessions_get_back_the_stacked_model_the_train_stage_fitted(real_trained_run):
+    """The stored prior is a matrix; simulate fits its model again for the sessions'
+    recency: the same data, seed and families give the same scores as the matrix."""
+    from types import SimpleNamespace
+
+    from personasim.agents.watch_prior import WatchPrior
+    from personasim.data.tables import read_parquet
+    from personasim.workspace import resolve_config
+
+    ws = Workspace(real_trained_run)
+    prior = WatchPrior.load(ws.stage_dir("adapters"))
+    assert prior.kind == "stacked" and prior.session is None
+    stage = SimulateStage(ws, resolve_config(ws))
+    interactions = read_parquet(ws.path("data", "interactions.parquet"))
+    items = read_parquet(ws.path("data", "items.parquet"))
+    stage._session_model(interactions, items)(SimpleNamespace(watch_prior=prior))
+    for row, user in enumerate(prior.users[:4]):
+        again = prior.session.scores(user, prior.items)
+        np.testing.assert_allclose(again, prior.matrix[row], rtol=1e-5, atol=1e-5)
+    watched = prior.items[:3]
+    assert not np.allclose(prior.log_odds(prior.users[0], prior.items, recent=watched),
+                           prior.log_odds(prior.users[0], prior.items))  # fmt: skip

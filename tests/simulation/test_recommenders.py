@@ -103,6 +103,6 @@ def test_misbehaving_plugins_name_the_plugin_and_user(target, message):
 
 
 def test_unknown_recommender_lists_the_available_ones():
-    available = "available: bpr, itemknn, mf, popular, random, unpopular, userknn"
+    available = "available: bpr, itemknn, mf, popular, random, sasrec, unpopular, userknn"
     with pytest.raises(ConfigError, match=available):
         create_recommender("lightgcn", SimulateConfig())

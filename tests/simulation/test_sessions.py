@@ -150,3 +150,43 @@ def test_one_pass_page_scoring_gives_the_same_sessions():
         one = run_sessions(agents, pages, {}, cfg, seed=2, label="r", one_pass=True)
         assert one.events.equals(two.events) and one.sessions.equals(two.sessions)
         assert agents.pages == int(two.sessions["pages"].sum())
+
+
+class _Remembering(ScriptedAgents):
+    """Scripted agents that keep what they are told a user watched, and record what
+    each user had watched when asked about a page."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.session_watched: dict[str, list[str]] = {}
+        self.seen_at_ask: list[tuple[str, list[str]]] = []
+        self.forgotten = 0
+
+    def remember(self, user_id, item_ids):
+        self.session_watched.setdefault(user_id, []).extend(item_ids)
+
+    def forget_sessions(self):
+        self.forgotten += 1
+        self.session_watched.clear()
+
+    def watch_probabilities(self, requests):
+        for user, _ in requests:
+            self.seen_at_ask.append((user, list(self.session_watched.get(user, []))))
+        return super().watch_probabilities(requests)
+
+
+def test_agents_are_told_what_each_user_watched_earlier_in_the_session():
+    cfg = SimulateConfig(decisions="threshold", patience=(0.9, 0.9, 0.9), max_pages=3)
+    pages = _pages(["a"], n_items=12)
+    first_two = {i: 0.9 for i in pages["a"][0][:2]}  # the first page's first two items
+    agents = _Remembering(watch=first_two, default_watch=0.1, rating={i: 5 for i in first_two})
+    agents.session_watched = {"a": ["stale"]}  # left over from another run
+    run_sessions(agents, pages, {"a": 3}, cfg, seed=0, label="t")
+    assert agents.seen_at_ask[0] == ("a", [])  # forgotten before the sessions
+    assert agents.seen_at_ask[1] == ("a", pages["a"][0][:2])  # oldest first, on page 2
+    assert agents.session_watched == {} and agents.forgotten == 2  # and after them
+
+    agents = _Remembering(watch=first_two, default_watch=0.1, rating={i: 5 for i in first_two})
+    off = cfg.model_copy(update={"session_recency": False})
+    run_sessions(agents, pages, {"a": 3}, off, seed=0, label="t")
+    assert all(not watched for _, watched in agents.seen_at_ask)

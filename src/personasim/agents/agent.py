@@ -89,6 +89,9 @@ class UserAgent:
         self.modes: tuple[AgentMode, ...] = (mode,)
         """The modes whose adapters are loaded (:meth:`as_mode`)."""
         self._added: set[str] = set()  # users added with add_user (cold start)
+        self.session_watched: dict[str, list[str]] = {}
+        """What each user watched in the session under way, oldest first
+        (:meth:`remember`): the stacked watch prior reads it as their latest history."""
 
     @classmethod
     def from_workdir(
@@ -378,12 +381,24 @@ class UserAgent:
         odds = None
         if (mode or self.mode) != "none" and self.watch_prior is not None and len(items):
             like = self._prior_stand_ins(user) if user in self._added else None
-            odds = torch.tensor(self.watch_prior.log_odds(user, items, like), dtype=torch.float32)
+            recent = self.session_watched.get(user, ())
+            odds = self.watch_prior.log_odds(user, items, like, recent)
+            odds = torch.tensor(odds, dtype=torch.float32)
         yes = list(range(5, 5 + len(self.lm.yes_ids)))
         no = list(range(yes[-1] + 1, yes[-1] + 1 + len(self.lm.no_ids)))
         adjusted = with_watch_prior(lp.log_probs, yes, no, odds)
         probs, _ = answer_distribution(adjusted, [yes, no])
         return probs[:, 0].double().numpy()
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def remember(self, user_id: str, item_ids: Sequence[str]) -> None:
+        """`user_id` watched `item_ids` in the session under way (oldest first)."""
+        self.session_watched.setdefault(user_id, []).extend(item_ids)
+
+    def forget_sessions(self) -> None:
+        """End every session: the users' latest history is their log again."""
+        self.session_watched.clear()
 
     # --- cold-start users --------------------------------------------------------------
 

@@ -61,4 +61,6 @@ def fit_choice_prior(
     prior, odds = fit_watch_prior(
         kind, train, others, users, known, watch.reset_index(drop=True), seed=seed, **choice
     )
+    if kind == "stacked":
+        prior.session = stacked.scorer
     return prior, odds, report

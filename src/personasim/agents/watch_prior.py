@@ -12,13 +12,15 @@ training, an ordinary one at test time), so they are scored out of fold: the sim
 users' train ratings are split in K folds and each fold's positives are scored by a
 model fitted without them. Every
 other pair (test lists, sessions) is scored by the model fitted on all the training
-data, stored as a dense user x item matrix of the simulated users.
+data, stored as a dense user x item matrix of the simulated users. A prior fitted in this
+process also keeps the stacked model (:attr:`WatchPrior.session`), which scores a user's
+items again after what they watched in a session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -28,7 +30,7 @@ import pandas as pd
 from personasim.cf.implicit import fit_implicit
 from personasim.workspace import atomic_path
 
-__all__ = ["WATCH_PRIOR_FILE", "PairScorer", "WatchPrior", "fit_watch_prior"]
+__all__ = ["WATCH_PRIOR_FILE", "PairScorer", "SessionScorer", "WatchPrior", "fit_watch_prior"]
 
 WATCH_PRIOR_FILE = "watch_prior.npz"
 _EPS = 1e-3  # probabilities kept in [eps, 1 - eps]: log-odds within about +-6.9
@@ -48,6 +50,13 @@ class PairScorer(Protocol):
         """Scores of ``user_id, item_id`` pairs, in their order (finite)."""
 
 
+class SessionScorer(Protocol):
+    """A scorer that reads what a user took after the training log."""
+
+    def scores(self, user: str, items: Sequence[str], recent: Sequence[str] = ()) -> np.ndarray:
+        """Raw scores of `items` for `user` after `recent` (oldest first)."""
+
+
 @dataclass
 class WatchPrior:
     """Implicit scores of the simulated users over the catalogue, and their calibration.
@@ -63,6 +72,11 @@ class WatchPrior:
             data holds): the matrix's lowest, never a score the scorer did not give (0
             is high on the stacked model's log-odds scale: the 177 ML-1M items without
             a training rating were ranked above the positives of uniform lists).
+        session: The model behind the matrix, when it reads a session's watches (the
+            stacked choice model: its recency features): :meth:`log_odds` asks it
+            again for a user who watched something in the session. Not saved: a prior
+            read from disk gets it back from :func:`~personasim.agents.choice_prior.
+            fit_choice_prior` (unset: a session does not move the prior).
     """
 
     kind: str
@@ -72,6 +86,7 @@ class WatchPrior:
     knots: np.ndarray
     eps: float = _EPS
     fallback: float = 0.0
+    session: SessionScorer | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._u = {u: i for i, u in enumerate(self.users)}
@@ -97,7 +112,11 @@ class WatchPrior:
         return out
 
     def log_odds(
-        self, user: str, items: list[str], like: Sequence[str] | None = None
+        self,
+        user: str,
+        items: list[str],
+        like: Sequence[str] | None = None,
+        recent: Sequence[str] = (),
     ) -> np.ndarray:
         """The prior's log-odds that `user` would watch each of `items`.
 
@@ -107,7 +126,14 @@ class WatchPrior:
             like: For a user the prior has no row for (a cold user): the users whose
                 mean scores stand for theirs (e.g. their persona's members; those the
                 prior has no row for are ignored); unset or none known: every row.
+            recent: What the user watched in this session, oldest first: read by
+                :attr:`session` when there is one (the matrix holds the scores before
+                the session).
         """
+        if len(recent) and self.session is not None and user in self._u and len(items):
+            raw = self.session.scores(user, items, recent)
+            outside = np.array([i not in self._i for i in items])
+            return self.log_odds_of(np.where(outside, self.fallback, raw))
         if user in self._u or not len(self.users):
             return self.log_odds_of(self.scores(user, items))
         rows = [self._u[u] for u in (like or ()) if u in self._u] or list(range(len(self.users)))

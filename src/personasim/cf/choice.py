@@ -71,11 +71,12 @@ class ChoiceScorer:
             return np.zeros(0)
         return self.combiner.decision_function(self.features.pairs(pairs, recent))
 
-    def scores(self, user: str, items: Sequence[str]) -> np.ndarray:
-        """Log-odds of `items` for `user`."""
+    def scores(self, user: str, items: Sequence[str], recent: Sequence[str] = ()) -> np.ndarray:
+        """Log-odds of `items` for `user` (`recent`: items the user took after the log,
+        oldest first, e.g. a session's watches)."""
         if not len(items):
             return np.zeros(0)
-        return self.combiner.decision_function(self.features.user(user, list(items)))
+        return self.combiner.decision_function(self.features.user(user, list(items), recent))
 
 
 @dataclass

@@ -10,6 +10,8 @@ user's "now" is their last timestamp in it. Families (each can be left out by na
 - ``itemknn``: item-kNN over the whole history, and over the last `recent_items` and
   last ``recent_items // 4`` items (what they just watched);
 - ``implicit_mf``, ``bpr``, ``userknn``: the scores of those LensKit models;
+- ``sasrec``: the sequential model's next-item logit after the user's history in time
+  order (a session's watches last);
 - ``genre``: the share of the user's history in the item's genres;
 - ``time``: log(1 + days between the item's first rating and the user's now);
 - ``activity``: log(1 + the user's history length).
@@ -26,13 +28,14 @@ from __future__ import annotations
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
 from personasim.cf.implicit import ImplicitSettings, implicit_pipeline
+from personasim.config import ChoiceFamily
 
 __all__ = [
     "CHOICE_FAMILIES",
@@ -42,19 +45,14 @@ __all__ = [
     "item_genres",
 ]
 
-CHOICE_FAMILIES: tuple[str, ...] = (
-    "popularity",
-    "itemknn",
-    "implicit_mf",
-    "bpr",
-    "userknn",
-    "genre",
-    "time",
-    "activity",
-)
+CHOICE_FAMILIES: tuple[str, ...] = get_args(ChoiceFamily)
 """The feature families of the choice model, in feature order."""
 
-_SCORER_FAMILIES = ("itemknn", "implicit_mf", "bpr", "userknn")
+_SCORER_FAMILIES = ("itemknn", "implicit_mf", "bpr", "userknn", "sasrec")
+_SESSION_FAMILIES = ("itemknn", "sasrec", "genre", "activity")
+"""The families whose features read a session's watches (the rest see the log only)."""
+_REFERENCE_CACHE = 1024
+"""Users whose reference features (without a session) are kept between calls."""
 _DAY = 86_400.0
 
 
@@ -68,6 +66,8 @@ class ChoiceSettings:
     """Latent factors of implicit MF and BPR."""
     epochs: int = 10
     """Epochs of implicit MF (ALS) and BPR."""
+    sequential_epochs: int = 10
+    """Epochs of SASRec."""
     recent_items: int = 20
     """The user's last items that the recent item-kNN features look at (and a quarter
     of them for the most recent one)."""
@@ -105,6 +105,12 @@ class ChoiceFeatures:
     time_keys: np.ndarray
     time_span: float
     item_genres: np.ndarray
+    _references: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from cachetools import LRUCache
+
+        self._references = LRUCache(maxsize=_REFERENCE_CACHE)
 
     @property
     def raw_columns(self) -> list[str]:
@@ -151,7 +157,7 @@ class ChoiceFeatures:
     def user(self, user: str, items: Sequence[str], recent: Sequence[str] = ()) -> np.ndarray:
         """The ``[len(items), len(columns)]`` features of one user's `items`."""
         raw = self._raw(user, items, recent)
-        reference = np.sort(self._raw(user, self.reference(user), recent), axis=0)
+        reference = self._reference_raw(user, recent)
         percentiles = np.zeros_like(raw)
         for k in range(raw.shape[1]):
             finite = reference[:, k][np.isfinite(reference[:, k])]  # NaNs sort last
@@ -160,7 +166,31 @@ class ChoiceFeatures:
                 percentiles[:, k] = np.where(np.isnan(raw[:, k]), 0.0, rank)
         return np.hstack([raw, percentiles])
 
-    def _raw(self, user: str, items: Sequence[str], recent: Sequence[str]) -> np.ndarray:
+    def _reference_raw(self, user: str, recent: Sequence[str]) -> np.ndarray:
+        """The raw features of the user's reference items, each column sorted; those of
+        the families that read no session are computed once per user."""
+        base = self._references.get(user)
+        if base is None:
+            base = np.sort(self._raw(user, self.reference(user), ()), axis=0)
+            self._references[user] = base
+        moved = [f for f in self.families if f in _SESSION_FAMILIES]
+        if not len(recent) or not moved:
+            return base
+        out = base.copy()
+        columns = [k for k, f in enumerate(self._column_families()) if f in moved]
+        out[:, columns] = np.sort(self._raw(user, self.reference(user), recent, moved), axis=0)
+        return out
+
+    def _column_families(self) -> list[str]:
+        return [f for f in self.families for _ in _family_columns(f)]
+
+    def _raw(
+        self,
+        user: str,
+        items: Sequence[str],
+        recent: Sequence[str],
+        families: Sequence[str] | None = None,
+    ) -> np.ndarray:
         codes = np.array([self.item_code.get(i, -1) for i in items], dtype=np.int64)
         known = codes >= 0
         history = self.histories.get(user, np.zeros(0, dtype=object))
@@ -168,7 +198,7 @@ class ChoiceFeatures:
             history = np.concatenate([history, np.asarray(recent, dtype=object)])
         now = self.now.get(user, np.nan)
         columns: list[np.ndarray] = []
-        for family in self.families:
+        for family in self.families if families is None else families:
             if family == "popularity":
                 columns.append(_masked(np.log1p(self.item_count), codes, known))
                 columns.append(self._recent_popularity(codes, known, now))
@@ -177,6 +207,8 @@ class ChoiceFeatures:
                 k = self.settings.recent_items
                 for last in (k, max(1, k // 4)):
                     columns.append(self._score("itemknn", user, items, history[-last:]))
+            elif family == "sasrec":
+                columns.append(self._score(family, user, items, None, session=recent))
             elif family in _SCORER_FAMILIES:
                 columns.append(self._score(family, user, items, None))
             elif family == "genre":
@@ -202,7 +234,12 @@ class ChoiceFeatures:
         return np.where(known, np.log1p(high - low), np.nan)
 
     def _score(
-        self, family: str, user: str, items: Sequence[str], history: np.ndarray | None
+        self,
+        family: str,
+        user: str,
+        items: Sequence[str],
+        history: np.ndarray | None,
+        session: Sequence[str] = (),
     ) -> np.ndarray:
         from lenskit import score
         from lenskit.data import ItemList, RecQuery
@@ -213,7 +250,10 @@ class ChoiceFeatures:
             return np.full(len(items), np.nan)
         query: Any = user
         if history is not None:
-            query = RecQuery(user_id=user, user_items=ItemList(item_ids=history))
+            query = RecQuery(user_id=user, history_items=ItemList(item_ids=history))
+        elif len(session):
+            items_taken = ItemList(item_ids=np.asarray(session, dtype=object))
+            query = RecQuery(user_id=user, session_items=items_taken)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
             warnings.filterwarnings("ignore", message=".*history.*")
@@ -308,7 +348,9 @@ def fit_choice_features(
     pipelines: dict[str, Any] = {}
     if any(f in _SCORER_FAMILIES for f in chosen):
         dataset = training_dataset(frame)
-        implicit = ImplicitSettings(settings.neighbors, settings.embedding_size, settings.epochs)
+        implicit = ImplicitSettings(
+            settings.neighbors, settings.embedding_size, settings.epochs, settings.sequential_epochs
+        )
         for family in (f for f in chosen if f in _SCORER_FAMILIES):
             pipeline = implicit_pipeline(family, implicit)
             with warnings.catch_warnings():

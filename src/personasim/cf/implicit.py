@@ -5,7 +5,9 @@
   the summed similarity of the item to the user's rated items;
 - ``implicit_mf``: matrix factorisation of implicit feedback by ALS (``ImplicitMFScorer``);
 - ``bpr``: matrix factorisation trained on the pairwise BPR loss (``FlexMFImplicitScorer``);
-- ``userknn``: user-user k-nearest neighbours over implicit feedback (``UserKNNScorer``).
+- ``userknn``: user-user k-nearest neighbours over implicit feedback (``UserKNNScorer``);
+- ``sasrec``: the sequential model SASRec over each user's items in time order
+  (:class:`~personasim.cf.sequential.SASRecScorer`): what follows what they just took.
 
 They score (user, item) pairs given each user's history (the training items), are the
 taste baselines of the evaluation and give the agents' watch prior. A pair the model
@@ -17,12 +19,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
 from personasim.cf.dataset import training_dataset, training_options
+from personasim.config import ImplicitKind
 
 __all__ = [
     "IMPLICIT_SCORERS",
@@ -32,8 +35,7 @@ __all__ = [
     "implicit_pipeline",
 ]
 
-ImplicitKind = Literal["popularity", "itemknn", "implicit_mf", "bpr", "userknn"]
-IMPLICIT_SCORERS: tuple[str, ...] = ("popularity", "itemknn", "implicit_mf", "bpr", "userknn")
+IMPLICIT_SCORERS: tuple[str, ...] = get_args(ImplicitKind)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ImplicitSettings:
     """Latent factors of implicit MF and BPR."""
     epochs: int = 10
     """Epochs of implicit MF (ALS) and BPR."""
+    sequential_epochs: int = 10
+    """Epochs of SASRec."""
 
 
 @dataclass
@@ -106,6 +110,10 @@ def implicit_pipeline(kind: str, settings: ImplicitSettings = ImplicitSettings()
         )
     elif kind == "userknn":
         scorer = UserKNNScorer(max_nbrs=settings.neighbors, feedback="implicit")
+    elif kind == "sasrec":
+        from personasim.cf.sequential import SASRecScorer
+
+        scorer = SASRecScorer(epochs=settings.sequential_epochs)
     else:
         raise ValueError(f"unknown implicit scorer {kind!r}; use one of {IMPLICIT_SCORERS}")
     return topn_pipeline(scorer, name=kind)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.agents.watch_prior import WatchPrior
-from personasim.cf.implicit import IMPLICIT_SCORERS, fit_implicit
+from personasim.cf.implicit import fit_implicit
 from personasim.config import AGENT_ADAPTERS, EvaluateConfig
 from personasim.data.tables import write_parquet
 from personasim.evaluation.bootstrap import mean_interval
@@ -119,8 +119,9 @@ def baseline_taste_scores(
         return pairs.assign(model=name, score=scores), {}
 
     out = []
-    with progress("taste baselines", total=len(IMPLICIT_SCORERS), unit="models") as advance:
-        for kind in IMPLICIT_SCORERS:
+    kinds = fitted.config.taste_baselines
+    with progress("taste baselines", total=len(kinds), unit="models") as advance:
+        for kind in kinds:
             out.append(store.get(kind, lambda kind=kind: implicit(kind))[0])
             advance(1)
     if watch_prior is not None:

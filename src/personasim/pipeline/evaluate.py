@@ -81,6 +81,7 @@ _TASTE_SETTINGS = (
     "taste_samplers",
     "taste_users",
     "taste_shown",
+    "taste_baselines",
 )
 """What the taste scores depend on, besides the rating settings (the baselines)."""
 _GENERATION_SETTINGS = ("free_generation_pairs", "free_generation_tokens", "agent_pairs_per_user")

@@ -156,7 +156,9 @@ class SimulateStage(Stage):
         novelty = item_novelty(counts.to_dict(), int(training["user_id"].nunique()))
         popularity = counts.rank(pct=True).to_dict()
         genres = dict(zip(items["item_id"].astype(str), items["genres"].map(list), strict=True))
-        agent: _LazyAgent | None = _LazyAgent(ws.root, cfg.agent)
+        agent: _LazyAgent | None = _LazyAgent(
+            ws.root, cfg.agent, self._session_model(interactions, items)
+        )
         if not self.has_agents():
             logger.warning(
                 "simulate: agents.modes does not train the %s agents: offline metrics only "
@@ -365,6 +367,35 @@ class SimulateStage(Stage):
             if "own" in swapped:
                 agent.get().watch_prior = swapped["own"]
         return out
+
+    def _session_model(
+        self, interactions: pd.DataFrame, items: pd.DataFrame
+    ) -> Callable[[Any], None]:
+        """Gives loaded agents' stacked watch prior its model back (fitted as the train
+        stage fitted it: same data, seed and families), so that what a user watched
+        earlier in a session moves their prior (``simulate.session_recency``)."""
+        from personasim.cf.choice import fit_stacked_choice
+        from personasim.cf.choice_features import item_genres
+
+        def attach(agent: Any) -> None:
+            prior = agent.watch_prior
+            if not self.config.simulate.session_recency or prior is None:
+                return
+            if prior.kind != "stacked" or prior.session is not None:
+                return
+            train = interactions[interactions["split"] == "train"]
+            others = read_parquet(self.workspace.require("data", "others.parquet"))
+            with progress("watch prior (stacked): its model, for the sessions", total=None):
+                stacked = fit_stacked_choice(
+                    train,
+                    others,
+                    item_genres(items),
+                    seed=self.config.seed,
+                    exclude=self.config.agents.watch_prior_exclude,
+                )
+            prior.session = stacked.scorer
+
+        return attach
 
     def _prior_fitter(
         self, interactions: pd.DataFrame, items: pd.DataFrame
@@ -629,9 +660,12 @@ class _NoAgents:
 class _LazyAgent:
     """Loads the agents on first use (a fully checkpointed simulation never does)."""
 
-    def __init__(self, workdir: Path, model: str) -> None:
+    def __init__(
+        self, workdir: Path, model: str, on_load: Callable[[Any], None] | None = None
+    ) -> None:
         self.workdir = workdir
         self.model = model
+        self.on_load = on_load
         self._agent: Any = None
 
     def get(self) -> Any:
@@ -639,7 +673,10 @@ class _LazyAgent:
             from personasim.agents import UserAgent
 
             logger.info("simulate: loading the %s agents", self.model)
-            self._agent = UserAgent.from_workdir(self.workdir, mode=AGENT_ADAPTERS[self.model])
+            agent = UserAgent.from_workdir(self.workdir, mode=AGENT_ADAPTERS[self.model])
+            if self.on_load is not None:
+                self.on_load(agent)
+            self._agent = agent
         return self._agent
 
 

@@ -31,6 +31,7 @@ FAMILY_OF = {
     "userknn": "userknn",
     "mf": "implicit_mf",
     "bpr": "bpr",
+    "sasrec": "sasrec",
 }
 """The stacked prior's feature family of each built-in recommender."""
 

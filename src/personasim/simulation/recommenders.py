@@ -11,6 +11,8 @@ LensKit components:
 - ``userknn``: user-user k-nearest neighbours over implicit feedback (``UserKNNScorer``);
 - ``mf``: implicit-feedback matrix factorisation trained by ALS (``ImplicitMFScorer``);
 - ``bpr``: matrix factorisation trained on pairwise (BPR) loss (``FlexMFImplicitScorer``);
+- ``sasrec``: the sequential model SASRec: what follows the user's latest items
+  (:class:`~personasim.cf.sequential.SASRecScorer`);
 - ``unpopular``: least-rated first: a deliberately poor recommender, so the comparison
   has a clear loser beside ``random``.
 
@@ -40,7 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from personasim.config import SimulateConfig
+from personasim.config import BUILTIN_RECOMMENDERS, SimulateConfig
 from personasim.errors import ConfigError
 
 __all__ = [
@@ -56,8 +58,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_RECOMMENDERS = ("random", "popular", "itemknn", "userknn", "mf", "bpr", "unpopular")
-"""The LensKit recommenders every simulation can compare."""
 
 _ENTRY_POINT_GROUP = "personasim.recommenders"
 
@@ -117,6 +117,10 @@ class LensKitRecommender:
                 epochs=self.config.mf_epochs,
                 loss="pairwise",
             )
+        elif self.kind == "sasrec":
+            from personasim.cf.sequential import SASRecScorer
+
+            scorer = SASRecScorer()
         else:  # pragma: no cover - guarded by create_recommender
             raise ValueError(self.kind)
         return topn_pipeline(scorer, name=self.name)

@@ -37,7 +37,8 @@ pass over each user's profile instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,6 +90,10 @@ class SimulatedUsers(Protocol):
     ) -> list[dict[str, np.ndarray]]:
         """Per request a dict whose ``probs`` is [n, 5] over ratings 1..5."""
 
+    # Optional (UserAgent has them): ``remember(user_id, item_ids)``, told what a user
+    # watched on each page, and ``forget_sessions()``, called before and after the
+    # sessions; agents that read a session's watches (the stacked watch prior) use them.
+
 
 @dataclass
 class SessionLog:
@@ -110,6 +115,22 @@ def _page_answers(
         return agents.watch_probabilities(shown), None
     answers = page_scores(shown)
     return [w for w, _ in answers], [d["probs"] for _, d in answers]
+
+
+@contextmanager
+def _session_memory(
+    agents: SimulatedUsers, on: bool
+) -> Iterator[Callable[[str, list[str]], None] | None]:
+    """The agents' ``remember`` while `on` (None otherwise, or when they have none);
+    their sessions are forgotten before and after."""
+    forget = getattr(agents, "forget_sessions", None)
+    if forget is not None:
+        forget()
+    try:
+        yield getattr(agents, "remember", None) if on else None
+    finally:
+        if forget is not None:
+            forget()
 
 
 def pages_of(
@@ -172,86 +193,93 @@ def run_sessions(
     Returns:
         The events and one row per session.
     """
-    users = list(pages)
+    with _session_memory(agents, config.session_recency) as remember:
+        users = list(pages)
 
-    def draws(user: str, page: int, what: str, n: int) -> np.ndarray:
-        return np.random.default_rng(stable_seed(seed, label, user, page, what)).random(n)
+        def draws(user: str, page: int, what: str, n: int) -> np.ndarray:
+            return np.random.default_rng(stable_seed(seed, label, user, page, what)).random(n)
 
-    sample = config.decisions == "sample"
-    events: list[tuple] = []
-    state = {u: {"pages": 0, "shown": 0, "watched": 0, "liked": 0, "exit": ""} for u in users}
-    active = [u for u in users if pages[u]]
-    for u in users:
-        if not pages[u]:
-            state[u]["exit"] = "no_items"
-    page = 0
-    while active:
-        shown = [(u, pages[u][page]) for u in active]
-        watch, page_probs = _page_answers(agents, shown, one_pass)
-        watched_items: dict[str, list[int]] = {}
-        for (u, items), p in zip(shown, watch, strict=True):
-            drawn = draws(u, page, "watch", len(items)) if sample else None
-            decided = drawn < p if drawn is not None else p >= config.watch_threshold
-            watched_items[u] = [k for k in range(len(items)) if decided[k]]
-        if page_probs is None:  # rate only what was watched
-            to_rate = [(u, [items[k] for k in watched_items[u]]) for u, items in shown]
-            to_rate = [r for r in to_rate if r[1]]
-            answers = agents.rating_distributions(to_rate) if to_rate else []
-            rating_probs = {u: d["probs"] for (u, _), d in zip(to_rate, answers, strict=True)}
-        else:
-            rating_probs = {
-                u: np.asarray(probs)[watched_items[u]]
-                for (u, _), probs in zip(shown, page_probs, strict=True)
-                if watched_items[u]
-            }
-        ratings: dict[str, np.ndarray] = {}
-        page_items = dict(shown)
-        for u, probs in rating_probs.items():
-            probs = np.asarray(probs, dtype=float)
-            if sample:
-                uniforms = draws(u, page, "rating", len(page_items[u]))[watched_items[u]]
-                cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
-                picked = (cumulative < uniforms[:, None]).sum(axis=1)
-                ratings[u] = np.minimum(picked, probs.shape[1] - 1) + 1.0
+        sample = config.decisions == "sample"
+        events: list[tuple] = []
+        state = {u: {"pages": 0, "shown": 0, "watched": 0, "liked": 0, "exit": ""} for u in users}
+        active = [u for u in users if pages[u]]
+        for u in users:
+            if not pages[u]:
+                state[u]["exit"] = "no_items"
+        page = 0
+        while active:
+            shown = [(u, pages[u][page]) for u in active]
+            watch, page_probs = _page_answers(agents, shown, one_pass)
+            watched_items: dict[str, list[int]] = {}
+            for (u, items), p in zip(shown, watch, strict=True):
+                drawn = draws(u, page, "watch", len(items)) if sample else None
+                decided = drawn < p if drawn is not None else p >= config.watch_threshold
+                watched_items[u] = [k for k in range(len(items)) if decided[k]]
+                if remember is not None and watched_items[u]:
+                    remember(u, [items[k] for k in watched_items[u]])
+            if page_probs is None:  # rate only what was watched
+                to_rate = [(u, [items[k] for k in watched_items[u]]) for u, items in shown]
+                to_rate = [r for r in to_rate if r[1]]
+                answers = agents.rating_distributions(to_rate) if to_rate else []
+                rating_probs = {u: d["probs"] for (u, _), d in zip(to_rate, answers, strict=True)}
             else:
-                ratings[u] = probs.argmax(axis=1) + 1.0
-        still = []
-        for (u, items), p in zip(shown, watch, strict=True):
-            got = dict(zip(watched_items[u], ratings.get(u, []), strict=True))
-            liked = 0
-            for k, item in enumerate(items):
-                rating = got.get(k, np.nan)
-                is_liked = bool(k in got and rating >= config.like_threshold)
-                liked += is_liked
-                events.append((u, page + 1, k + 1, item, float(p[k]), k in got, rating, is_liked))
-            s = state[u]
-            s["pages"] = page + 1
-            s["shown"] += len(items)
-            s["watched"] += len(got)
-            s["liked"] += liked
-            p_continue = continue_probability(activity.get(u, 2), liked / len(items), config)
-            stays = draws(u, page, "continue", 1)[0] < p_continue if sample else p_continue >= 0.5
-            if not stays:
-                s["exit"] = "left"
-            elif page + 1 >= config.max_pages:
-                s["exit"] = "max_pages"
-            elif page + 1 >= len(pages[u]):
-                s["exit"] = "no_items"
-            else:
-                still.append(u)
-        if advance is not None:
-            advance(sum(len(items) for _, items in shown))
-        active = still
-        page += 1
-    event_frame = pd.DataFrame(events, columns=EVENT_COLUMNS)
-    event_frame["watched"] = event_frame["watched"].astype(bool)
-    event_frame["liked"] = event_frame["liked"].astype(bool)
-    event_frame["rating"] = event_frame["rating"].astype(float)
-    session_frame = pd.DataFrame(
-        [
-            (u, s["pages"], s["exit"], s["shown"], s["watched"], s["liked"])
-            for u, s in state.items()
-        ],
-        columns=SESSION_COLUMNS,
-    )
-    return SessionLog(events=event_frame, sessions=session_frame)
+                rating_probs = {
+                    u: np.asarray(probs)[watched_items[u]]
+                    for (u, _), probs in zip(shown, page_probs, strict=True)
+                    if watched_items[u]
+                }
+            ratings: dict[str, np.ndarray] = {}
+            page_items = dict(shown)
+            for u, probs in rating_probs.items():
+                probs = np.asarray(probs, dtype=float)
+                if sample:
+                    uniforms = draws(u, page, "rating", len(page_items[u]))[watched_items[u]]
+                    cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+                    picked = (cumulative < uniforms[:, None]).sum(axis=1)
+                    ratings[u] = np.minimum(picked, probs.shape[1] - 1) + 1.0
+                else:
+                    ratings[u] = probs.argmax(axis=1) + 1.0
+            still = []
+            for (u, items), p in zip(shown, watch, strict=True):
+                got = dict(zip(watched_items[u], ratings.get(u, []), strict=True))
+                liked = 0
+                for k, item in enumerate(items):
+                    rating = got.get(k, np.nan)
+                    is_liked = bool(k in got and rating >= config.like_threshold)
+                    liked += is_liked
+                    events.append(
+                        (u, page + 1, k + 1, item, float(p[k]), k in got, rating, is_liked)
+                    )
+                s = state[u]
+                s["pages"] = page + 1
+                s["shown"] += len(items)
+                s["watched"] += len(got)
+                s["liked"] += liked
+                p_continue = continue_probability(activity.get(u, 2), liked / len(items), config)
+                stays = (
+                    draws(u, page, "continue", 1)[0] < p_continue if sample else p_continue >= 0.5
+                )
+                if not stays:
+                    s["exit"] = "left"
+                elif page + 1 >= config.max_pages:
+                    s["exit"] = "max_pages"
+                elif page + 1 >= len(pages[u]):
+                    s["exit"] = "no_items"
+                else:
+                    still.append(u)
+            if advance is not None:
+                advance(sum(len(items) for _, items in shown))
+            active = still
+            page += 1
+        event_frame = pd.DataFrame(events, columns=EVENT_COLUMNS)
+        event_frame["watched"] = event_frame["watched"].astype(bool)
+        event_frame["liked"] = event_frame["liked"].astype(bool)
+        event_frame["rating"] = event_frame["rating"].astype(float)
+        session_frame = pd.DataFrame(
+            [
+                (u, s["pages"], s["exit"], s["shown"], s["watched"], s["liked"])
+                for u, s in state.items()
+            ],
+            columns=SESSION_COLUMNS,
+        )
+        return SessionLog(events=event_frame, sessions=session_frame)
