@@ -26,6 +26,11 @@ from personasim.pipeline import IngestStage, PersonasStage, ProfileStage, TrainS
 from personasim.testing import ScriptedAgents, SyntheticLog, synthetic_log, write_tiny_model
 
 os.environ.setdefault("PERSONASIM_PROGRESS", "0")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `-n N` workers share the cores: each runs torch, LensKit and its children on its
+    # share (N workers on threads = cores each ran every model test slower than one)
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
