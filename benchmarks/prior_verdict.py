@@ -12,7 +12,7 @@ of watch rate and likes against nDCG@10, under the stacked prior and under the o
 single-scorer priors.
 
     .venv/bin/python benchmarks/prior_verdict.py --workdir runs/m34 [--priors itemknn implicit_mf]
-        [--refit-prior] [--no-leave-out] [--json out.json]
+        [--refit-prior] [--no-leave-out | --leave-out-only sasrec ...] [--json out.json]
 
 ``--refit-prior`` fits the stacked prior with this code's families (a run trained
 before a family was added stores a prior without it).
@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--priors", nargs="*", default=["itemknn", "implicit_mf"])
     parser.add_argument("--json", default=None)
     parser.add_argument("--no-leave-out", action="store_true", help="skip leave-family-out")
+    parser.add_argument(
+        "--leave-out-only", nargs="*", default=None, help="leave-family-out for these only"
+    )
     parser.add_argument("--refit-prior", action="store_true", help="fit the stacked prior")
     args = parser.parse_args()
     ws = Workspace(Path(args.workdir))
@@ -229,7 +232,12 @@ def main() -> None:
         {"sentence": "(skipped)"}
         if args.no_leave_out
         else leave_family_out_check(
-            rows, pages, lambda family: fit("stacked", [family]), use, simulate
+            {n: rows[n] for n in RECOMMENDERS},
+            pages,
+            lambda family: fit("stacked", [family]),
+            use,
+            simulate,
+            only=args.leave_out_only,
         )
     )
     timings["leave_family_out"] = round(time.perf_counter() - started, 1)

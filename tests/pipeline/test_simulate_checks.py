@@ -97,3 +97,15 @@ def test_leave_family_out_reports_ranks_with_and_without_and_restores_the_prior(
     assert (knn["likes_rank"], knn["likes_rank_without"]) == (1, 3)
     assert result["recommenders"]["mf"]["likes_rank_without"] == 3
     assert result["holds"] is False and "2 of 3 recommenders" in result["sentence"]
+    # asked for one recommender: only its family leaves, ranked among all of them
+    fitted.clear()
+    only = leave_family_out_check(
+        metrics,
+        {n: {} for n in metrics},
+        lambda family: fitted.append(family) or f"prior without {family}",
+        in_use.append,
+        simulate,
+        only=["itemknn"],
+    )
+    assert fitted == ["itemknn"] and list(only["recommenders"]) == ["itemknn"]
+    assert only["recommenders"]["itemknn"] == knn

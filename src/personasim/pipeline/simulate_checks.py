@@ -147,6 +147,7 @@ def leave_family_out_check(
     fit_prior: Callable[[str], Any],
     use_prior: Callable[[Any], None],
     simulate: Simulate,
+    only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Each built-in recommender's rank with and without its own family in the prior.
 
@@ -158,6 +159,7 @@ def leave_family_out_check(
             are not restored from a checkpoint).
         use_prior: Makes the agents answer with a prior (None: their own again).
         simulate: Runs (or restores) a recommender's sessions under the prior in use.
+        only: The recommenders to check (unset: every built-in one in `metrics`).
 
     Returns:
         Per recommender its family, its watch rate and likes without it, its ranks by
@@ -166,7 +168,7 @@ def leave_family_out_check(
     out: dict[str, Any] = {"recommenders": {}}
     try:
         for name, family in FAMILY_OF.items():
-            if name not in metrics:
+            if name not in metrics or (only is not None and name not in only):
                 continue
             log = simulate(
                 name,
