@@ -172,3 +172,30 @@ def test_a_sessions_features_are_those_of_the_whole_computation(drifting_model):
         np.testing.assert_allclose(
             features.user("u1", items, session), np.hstack([raw, np.stack(expected, axis=1)])
         )
+
+
+def test_a_logs_models_are_fitted_once_whatever_families_are_asked(monkeypatch):
+    """Asked again for a log, with other families, only the scorers not fitted yet
+    train; a view of fewer families computes what a fresh fit of them computes."""
+    import personasim.cf.choice_features as cf
+
+    train, _, genres = _drifting_log(seed=3)
+    trained = []
+    real = cf.implicit_pipeline
+    monkeypatch.setattr(
+        cf, "implicit_pipeline", lambda kind, settings: trained.append(kind) or real(kind, settings)
+    )
+    everything = fit_choice_features(train, genres, seed=0)
+    assert sorted(trained) == sorted(["itemknn", "implicit_mf", "bpr", "userknn", "sasrec"])
+    some = fit_choice_features(train, genres, seed=0, families=["itemknn", "genre"])
+    assert len(trained) == 5  # nothing trained again
+    assert some.columns == [c for c in everything.columns if c.startswith(("itemknn", "genre"))]
+    items = ["i0_1", "i3_4", "i7_19"]
+    cf._FITTED.clear()
+    fresh = fit_choice_features(train, genres, seed=0, families=["itemknn", "genre"])
+    assert trained[-1] == "itemknn"  # a cleared cache fits again
+    np.testing.assert_array_equal(some.user("u1", items), fresh.user("u1", items))
+    # another seed, or another log, is another fit
+    fit_choice_features(train, genres, seed=1, families=["bpr"])
+    fit_choice_features(train.iloc[1:], genres, seed=0, families=["bpr"])
+    assert trained[-2:] == ["bpr", "bpr"]

@@ -25,6 +25,8 @@ ranking, comparable across users whose raw scores are on other scales.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +35,7 @@ from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 
 from personasim.cf.implicit import ImplicitSettings, implicit_pipeline
 from personasim.config import ChoiceFamily
@@ -108,8 +111,6 @@ class ChoiceFeatures:
     _references: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from cachetools import LRUCache
-
         self._references = LRUCache(maxsize=_REFERENCE_CACHE)
 
     @property
@@ -312,6 +313,12 @@ def fit_choice_features(
 ) -> ChoiceFeatures:
     """Fit the feature families on `log` (``user_id, item_id, rating, timestamp``).
 
+    The models fitted on a log are kept (for the last :data:`_FITTED_LOGS` logs, by
+    content, seed and settings): asked again for the same log, with the same or other
+    families, only the scorers not fitted yet are trained. The stacked prior without
+    one family (the simulation's leave-family-out check) then costs its combiner, not
+    seven fits of every model.
+
     Args:
         log: The interactions the features see (every row counts as one choice).
         genres: Item id -> its genres (items without are fine).
@@ -322,8 +329,6 @@ def fit_choice_features(
     Raises:
         ValueError: An unknown family.
     """
-    from personasim.cf.dataset import training_dataset, training_options
-
     unknown = sorted(set(families) - set(CHOICE_FAMILIES))
     if unknown:
         raise ValueError(
@@ -334,6 +339,34 @@ def fit_choice_features(
     frame["user_id"] = frame["user_id"].astype(str)
     frame["item_id"] = frame["item_id"].astype(str)
     frame["timestamp"] = frame["timestamp"].astype("float64")
+    key = (_digest(frame, genres), seed, settings)
+    fitted = _FITTED.get(key)
+    if fitted is None:
+        fitted = _log_features(frame, genres, settings)
+        _FITTED[key] = fitted
+    _train_scorers(fitted, frame, [f for f in chosen if f in _SCORER_FAMILIES], seed)
+    return dataclasses.replace(fitted, families=chosen)
+
+
+_FITTED_LOGS = 8
+"""Logs whose fitted features :func:`fit_choice_features` keeps (a stacked fit reads
+seven: the earlier part, the whole log and five out-of-fold folds)."""
+_FITTED: Any = LRUCache(maxsize=_FITTED_LOGS)
+
+
+def _digest(frame: pd.DataFrame, genres: Mapping[str, Iterable[str]]) -> str:
+    """The log's rows, in order, and the genres."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for item in sorted(genres):
+        digest.update(f"{item}\x1f{'|'.join(map(str, genres[item]))}\x1e".encode())
+    return digest.hexdigest()
+
+
+def _log_features(
+    frame: pd.DataFrame, genres: Mapping[str, Iterable[str]], settings: ChoiceSettings
+) -> ChoiceFeatures:
+    """What the log alone gives (histories, counts, times, genres): no scorer yet."""
     item_ids, codes = np.unique(frame["item_id"].to_numpy(), return_inverse=True)
     times = frame["timestamp"].to_numpy()
     start = float(times.min()) if len(times) else 0.0
@@ -345,22 +378,10 @@ def fit_choice_features(
         for u, g in ordered.groupby("user_id", sort=False)
     }
     now = ordered.groupby("user_id")["timestamp"].max() - start
-    pipelines: dict[str, Any] = {}
-    if any(f in _SCORER_FAMILIES for f in chosen):
-        dataset = training_dataset(frame)
-        implicit = ImplicitSettings(
-            settings.neighbors, settings.embedding_size, settings.epochs, settings.sequential_epochs
-        )
-        for family in (f for f in chosen if f in _SCORER_FAMILIES):
-            pipeline = implicit_pipeline(family, implicit)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
-                pipeline.train(dataset, training_options(seed, len(frame)))
-            pipelines[family] = pipeline
     return ChoiceFeatures(
-        families=chosen,
+        families=(),
         settings=settings,
-        pipelines=pipelines,
+        pipelines={},
         histories=histories,
         now={str(u): float(t) for u, t in now.items()},
         item_code={str(i): k for k, i in enumerate(item_ids)},
@@ -370,3 +391,25 @@ def fit_choice_features(
         time_span=span,
         item_genres=_genre_matrix(item_ids, genres),
     )
+
+
+def _train_scorers(
+    features: ChoiceFeatures, frame: pd.DataFrame, families: Sequence[str], seed: int
+) -> None:
+    """Train the scorers of `families` that `features` does not have yet (in place)."""
+    from personasim.cf.dataset import training_dataset, training_options
+
+    missing = [f for f in families if f not in features.pipelines]
+    if not missing:
+        return
+    dataset = training_dataset(frame)
+    settings = features.settings
+    implicit = ImplicitSettings(
+        settings.neighbors, settings.embedding_size, settings.epochs, settings.sequential_epochs
+    )
+    for family in missing:
+        pipeline = implicit_pipeline(family, implicit)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
+            pipeline.train(dataset, training_options(seed, len(frame)))
+        features.pipelines[family] = pipeline
