@@ -180,6 +180,7 @@ def test_a_logs_models_are_fitted_once_whatever_families_are_asked(monkeypatch):
     import personasim.cf.choice_features as cf
 
     train, _, genres = _drifting_log(seed=3)
+    cf._FITTED.clear()  # whatever another test of this process fitted
     trained = []
     real = cf.implicit_pipeline
     monkeypatch.setattr(
