@@ -89,9 +89,8 @@ class SASRecScorer(Component[ItemList], Trainable):
 
     def history(self, query: RecQuery) -> np.ndarray:
         """The query's item numbers (1-based) in the order the model reads them."""
-        user = None if query.user_id is None else str(query.user_id)
-        base = self.sequences_.get(user, np.zeros(0, dtype=np.int64)) if user else None
-        base = np.zeros(0, dtype=np.int64) if base is None else base
+        known = None if query.user_id is None else self.sequences_.get(str(query.user_id))
+        base = np.zeros(0, dtype=np.int64) if known is None else known
         given = self._numbers(query.history_items)
         if given is not None:
             base = np.concatenate([base[np.isin(base, given)], given[~np.isin(given, base)]])
