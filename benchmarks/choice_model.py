@@ -4,8 +4,9 @@ baseline, on every taste list kind, the recommenders' shown lists included.
 On a run folder's ingested data (by default the paper's protocol: ML-1M, 200 users with
 100-200 ratings, per-user 60:40 split in time): the taste lists of the evaluate stage
 (uniform and popularity-matched at 1:1 and 1:9) and each strong recommender's top 20
-(popular, item-kNN, user-kNN, implicit MF, BPR), labelled by the held-out log. Scored by
-the five implicit scorers (LensKit, fitted on the training data) and by the stacked
+(`evaluate.taste_shown`: popular, item-kNN, user-kNN, implicit MF, BPR, SASRec),
+labelled by the held-out log. Scored by the implicit scorers (LensKit's and SASRec,
+fitted on the training data) and by the stacked
 choice model (and, with ``--leave-out``, the stacked model without each family); per
 list kind the mean per-user AUC with its 95% user-bootstrap interval, and the stacked
 model minus the best baseline of that column, paired over users. The stacked model's
@@ -33,7 +34,7 @@ from personasim import run_pipeline
 from personasim.cf.choice import fit_stacked_choice
 from personasim.cf.choice_features import item_genres
 from personasim.cf.implicit import IMPLICIT_SCORERS, fit_implicit
-from personasim.config import load_config
+from personasim.config import EvaluateConfig, load_config
 from personasim.evaluation.taste import shown_lists
 from personasim.evaluation.taste_fidelity import (
     WATCH_PRIOR_MODEL,
@@ -45,7 +46,7 @@ from personasim.pipeline.ingest import IngestStage
 from personasim.simulation.recommenders import create_recommender
 from personasim.workspace import Workspace
 
-SHOWN = ["popular", "itemknn", "userknn", "mf", "bpr", "sasrec"]
+SHOWN = EvaluateConfig().taste_shown
 COLUMNS = ["uniform 1:1", "uniform 1:9", "popularity 1:1", "popularity 1:9"] + [
     f"shown {n}" for n in SHOWN
 ]

@@ -31,12 +31,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from personasim.agents.choice_prior import fit_choice_prior
+from personasim.agents.choice_prior import fit_choice_prior, session_model
 from personasim.agents.prior import CFPrior, prior_logits
 from personasim.agents.watch_prior import WatchPrior
-from personasim.cf.choice import fit_stacked_choice
-from personasim.cf.choice_features import item_genres
 from personasim.cf.dataset import training_log
+from personasim.config import BUILTIN_RECOMMENDERS
 from personasim.evaluation.session_intervals import session_intervals
 from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_family_out_check
 from personasim.simulation import SessionLog, pages_of, run_sessions
@@ -45,7 +44,7 @@ from personasim.simulation.rankings import RankingsRecommender
 from personasim.simulation.recommenders import create_recommender
 from personasim.workspace import Workspace, resolve_config
 
-RECOMMENDERS = ["random", "popular", "itemknn", "userknn", "mf", "bpr", "sasrec", "unpopular"]
+RECOMMENDERS = list(BUILTIN_RECOMMENDERS)
 
 
 class PriorUsers:
@@ -120,9 +119,7 @@ def main() -> None:
         )
     else:  # the stored matrix, and its model for the sessions (as simulate does)
         own = WatchPrior.load(ws.stage_dir("adapters"))
-        own.session = fit_stacked_choice(
-            train, others, item_genres(items), seed=seed, exclude=exclude
-        ).scorer
+        own.session = session_model(train, others, items, seed=seed, exclude=exclude)
     timings["prior"] = round(time.perf_counter() - started, 1)
     agents = PriorUsers(own, CFPrior.load(ws.stage_dir("adapters")), cfg.agents.prior_sigma)
 

@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 AgentKind = Literal["zero-shot", "global-lora", "persona-lora"]
+"""The agent kinds, one name each in the configuration, the CLI, the artifacts and the
+report: the base model alone (zero-shot), one adapter for every user (global-lora), one
+adapter per persona (persona-lora)."""
 ImplicitKind = Literal["popularity", "itemknn", "implicit_mf", "bpr", "userknn", "sasrec"]
 """The implicit-feedback scorers (personasim.cf.implicit): the taste baselines, the
 single-scorer watch priors and the stacked choice model's scorer families."""
@@ -73,9 +76,6 @@ BUILTIN_RECOMMENDERS = (
     "unpopular",
 )
 """The recommenders every simulation can compare (personasim.simulation.recommenders)."""
-"""The agent kinds, one name each in the configuration, the CLI, the artifacts and the
-report: the base model alone (zero-shot), one adapter for every user (global-lora), one
-adapter per persona (persona-lora)."""
 
 AGENT_ADAPTERS: dict[str, str] = {
     "zero-shot": "none",
@@ -307,9 +307,8 @@ class SimulateConfig(_Section):
     recommenders: list[str] = list(BUILTIN_RECOMMENDERS)
     """Recommenders to compare: the built-ins ("random", "popular", "itemknn", "userknn",
     "mf" (implicit ALS), "bpr", "sasrec" (sequential), and the deliberately poor
-    "unpopular"), names of
-    `plugins`, or names registered under the `personasim.recommenders` entry point.
-    Empty: the stage does nothing."""
+    "unpopular"), names of `plugins`, or names registered under the
+    `personasim.recommenders` entry point. Empty: the stage does nothing."""
     plugins: dict[str, str] = {}
     """Your own recommenders, name = "module:object" (see docs/simulation.md: a class with
     fit(training) and recommend(user_id, history, n), or a function)."""
@@ -686,15 +685,13 @@ class AgentConfig(_Section):
     the training lists, is added to logit(yes) - logit(no), so the adapter learns what
     the text adds: "stacked", the choice model (gradient boosting over the implicit
     scorers, the sequential model SASRec, recent popularity, the user's last items,
-    genres, item age and activity,
-    taught by a time split of the training part; docs/agents.md); or one implicit-feedback
-    scorer (LensKit); fitted on the training data, out of fold for the agents' own watch
-    examples; "none" leaves it out."""
+    genres, item age and activity, taught by a time split of the training part;
+    docs/agents.md); or one implicit-feedback scorer; fitted on the training data, out
+    of fold for the agents' own watch examples; "none" leaves it out."""
     watch_prior_exclude: list[ChoiceFamily] = []
     """Feature families the "stacked" watch prior leaves out ("popularity", "itemknn",
     "implicit_mf", "bpr", "userknn", "sasrec", "genre", "time", "activity"): e.g.
-    ["itemknn"] so
-    that the item-kNN recommender's own scores do not judge it."""
+    ["itemknn"] so that the item-kNN recommender's own scores do not judge it."""
     watch_share: float = Field(0.3, ge=0.0, le=1.0)
     """Watch examples as a share of an adapter's examples."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -84,13 +84,17 @@ def test_leave_family_out_reports_ranks_with_and_without_and_restores_the_prior(
         log.sessions["liked"] = {"itemknn": 0.5, "popular": 2.0, "mf": 1.0}[name]
         return log
 
-    result = leave_family_out_check(
-        metrics,
-        {n: {} for n in metrics},
-        lambda family: fitted.append(family) or f"prior without {family}",
-        in_use.append,
-        simulate,
-    )
+    def check(**only):
+        return leave_family_out_check(
+            metrics,
+            {n: {} for n in metrics},
+            lambda family: fitted.append(family) or f"prior without {family}",
+            in_use.append,
+            simulate,
+            **only,
+        )
+
+    result = check()
     assert fitted == ["popularity", "itemknn", "implicit_mf"]
     assert in_use[-1] is None  # the agents' own prior is put back
     knn = result["recommenders"]["itemknn"]
@@ -99,13 +103,6 @@ def test_leave_family_out_reports_ranks_with_and_without_and_restores_the_prior(
     assert result["holds"] is False and "2 of 3 recommenders" in result["sentence"]
     # asked for one recommender: only its family leaves, ranked among all of them
     fitted.clear()
-    only = leave_family_out_check(
-        metrics,
-        {n: {} for n in metrics},
-        lambda family: fitted.append(family) or f"prior without {family}",
-        in_use.append,
-        simulate,
-        only=["itemknn"],
-    )
+    only = check(only=["itemknn"])
     assert fitted == ["itemknn"] and list(only["recommenders"]) == ["itemknn"]
     assert only["recommenders"]["itemknn"] == knn

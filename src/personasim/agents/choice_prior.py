@@ -2,7 +2,8 @@
 scorer, fitted with the out-of-fold scores of the agents' own watch examples.
 
 The train stage fits the agents' own prior with it, and `simulate` the priors it swaps
-in to check that the ranking of recommenders does not follow the simulator's model.
+in to check that the ranking of recommenders does not follow the simulator's model; a
+stored stacked prior gets its model back for the sessions from :func:`session_model`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any
 import pandas as pd
 
 from personasim.agents.watch_prior import WatchPrior, fit_watch_prior
-from personasim.cf.choice import fit_stacked_choice
+from personasim.cf.choice import ChoiceScorer, fit_stacked_choice
 from personasim.cf.choice_features import item_genres
 
-__all__ = ["fit_choice_prior"]
+__all__ = ["fit_choice_prior", "session_model"]
 
 
 def fit_choice_prior(
@@ -64,3 +65,17 @@ def fit_choice_prior(
     if kind == "stacked":
         prior.session = stacked.scorer
     return prior, odds, report
+
+
+def session_model(
+    train: pd.DataFrame,
+    others: pd.DataFrame,
+    items: pd.DataFrame,
+    *,
+    seed: int,
+    exclude: Iterable[str] = (),
+) -> ChoiceScorer:
+    """The model behind a stored stacked prior (its :attr:`~personasim.agents.
+    watch_prior.WatchPrior.session`), fitted as :func:`fit_choice_prior` fits it: the
+    same data, seed and families give the stored scores."""
+    return fit_stacked_choice(train, others, item_genres(items), seed=seed, exclude=exclude).scorer

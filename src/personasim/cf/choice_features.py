@@ -168,18 +168,21 @@ class ChoiceFeatures:
         return np.hstack([raw, percentiles])
 
     def _reference_raw(self, user: str, recent: Sequence[str]) -> np.ndarray:
-        """The raw features of the user's reference items, each column sorted; those of
-        the families that read no session are computed once per user."""
-        base = self._references.get(user)
-        if base is None:
-            base = np.sort(self._raw(user, self.reference(user), ()), axis=0)
-            self._references[user] = base
+        """The raw features of the user's reference items, each column sorted; the
+        items, and the features of the families that read no session, are computed once
+        per user."""
+        kept = self._references.get(user)
+        if kept is None:
+            items = self.reference(user)
+            kept = items, np.sort(self._raw(user, items, ()), axis=0)
+            self._references[user] = kept
+        items, base = kept
         moved = [f for f in self.families if f in _SESSION_FAMILIES]
         if not len(recent) or not moved:
             return base
         out = base.copy()
         columns = [k for k, f in enumerate(self._column_families()) if f in moved]
-        out[:, columns] = np.sort(self._raw(user, self.reference(user), recent, moved), axis=0)
+        out[:, columns] = np.sort(self._raw(user, items, recent, moved), axis=0)
         return out
 
     def _column_families(self) -> list[str]:

@@ -374,8 +374,7 @@ class SimulateStage(Stage):
         """Gives loaded agents' stacked watch prior its model back (fitted as the train
         stage fitted it: same data, seed and families), so that what a user watched
         earlier in a session moves their prior (``simulate.session_recency``)."""
-        from personasim.cf.choice import fit_stacked_choice
-        from personasim.cf.choice_features import item_genres
+        from personasim.agents.choice_prior import session_model
 
         def attach(agent: Any) -> None:
             prior = agent.watch_prior
@@ -383,19 +382,23 @@ class SimulateStage(Stage):
                 return
             if prior.kind != "stacked" or prior.session is not None:
                 return
-            train = interactions[interactions["split"] == "train"]
-            others = read_parquet(self.workspace.require("data", "others.parquet"))
+            train, others = self._choice_logs(interactions)
             with progress("watch prior (stacked): its model, for the sessions", total=None):
-                stacked = fit_stacked_choice(
+                prior.session = session_model(
                     train,
                     others,
-                    item_genres(items),
+                    items,
                     seed=self.config.seed,
                     exclude=self.config.agents.watch_prior_exclude,
                 )
-            prior.session = stacked.scorer
 
         return attach
+
+    def _choice_logs(self, interactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """What the watch priors are fitted on: the simulated users' train part and the
+        other users' rows (as the train stage fits them)."""
+        others = read_parquet(self.workspace.require("data", "others.parquet"))
+        return interactions[interactions["split"] == "train"], others
 
     def _prior_fitter(
         self, interactions: pd.DataFrame, items: pd.DataFrame
@@ -407,8 +410,7 @@ class SimulateStage(Stage):
         ws = self.workspace
         examples = read_parquet(ws.require("adapters", "examples.parquet"))
         watch = examples[examples["task"] == "watch"][["user_id", "item_id", "target"]]
-        train = interactions[interactions["split"] == "train"]
-        others = read_parquet(ws.require("data", "others.parquet"))
+        train, others = self._choice_logs(interactions)
         simulated = sorted(interactions["user_id"].astype(str).unique())
 
         def fit(kind: str, exclude: list[str]) -> Any:
