@@ -694,6 +694,11 @@ class AgentConfig(_Section):
     ["itemknn"] so that the item-kNN recommender's own scores do not judge it."""
     watch_share: float = Field(0.3, ge=0.0, le=1.0)
     """Watch examples as a share of an adapter's examples."""
+    recent_titles: int = Field(0, ge=0, le=50)
+    """Name the user's last N watched titles (training items in time order) in the
+    agent's profile prompt, below the profile; those items are left out of the
+    training examples (the prompt would give their answers away). 0 (default): the
+    profile alone."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """"auto" trains and scores on CUDA when present, else the CPU."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"

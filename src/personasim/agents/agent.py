@@ -34,7 +34,12 @@ from personasim.agents.modeling import (
     with_watch_prior,
 )
 from personasim.agents.prior import CFPrior, prior_logits
-from personasim.agents.prompts import rating_question, watch_question
+from personasim.agents.prompts import (
+    agent_profiles,
+    rating_question,
+    recent_items,
+    watch_question,
+)
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
 from personasim.config import RunConfig
@@ -172,7 +177,11 @@ class UserAgent:
         if config.agents.use_rationales:
             rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
             index = RationaleIndex.load(ws.stage_dir("adapters"), rationales, items)
-        texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
+        recent = {}
+        if config.agents.recent_titles:
+            log = read_parquet(ws.require("data", "interactions.parquet"))
+            recent = recent_items(log[log["split"] == "train"], config.agents.recent_titles)
+        texts = agent_profiles(profiles, recent, items)
         trained = ((ws.read_manifest("adapters") or {}).get("summary") or {}).get("adapters", {})
         weights = {name: float(trained.get(name, {}).get("lm_weight", 1.0)) for name in chosen}
         agent = cls(lm, config, mode, texts, personas, items, prior, index, watch_prior, weights)

@@ -1,6 +1,7 @@
 """The agents' prompts: a per-user prefix (the profile) and a per-item suffix.
 
-The prefix is the system message holding the user's profile (Ms); it is the same for
+The prefix is the system message holding the user's profile (Ms), optionally followed
+by the titles the user watched last (``agents.recent_titles``); it is the same for
 every item of the user, so it is encoded once and shared. The suffix is the user turn
 (the retrieved rationale, the item, optionally the CF prior, the question) and the
 opening of the assistant turn, after which the answer token is scored.
@@ -12,12 +13,16 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
 from personasim.profiles.prompts import item_line
 
 __all__ = [
     "AGENT_PROMPT_VERSION",
+    "agent_profiles",
     "item_description",
     "rating_question",
+    "recent_items",
     "watch_question",
 ]
 
@@ -55,3 +60,31 @@ def rating_question(
 def watch_question(item: Mapping[str, Any], rationale: str | None = None) -> str:
     """The user turn asking whether the user would watch the item."""
     return f"{_context(rationale)}{item_description(item)}\n{WATCH_QUESTION}"
+
+
+def recent_items(train: pd.DataFrame, count: int) -> dict[str, list[str]]:
+    """Each user's last `count` training items, oldest first (ties in log order)."""
+    if count <= 0 or train.empty:
+        return {}
+    ordered = train.assign(_row=range(len(train))).sort_values(["timestamp", "_row"])
+    last = ordered.groupby("user_id", sort=False).tail(count)
+    return {
+        str(user): [str(item) for item in group["item_id"]]
+        for user, group in last.groupby("user_id", sort=False)
+    }
+
+
+def agent_profiles(
+    profiles: pd.DataFrame,
+    recent: Mapping[str, list[str]],
+    items: Mapping[str, Mapping[str, Any]],
+) -> dict[str, str]:
+    """Each user's prefix text: the profile, then "Recently watched, oldest first:" and
+    the items of `recent` (from :func:`recent_items`; a user without any keeps the
+    profile alone)."""
+    texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
+    for user, watched in recent.items():
+        if user in texts and watched:
+            titles = "; ".join(item_line(items[i]) for i in watched if i in items)
+            texts[user] = f"{texts[user]}\nRecently watched, oldest first: {titles}."
+    return texts

@@ -28,7 +28,7 @@ from personasim.agents.choice_prior import fit_choice_prior
 from personasim.agents.examples import build_examples, item_records, select_examples
 from personasim.agents.modeling import AgentLM
 from personasim.agents.prior import fit_prior
-from personasim.agents.prompts import AGENT_PROMPT_VERSION
+from personasim.agents.prompts import AGENT_PROMPT_VERSION, agent_profiles, recent_items
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.selection import gradient_scores
 from personasim.agents.training import make_packs, train_adapter
@@ -90,8 +90,9 @@ class TrainStage(Stage):
         )
         agents = self.config.agents
         excluded = set(SCORING_ONLY) | set(exclude)
-        if not agents.watch_prior_exclude:  # older runs keep their hash
-            excluded.add("watch_prior_exclude")
+        for name in ("watch_prior_exclude", "recent_titles"):  # older runs keep their hash
+            if not getattr(agents, name):
+                excluded.add(name)
         if agents.selection == "gradient":  # it scores the candidates in such batches
             excluded.discard("score_batch_items")
         else:  # only the gradient selection has a pool (older runs keep their hash)
@@ -143,6 +144,13 @@ class TrainStage(Stage):
         examples = build_examples(
             train, records, cfg, oof_prior=oof, prior=prior, index=index, seed=seed
         )
+        recent = recent_items(train, cfg.recent_titles)
+        if recent:  # the prompt names these items: their answers would be given away
+            named = [(user, item) for user, watched in recent.items() for item in watched]
+            pairs = pd.MultiIndex.from_arrays(
+                [examples["user_id"].astype(str), examples["item_id"].astype(str)]
+            )
+            examples = examples[~pairs.isin(named)].reset_index(drop=True)
         watch_summary = self._watch_prior(examples, train, others, users, items, out)
         persona_of = dict(
             zip(assignments["user_id"].astype(str), assignments["persona"], strict=True)
@@ -164,7 +172,8 @@ class TrainStage(Stage):
             "adapters": {},
         }
         if groups:
-            summary["adapters"] = self._train_all(groups, examples, errors, profiles, out)
+            texts = agent_profiles(profiles, recent, records)
+            summary["adapters"] = self._train_all(groups, examples, errors, texts, out)
         summary["totals"] = {
             "examples": sum(a["examples"] for a in summary["adapters"].values()),
             "steps": sum(a["steps"] for a in summary["adapters"].values()),
@@ -217,7 +226,7 @@ class TrainStage(Stage):
         groups: dict[str, list[str]],
         examples: pd.DataFrame,
         errors: pd.Series,
-        profiles: pd.DataFrame,
+        texts: dict[str, str],
         out: Path,
     ) -> dict[str, Any]:
         cfg = self.config.agents
@@ -227,7 +236,6 @@ class TrainStage(Stage):
         checkpoints = self.workspace.checkpoint_dir(
             self.folder, config_hash(adapter_settings, self.input_hashes())[:16]
         )
-        texts = dict(zip(profiles["user_id"].astype(str), profiles["profile_text"], strict=True))
         rng = np.random.default_rng(self.config.seed)
         jobs = []
         lm = None
