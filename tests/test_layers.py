@@ -16,7 +16,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "personasim"
 
 LAYERS = {
-    **dict.fromkeys(("errors", "config", "workspace", "progress", "_version", "scale"), 0),
+    **dict.fromkeys(
+        ("errors", "config", "workspace", "progress", "_version", "scale", "rating_scale"), 0
+    ),
     "data": 1,
     **dict.fromkeys(("cf", "llm"), 2),
     "profiles": 3,

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from personasim.errors import ConfigError
+from personasim.rating_scale import RatingScale
 
 __all__ = [
     "AGENT_ADAPTERS",
@@ -155,16 +156,24 @@ class DataConfig(_Section):
     """Separator between the genres of one item in the genres column."""
     rating_scale: tuple[float, float] = (1.0, 5.0)
     """Lowest and highest valid rating; a rating outside is refused."""
+    rating_step: float = Field(1.0, gt=0.0)
+    """Distance between two ratings one may give: 1 for whole stars, 0.5 for half stars
+    (MovieLens 10M and later: ``rating_scale = [0.5, 5.0]``, ``rating_step = 0.5``). The
+    agents answer with one digit per level, so a scale has at most 10 levels; a rating
+    off the levels is refused at ingest, never rounded."""
     duplicates: Literal["error", "keep_last"] = "error"
     """What to do when a user rated the same item twice: refuse the log ("error"),
     or keep the most recent rating ("keep_last")."""
 
-    @field_validator("rating_scale")
-    @classmethod
-    def _scale_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if value[0] >= value[1]:
-            raise ValueError("rating_scale must be [lowest, highest] with lowest < highest")
-        return value
+    @model_validator(mode="after")
+    def _scale_has_levels(self) -> DataConfig:
+        self.scale  # noqa: B018 (raises ValueError on a scale the agents cannot answer on)
+        return self
+
+    @property
+    def scale(self) -> RatingScale:
+        """The rating scale's levels and answers."""
+        return RatingScale(*self.rating_scale, self.rating_step)
 
     @model_validator(mode="after")
     def _path_matches_dataset(self) -> DataConfig:
@@ -336,8 +345,14 @@ class SimulateConfig(_Section):
     rating, continue when P(continue) >= 0.5 (no randomness)."""
     watch_threshold: float = Field(0.5, ge=0.0, le=1.0)
     """P(watch) at or above which an agent watches, in "threshold" mode."""
-    like_threshold: float = Field(4.0)
-    """A watched item rated at or above this is liked."""
+    like_threshold: float | None = None
+    """A watched item rated at or above this is liked; unset: the top quarter of the
+    rating scale (4 on 1-5, 4 on 0.5-5 in half stars, 7.75 on 1-10, i.e. 8 and up)."""
+
+    def likes_from(self, scale: RatingScale) -> float:
+        """The rating from which a watched item is liked, on `scale`."""
+        return scale.high_from if self.like_threshold is None else self.like_threshold
+
     patience: tuple[float, float, float] = (0.5, 0.7, 0.9)
     """P(continue) after a fully satisfying page for users of low, medium and high
     activity (the activity trait of the profile stage)."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from personasim import run_pipeline
 from personasim.agents.agent import UserAgent
 from personasim.agents.examples import item_records
 from personasim.agents.prompts import agent_profiles, recent_items
 from personasim.pipeline import TrainStage
-from personasim import run_pipeline
 from personasim.profiles.prompts import item_line
 from personasim.workspace import Workspace
 

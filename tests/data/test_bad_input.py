@@ -106,6 +106,15 @@ def test_out_of_scale_rating(cli, tmp_path):
     _assert_nothing_written(tmp_path / "w")
 
 
+def test_a_rating_between_two_levels_is_refused_with_the_step_to_set(cli, tmp_path):
+    log = _write(tmp_path / "log.csv", _with_line(_log_text(), 7, "u0,i5,3.5,1050"))
+    res = cli(*_ingest_args(log, tmp_path / "w"))
+    assert res.code == 3
+    assert f"{log}, row 7, column 'rating': rating 3.5 is not one of the ratings" in res.output
+    assert "data.rating_step" in res.output
+    _assert_nothing_written(tmp_path / "w")
+
+
 def test_empty_file(cli, tmp_path):
     log = _write(tmp_path / "log.csv", "")
     res = cli(*_ingest_args(log, tmp_path / "w"))

@@ -46,6 +46,7 @@ from personasim.config import RunConfig
 from personasim.data.tables import read_parquet
 from personasim.errors import ConfigError, StageError
 from personasim.llm.device import fitting_batch
+from personasim.rating_scale import RatingScale
 
 __all__ = ["AgentMode", "UserAgent", "pair_scorer"]
 
@@ -157,7 +158,7 @@ class UserAgent:
             chosen.update({name: folders[name] for name in wanted})
         if chosen:
             _check_adapters(chosen, base=AgentLM.portable_base(config.agents))
-        lm = AgentLM.load(config.agents)
+        lm = AgentLM.load(config.agents, config.data.scale)
         prior = None
         watch_prior = None
         if chosen:
@@ -176,7 +177,9 @@ class UserAgent:
         index = None
         if config.agents.use_rationales:
             rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
-            index = RationaleIndex.load(ws.stage_dir("adapters"), rationales, items)
+            index = RationaleIndex.load(
+                ws.stage_dir("adapters"), rationales, items, scale=config.data.scale
+            )
         recent = {}
         if config.agents.recent_titles:
             log = read_parquet(ws.require("data", "interactions.parquet"))
@@ -187,6 +190,11 @@ class UserAgent:
         agent = cls(lm, config, mode, texts, personas, items, prior, index, watch_prior, weights)
         agent.modes = tuple(modes)
         return agent
+
+    @property
+    def rating_scale(self) -> RatingScale:
+        """The rating scale the agents answer on (the run's ``data`` scale)."""
+        return self.lm.scale
 
     def as_mode(self, mode: AgentMode) -> UserAgent:
         """The agent of another loaded mode (:meth:`from_workdir`'s `also`), sharing this
@@ -236,7 +244,9 @@ class UserAgent:
             ]
         priors = self._priors(user, item_ids) if "prompt" in self.config.agents.prior else None
         return [
-            rating_question(self.items[i], c, None if priors is None else float(priors[k]))
+            rating_question(
+                self.items[i], c, None if priors is None else float(priors[k]), self.lm.scale
+            )
             for k, (i, c) in enumerate(zip(item_ids, contexts, strict=True))
         ]
 
@@ -301,9 +311,10 @@ class UserAgent:
             requests: ``(user_id, item_ids)`` pairs.
 
         Returns:
-            Per request: ``probs`` [n, 5] over ratings 1..5, ``expected`` [n],
-            ``argmax`` [n], ``digit_mass`` [n] (the language model's own
-            full-vocabulary probability on the digits, before the prior) and
+            Per request: ``probs`` [n, levels] over the scale's ratings (lowest first),
+            ``expected`` [n], ``argmax`` [n] (the likeliest rating), ``digit_mass`` [n]
+            (the language model's own full-vocabulary probability on the digits, before
+            the prior) and
             ``greedy_is_digit`` [n] (whether free greedy decoding would start with a
             rating).
         """
@@ -351,9 +362,13 @@ class UserAgent:
         if use_prior and self.prior is not None and len(items):
             priors = torch.tensor(self.prior.predict(user, items), dtype=torch.float32)
             offsets = prior_logits(
-                priors, self.config.agents.prior_sigma, self.config.agents.prior_centre
+                priors,
+                self.config.agents.prior_sigma,
+                self.config.agents.prior_centre,
+                self.lm.scale,
             )
-        digits = list(range(5))  # the digits' columns of the kept answers
+        levels = self.lm.scale.levels
+        digits = list(range(len(levels)))  # the digits' columns of the kept answers
         adjusted = with_prior(lp.log_probs, digits, offsets)
         weight = self.lm_weights.get(self._adapter(user, mode), 1.0) if use_prior else 1.0
         if weight == 1.0:
@@ -371,11 +386,11 @@ class UserAgent:
         probs_np = probs.double().numpy()
         # greedy decoding says a digit when one beats every other token, prior included
         shift = adjusted[:, -1] - lp.log_probs[:, -1]  # the renormalisation
-        others = torch.maximum(adjusted[:, 5:-1].amax(dim=-1), lp.rest_max + shift)
+        others = torch.maximum(adjusted[:, len(levels) : -1].amax(dim=-1), lp.rest_max + shift)
         return {
             "probs": probs_np,
-            "expected": probs_np @ np.arange(1, 6),
-            "argmax": probs_np.argmax(axis=1) + 1,
+            "expected": probs_np @ levels,
+            "argmax": levels[probs_np.argmax(axis=1)],
             "digit_mass": mass.double().numpy(),
             "greedy_is_digit": (adjusted[:, digits].amax(dim=-1) >= others).numpy(),
         }
@@ -393,7 +408,8 @@ class UserAgent:
             recent = self.session_watched.get(user, ())
             odds = self.watch_prior.log_odds(user, items, like, recent)
             odds = torch.tensor(odds, dtype=torch.float32)
-        yes = list(range(5, 5 + len(self.lm.yes_ids)))
+        first = len(self.lm.digit_ids)  # the kept answers: digits, yes, no
+        yes = list(range(first, first + len(self.lm.yes_ids)))
         no = list(range(yes[-1] + 1, yes[-1] + 1 + len(self.lm.no_ids)))
         adjusted = with_watch_prior(lp.log_probs, yes, no, odds)
         probs, _ = answer_distribution(adjusted, [yes, no])

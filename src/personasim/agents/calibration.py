@@ -1,11 +1,12 @@
 """How far an adapter's own answer is trusted over its collaborative prior (the LM weight).
 
 The agent's rating distribution is ``softmax(w * log p_LM(digit) + log-prior(digit))``
-over the five digits: ``w = 1`` is the trained adapter as it is, ``w = 0`` the prior
-alone (which, centred on its mean, reproduces the CF model). An adapter that moves the
-prediction more than its evidence warrants (on ML-1M it spread the predictions, buying
-MAE and costing RMSE) gets ``w < 1``. The weight is fitted per adapter on rating
-examples it never trained on: the RMSE of the expected rating, a bounded scalar search.
+over the digits of the scale's levels: ``w = 1`` is the trained adapter as it is,
+``w = 0`` the prior alone (which, centred on its mean, reproduces the CF model). An
+adapter that moves the prediction more than its evidence warrants (on ML-1M it spread
+the predictions, buying MAE and costing RMSE) gets ``w < 1``. The weight is fitted per
+adapter on rating examples it never trained on: the RMSE of the expected rating, a
+bounded scalar search.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ than it was trained to be)."""
 def weighted_digit_probs(
     lm_digits: np.ndarray, offsets: np.ndarray | None, weight: float
 ) -> np.ndarray:
-    """The distribution over the five ratings, ``softmax(weight * lm_digits + offsets)``.
+    """The distribution over the rating levels, ``softmax(weight * lm_digits + offsets)``.
 
     Args:
-        lm_digits: ``[n, 5]`` the language model's log-probabilities of the digits
+        lm_digits: ``[n, levels]`` the language model's log-probabilities of the digits
             (before the prior).
-        offsets: ``[n, 5]`` the CF log-prior added to them, or None.
+        offsets: ``[n, levels]`` the CF log-prior added to them, or None.
         weight: The LM weight.
     """
     scores = weight * np.asarray(lm_digits, dtype="float64")
@@ -52,18 +53,22 @@ def weighted_digit_probs(
 
 
 def fit_lm_weight(
-    lm_digits: np.ndarray, offsets: np.ndarray | None, truth: np.ndarray
+    lm_digits: np.ndarray,
+    offsets: np.ndarray | None,
+    truth: np.ndarray,
+    levels: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The weight in :data:`LM_WEIGHT_BOUNDS` that minimises the RMSE of the expected
     rating on held-out examples, with the RMSE there at the weight, at 1 (the adapter as
     trained) and at 0 (the prior alone).
 
     Args:
-        lm_digits: ``[n, 5]`` log-probabilities of the digits under the adapter.
-        offsets: ``[n, 5]`` the CF log-prior of each example (None: no prior).
+        lm_digits: ``[n, levels]`` log-probabilities of the digits under the adapter.
+        offsets: ``[n, levels]`` the CF log-prior of each example (None: no prior).
         truth: ``[n]`` the ratings given.
+        levels: The ratings the digits stand for (1..5 when None).
     """
-    stars = np.arange(1, 6, dtype="float64")
+    stars = np.arange(1, 6, dtype="float64") if levels is None else np.asarray(levels, "float64")
     truth = np.asarray(truth, dtype="float64")
 
     def error(weight: float) -> float:
@@ -95,7 +100,7 @@ def held_out_ratings(
 def digit_log_probs(
     lm: AgentLM, rate: pd.DataFrame, texts: dict[str, str], config: AgentConfig, adapter: str
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The language model's log-probabilities of the five digits for rating examples
+    """The language model's log-probabilities of the rating digits for rating examples
     ``rate`` (``user_id, question, prior``) under `adapter`, and the CF log-prior that
     training adds to them (None when the prior is not on the logits).
 
@@ -125,9 +130,10 @@ def digit_log_probs(
             chunk=config.score_batch_items,
             keep=lm.digit_ids,
         )
-    lm_digits = scored.log_probs[:, :5].double().numpy()
+    lm_digits = scored.log_probs[:, : len(lm.digit_ids)].double().numpy()
     offsets = None
     if "logit" in config.prior:
         priors = torch.tensor(rate["prior"].to_numpy("float32"))
-        offsets = prior_logits(priors, config.prior_sigma, config.prior_centre).double().numpy()
+        offsets = prior_logits(priors, config.prior_sigma, config.prior_centre, lm.scale)
+        offsets = offsets.double().numpy()
     return lm_digits, offsets

@@ -2,7 +2,8 @@
 
 Rating examples: every train rating of a simulated user, asked with the user's profile
 as the system prompt, the most similar other past rationale as context, the item's
-description (and optionally the CF prior); the target is the rating digit.
+description (and optionally the CF prior); the target is the rating (answered with its
+level's digit).
 
 Watch examples: "would you watch it?" with the user's rated items as positives and
 negatives from a sampler, so the same adapter can make Agent4Rec's watch decisions.
@@ -23,6 +24,7 @@ from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.samplers import SamplerContext, sample_negatives
 from personasim.config import AgentConfig
 from personasim.errors import ConfigError
+from personasim.rating_scale import RatingScale
 
 __all__ = [
     "EXAMPLE_COLUMNS",
@@ -97,6 +99,7 @@ def build_examples(
     prior: CFPrior,
     index: RationaleIndex | None,
     seed: int,
+    scale: RatingScale | None = None,
 ) -> pd.DataFrame:
     """Rating and watch examples of every user in `train`.
 
@@ -108,11 +111,12 @@ def build_examples(
         prior: The full prior (CF scores for the ambiguous and hard samplers).
         index: Rationale retrieval, or None for the "Ms only" ablation.
         seed: Seed of the negative samples.
+        scale: The rating scale the questions name (1-5 when None).
 
     Returns:
         Columns ``user_id, item_id, task, target, prior, question``; `task` is "rate"
-        (target 1-5) or "watch" (target 1 yes, 0 no); `prior` is the prior rating shown
-        to the model (NaN for watch examples).
+        (target: the rating, a level of the scale) or "watch" (target 1 yes, 0 no);
+        `prior` is the prior rating shown to the model (NaN for watch examples).
     """
     rng = np.random.default_rng(seed)
     in_prompt = "prompt" in config.prior
@@ -127,8 +131,8 @@ def build_examples(
         for item, rating, p, ctx in zip(
             ids, frame["rating"], frame["_prior"], contexts, strict=True
         ):
-            question = rating_question(items[item], ctx, float(p) if in_prompt else None)
-            rows.append((user, item, "rate", int(round(rating)), float(p), question))
+            question = rating_question(items[item], ctx, float(p) if in_prompt else None, scale)
+            rows.append((user, item, "rate", float(rating), float(p), question))
         if not config.watch_task or config.watch_share == 0:
             continue
         n_pos = max(

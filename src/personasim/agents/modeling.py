@@ -25,6 +25,7 @@ from personasim.config import AgentConfig, LLMConfig
 from personasim.errors import BackendError
 from personasim.llm.device import pick_device, pick_dtype
 from personasim.llm.models import hf_model_path, model_identity, portable_name
+from personasim.rating_scale import RatingScale
 from personasim.scale.threads import configure_threads
 
 __all__ = [
@@ -273,10 +274,17 @@ class AgentLM:
         tokenizer: Its tokenizer (with a chat template).
         device: "cpu" or "cuda".
         prefix_cache_bytes: Bound of the cache of prefix keys/values (LRU by bytes).
+        scale: The rating scale the answers are on (``data.scale``): `digit_ids` are
+            the tokens of its answer digits, lowest rating first.
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, device: str, prefix_cache_bytes: int = 2 << 30
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str,
+        prefix_cache_bytes: int = 2 << 30,
+        scale: RatingScale | None = None,
     ) -> None:
         from cachetools import LRUCache
 
@@ -286,7 +294,8 @@ class AgentLM:
         self.pad_id = tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = tokenizer.eos_token_id
-        self.digit_ids = [self._single_token(str(d)) for d in range(1, 6)]
+        self.scale = scale or RatingScale()
+        self.digit_ids = [self._single_token(label) for label in self.scale.labels]
         self.yes_ids = self._spellings(("yes", "Yes"))
         self.no_ids = self._spellings(("no", "No"))
         self._parts = self._find_parts()
@@ -299,9 +308,10 @@ class AgentLM:
     # --- loading -------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, config: AgentConfig) -> AgentLM:
+    def load(cls, config: AgentConfig, scale: RatingScale | None = None) -> AgentLM:
         """Load the base model of `config` (offline) on its device, in its dtype
-        (`agents.dtype`: bf16 on CUDA and on CPUs with bf16 matrix units by default)."""
+        (`agents.dtype`: bf16 on CUDA and on CPUs with bf16 matrix units by default),
+        answering ratings on `scale` (1-5 when None)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = pick_device(config.device)
@@ -321,7 +331,9 @@ class AgentLM:
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        return cls(model, tokenizer, device, prefix_cache_bytes=config.prefix_cache_mib << 20)
+        return cls(
+            model, tokenizer, device, prefix_cache_bytes=config.prefix_cache_mib << 20, scale=scale
+        )
 
     @staticmethod
     def identity(config: AgentConfig) -> dict[str, Any]:

@@ -9,7 +9,7 @@ in K folds and each fold is predicted by a model fitted without it. Everything e
 (test pairs, candidates) uses a model fitted on all the training data. Predictions are
 stored as a dense user x item matrix of the simulated users, scored by LensKit itself.
 
-The prediction enters the answer as a Gaussian log-prior over the digits whose
+The prediction enters the answer as a Gaussian log-prior over the scale's levels whose
 expectation is the prediction (:func:`prior_logits`).
 """
 
@@ -27,6 +27,7 @@ import pandas as pd
 from personasim.cf.explicit import PARTIAL_BASELINES, fit_baseline, training_dataset
 from personasim.config import EvaluateConfig
 from personasim.data.tables import read_parquet, write_parquet
+from personasim.rating_scale import RatingScale
 from personasim.workspace import atomic_path
 
 __all__ = [
@@ -45,56 +46,63 @@ BLEND_PARTS = ("user_item_bias", "biased_mf", "item_knn")
 _UNSEEN_ITEM = "\x00personasim-unseen-item"
 """An item id no training data holds, scored to learn each user's fallback."""
 
-DIGITS = np.arange(1.0, 6.0)
-"""The rating answers the log-prior is over."""
 
-
-def _gaussian_mean(centre: np.ndarray, sigma: float) -> np.ndarray:
-    """Expectation over the digits of ``exp(-(d - centre)^2 / 2 sigma^2)``, normalised."""
-    logits = -((DIGITS[None, :] - centre[:, None]) ** 2) / (2 * sigma**2)
+def _gaussian_mean(centre: np.ndarray, sigma: float, levels: np.ndarray) -> np.ndarray:
+    """Expectation over the levels of ``exp(-(v - centre)^2 / 2 sigma^2)``, normalised."""
+    logits = -((levels[None, :] - centre[:, None]) ** 2) / (2 * sigma**2)
     weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (weights @ DIGITS) / weights.sum(axis=1)
+    return (weights @ levels) / weights.sum(axis=1)
 
 
-def mean_centres(priors: np.ndarray, sigma: float, *, iterations: int = 60) -> np.ndarray:
-    """The centre of the digit Gaussian whose expectation is each prior rating.
+def mean_centres(
+    priors: np.ndarray, sigma: float, levels: np.ndarray, *, iterations: int = 60
+) -> np.ndarray:
+    """The centre of the Gaussian over `levels` whose expectation is each prior rating.
 
     The expectation grows monotonically with the centre (it is an exponential family in
-    centre / sigma^2) from 1 to 5, so bisection finds it; priors are held 1e-3 inside
-    the scale's ends, which no finite centre reaches.
+    centre / sigma^2) from the lowest level to the highest, so bisection finds it;
+    priors are held 1e-3 of the range inside the ends, which no finite centre reaches.
     """
-    target = np.clip(np.asarray(priors, dtype="float64"), 1.0 + 1e-3, 5.0 - 1e-3)
-    reach = 20.0 + 40.0 * sigma**2  # beyond this the expectation is at an end to 1e-3
-    lo = np.full_like(target, 1.0 - reach)
-    hi = np.full_like(target, 5.0 + reach)
+    low, high = float(levels[0]), float(levels[-1])
+    inside = 1e-3 * (high - low) / 4
+    target = np.clip(np.asarray(priors, dtype="float64"), low + inside, high - inside)
+    reach = (high - low) * 5.0 + 40.0 * sigma**2  # beyond: the expectation is at an end
+    lo = np.full_like(target, low - reach)
+    hi = np.full_like(target, high + reach)
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        below = _gaussian_mean(mid, sigma) < target
+        below = _gaussian_mean(mid, sigma, levels) < target
         lo = np.where(below, mid, lo)
         hi = np.where(below, hi, mid)
     return (lo + hi) / 2
 
 
-def prior_logits(priors: Any, sigma: float, centre: str = "mean") -> Any:
-    """Gaussian log-prior over the digits 1..5 for each prior rating ``[n] -> [n, 5]``.
+def prior_logits(
+    priors: Any, sigma: float, centre: str = "mean", scale: RatingScale | None = None
+) -> Any:
+    """Gaussian log-prior over the rating levels for each prior rating ``[n] -> [n, levels]``.
 
     Args:
         priors: A torch tensor of CF predictions.
-        sigma: The Gaussian's width in stars.
+        sigma: The Gaussian's width in stars of a 1-5 scale (multiplied by the scale's
+            :attr:`~RatingScale.span`: 1.8 rating points on 1-10 for 0.8).
         centre: "mean": the prior alone (softmax of these logits) has the CF prediction
             as its expectation; "mode": its peak is at the CF prediction, which the
             truncation at 1 and 5 pulls towards the middle (4.70 gives 4.48 at 0.8).
+        scale: The rating scale (1-5 when None).
     """
     import torch
 
+    scale = scale or RatingScale()
+    width = sigma * scale.span
     values = priors.detach().cpu().double().numpy()
     if centre == "mean":
-        values = mean_centres(values, sigma)
+        values = mean_centres(values, width, scale.levels)
     elif centre != "mode":
         raise ValueError(f"unknown prior centre {centre!r}")
     mu = torch.tensor(values, dtype=torch.float32, device=priors.device)
-    digits = torch.arange(1, 6, dtype=torch.float32, device=priors.device)
-    return -((digits[None, :] - mu[:, None]) ** 2) / (2 * sigma**2)
+    levels = torch.tensor(scale.levels, dtype=torch.float32, device=priors.device)
+    return -((levels[None, :] - mu[:, None]) ** 2) / (2 * width**2)
 
 
 @dataclass

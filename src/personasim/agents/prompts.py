@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from personasim.profiles.prompts import item_line
+from personasim.rating_scale import RatingScale
 
 __all__ = [
     "AGENT_PROMPT_VERSION",
@@ -28,7 +29,6 @@ __all__ = [
 
 AGENT_PROMPT_VERSION = "agent-v1"
 
-RATE_QUESTION = "How would you rate it, from 1 to 5?"
 WATCH_QUESTION = "Would you watch it? Answer yes or no."
 
 
@@ -48,13 +48,16 @@ def _context(rationale: str | None) -> str:
 
 
 def rating_question(
-    item: Mapping[str, Any], rationale: str | None = None, prior: float | None = None
+    item: Mapping[str, Any],
+    rationale: str | None = None,
+    prior: float | None = None,
+    scale: RatingScale | None = None,
 ) -> str:
-    """The user turn asking for a rating."""
+    """The user turn asking for a rating on `scale` (1-5 when None)."""
     text = _context(rationale) + item_description(item)
     if prior is not None:
         text += f" Users with similar tastes would give it {prior:.1f}."
-    return f"{text}\n{RATE_QUESTION}"
+    return f"{text}\n{(scale or RatingScale()).question()}"
 
 
 def watch_question(item: Mapping[str, Any], rationale: str | None = None) -> str:

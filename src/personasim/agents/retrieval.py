@@ -19,6 +19,7 @@ import pandas as pd
 from personasim.agents.prompts import item_description
 from personasim.personas.embedding import embed_texts
 from personasim.profiles.prompts import item_line
+from personasim.rating_scale import RatingScale
 
 __all__ = ["INDEX_FILE", "RationaleIndex", "rationale_text"]
 
@@ -28,9 +29,12 @@ INDEX_FILE = "rationale_index.npz"
 """The embeddings of a run's rationales and items, stored by the train stage."""
 
 
-def rationale_text(item: Mapping[str, Any], rating: float, rationale: str) -> str:
-    """How a retrieved rationale reads in a prompt: the item, the rating, the reason."""
-    return f"you rated {item_line(item)} {rating:g}/5. {rationale}"
+def rationale_text(
+    item: Mapping[str, Any], rating: float, rationale: str, scale: RatingScale | None = None
+) -> str:
+    """How a retrieved rationale reads in a prompt: the item, the rating (on `scale`,
+    1-5 when None), the reason."""
+    return f"you rated {item_line(item)} {(scale or RatingScale()).out_of(rating)}. {rationale}"
 
 
 class RationaleIndex:
@@ -40,6 +44,7 @@ class RationaleIndex:
         rationales: ``user_id, item_id, rating, rationale``.
         items: Item metadata keyed by ``item_id`` (dicts as the prompts use them).
         embedding_model: The sentence embedding model.
+        scale: The rating scale the shown ratings are on (1-5 when None).
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class RationaleIndex:
         *,
         vectors: np.ndarray | None = None,
         item_vectors: Mapping[str, np.ndarray] | None = None,
+        scale: RatingScale | None = None,
     ) -> None:
         self.items = items
         self.embedding_model = embedding_model
@@ -64,7 +70,7 @@ class RationaleIndex:
         self._by_user: dict[str, tuple[np.ndarray, list[str], list[str]]] = {}
         for user, idx in frame.groupby("user_id").indices.items():
             shown = [
-                rationale_text(items[i], float(r), t)
+                rationale_text(items[i], float(r), t, scale)
                 for i, r, t in zip(
                     frame["item_id"].to_numpy()[idx],
                     frame["rating"].to_numpy()[idx],
@@ -102,6 +108,7 @@ class RationaleIndex:
         rationales: pd.DataFrame,
         items: Mapping[str, Mapping[str, Any]],
         embedding_model: str = "minilm",
+        scale: RatingScale | None = None,
     ) -> RationaleIndex:
         """The index of `rationales`, with the embeddings :meth:`save` stored in `folder`
         when they are of these very texts (else embedded again)."""
@@ -124,9 +131,10 @@ class RationaleIndex:
                     embedding_model,
                     vectors=stored["vectors"],
                     item_vectors=item_vectors,
+                    scale=scale,
                 )
             logger.info("%s is not of these rationales: embedding them again", path)
-        return cls(rationales, items, embedding_model)
+        return cls(rationales, items, embedding_model, scale=scale)
 
     def _item_vectors_for(self, item_ids: list[str]) -> np.ndarray:
         missing = [i for i in dict.fromkeys(item_ids) if i not in self._item_vectors]

@@ -45,7 +45,7 @@ def el2n_scores(
     """
     lm_digits, offsets = digit_log_probs(lm, rate, texts, config, adapter)
     probs = weighted_digit_probs(lm_digits, offsets, 1.0)
-    target = np.eye(5)[rate["target"].to_numpy("int64") - 1]
+    target = np.eye(lm.scale.size)[lm.scale.index(rate["target"].to_numpy("float64"))]
     return ((probs - target) ** 2).sum(axis=1)
 
 

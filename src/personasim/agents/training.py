@@ -77,6 +77,8 @@ class PackedExamples:
     pack: Pack
     tasks: list[str]
     targets: list[int]
+    """Per suffix: the rating's level number on the scale (0 = lowest), or 1/0 for
+    watch yes/no."""
     priors: list[float]
 
 
@@ -108,17 +110,24 @@ def make_packs(
                 PackedExamples(
                     pack=Pack(prefix, suffixes, adapter, answered=answered),
                     tasks=[r.task for r in chunk],
-                    targets=[int(r.target) for r in chunk],
+                    targets=[_target(lm, r) for r in chunk],
                     priors=[float(r.prior) for r in chunk],
                 )
             )
     return packs
 
 
-def _answer_token(lm: AgentLM, row: Any) -> int:
-    """The token of an example's answer: its digit, or "yes" / "no"."""
+def _target(lm: AgentLM, row: Any) -> int:
+    """An example's answer: the level number of its rating, or 1/0 (watch yes/no)."""
     if row.task == "rate":
-        return lm.digit_ids[int(row.target) - 1]
+        return int(lm.scale.index([row.target])[0])
+    return int(row.target)
+
+
+def _answer_token(lm: AgentLM, row: Any) -> int:
+    """The token of an example's answer: its rating's digit, or "yes" / "no"."""
+    if row.task == "rate":
+        return lm.digit_ids[_target(lm, row)]
     return lm.yes_ids[0] if int(row.target) == 1 else lm.no_ids[0]
 
 
@@ -171,7 +180,7 @@ def batch_loss(
     losses = []
     if rate.any():
         offsets = (
-            prior_logits(priors[rate], config.prior_sigma, config.prior_centre)
+            prior_logits(priors[rate], config.prior_sigma, config.prior_centre, lm.scale)
             if "logit" in config.prior
             else None
         )
@@ -180,14 +189,16 @@ def batch_loss(
         # CF log-prior is added to the digits' logits.
         adjusted = with_prior(log_probs[rate], lm.digit_ids, offsets)
         target = targets[rate]
-        digit_tokens = torch.tensor(lm.digit_ids, device=log_probs.device)[target - 1]
+        digit_tokens = torch.tensor(lm.digit_ids, device=log_probs.device)[target]
         per = torch.zeros(int(rate.sum()), device=log_probs.device)
         if config.loss in ("ce", "ce+mse"):
             per = per - adjusted[torch.arange(len(target)), digit_tokens]
         if config.loss in ("mse", "ce+mse"):
             probs, _ = answer_distribution(adjusted, [[i] for i in lm.digit_ids])
-            expected = probs @ torch.arange(1, 6, dtype=probs.dtype, device=probs.device)
-            per = per + config.mse_weight * (expected - target.to(probs.dtype)) ** 2
+            levels = torch.tensor(lm.scale.levels, dtype=probs.dtype, device=probs.device)
+            # in stars of a 1-5 scale, so that mse_weight means the same on every scale
+            error = (probs @ levels - levels[target]) / lm.scale.span
+            per = per + config.mse_weight * error**2
         losses.append(per)
     watch = ~rate
     if watch.any():

@@ -76,7 +76,7 @@ def load_log(spec: LogSpec) -> Log:
         {
             "user_id": _strings(parse_ids(raw, cols.user)),
             "item_id": _strings(parse_ids(raw, cols.item)),
-            "rating": parse_ratings(raw, cols.rating, spec.rating_scale),
+            "rating": parse_ratings(raw, cols.rating, spec.scale),
         }
     )
     if cols.timestamp:
@@ -369,7 +369,7 @@ def _load_movielens_dir(spec: LogSpec) -> Log:
     )
     frame["row"] = np.arange(1, len(frame) + 1, dtype="int64")
     raw = RawTable(table=pa.Table.from_pandas(frame[["rating"]]), file=spec.path, first_row=1)
-    parse_ratings(raw, "rating", spec.rating_scale)
+    parse_ratings(raw, "rating", spec.scale)
     frame = _resolve_duplicates(frame, raw, spec)
 
     items = _movielens_items_from_files(Path(spec.path))

@@ -136,7 +136,7 @@ def _stage(spec: LogSpec, staged: Path) -> tuple[LogSpec, int]:
                 [
                     parse_ids(raw, cols.user),
                     parse_ids(raw, cols.item),
-                    pa.array(parse_ratings(raw, cols.rating, spec.rating_scale)),
+                    pa.array(parse_ratings(raw, cols.rating, spec.scale)),
                     pa.array(np.asarray(timestamps, dtype="int64")),
                     pa.array(row),
                 ],

@@ -15,6 +15,7 @@ from pathlib import Path
 from personasim.config import ColumnMap, DataConfig
 from personasim.data.validation import MISSING_MARKERS
 from personasim.errors import ConfigError
+from personasim.rating_scale import RatingScale
 
 __all__ = ["LogSpec", "builtin_dataset_dir", "log_spec"]
 
@@ -46,7 +47,7 @@ class LogSpec:
     encoding: str = "utf-8"
     quoting: bool = True
     genres_separator: str = "|"
-    rating_scale: tuple[float, float] = (1.0, 5.0)
+    scale: RatingScale = RatingScale()
     duplicates: str = "error"
     attribute_names: dict[str, str] = field(default_factory=dict)
     """Renames of user attribute columns (file name -> table name)."""
@@ -184,7 +185,7 @@ def log_spec(config: DataConfig) -> LogSpec:
     return LogSpec(
         **{
             **spec.__dict__,
-            "rating_scale": tuple(config.rating_scale),
+            "scale": config.scale,
             "duplicates": config.duplicates,
         }
     )

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from personasim.data.reading import RawTable
 from personasim.errors import DataError
+from personasim.rating_scale import RatingScale
 
 __all__ = ["MISSING_MARKERS", "parse_ids", "parse_ratings", "parse_timestamps", "parse_years"]
 
@@ -79,20 +80,32 @@ def _to_float(raw: RawTable, column: str, what: str) -> np.ndarray:
     raise DataError(message, file=raw.file, row=raw.row_number(i), column=column)
 
 
-def parse_ratings(raw: RawTable, column: str, scale: tuple[float, float]) -> np.ndarray:
-    """A rating column as float64, every value a number on `scale`.
+def parse_ratings(raw: RawTable, column: str, scale: RatingScale) -> np.ndarray:
+    """A rating column as float64, every value one of `scale`'s levels.
 
     Raises:
-        DataError: A value is missing, not a number, or outside the scale.
+        DataError: A value is missing, not a number, outside the scale or between two
+            of its levels (never rounded: the message says which setting to change).
     """
     numbers = _to_float(raw, column, "rating")
-    low, high = scale
-    out = (numbers < low) | (numbers > high)
+    out = (numbers < scale.low) | (numbers > scale.high)
     if out.any():
         i = int(np.flatnonzero(out)[0])
         raise DataError(
-            f"rating {numbers[i]:g} is outside the rating scale [{low:g}, {high:g}] "
-            "(data.rating_scale)",
+            f"rating {numbers[i]:g} is outside the rating scale [{scale.low:g}, "
+            f"{scale.high:g}] (data.rating_scale)",
+            file=raw.file,
+            row=raw.row_number(i),
+            column=column,
+        )
+    between = scale.off_level(numbers)
+    if between.any():
+        i = int(np.flatnonzero(between)[0])
+        raise DataError(
+            f"rating {numbers[i]:g} is not one of the ratings of {scale} "
+            f"({', '.join(f'{v:g}' for v in scale.levels)}): set data.rating_step to the "
+            "distance between two ratings of the log (0.5 for half stars), or map the "
+            "ratings to levels first",
             file=raw.file,
             row=raw.row_number(i),
             column=column,

@@ -185,7 +185,7 @@ class AgentScoring:
         agent = self.agent().as_mode(self.modes[kind])  # type: ignore[arg-type]
         with progress(f"free answers of {kind}", total=None):
             answers = agent.answer_freely(requests, max_new_tokens=cfg.free_generation_tokens)
-        scale = tuple(self.config.data.rating_scale)
+        scale = self.config.data.scale
         truth = dict(
             zip(
                 zip(chosen["user_id"].astype(str), chosen["item_id"].astype(str), strict=True),
@@ -196,7 +196,7 @@ class AgentScoring:
         rows = []
         for (user, items), texts in zip(requests, answers, strict=True):
             for item, text in zip(items, texts, strict=True):
-                parsed = parse_rating(text, scale)  # type: ignore[arg-type]
+                parsed = parse_rating(text, scale)
                 rows.append(
                     {
                         "model": kind,

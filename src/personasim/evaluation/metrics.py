@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
+from personasim.rating_scale import RatingScale
+
 __all__ = ["mae", "parse_rating", "rating_metrics", "rmse", "urr"]
 
 
@@ -62,13 +64,16 @@ _WORDS = {"one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0}
 _WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
 
 
-def parse_rating(text: str, scale: tuple[float, float] = (1.0, 5.0)) -> float | None:
-    """The rating a free-text answer gives, or None when it gives none on the scale.
+def parse_rating(text: str, scale: RatingScale | None = None) -> float | None:
+    """The rating a free-text answer gives, or None when it gives none on the scale
+    (1-5 when None).
 
     The first number in the text counts ("4", "I'd give it 4/5", "3.5 stars"; a title's
     year such as "(1995)" is skipped), else the first number word ("four"); a number off
-    the scale ("10/10") is not a rating.
+    the scale ("10/10") is not a rating. On a scale answered with digits that are not
+    the ratings (half stars, 1-10), the number is the answer digit and gives its rating.
     """
+    scale = scale or RatingScale()
     numbers = [
         m
         for m in _NUMBER.finditer(text)
@@ -82,4 +87,7 @@ def parse_rating(text: str, scale: tuple[float, float] = (1.0, 5.0)) -> float | 
         if word is None:
             return None
         value = _WORDS[word.group(1).lower()]
-    return value if scale[0] <= value <= scale[1] else None
+    if not scale.answers_in_units:
+        label = str(int(value)) if value == int(value) else None
+        return float(scale.levels[scale.labels.index(label)]) if label in scale.labels else None
+    return value if scale.low <= value <= scale.high else None

@@ -31,6 +31,7 @@ def card_statistics(
     taste: pd.DataFrame,
     nearest: list[str],
     total_users: int,
+    rating_high: float = 5.0,
 ) -> dict[str, Any]:
     """Size, traits, genres, ratings and representative users of one persona.
 
@@ -42,6 +43,7 @@ def card_statistics(
             mean ratings, weighted by their ratings, give the persona's).
         nearest: Member ids nearest the centroid, nearest first.
         total_users: Users clustered in all.
+        rating_high: The highest rating of the log's scale (what "x/5" is out of).
     """
     counts = members["activity_count"].to_numpy(dtype="float64")
     total = counts.sum()
@@ -70,6 +72,7 @@ def card_statistics(
         ),
         "ratings_per_user": round(total / max(len(members), 1), 1),
         "nearest_users": nearest,
+        "rating_high": rating_high,
     }
 
 
@@ -142,9 +145,11 @@ def render_persona(card: dict[str, Any]) -> str:
     else:
         genres = [g["genre"] for g in card["top_genres"][:3]]
         head = f"Viewers who mostly watch {', '.join(genres) or 'all kinds of'} movies"
+    out_of = card.get("rating_high", 5.0)
     return (
         f"{head}, with {dominant['activity']} activity, {dominant['conformity']} conformity "
-        f"and {dominant['diversity']} diversity, rating {card['mean_rating']:.1f}/5 on average."
+        f"and {dominant['diversity']} diversity, rating {card['mean_rating']:.1f}/{out_of:g} "
+        "on average."
     )
 
 

@@ -42,7 +42,7 @@ def read_new_ratings(workspace: Workspace, config: RunConfig, raw: RawTable) -> 
         {
             "user_id": parse_ids(raw, cols.user).to_numpy(zero_copy_only=False),
             "item_id": parse_ids(raw, cols.item).to_numpy(zero_copy_only=False),
-            "rating": parse_ratings(raw, cols.rating, tuple(config.data.rating_scale)),
+            "rating": parse_ratings(raw, cols.rating, config.data.scale),
         }
     )
     frame["timestamp"] = (
@@ -85,6 +85,7 @@ def profile_new_users(
         seed=config.seed,
         reference_traits=read_parquet(workspace.require("profiles", "profiles.parquet")),
         rationales=False,
+        scale=config.data.scale,
     )
     return result.profiles
 

@@ -42,7 +42,14 @@ class IngestStage(Stage):
 
     def settings(self) -> list[Any]:
         """The `[data]` and `[split]` sections and the seed."""
-        return [self.config.data, self.config.split, self.config.seed]
+        data = self.config.data
+        whole_steps = {"rating_step"} if data.rating_step == 1.0 else set()
+        # older runs (whole steps, before the setting) keep their hash
+        return [
+            data.model_dump(mode="json", exclude_none=True, exclude=whole_steps),
+            self.config.split,
+            self.config.seed,
+        ]
 
     def _spec(self) -> LogSpec:
         if not hasattr(self, "_cached_spec"):

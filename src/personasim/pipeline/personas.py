@@ -214,7 +214,14 @@ class PersonasStage(Stage):
             nearest = nearest_members(
                 features[mask], result.centroids[k], member_ids, cfg.nearest_users
             )
-            card = card_statistics(name, profiles[mask], taste[mask], nearest, len(ids))
+            card = card_statistics(
+                name,
+                profiles[mask],
+                taste[mask],
+                nearest,
+                len(ids),
+                rating_high=self.config.data.rating_scale[1],
+            )
             card["distinguishing"] = distinguishing_features(taste[mask], taste)
             cards.append(card)
         if not cfg.describe:

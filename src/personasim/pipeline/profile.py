@@ -52,6 +52,7 @@ class ProfileStage(Stage):
             cache_path=self.workspace.root / ".cache" / "generations.sqlite",
             seed=self.config.seed,
             executor=get_executor(self.config.scale),
+            scale=self.config.data.scale,
         )
         write_parquet(result.profiles, out / "profiles.parquet")
         write_parquet(result.rationales, out / "rationales.parquet")
@@ -99,6 +100,7 @@ class ProfileStage(Stage):
                 out / "profiles.parquet",
                 scale=self.config.scale,
                 scratch=scratch,
+                ratings=self.config.data.scale,
             )
         write_parquet(
             pd.DataFrame(columns=["user_id", "item_id", "rating", "rationale"]),

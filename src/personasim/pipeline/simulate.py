@@ -106,7 +106,10 @@ class SimulateStage(Stage):
             name: file_sha256(Path(path)) if Path(path).is_file() else "missing"
             for name, path in sorted(self.config.simulate.rankings.items())
         }
-        return [self.config.simulate, rankings, self.config.seed]
+        simulate = self.config.simulate.model_dump(mode="json", exclude_none=True)
+        # the threshold in effect (older runs, which set 4 on 1-5, keep their hash)
+        simulate["like_threshold"] = self.config.simulate.likes_from(self.config.data.scale)
+        return [simulate, rankings, self.config.seed]
 
     # --- the stage -----------------------------------------------------------------------
 
@@ -529,8 +532,11 @@ class SimulateStage(Stage):
             logger.info("simulate: %s round %d restored from checkpoint", name, round_)
             return SessionLog(read_parquet(events_path), read_parquet(sessions_path))
         cfg = self.config.simulate
+        scale = self.config.data.scale
         if agent is None:
-            return run_sessions(_NoAgents(), {u: [] for u in pages}, {}, cfg, seed=0, label="")
+            return run_sessions(
+                _NoAgents(), {u: [] for u in pages}, {}, cfg, seed=0, label="", scale=scale
+            )
         if prepare is not None:  # e.g. swap in another prior: only for sessions to run
             prepare()
         total = sum(len(page) for p in pages.values() for page in p)
@@ -545,6 +551,7 @@ class SimulateStage(Stage):
                 seed=self.config.seed,
                 label=f"round{round_}",  # common random numbers across recommenders
                 advance=advance,
+                scale=scale,
             )
         write_parquet(log.sessions, sessions_path)
         write_parquet(log.events, events_path)

@@ -14,7 +14,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
+from personasim.rating_scale import RatingScale
 from personasim.scale.executor import get_executor
 from personasim.workspace import atomic_write_text
 
@@ -139,10 +140,17 @@ class TrainStage(Stage):
         if cfg.use_rationales:
             rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
             with progress("embedding rationales", total=None):
-                index = RationaleIndex(rationales, records)
+                index = RationaleIndex(rationales, records, scale=self.config.data.scale)
                 index.save(out)  # the agents load these instead of embedding again
         examples = build_examples(
-            train, records, cfg, oof_prior=oof, prior=prior, index=index, seed=seed
+            train,
+            records,
+            cfg,
+            oof_prior=oof,
+            prior=prior,
+            index=index,
+            seed=seed,
+            scale=self.config.data.scale,
         )
         recent = recent_items(train, cfg.recent_titles)
         if recent:  # the prompt names these items: their answers would be given away
@@ -230,6 +238,7 @@ class TrainStage(Stage):
         out: Path,
     ) -> dict[str, Any]:
         cfg = self.config.agents
+        scale = self.config.data.scale
         # The adapters' checkpoints are named without the LM weight's settings: fitting
         # the weight, or changing it, trains no adapter again.
         adapter_settings = config_hash(*self.settings(exclude=LM_WEIGHT_SETTINGS))
@@ -247,7 +256,7 @@ class TrainStage(Stage):
             if cfg.selection == "gradient" and capped:
                 gradients = self._gradient_scores(checkpoints / f"{name}.gradients.parquet")
                 if gradients is None:
-                    lm = lm or AgentLM.load(cfg)
+                    lm = lm or AgentLM.load(cfg, scale)
                     with progress(f"gradient scores of {name}", total=None):
                         gradients = gradient_scores(
                             lm, mine, texts, cfg, seed=self.config.seed + number
@@ -282,6 +291,7 @@ class TrainStage(Stage):
                     config=cfg,
                     seed=self.config.seed + number,
                     held_out=held_out,
+                    scale=scale,
                 )
             )
         results: dict[str, Any] = {}
@@ -295,7 +305,7 @@ class TrainStage(Stage):
         executor = get_executor(self.config.scale)
         if executor.name == "in-process":
             total = sum(len(j.examples) for j in todo) * cfg.epochs
-            lm = (lm or AgentLM.load(cfg)) if todo else None
+            lm = (lm or AgentLM.load(cfg, scale)) if todo else None
             with progress("training adapters", total=total, unit="examples") as advance:
                 for job in todo:
                     results[job.name] = train_one_adapter(lm, job, on_step=advance)
@@ -303,7 +313,8 @@ class TrainStage(Stage):
             done = executor.map(train_on_worker, todo, label="training adapters", gpu=True)
             results.update({job.name: meta for job, meta in zip(todo, done, strict=True)})
         trained = lm
-        model = functools.cache(lambda: trained or AgentLM.load(cfg))  # only if a fit needs it
+        # loaded only if a fit needs it
+        model = functools.cache(lambda: trained or AgentLM.load(cfg, scale))
         for job in jobs:
             results[job.name] = {**results[job.name], **self._lm_weight(job, texts, model)}
             shutil.copytree(job.folder, out / job.name)
@@ -339,7 +350,9 @@ class TrainStage(Stage):
             finally:
                 lm.model = lm.model.unload()
                 lm.prefix_states_cache.clear()
-            fit = fit_lm_weight(lm_digits, offsets, job.held_out["target"].to_numpy())
+            fit = fit_lm_weight(
+                lm_digits, offsets, job.held_out["target"].to_numpy(), lm.scale.levels
+            )
             atomic_write_text(path, json.dumps(fit, indent=2) + "\n")
         logger.info("train: adapter %s, LM weight %.3f", job.name, fit["lm_weight"])
         return {"lm_weight": fit["lm_weight"], "lm_weight_fit": fit}
@@ -366,6 +379,8 @@ class AdapterJob:
     seed: int
     held_out: pd.DataFrame | None = None
     """Rating examples of its users it does not train on (the LM weight's fit)."""
+    scale: RatingScale = field(default_factory=RatingScale)
+    """The rating scale the adapter answers on."""
 
 
 def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str, Any]:
@@ -410,4 +425,4 @@ def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str
 def train_on_worker(job: AdapterJob) -> dict[str, Any]:
     """A Ray task: load the base model on the worker (its GPU if it was given one)
     and train one adapter."""
-    return train_one_adapter(AgentLM.load(job.config), job)
+    return train_one_adapter(AgentLM.load(job.config, job.scale), job)

@@ -22,6 +22,7 @@ from personasim.profiles.distill import (
 )
 from personasim.profiles.taste import render_taste, render_traits, taste_of
 from personasim.profiles.traits import compute_traits
+from personasim.rating_scale import RatingScale
 
 if TYPE_CHECKING:
     from personasim.scale.executor import Executor
@@ -81,6 +82,7 @@ def _generate(
     cache_path: Path,
     seed: int,
     rationales: bool,
+    scale: RatingScale | None = None,
 ) -> _Generated:
     """Summaries (and rationales) of some users, with their own generator and the run's
     generation cache (one piece of work of an executor)."""
@@ -90,7 +92,7 @@ def _generate(
     started = time.perf_counter()
     try:
         summaries, summary_counts = distil_summaries(
-            histories, generator, cache, config, seed=seed, chunk_size=chunk
+            histories, generator, cache, config, seed=seed, chunk_size=chunk, scale=scale
         )
         summaries_s = time.perf_counter() - started
         rationale_counts = GenerationCounts()
@@ -98,7 +100,7 @@ def _generate(
         if rationales:
             writer = TemplateGenerator() if config.rationale_backend == "template" else generator
             frame, rationale_counts = write_rationales(
-                histories, writer, cache, config, seed=seed, chunk_size=chunk
+                histories, writer, cache, config, seed=seed, chunk_size=chunk, scale=scale
             )
         identity = generator.identity()
     finally:
@@ -118,6 +120,7 @@ def build_profiles(
     reference_traits: pd.DataFrame | None = None,
     rationales: bool | None = None,
     executor: Executor | None = None,
+    scale: RatingScale | None = None,
 ) -> ProfileResult:
     """Traits, profile texts and (optionally) rationales of the users in `train`.
 
@@ -133,6 +136,7 @@ def build_profiles(
         rationales: Override `config.rationales`.
         executor: Where the generations run (chunks of users as Ray tasks with the Ray
             executor); in this process when None.
+        scale: The log's rating scale (1-5 when None).
     """
     traits = compute_traits(train, items, reference_traits)
     histories = user_histories(train, items)
@@ -145,6 +149,7 @@ def build_profiles(
         cache_path=cache_path,
         seed=seed,
         rationales=want_rationales,
+        scale=scale,
     )
     if executor is None or executor.parallelism == 1:
         generated = [work(histories)]
@@ -176,7 +181,7 @@ def build_profiles(
     summaries_s = max(g.summaries_seconds for g in generated)
     rows = []
     for t in traits.to_dict("records"):
-        taste = taste_of(histories[t["user_id"]])
+        taste = taste_of(histories[t["user_id"]], scale)
         summary = summaries[t["user_id"]]
         rows.append(
             {

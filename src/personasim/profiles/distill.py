@@ -37,6 +37,7 @@ from personasim.profiles.prompts import (
 from personasim.profiles.quality import clean_rationale, clean_summary, degeneracy
 from personasim.profiles.taste import render_profile, render_rationale, taste_line, taste_of
 from personasim.progress import progress
+from personasim.rating_scale import RatingScale
 
 __all__ = [
     "GenerationCounts",
@@ -172,6 +173,12 @@ def _chunks(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [seq[i : i + size] for i in range(0, len(seq), size)]
 
 
+def _scale_key(scale: RatingScale) -> list[list[float]]:
+    """What a generation's cache key adds for a scale other than 1-5 (whose keys were
+    made before scales existed)."""
+    return [] if scale == RatingScale() else [scale.as_list()]
+
+
 def distil_summaries(
     histories: dict[str, pd.DataFrame],
     generator: TextGenerator,
@@ -180,6 +187,7 @@ def distil_summaries(
     *,
     seed: int,
     chunk_size: int,
+    scale: RatingScale | None = None,
 ) -> tuple[dict[str, str], GenerationCounts]:
     """The final running profile of every user.
 
@@ -190,10 +198,12 @@ def distil_summaries(
         config: The `[profile]` section.
         seed: Base seed of retries.
         chunk_size: Generations per backend call (and per cache commit).
+        scale: The log's rating scale (1-5 when None).
 
     Returns:
         The taste text of each user, and the counts.
     """
+    scale = scale or RatingScale()
     counts = GenerationCounts()
     identity = generator.identity()
     base = cache_key(
@@ -203,6 +213,7 @@ def distil_summaries(
         identity,
         config.summary_max_tokens,
         config.batch_interactions,
+        *_scale_key(scale),
     )
     stateless = getattr(generator, "stateless", False)
 
@@ -251,8 +262,8 @@ def distil_summaries(
                 for user in chunk:
                     batch, end, key = plans[user][round_number]
                     history = histories[user]
-                    context = {"taste": taste_of(history.iloc[:end])}
-                    messages = profile_update_messages(summary[user], batch)
+                    context = {"taste": taste_of(history.iloc[:end], scale)}
+                    messages = profile_update_messages(summary[user], batch, scale)
                     requests.append(
                         GenerationRequest(
                             messages=messages,
@@ -293,12 +304,14 @@ def write_rationales(
     *,
     seed: int,
     chunk_size: int,
+    scale: RatingScale | None = None,
 ) -> tuple[pd.DataFrame, GenerationCounts]:
-    """One short rationale per rated train item.
+    """One short rationale per rated train item (ratings on `scale`; 1-5 when None).
 
     Returns:
         ``user_id, item_id, rating, rationale`` and the counts.
     """
+    scale = scale or RatingScale()
     counts = GenerationCounts()
     base = cache_key(
         "rationale",
@@ -306,17 +319,18 @@ def write_rationales(
         prompts_hash(),
         generator.identity(),
         config.rationale_max_tokens,
+        *_scale_key(scale),
     )
     jobs: list[tuple[str, str, float, str, GenerationRequest, str]] = []
     for user, history in histories.items():
-        taste = taste_of(history)
+        taste = taste_of(history, scale)
         line = taste_line(taste)
         for row in history.itertuples(index=False):
             item = _item(row)
             rating = float(row.rating)
             key = cache_key(base, line, item, rating)
             request = GenerationRequest(
-                messages=rationale_messages(line, item, rating),
+                messages=rationale_messages(line, item, rating, scale),
                 max_new_tokens=config.rationale_max_tokens,
                 task="rationale",
                 context={"item": item, "taste": taste, "rating": rating},

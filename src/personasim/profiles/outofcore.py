@@ -23,6 +23,7 @@ from personasim.profiles.builder import PROFILE_COLUMNS, compose_profile
 from personasim.profiles.taste import render_taste, taste_from_stats
 from personasim.profiles.traits import GENRE_MASS_SHARE, trait_levels
 from personasim.progress import progress
+from personasim.rating_scale import RatingScale
 from personasim.workspace import atomic_path
 
 __all__ = ["template_profiles_out_of_core"]
@@ -52,7 +53,7 @@ _SCHEMA = pa.schema(
 )
 
 
-def _aggregate(con: Any, interactions: Path, items: Path) -> pd.DataFrame:
+def _aggregate(con: Any, interactions: Path, items: Path, ratings: RatingScale) -> pd.DataFrame:
     """Per-user sums (one scan) and the genre/decade tables; return the raw traits."""
     con.execute(
         "CREATE TEMP VIEW train AS SELECT i.user_id, i.rating, it.genres, it.year, "
@@ -61,7 +62,8 @@ def _aggregate(con: Any, interactions: Path, items: Path) -> pd.DataFrame:
     )
     con.execute(
         "CREATE TEMP TABLE user_sums AS SELECT user_id, count(*) AS n, sum(rating) AS s, "
-        "count(*) FILTER (rating >= 4) AS hi, count(*) FILTER (rating <= 2) AS lo, "
+        f"count(*) FILTER (rating >= {ratings.high_from!r}) AS hi, "
+        f"count(*) FILTER (rating <= {ratings.low_to!r}) AS lo, "
         "sum(rating - m) AS gap_sum, count(rating - m) AS gap_n, "
         "avg((rating - m) * (rating - m)) AS conformity_gap FROM train GROUP BY user_id "
         "ORDER BY user_id"
@@ -95,7 +97,7 @@ def _grouped(frame: pd.DataFrame, key: str, values: list[str]) -> dict[str, dict
     return out
 
 
-def _render_batch(con: Any, traits: pd.DataFrame) -> pa.Table:
+def _render_batch(con: Any, traits: pd.DataFrame, ratings: RatingScale) -> pa.Table:
     """The profile rows of a batch of users (consecutive in user order)."""
     first, last = traits["user_id"].iloc[0], traits["user_id"].iloc[-1]
     where = "WHERE user_id BETWEEN ? AND ?"
@@ -125,6 +127,7 @@ def _render_batch(con: Any, traits: pd.DataFrame) -> pa.Table:
             gap_count=int(s.gap_n),
             genres={g: (int(c), float(v)) for g, (c, v) in genres.get(user, {}).items()},
             decades={int(d): int(c) for d, c in decades.get(user, {}).items()},
+            scale=ratings,
         )
         facts = render_taste(taste)
         rows.append(
@@ -140,7 +143,13 @@ def _render_batch(con: Any, traits: pd.DataFrame) -> pa.Table:
 
 
 def template_profiles_out_of_core(
-    interactions: Path, items: Path, out: Path, *, scale: ScaleConfig, scratch: Path
+    interactions: Path,
+    items: Path,
+    out: Path,
+    *,
+    scale: ScaleConfig,
+    scratch: Path,
+    ratings: RatingScale | None = None,
 ) -> dict[str, Any]:
     """Write ``profiles.parquet`` (template backend) of every user of `interactions`.
 
@@ -150,14 +159,16 @@ def template_profiles_out_of_core(
         out: Where ``profiles.parquet`` goes (written atomically).
         scale: DuckDB's memory limit and the users per rendered batch.
         scratch: DuckDB's spill folder.
+        ratings: The log's rating scale (1-5 when None).
 
     Returns:
         Users, seconds and users per second.
     """
     started = time.perf_counter()
+    ratings = ratings or RatingScale()
     with duckdb_connection(scale, scratch) as con:
         with progress("aggregating train ratings", total=None):
-            raw = _aggregate(con, interactions, items)
+            raw = _aggregate(con, interactions, items, ratings)
         traits = trait_levels(raw).astype({"activity": "int8", "conformity": "int8"})
         traits = traits.astype({"diversity": "int8", "diversity_genres": "int64"})
         columns = ["user_id", "activity_count", "activity", "conformity_gap", "conformity"]
@@ -170,7 +181,7 @@ def template_profiles_out_of_core(
         ):
             for start in range(0, len(traits), size):
                 batch = traits.iloc[start : start + size]
-                writer.write_table(_render_batch(con, batch))
+                writer.write_table(_render_batch(con, batch, ratings))
                 advance(len(batch))
     seconds = time.perf_counter() - started
     logger.info("profile (out of core): %d users in %.1f s", len(traits), seconds)

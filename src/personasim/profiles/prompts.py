@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from personasim.llm.base import Message
+from personasim.rating_scale import RatingScale
 
 __all__ = [
     "INSTRUCTION_PHRASES",
@@ -69,17 +70,30 @@ def item_line(item: Mapping[str, Any]) -> str:
     return f"{text}, {'/'.join(genres)}" if genres else text
 
 
+def _on_scale(template: str, scale: RatingScale) -> str:
+    """A template written for ratings 1-5 (whose text is hashed), on `scale`."""
+    if scale == RatingScale():
+        return template
+    return template.replace(
+        "(1 = hated, 5 = loved)", f"({scale.low:g} = hated, {scale.high:g} = loved)"
+    ).replace("{rating}/5)", f"{{rating}}/{scale.high:g})")
+
+
 def profile_update_messages(
-    summary: str, batch: Sequence[tuple[Mapping[str, Any], float]]
+    summary: str,
+    batch: Sequence[tuple[Mapping[str, Any], float]],
+    scale: RatingScale | None = None,
 ) -> tuple[Message, ...]:
-    """Refine the running profile with the next batch of ``(item, rating)`` pairs."""
-    ratings = "\n".join(f"- {item_line(item)}: {rating:g}/5" for item, rating in batch)
-    user = PROFILE_USER.format(summary=summary or "(empty)", ratings=ratings)
+    """Refine the running profile with the next batch of ``(item, rating)`` pairs
+    (ratings on `scale`; 1-5 when None)."""
+    scale = scale or RatingScale()
+    ratings = "\n".join(f"- {item_line(item)}: {scale.out_of(rating)}" for item, rating in batch)
+    user = _on_scale(PROFILE_USER, scale).format(summary=summary or "(empty)", ratings=ratings)
     return ({"role": "system", "content": PROFILE_SYSTEM}, {"role": "user", "content": user})
 
 
 def rationale_messages(
-    taste_text: str, item: Mapping[str, Any], rating: float
+    taste_text: str, item: Mapping[str, Any], rating: float, scale: RatingScale | None = None
 ) -> tuple[Message, ...]:
     """Ask why the user gave `item` its `rating`.
 
@@ -88,9 +102,12 @@ def rationale_messages(
             Horror").
         item: The item (title, year, genres).
         rating: The user's rating.
+        scale: The log's rating scale (1-5 when None).
     """
-    verdict = VERDICTS[min(5, max(1, int(round(rating))))]
-    user = RATIONALE_USER.format(
+    scale = scale or RatingScale()
+    stars = math.floor(scale.stars(rating) + 0.5)  # half up: 3.5 stars is "liked"
+    verdict = VERDICTS[min(5, max(1, stars))]
+    user = _on_scale(RATIONALE_USER, scale).format(
         taste=taste_text, verdict=verdict, item=item_line(item), rating=f"{rating:g}"
     )
     return ({"role": "user", "content": user},)

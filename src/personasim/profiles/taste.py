@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from personasim.profiles.traits import LEVEL_NAMES
+from personasim.rating_scale import RatingScale
 
 __all__ = [
     "render_profile",
@@ -35,16 +36,18 @@ def _decade(year: Any) -> int | None:
     return int(year) // 10 * 10
 
 
-def taste_of(history: pd.DataFrame) -> dict[str, Any]:
+def taste_of(history: pd.DataFrame, scale: RatingScale | None = None) -> dict[str, Any]:
     """Statistics of a user's ratings.
 
     Args:
         history: ``rating, genres, year, train_mean_rating`` of the ratings read so far.
+        scale: The log's rating scale (1-5 when None): what counts as high and low.
 
     Returns:
         A JSON-ready dict: ``n, mean_rating, share_high, share_low, vs_average,
-        liked_genres, disliked_genres, top_genres, decades``.
+        liked_genres, disliked_genres, top_genres, decades, scale``.
     """
+    scale = scale or RatingScale()
     ratings = history["rating"].to_numpy(dtype="float64")
     genres: dict[str, tuple[int, float]] = {}
     for names, r in zip(history["genres"], ratings, strict=True):
@@ -60,12 +63,13 @@ def taste_of(history: pd.DataFrame) -> dict[str, Any]:
     return taste_from_stats(
         n=len(ratings),
         rating_sum=float(ratings.sum()),
-        n_high=int((ratings >= 4).sum()),
-        n_low=int((ratings <= 2).sum()),
+        n_high=int((ratings >= scale.high_from).sum()),
+        n_low=int((ratings <= scale.low_to).sum()),
         gap_sum=float(gaps.sum()),
         gap_count=len(gaps),
         genres=genres,
         decades=decades,
+        scale=scale,
     )
 
 
@@ -79,6 +83,7 @@ def taste_from_stats(
     gap_count: int,
     genres: Mapping[str, tuple[int, float]],
     decades: Mapping[int, int],
+    scale: RatingScale | None = None,
 ) -> dict[str, Any]:
     """:func:`taste_of` from sums and counts, so that huge logs can be aggregated out of
     core (by DuckDB) and only the sums reach Python.
@@ -86,12 +91,13 @@ def taste_from_stats(
     Args:
         n: Ratings.
         rating_sum: Their sum.
-        n_high: Ratings of 4 or more.
-        n_low: Ratings of 2 or less.
+        n_high: High ratings (:attr:`RatingScale.high_from` or more: 4 on 1-5).
+        n_low: Low ratings (:attr:`RatingScale.low_to` or less: 2 on 1-5).
         gap_sum: Sum of (rating - item's train mean) over the items that have a mean.
         gap_count: How many items have a mean.
         genres: Genre -> (ratings, sum of ratings).
         decades: Decade (1990 for the 1990s) -> ratings of items of known year.
+        scale: The log's rating scale (1-5 when None), kept in the dict for the texts.
     """
     mean = rating_sum / n if n else 0.0
     scored = []
@@ -117,7 +123,14 @@ def taste_from_stats(
         "disliked_genres": disliked[:2],
         "top_genres": top[:3],
         "decades": eras[:2],
+        "scale": (scale or RatingScale()).as_list(),
     }
+
+
+def _scale_of(taste: Mapping[str, Any]) -> RatingScale:
+    """The rating scale a taste was computed on (1-5 for tastes written before it was
+    recorded)."""
+    return RatingScale(*taste.get("scale", (1.0, 5.0, 1.0)))
 
 
 def taste_line(taste: Mapping[str, Any]) -> str:
@@ -137,9 +150,12 @@ def _habit(taste: Mapping[str, Any]) -> str:
         kind = f"harsh: {-gap:.1f} below the average opinion"
     else:
         kind = "close to the average opinion"
+    scale = _scale_of(taste)
+    high = scale.levels_text(scale.levels[scale.levels >= scale.high_from])
+    low = scale.levels_text(scale.levels[scale.levels <= scale.low_to])
     return (
-        f"Rates {taste['mean_rating']:.1f}/5 on average ({kind}); 4 or 5 stars for "
-        f"{taste['share_high']:.0%} of movies, 1 or 2 for {taste['share_low']:.0%}."
+        f"Rates {taste['mean_rating']:.1f}/{scale.high:g} on average ({kind}); {high} stars "
+        f"for {taste['share_high']:.0%} of movies, {low} for {taste['share_low']:.0%}."
     )
 
 
@@ -178,17 +194,20 @@ def render_rationale(context: Mapping[str, Any]) -> str:
     """A one-sentence reason for a rating, from the taste and the item (no model)."""
     item = context["item"]
     taste = context["taste"]
-    rating = int(round(context["rating"]))
+    scale = _scale_of(taste)
+    rating = float(context["rating"])
+    rated = f"Rated {scale.out_of(rating)}"
     genres = item["genres"]
     liked = [g for g in genres if g in taste["liked_genres"]]
     disliked = [g for g in genres if g in taste["disliked_genres"]]
     label = ", ".join(genres[:2]) or "movie"
-    if rating >= 4 and liked:
-        return f"Rated {rating}/5: a {liked[0]} movie, a genre they love."
-    if rating <= 2 and disliked:
-        return f"Rated {rating}/5: {disliked[0]} is a genre they tend to dislike."
+    if rating >= scale.high_from and liked:
+        return f"{rated}: a {liked[0]} movie, a genre they love."
+    if rating <= scale.low_to and disliked:
+        return f"{rated}: {disliked[0]} is a genre they tend to dislike."
     mean = item.get("mean_rating")
     if mean is not None and not (isinstance(mean, float) and math.isnan(mean)):
-        relation = "above" if rating > mean + 0.5 else "below" if rating < mean - 0.5 else "near"
-        return f"Rated {rating}/5 ({label}), {relation} its {mean:.1f} average."
-    return f"Rated {rating}/5 ({label})."
+        near = 0.5 * scale.span
+        relation = "above" if rating > mean + near else "below" if rating < mean - near else "near"
+        return f"{rated} ({label}), {relation} its {mean:.1f} average."
+    return f"{rated} ({label})."

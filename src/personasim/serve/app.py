@@ -133,12 +133,13 @@ class SessionQuery(_Query):
 
 
 class RateAnswer(BaseModel):
-    """Predicted ratings (expectations over 1-5) and the persona that answered."""
+    """Predicted ratings (expectations over the log's rating scale), the likeliest
+    ratings, and the persona that answered."""
 
     user_id: str
     persona: str | None
     ratings: list[float]
-    argmax: list[int]
+    argmax: list[float]
 
 
 class WatchAnswer(BaseModel):
@@ -390,8 +391,11 @@ class AgentService:
         )
         pages = {user: pages_of(query.ranked_item_ids, set(), query.page_size, query.max_pages)}
         activity = {user: int(self._activity.get(user, 2))}
+        scale = self.agent.rating_scale
         with self.lock:
-            log = run_sessions(self.agent, pages, activity, cfg, seed=query.seed, label="api")
+            log = run_sessions(
+                self.agent, pages, activity, cfg, seed=query.seed, label="api", scale=scale
+            )
         return log.events, log.sessions
 
 
@@ -487,7 +491,7 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
             user_id=user,
             persona=service.persona_of(user),
             ratings=[float(v) for v in result["expected"]],
-            argmax=[int(v) for v in result["argmax"]],
+            argmax=[float(v) for v in result["argmax"]],
         )
 
     @app.post("/v1/watch", dependencies=[Depends(authorised)], responses=_ERRORS)

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.config import SimulateConfig
+from personasim.rating_scale import RatingScale
 from personasim.simulation.recommenders import stable_seed
 
 __all__ = [
@@ -173,6 +174,7 @@ def run_sessions(
     label: str,
     advance: Callable[[float], None] | None = None,
     one_pass: bool = False,
+    scale: RatingScale | None = None,
 ) -> SessionLog:
     """Simulate one session per user, all users advancing page by page together.
 
@@ -189,10 +191,15 @@ def run_sessions(
             item in one pass (rates skipped items too; measured slower when few items
             are watched, see benchmarks/simulate_sessions.py), instead of rating only
             the watched ones.
+        scale: The rating scale the agents' distributions are over (1-5 when None):
+            the ratings drawn, and the likes when ``like_threshold`` is unset.
 
     Returns:
         The events and one row per session.
     """
+    scale = scale or RatingScale()
+    levels = scale.levels
+    likes_from = config.likes_from(scale)
     with _session_memory(agents, config.session_recency) as remember:
         users = list(pages)
 
@@ -232,20 +239,25 @@ def run_sessions(
             page_items = dict(shown)
             for u, probs in rating_probs.items():
                 probs = np.asarray(probs, dtype=float)
+                if probs.shape[1] != len(levels):
+                    raise ValueError(
+                        f"the agents answer on {probs.shape[1]} ratings, {scale} has "
+                        f"{len(levels)}: pass the run's scale"
+                    )
                 if sample:
                     uniforms = draws(u, page, "rating", len(page_items[u]))[watched_items[u]]
                     cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
                     picked = (cumulative < uniforms[:, None]).sum(axis=1)
-                    ratings[u] = np.minimum(picked, probs.shape[1] - 1) + 1.0
+                    ratings[u] = levels[np.minimum(picked, probs.shape[1] - 1)]
                 else:
-                    ratings[u] = probs.argmax(axis=1) + 1.0
+                    ratings[u] = levels[probs.argmax(axis=1)]
             still = []
             for (u, items), p in zip(shown, watch, strict=True):
                 got = dict(zip(watched_items[u], ratings.get(u, []), strict=True))
                 liked = 0
                 for k, item in enumerate(items):
                     rating = got.get(k, np.nan)
-                    is_liked = bool(k in got and rating >= config.like_threshold)
+                    is_liked = bool(k in got and rating >= likes_from)
                     liked += is_liked
                     events.append(
                         (u, page + 1, k + 1, item, float(p[k]), k in got, rating, is_liked)

@@ -13,6 +13,7 @@ import numpy as np
 
 from personasim.agents import UserAgent
 from personasim.errors import ConfigError
+from personasim.rating_scale import RatingScale
 
 __all__ = ["ScriptedAgents"]
 
@@ -37,6 +38,8 @@ class ScriptedAgents:
     """
 
     mode = "persona"
+    rating_scale = RatingScale()
+    """Scripted agents answer on 1-5."""
 
     def __init__(self, personas: Mapping[str, str], items: Iterable[str]) -> None:
         self.personas = dict(personas)
