@@ -172,6 +172,8 @@ def agent_config(log_files, base_model: str | Path = "smollm2", **agents):
                         "free_generation_pairs": 3,
                         "free_generation_tokens": 4,
                         "without_rationales": True,
+                        # the base model beside the adapters: they must beat it
+                        "agents": ["zero-shot", "global-lora", "persona-lora"],
                     },
                     "agents": {
                         "base_model": str(base_model),
@@ -179,6 +181,7 @@ def agent_config(log_files, base_model: str | Path = "smollm2", **agents):
                         "epochs": 1,
                         "items_per_pack": 4,
                         "users_per_step": 2,
+                        "lm_weight": 1.0,  # the adapters as trained (the fit has its tests)
                         **agents,
                     },
                 },

@@ -53,7 +53,7 @@ def _items(agent, n):
 
 
 def test_concurrent_requests_share_model_calls_and_answer_as_the_agent(agent, trained_run):
-    app = _app(agent, trained_run, batch_window_ms=200)
+    app = _app(agent, trained_run, batch_window_ms=200, max_batch=64)
     users = sorted(agent.profiles)[:6]
     items = _items(agent, 3)
     responses = _call(app, [("POST", "/v1/rate", {"user_id": u, "item_ids": items}) for u in users])

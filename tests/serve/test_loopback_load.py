@@ -26,7 +26,7 @@ def test_concurrent_clients_on_loopback_get_their_own_answers(scripted_agents, t
     agents = scripted_agents
     service = AgentService(agents, trained_run)
     service.load_activity()
-    app = create_app(service, ServeSettings(api_keys=[KEY], batch_window_ms=50))
+    app = create_app(service, ServeSettings(api_keys=[KEY], batch_window_ms=50, max_batch=64))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

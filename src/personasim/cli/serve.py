@@ -43,7 +43,14 @@ def serve(
     batch_window_ms: Annotated[
         float, typer.Option(help="How long a request waits to share a model call.", min=0)
     ] = 10.0,
-    max_batch: Annotated[int, typer.Option(help="Most requests per model call.", min=1)] = 64,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(
+            help="Most requests per model call (default: 64 on a GPU, 1 on a CPU, where "
+            "batching measured slower).",
+            min=1,
+        ),
+    ] = None,
     max_body_kb: Annotated[int, typer.Option(help="Largest request body (KiB).", min=1)] = 256,
     blend: Annotated[
         bool,

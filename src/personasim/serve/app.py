@@ -48,8 +48,17 @@ class ServeSettings(BaseModel):
     """Larger request bodies are refused with 413."""
     batch_window_ms: float = Field(10.0, ge=0.0)
     """How long a request waits for others to share its model call."""
-    max_batch: int = Field(64, ge=1)
-    """Most requests per model call."""
+    max_batch: int | None = Field(None, ge=1)
+    """Most requests per model call; None: 64 on a GPU, 1 (no batching) on a CPU, where
+    gathering requests measured slower (docs/serving.md)."""
+
+    def batch_limit(self) -> int:
+        """`max_batch`, or its default for the device the agents run on."""
+        if self.max_batch is not None:
+            return self.max_batch
+        from personasim.llm.device import pick_device
+
+        return 64 if pick_device("auto") == "cuda" else 1
 
 
 def parse_api_keys(value: str | None) -> list[str]:
@@ -403,7 +412,7 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     """The FastAPI application over `service`."""
 
     batcher: DynamicBatcher[tuple[str, str, list[str]], Any] = DynamicBatcher(
-        service.score, window_s=settings.batch_window_ms / 1000, max_batch=settings.max_batch
+        service.score, window_s=settings.batch_window_ms / 1000, max_batch=settings.batch_limit()
     )
     keys = [k.encode() for k in settings.api_keys]
 

@@ -98,11 +98,27 @@ class DynamicBatcher(Generic[T, R]):
             self.stats.largest = max(self.stats.largest, len(live))
             try:
                 results = await asyncio.to_thread(self.fn, [item for item, _ in live])
-            except Exception as e:  # noqa: BLE001 - every caller of the batch gets it
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(e)
+            except Exception as e:  # noqa: BLE001 - the batch failed: which request did?
+                if len(live) == 1:
+                    if not live[0][1].done():
+                        live[0][1].set_exception(e)
+                    continue
+                # each request alone: only the ones that fail by themselves fail
+                for item, fut in live:
+                    await self._run_alone(item, fut)
                 continue
             for (_, fut), result in zip(live, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
+
+    async def _run_alone(self, item: T, fut: asyncio.Future[R]) -> None:
+        """Answer one request by itself (after its batch failed)."""
+        self.stats.batches += 1
+        try:
+            (result,) = await asyncio.to_thread(self.fn, [item])
+        except Exception as e:  # noqa: BLE001 - its own failure, for its caller
+            if not fut.done():
+                fut.set_exception(e)
+            return
+        if not fut.done():
+            fut.set_result(result)
