@@ -263,6 +263,9 @@ class EvaluateConfig(_Section):
     default, it answered no rating at all on the ML-1M protocol, URR 1.0, RMSE 1.63,
     for minutes of compute). Empty: baselines only (and `evaluate` does not need the
     train stage)."""
+    agents_optional: bool = False
+    """Without trained agents, score the baselines only (with a warning) instead of
+    failing with the command that trains them."""
     agent_pairs_per_user: int = Field(0, ge=0)
     """Score at most this many test pairs per user with the LM agents (sampled with the
     seed; 0: all). The baselines are also reported on the same pairs."""
@@ -333,6 +336,9 @@ class SimulateConfig(_Section):
     (list it in `recommenders`, or give it with ``simulate --rankings``)."""
     agent: AgentKind = "persona-lora"
     """Which agents play the users."""
+    agent_optional: bool = False
+    """Without that agent (`agents.modes` does not train it), measure the recommenders
+    offline only (with a warning) instead of failing with what to change."""
     users: int = Field(0, ge=0)
     """Simulated users (a seeded sample of the run's users; 0: all)."""
     page_size: int = Field(4, ge=1, le=50)

@@ -2,7 +2,9 @@
 
 Every error is a :class:`PersonaSimError`. The CLI maps :class:`ConfigError` (the
 command or configuration is wrong) to exit code 2 and every other error (the data, a
-backend or a stage failed) to exit code 3, printing the one-line message only.
+backend or a stage failed, or a stage needs one that has not run) to exit code 3,
+printing the one-line message only. An error personasim did not raise on purpose (a
+bug) exits with :data:`INTERNAL_ERROR_EXIT`; an interrupted command with 130.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "INTERNAL_ERROR_EXIT",
     "BackendError",
     "ColumnError",
     "ConfigError",
@@ -17,6 +20,10 @@ __all__ = [
     "PersonaSimError",
     "StageError",
 ]
+
+
+INTERNAL_ERROR_EXIT = 4
+"""The exit code of an unexpected error (a bug, not the input): report it with -v."""
 
 
 class PersonaSimError(Exception):

@@ -50,6 +50,10 @@ def test_ml100k_ingest_then_evaluate_as_a_user_runs_them(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "50 users sampled of 216 eligible in ml-100k" in res.stderr
     res = _personasim("evaluate", "--workdir", workdir)
+    assert res.returncode == 3  # the agents are not trained: it says how
+    assert f"run `personasim train --workdir {workdir}`" in " ".join(res.stderr.split())
+    assert not (workdir / "eval").exists()
+    res = _personasim("evaluate", "--workdir", workdir, "--baselines-only")
     assert res.returncode == 0, res.stderr
     metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
     assert metrics["biased_mf"]["rmse"] < metrics["global_mean"]["rmse"]
@@ -74,7 +78,7 @@ def test_sampled_users_only_option_is_reported(cli, tmp_path):
         "--sampled-users-only",
     )
     assert res.code == 0, res.output
-    res = cli("evaluate", "--workdir", tmp_path)
+    res = cli("evaluate", "--workdir", tmp_path, "--baselines-only")
     assert res.code == 0, res.output
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["biased_mf"]["fit_data"] == "train part of the 30 sampled users"
@@ -90,6 +94,17 @@ def test_usage_errors_exit_2_and_data_errors_exit_3(cli, tmp_path):
     assert res.code == 2 and "does not exist" in res.output
     res = cli("ingest", "--workdir", tmp_path / "d", "--no-such-option")
     assert res.code == 2
+
+
+def test_an_internal_error_has_its_own_exit_code(cli, tmp_path, monkeypatch):
+    import personasim.pipeline.ingest as ingest
+
+    def broken(*_, **__):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ingest, "log_spec", broken)
+    res = cli("ingest", "--workdir", tmp_path, "--dataset", "ml-100k", "--users", "5")
+    assert res.code == 4 and "unexpected RuntimeError: a bug (an internal error" in res.output
 
 
 @pytest.mark.slow
@@ -109,7 +124,7 @@ def test_paper_protocol_on_ml1m(cli, tmp_path):
     config.write_text(
         '[evaluate]\ntaste_shown = []\ntaste_baselines = ["popularity", "itemknn", "implicit_mf"]\n'
     )
-    res = cli("evaluate", "--workdir", tmp_path, "--config", config)
+    res = cli("evaluate", "--workdir", tmp_path, "--config", config, "--baselines-only")
     assert res.code == 0, res.output
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert m["biased_mf"]["n"] == int((inter.split == "test").sum())
@@ -137,7 +152,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(killed_cli, tmp_path
     config.write_text(
         '[llm]\nbackend = "template"\n[agents]\nmodes = []\n'
         '[evaluate]\nagents = []\ntaste_shown = []\ntaste_baselines = ["popularity"]\n'
-        '[simulate]\nrecommenders = ["popular", "itemknn"]\n'
+        '[simulate]\nrecommenders = ["popular", "itemknn"]\nagent_optional = true\n'
     )
     args = ["run", "--workdir", workdir, "--dataset", "ml-100k", "--users", "20", "--seed", "1",
             "--config", config]  # fmt: skip

@@ -27,6 +27,7 @@ def reported_run(small_log, log_config, tmp_path_factory) -> Path:
         agents={"modes": []},
         evaluate={"mf_epochs": 3, "agents": [], "taste_candidates": 8, "bootstrap_rounds": 200},
         report={"title": "A <test> report"},
+        simulate={"agent_optional": True},
     )
     workdir = tmp_path_factory.mktemp("run")
     run_pipeline(workdir, cfg)

@@ -246,7 +246,7 @@ def test_a_failed_simulation_resumes_from_its_checkpoints(
     )
 
 
-def test_without_trained_agents_only_offline_metrics(
+def test_without_its_agent_simulate_fails_unless_the_agent_is_optional(
     trained_run, agent_log_files, make_agent_config, tmp_path
 ):
     workdir = tmp_path / "run"
@@ -255,6 +255,10 @@ def test_without_trained_agents_only_offline_metrics(
     cfg = _config(base, recommenders=["popular", "mf"], agent="persona-lora")
     settings = json.loads(cfg.model_dump_json())
     settings["agents"]["modes"] = ["global"]
+    with pytest.raises(ConfigError, match="add 'persona' to agents.modes"):
+        run_stage(SimulateStage, Workspace(workdir), load_config([("test", settings)]))
+    assert not (workdir / "simulate").exists()
+    settings["simulate"]["agent_optional"] = True
     cfg = load_config([("test", settings)])
     run_stage(SimulateStage, Workspace(workdir), cfg)
     metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())

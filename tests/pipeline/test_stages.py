@@ -36,7 +36,10 @@ def _config(log_files, **split) -> RunConfig:
                     "llm": {"backend": "template"},
                     "agents": {"modes": []},
                     # the stage mechanism needs a simulation, not every recommender
-                    "simulate": {"recommenders": ["random", "popular", "itemknn"]},
+                    "simulate": {
+                        "recommenders": ["random", "popular", "itemknn"],
+                        "agent_optional": True,
+                    },
                 },
             )
         ]

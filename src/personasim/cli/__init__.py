@@ -31,7 +31,7 @@ from personasim.cli.simulate import simulate
 from personasim.cli.status import status
 from personasim.cli.train import train
 from personasim.cli.tune import tune
-from personasim.errors import PersonaSimError
+from personasim.errors import INTERNAL_ERROR_EXIT, PersonaSimError
 from personasim.progress import console
 
 __all__ = ["app", "main"]
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> None:
             console.print_exception()
         console.print(
             f"[bold red]error:[/bold red] unexpected {type(e).__name__}: {escape(str(e))} "
-            "(run with -v for the traceback)",
+            "(an internal error: run with -v for the traceback, and report it)",
             highlight=False,
             soft_wrap=True,
         )
-        sys.exit(3)
+        sys.exit(INTERNAL_ERROR_EXIT)

@@ -29,14 +29,27 @@ def evaluate(
     workdir: WorkdirOpt,
     config: ConfigOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed of model fitting.")] = None,
+    baselines_only: Annotated[
+        bool,
+        typer.Option(
+            "--baselines-only",
+            help="Score the baselines only (evaluate.agents = []): no trained agents needed.",
+        ),
+    ] = False,
     force: ForceOpt = False,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Fit the baselines, predict every test rating, write eval/predictions.parquet and
-    eval/metrics.json."""
+    eval/metrics.json.
+
+    The agents of `evaluate.agents` must have been trained (`personasim train`; exit
+    code 3 otherwise, with the command); --baselines-only scores the baselines alone.
+    """
     workspace = Workspace(workdir)
     overrides = deep_merge(nested(seed=seed), scale_overrides(executor, ray_address))
+    if baselines_only:
+        overrides = deep_merge(overrides, {"evaluate": {"agents": []}})
     cfg = resolve_config(workspace, config, overrides)
     result = run_stage(EvaluateStage, workspace, cfg, force=force)
     print_results([result])

@@ -34,6 +34,7 @@ from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
 from personasim.cf.dataset import training_log
 from personasim.config import AGENT_ADAPTERS, config_hash
 from personasim.data.tables import read_parquet, write_parquet
+from personasim.errors import StageError
 from personasim.evaluation.agent_scores import AgentScoring, free_generation_summary
 from personasim.evaluation.checkpoints import UnitStore
 from personasim.evaluation.fidelity import TRAITS, group_metrics
@@ -116,7 +117,11 @@ class EvaluateStage(Stage):
     def settings(self) -> list[Any]:
         """The `[evaluate]` section, the rating scale and the seed (and, with shown lists,
         the settings their recommenders are fitted with)."""
-        settings = [self.config.evaluate, list(self.config.data.rating_scale), self.config.seed]
+        # whether missing agents fail the stage or warn changes no result
+        evaluate = self.config.evaluate.model_dump(
+            mode="json", exclude_none=True, exclude={"agents_optional"}
+        )
+        settings = [evaluate, list(self.config.data.rating_scale), self.config.seed]
         if self.config.evaluate.taste_shown:
             settings.append(self._shown_settings())
         return settings
@@ -243,12 +248,16 @@ class EvaluateStage(Stage):
         if not cfg.agents:
             return None
         if not self.scores_agents():
-            logger.warning(
-                "evaluate: no trained agents in %s: scoring the baselines only (run "
-                "`personasim train`, or `personasim run`, to add %s)",
-                self.workspace.root,
-                ", ".join(cfg.agents),
+            message = (
+                f"evaluate.agents asks for {', '.join(cfg.agents)}, but {self.workspace.root} "
+                f"has no trained agents: run `personasim train --workdir "
+                f"{self.workspace.root}` (or `personasim run`), or set evaluate.agents = [] "
+                "to score the baselines only (evaluate.agents_optional = true: do so with a "
+                "warning)"
             )
+            if not cfg.agents_optional:
+                raise StageError(message)
+            logger.warning("evaluate: %s; scoring the baselines only", message)
             return None
         from personasim.pipeline.train import TrainStage
 

@@ -35,6 +35,7 @@ import pandas as pd
 from personasim.cf.dataset import training_log
 from personasim.config import AGENT_ADAPTERS, config_hash
 from personasim.data.tables import read_parquet, write_parquet
+from personasim.errors import ConfigError
 from personasim.evaluation.bootstrap import mean_interval
 from personasim.evaluation.session_intervals import session_intervals
 from personasim.pipeline.evaluate import EvaluateStage
@@ -106,7 +107,10 @@ class SimulateStage(Stage):
             name: file_sha256(Path(path)) if Path(path).is_file() else "missing"
             for name, path in sorted(self.config.simulate.rankings.items())
         }
-        simulate = self.config.simulate.model_dump(mode="json", exclude_none=True)
+        # (whether a missing agent fails the stage or warns changes no result)
+        simulate = self.config.simulate.model_dump(
+            mode="json", exclude_none=True, exclude={"agent_optional"}
+        )
         # the threshold in effect (older runs, which set 4 on 1-5, keep their hash)
         simulate["like_threshold"] = self.config.simulate.likes_from(self.config.data.scale)
         return [simulate, rankings, self.config.seed]
@@ -163,12 +167,15 @@ class SimulateStage(Stage):
             ws.root, cfg.agent, self._session_model(interactions, items)
         )
         if not self.has_agents():
-            logger.warning(
-                "simulate: agents.modes does not train the %s agents: offline metrics only "
-                "(add %r to agents.modes, or set simulate.agent)",
-                cfg.agent,
-                AGENT_ADAPTERS[cfg.agent],
+            message = (
+                f"simulate.agent is {cfg.agent!r}, which agents.modes does not train: add "
+                f"{AGENT_ADAPTERS[cfg.agent]!r} to agents.modes (then `personasim train`), "
+                "set simulate.agent to an agent it trains, or set simulate.agent_optional = "
+                "true for the offline metrics only"
             )
+            if not cfg.agent_optional:
+                raise ConfigError(message)
+            logger.warning("simulate: %s; offline metrics only", message)
             agent = None
         timings: dict[str, float] = {}
 
