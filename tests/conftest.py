@@ -26,6 +26,7 @@ from personasim.pipeline import IngestStage, PersonasStage, ProfileStage, TrainS
 from personasim.testing import ScriptedAgents, SyntheticLog, synthetic_log, write_tiny_model
 
 os.environ.setdefault("PERSONASIM_PROGRESS", "0")
+os.environ.pop("PERSONASIM_CONFIG", None)  # a developer's own settings change no test
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `-n N` workers share the cores: each runs torch, LensKit and its children on its
     # share (N workers on threads = cores each ran every model test slower than one)

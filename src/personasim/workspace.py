@@ -263,6 +263,11 @@ class Workspace:
             raise StageError(f"cannot write in the run folder {self.root}: {e.strerror}") from None
 
 
+CONFIG_ENV = "PERSONASIM_CONFIG"
+"""The environment variable naming a TOML file of settings every command applies, above
+the run folder's and below ``--config`` and the options."""
+
+
 def resolve_config(
     workspace: Workspace,
     config_file: Path | None = None,
@@ -270,10 +275,11 @@ def resolve_config(
 ) -> RunConfig:
     """The effective configuration of a command on a run folder.
 
-    Layers, later ones winning: defaults, the run folder's ``config.toml``, `config_file`,
-    `overrides` (from command-line options). Each stage that succeeds saves it back to
-    the run folder's ``config.toml``, so later commands on the folder use the same
-    settings.
+    Layers, later ones winning: defaults, the run folder's ``config.toml``, the file
+    named by the environment variable :data:`CONFIG_ENV` (settings of a machine or a
+    test, e.g. a smaller budget), `config_file`, `overrides` (from command-line options).
+    Each stage that succeeds saves it back to the run folder's ``config.toml``, so later
+    commands on the folder use the same settings.
 
     Raises:
         ConfigError: A layer is unreadable or a setting invalid.
@@ -281,6 +287,9 @@ def resolve_config(
     layers: list[tuple[str, dict[str, Any]]] = []
     if workspace.config_path.exists():
         layers.append((str(workspace.config_path), read_toml(workspace.config_path)))
+    if os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+        layers.append((f"{path} ({CONFIG_ENV})", read_toml(path)))
     if config_file is not None:
         layers.append((str(config_file), read_toml(Path(config_file))))
     if overrides:

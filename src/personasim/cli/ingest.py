@@ -38,6 +38,25 @@ def ingest(
     timestamp_col: Annotated[
         str | None, typer.Option(help='Time column ("" if none: file order is time order).')
     ] = None,
+    title_col: Annotated[str | None, typer.Option(help="Item title column (items file).")] = None,
+    year_col: Annotated[str | None, typer.Option(help="Item year column (items file).")] = None,
+    genres_col: Annotated[
+        str | None, typer.Option(help="Item genres column (items file).")
+    ] = None,
+    genres_separator: Annotated[
+        str | None, typer.Option(help='Separator of the genres of one item (default "|").')
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="Field delimiter of CSV files (guessed when unset).")
+    ] = None,
+    rating_scale: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="Lowest and highest rating, e.g. --rating-scale 0.5 5 (default 1 5)."),
+    ] = None,
+    rating_step: Annotated[
+        float | None,
+        typer.Option(help="Distance between two ratings: 1 (default), 0.5 for half stars."),
+    ] = None,
     users: Annotated[
         int | None, typer.Option(help="Users to sample (0: all eligible).", min=0)
     ] = None,
@@ -77,6 +96,13 @@ def ingest(
         data__columns__item=item_col,
         data__columns__rating=rating_col,
         data__columns__timestamp=timestamp_col,
+        data__columns__title=title_col,
+        data__columns__year=year_col,
+        data__columns__genres=genres_col,
+        data__genres_separator=genres_separator,
+        data__delimiter=delimiter,
+        data__rating_scale=list(rating_scale) if rating_scale else None,
+        data__rating_step=rating_step,
         split__users=users,
         split__min_ratings=min_ratings,
         split__max_ratings=max_ratings,
