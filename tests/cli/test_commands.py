@@ -96,6 +96,12 @@ def test_usage_errors_exit_2_and_data_errors_exit_3(cli, tmp_path):
     assert res.code == 2
 
 
+def test_status_of_a_folder_that_does_not_exist_creates_nothing(cli, tmp_path):
+    res = cli("status", "--workdir", tmp_path / "nope")
+    assert res.code == 2 and "is not a run folder (it does not exist)" in res.output
+    assert not (tmp_path / "nope").exists()
+
+
 def test_an_internal_error_has_its_own_exit_code(cli, tmp_path, monkeypatch):
     import personasim.pipeline.ingest as ingest
 

@@ -40,9 +40,7 @@ def ingest(
     ] = None,
     title_col: Annotated[str | None, typer.Option(help="Item title column (items file).")] = None,
     year_col: Annotated[str | None, typer.Option(help="Item year column (items file).")] = None,
-    genres_col: Annotated[
-        str | None, typer.Option(help="Item genres column (items file).")
-    ] = None,
+    genres_col: Annotated[str | None, typer.Option(help="Item genres column (items file).")] = None,
     genres_separator: Annotated[
         str | None, typer.Option(help='Separator of the genres of one item (default "|").')
     ] = None,

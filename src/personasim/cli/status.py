@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from personasim.cli._common import WorkdirOpt
-from personasim.errors import StageError
+from personasim.errors import ConfigError, StageError
 from personasim.pipeline import STAGES, resolve_config
 from personasim.progress import console
 from personasim.workspace import Workspace
@@ -15,6 +15,11 @@ __all__ = ["status"]
 
 def status(workdir: WorkdirOpt) -> None:
     """Show each stage: up to date, or why it would run."""
+    if not workdir.is_dir():
+        raise ConfigError(
+            f"{workdir} is not a run folder (it does not exist): start one with "
+            f"`personasim ingest --workdir {workdir}`"
+        )
     workspace = Workspace(workdir)
     cfg = resolve_config(workspace)
     table = Table(title=f"stages of {workspace.root}", title_justify="left")
