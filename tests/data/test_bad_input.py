@@ -167,6 +167,26 @@ def test_items_file_with_catalogue_items_is_accepted(cli, tmp_path):
     assert unrated.year == 1999 and list(unrated.genres) == ["Drama", "Comedy"]
 
 
+def test_an_items_file_without_metadata_columns_is_refused_naming_its_columns(cli, tmp_path):
+    log = _write(tmp_path / "log.csv", _log_text())
+    items = _write(
+        tmp_path / "items.csv",
+        "item_id,name,kind\n" + "".join(f"i{i},Movie {i},Drama\n" for i in range(8)),
+    )
+    res = cli(*_ingest_args(log, tmp_path / "w", "--items", str(items)))
+    assert res.code == 2
+    assert "has none of the columns title, year, genres (it has: item_id, name, kind)" in (
+        res.output
+    )
+    assert "--title-col" in res.output
+    _assert_nothing_written(tmp_path / "w")
+    mapped = ["--items", str(items), "--title-col", "name", "--genres-col", "kind"]
+    res = cli(*_ingest_args(log, tmp_path / "w", *mapped))
+    assert res.code == 0, res.output
+    table = pd.read_parquet(tmp_path / "w" / "data" / "items.parquet").set_index("item_id")
+    assert table.loc["i3", "title"] == "Movie 3" and list(table.loc["i3", "genres"]) == ["Drama"]
+
+
 def test_not_utf8(cli, tmp_path):
     text = _log_text().encode()
     lines = text.split(b"\n")

@@ -16,7 +16,7 @@ from personasim.config import ColumnMap
 from personasim.data.reading import RawTable, read_table_file
 from personasim.data.sources import LogSpec
 from personasim.data.validation import parse_ids, parse_ratings, parse_timestamps, parse_years
-from personasim.errors import DataError
+from personasim.errors import ColumnError, DataError
 
 __all__ = ["Log", "load_log", "read_items_file", "read_users_file"]
 
@@ -231,12 +231,37 @@ def read_items_file(spec: LogSpec) -> pd.DataFrame:
 
     Raises:
         DataError: An item is listed twice, or a value is bad (with file, row, column).
+        ColumnError: The file has none of the title, year and genres columns (the item
+            metadata would be lost without a word).
     """
     assert spec.items_path is not None
     raw = read_table_file(
         spec.items_path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
     )
-    spec = _with_present_item_columns(spec, raw)
+    found = _with_present_item_columns(spec, raw)
+    absent = [
+        getattr(spec.columns, key)
+        for key in _OPTIONAL_ITEM_COLUMNS
+        if getattr(spec.columns, key) and not getattr(found.columns, key)
+    ]
+    has = ", ".join(raw.columns)
+    mapped = sum(bool(getattr(spec.columns, key)) for key in _OPTIONAL_ITEM_COLUMNS)
+    if absent and len(absent) == mapped:
+        raise ColumnError(
+            f"the items file has none of the columns {', '.join(absent)} (it has: {has}): "
+            "map them with --title-col, --year-col and --genres-col (data.columns), or "
+            'set the ones it lacks to "" to ingest items without them',
+            file=raw.file,
+            row=1,
+        )
+    if absent:
+        logger.warning(
+            "%s has no column %s (it has: %s): the items have none (map it with data.columns)",
+            raw.file,
+            " or ".join(absent),
+            has,
+        )
+    spec = found
     raw.require_columns([("item", spec.columns.item), *_item_meta_columns(spec)])
     ids = _strings(parse_ids(raw, spec.columns.item))
     dup = pd.Series(ids).duplicated()
