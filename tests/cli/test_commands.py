@@ -268,3 +268,26 @@ def test_serve_names_its_agents_as_evaluate_and_simulate_do(cli, tmp_path):
     refused = cli("serve", "--workdir", str(tmp_path), "--agent", "lora")
     assert refused.code == 2
     assert "use zero-shot, global-lora, persona-lora" in refused.output
+
+
+def test_the_closing_table_ranks_every_model_on_the_pairs_all_of_them_scored(capsys):
+    from personasim.cli._common import print_metrics
+
+    baseline = {"kind": "baseline", "urr": 0.0, "n_users": 200}
+    metrics = {
+        # better on all 11,386 pairs, worse on the 2,000 the agent scored
+        "item_knn": {**baseline, "rmse": 0.8920, "mae": 0.70, "n": 11386,
+                     "on_agent_pairs": {"rmse": 0.8851, "mae": 0.69, "n": 2000}},
+        "biased_mf": {**baseline, "rmse": 0.8935, "mae": 0.70, "n": 11386,
+                      "on_agent_pairs": {"rmse": 0.8795, "mae": 0.69, "n": 2000}},
+        "global-lora": {"kind": "agent", "rmse": 0.8776, "mae": 0.68, "urr": 1.0, "n": 2000,
+                        "n_users": 200},
+    }  # fmt: skip
+    print_metrics(metrics)
+    captured = capsys.readouterr()
+    out = " ".join((captured.out + captured.err).split())
+    assert "rating prediction on the 2000 test pairs every model scored" in out
+    order = [out.index(name) for name in ("global-lora", "biased_mf", "item_knn")]
+    assert order == sorted(order)  # by RMSE on the shared pairs, not on all pairs
+    assert "0.8920" in out  # each baseline's RMSE on every test pair stays beside it
+    assert "a high URR (briefly trained adapters" in out

@@ -114,20 +114,43 @@ def print_results(results: list[StageResult]) -> None:
 
 
 def print_metrics(metrics: dict[str, dict[str, Any]]) -> None:
-    """The rating-fidelity table of ``eval/metrics.json``."""
-    table = Table(title="rating prediction on the test ratings", title_justify="left")
-    for col in ("model", "RMSE", "MAE", "URR", "n", "users"):
+    """The rating-fidelity table of ``eval/metrics.json``: every model on the same pairs
+    (those the agents scored, when they scored a sample), ranked by RMSE there."""
+    shared = {
+        name: {**m, **m["on_agent_pairs"]} if "on_agent_pairs" in m else m
+        for name, m in metrics.items()
+    }
+    sizes = {m["n"] for m in shared.values()}
+    title = (
+        f"rating prediction on the {sizes.pop()} test pairs every model scored"
+        if len(sizes) == 1
+        else "rating prediction on the test ratings"
+    )
+    sampled = any("on_agent_pairs" in m for m in metrics.values())
+    table = Table(title=title, title_justify="left")
+    columns = ["model", "RMSE", "MAE", "URR", "n", "users"]
+    for col in columns + (["RMSE (all test pairs)"] if sampled else []):
         table.add_column(col, justify="left" if col == "model" else "right")
-    for name, m in sorted(metrics.items(), key=lambda kv: kv[1].get("rmse", 9)):
-        table.add_row(
+    for name, m in sorted(shared.items(), key=lambda kv: kv[1].get("rmse", 9)):
+        row = [
             name,
             f"{m['rmse']:.4f}",
             f"{m['mae']:.4f}",
-            f"{m['urr']:.3f}",
+            f"{m['urr']:.3f}" if "urr" in m else "",
             str(m["n"]),
-            str(m.get("n_users", "")),
-        )
+            str(metrics[name].get("n_users", "")),
+        ]
+        if sampled:
+            row.append(f"{metrics[name]['rmse']:.4f}" if "on_agent_pairs" in metrics[name] else "")
+        table.add_row(*row)
     console.print(table)
+    if any(m.get("kind") == "agent" and m.get("urr", 0) >= 0.5 for m in metrics.values()):
+        console.print(
+            "URR: the share of answers whose free text would not start with a rating (greedy "
+            "decoding). The predictions are read from the rating digits' probabilities, so a "
+            "high URR (briefly trained adapters, the base model) leaves the RMSE meaningful: "
+            "it says the agent would not answer with a rating if asked to write one."
+        )
     fit = {m.get("fit_data") for m in metrics.values() if m.get("fit_data")}
     if fit:
         console.print(f"baselines fitted on: {'; '.join(sorted(fit))}")
