@@ -734,6 +734,9 @@ class AgentConfig(_Section):
     False uses the plain loop: one full prompt per example (the reference)."""
     score_batch_items: int = Field(64, ge=1)
     """Candidate items scored in one forward pass."""
+    token_cache_mib: int = Field(64, ge=1)
+    """Bound (MiB) of the encoded profiles and questions kept for reuse (LRU): what a
+    long-running service holds of the texts it was asked about."""
     prefix_cache_mib: int = Field(2048, ge=0)
     """Memory for the profile prefixes' keys and values (per user and adapter, LRU):
     a session's pages, a page's two questions and a service's requests reuse them."""

@@ -92,6 +92,44 @@ def test_new_items_are_rated_and_watched_from_their_descriptions(agent, trained_
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
 
 
+def test_described_items_are_kept_per_key_up_to_the_cap(agent, trained_run):
+    app = _app(agent, trained_run, api_keys=["a", "b"], max_described_items=3)
+    user = sorted(agent.profiles)[0]
+    catalogue = len(agent.items)
+
+    def describe(key, title):
+        body = {"user_id": user, "items": [{"title": title, "genres": ["Drama"]}]}
+        (answer,) = _call(app, [("POST", "/v1/watch", body)], {"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200
+
+    for k in range(5):
+        describe("a", f"Film {k}")
+    describe("b", "Film 0")  # gone from a's five, kept by b
+    described = {i for i, it in agent.items.items() if it.get("described")}
+    assert described == {"new:Film 2", "new:Film 3", "new:Film 4", "new:Film 0"}
+    assert len(agent.items) == catalogue + 4
+    if agent.index is not None:
+        assert "new:Film 1" not in agent.index._item_vectors
+
+
+def test_the_token_cache_is_bounded_by_bytes(agent):
+    lm = agent.lm
+    saved = lm.token_cache
+    try:
+        from cachetools import LRUCache
+
+        from personasim.agents.modeling import _token_entry_bytes
+
+        lm.token_cache = LRUCache(maxsize=20_000, getsizeof=_token_entry_bytes)
+        reference = lm._encode_prefix("profile 0 " * 50)
+        for k in range(200):
+            lm.encode_prefix(f"profile {k} " * 50)
+        assert lm.token_cache.currsize <= 20_000 < 200 * (500 + 36 * 100)
+        assert lm.encode_prefix("profile 0 " * 50) == reference  # evicted, encoded again
+    finally:
+        lm.token_cache = saved
+
+
 def test_api_keys_are_required_and_compared(agent, trained_run):
     app = _app(agent, trained_run, api_keys=["first-key", "second-key"])
     body = {"user_id": sorted(agent.profiles)[0], "item_ids": _items(agent, 1)}
@@ -100,10 +138,14 @@ def test_api_keys_are_required_and_compared(agent, trained_run):
     (wrong,) = _call(app, rate, {"Authorization": "Bearer first-key-but-longer"})
     (right,) = _call(app, rate, {"Authorization": "Bearer second-key"})
     (health,) = _call(app, [("GET", "/healthz", None)])
+    (ready,) = _call(app, [("GET", "/readyz", None)])
+    (detail,) = _call(app, [("GET", "/readyz", None)], {"Authorization": "Bearer first-key"})
     assert none.status_code == 401 and none.json()["error"]["code"] == "unauthorized"
     assert wrong.status_code == 401
     assert right.status_code == 200
-    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert ready.json() == {"status": "ready"}  # the details take a key
+    assert detail.json()["requests"] >= 1 and detail.json()["mode"] == "persona"
 
 
 def test_bad_requests_get_json_errors(agent, trained_run):
@@ -276,12 +318,21 @@ def test_agents_that_fail_to_load_are_reported_not_hidden(trained_run):
     service = AgentService(None, trained_run)
     service.load_in_background(broken).join(30)
     app = create_app(service, ServeSettings())
-    health, rate = _call(
+    health, ready, rate = _call(
         app,
-        [("GET", "/healthz", None), ("POST", "/v1/rate", {"user_id": "1", "item_ids": ["1"]})],
+        [
+            ("GET", "/healthz", None),
+            ("GET", "/readyz", None),
+            ("POST", "/v1/rate", {"user_id": "1", "item_ids": ["1"]}),
+        ],
     )
-    assert health.json() == {"status": "failed", "error": "FileNotFoundError: adapters/p0 is gone"}
+    assert health.json() == {"status": "error"}  # no paths, no exception text
+    assert ready.status_code == 503
+    assert ready.json()["error"]["message"].endswith("FileNotFoundError: adapters/p0 is gone")
     assert rate.status_code == 503 and rate.json()["error"]["code"] == "load_failed"
+    keyed = create_app(service, ServeSettings(api_keys=["k"]))
+    (ready,) = _call(keyed, [("GET", "/readyz", None)])
+    assert "adapters/p0" not in ready.text  # without the key, no detail
 
 
 def test_the_cold_user_asked_for_last_is_forgotten_last():

@@ -61,7 +61,9 @@ def test_concurrent_clients_on_loopback_get_their_own_answers(scripted_agents, t
 
     try:
         answered = [a for per_client in asyncio.run(load()) for a in per_client]
-        health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        health = httpx.get(
+            f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {KEY}"}
+        ).json()
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -594,6 +594,14 @@ class UserAgent:
             ids.append(item_id)
         return ids
 
+    def forget_items(self, item_ids: Sequence[str]) -> None:
+        """Forget described items (:meth:`describe_items`; catalogue items stay)."""
+        for item_id in item_ids:
+            if (self.items.get(item_id) or {}).get("described") is True:
+                del self.items[item_id]
+                if self.index is not None:
+                    self.index.forget_item(item_id)
+
     def watch_probabilities(
         self, requests: Sequence[tuple[str, Sequence[str]]]
     ) -> list[np.ndarray]:

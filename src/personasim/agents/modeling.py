@@ -16,7 +16,6 @@ import inspect
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -274,6 +273,8 @@ class AgentLM:
         tokenizer: Its tokenizer (with a chat template).
         device: "cpu" or "cuda".
         prefix_cache_bytes: Bound of the cache of prefix keys/values (LRU by bytes).
+        token_cache_bytes: Bound of the cache of encoded profiles and questions (LRU,
+            by the bytes of their text and token ids).
         scale: The rating scale the answers are on (``data.scale``): `digit_ids` are
             the tokens of its answer digits, lowest rating first.
     """
@@ -285,6 +286,7 @@ class AgentLM:
         device: str,
         prefix_cache_bytes: int = 2 << 30,
         scale: RatingScale | None = None,
+        token_cache_bytes: int = 64 << 20,
     ) -> None:
         from cachetools import LRUCache
 
@@ -303,6 +305,9 @@ class AgentLM:
         self._cache_keyword = _cache_keyword(self._parts.layers[0])
         self.prefix_states_cache: LRUCache = LRUCache(
             maxsize=max(1, prefix_cache_bytes), getsizeof=lambda state: state.nbytes
+        )
+        self.token_cache: LRUCache = LRUCache(
+            maxsize=max(1, token_cache_bytes), getsizeof=_token_entry_bytes
         )
 
     # --- loading -------------------------------------------------------------------------
@@ -332,7 +337,12 @@ class AgentLM:
         for p in model.parameters():
             p.requires_grad_(False)
         return cls(
-            model, tokenizer, device, prefix_cache_bytes=config.prefix_cache_mib << 20, scale=scale
+            model,
+            tokenizer,
+            device,
+            prefix_cache_bytes=config.prefix_cache_mib << 20,
+            scale=scale,
+            token_cache_bytes=config.token_cache_mib << 20,
         )
 
     @staticmethod
@@ -402,17 +412,30 @@ class AgentLM:
 
     # --- prompts --------------------------------------------------------------------------
 
-    @lru_cache(maxsize=65536)  # noqa: B019 - one AgentLM per process; profiles repeat
+    def _cached_tokens(self, kind: str, text: str, encode: Any) -> tuple[int, ...]:
+        """`encode(text)`, kept in the bounded token cache (profiles and questions repeat)."""
+        hit = self.token_cache.get((kind, text))
+        if hit is not None:
+            return hit[0]
+        ids = encode(text)
+        self.token_cache[(kind, text)] = (ids, len(text))
+        return ids
+
     def encode_prefix(self, profile_text: str) -> tuple[int, ...]:
         """Token ids of the system turn holding a profile."""
+        return self._cached_tokens("prefix", profile_text, self._encode_prefix)
+
+    def _encode_prefix(self, profile_text: str) -> tuple[int, ...]:
         text = self.tokenizer.apply_chat_template(
             [{"role": "system", "content": profile_text}], tokenize=False
         )
         return tuple(self.tokenizer.encode(text, add_special_tokens=False))
 
-    @lru_cache(maxsize=65536)  # noqa: B019 - one AgentLM per process; questions repeat
     def encode_suffix(self, question: str) -> tuple[int, ...]:
         """Token ids of the user turn with `question` and the assistant's opening."""
+        return self._cached_tokens("suffix", question, self._encode_suffix)
+
+    def _encode_suffix(self, question: str) -> tuple[int, ...]:
         probe = [{"role": "system", "content": "x"}]
         prefix = self.tokenizer.apply_chat_template(probe, tokenize=False)
         full = self.tokenizer.apply_chat_template(
@@ -790,6 +813,12 @@ class AgentLM:
                         generated[row, width:], skip_special_tokens=True
                     ).strip()
         return out
+
+
+def _token_entry_bytes(entry: tuple[tuple[int, ...], int]) -> int:
+    """About what a token-cache entry holds: its text (the key) and its token ids."""
+    ids, text_length = entry
+    return 120 + text_length + 36 * len(ids)
 
 
 def _padded(tensors: Sequence[Any], length: int) -> Any:

@@ -136,6 +136,10 @@ class RationaleIndex:
             logger.info("%s is not of these rationales: embedding them again", path)
         return cls(rationales, items, embedding_model, scale=scale)
 
+    def forget_item(self, item_id: str) -> None:
+        """Drop an item's embedding (a described item the service forgets)."""
+        self._item_vectors.pop(item_id, None)
+
     def _item_vectors_for(self, item_ids: list[str]) -> np.ndarray:
         missing = [i for i in dict.fromkeys(item_ids) if i not in self._item_vectors]
         if missing:

@@ -52,6 +52,17 @@ def serve(
         ),
     ] = None,
     max_body_kb: Annotated[int, typer.Option(help="Largest request body (KiB).", min=1)] = 256,
+    max_described_items: Annotated[
+        int,
+        typer.Option(help="Described new items kept per API key (least recently used go).", min=1),
+    ] = 10_000,
+    max_cold_users: Annotated[
+        int,
+        typer.Option(
+            help="Cold-start users kept, with their blended adapters (~4 MB each with --blend).",
+            min=1,
+        ),
+    ] = 1_000,
     blend: Annotated[
         bool,
         typer.Option(
@@ -85,7 +96,7 @@ def serve(
     if not keys:
         logger.warning("no API keys (PERSONASIM_API_KEYS): every request is accepted")
     # The server answers /healthz ("loading") at once; the routes wait for the agents.
-    service = AgentService(None, workdir, blend=blend)
+    service = AgentService(None, workdir, blend=blend, cold_cache=max_cold_users)
     service.load_in_background(
         lambda: UserAgent.from_workdir(workdir, mode=mode)  # type: ignore[arg-type]
     )
@@ -94,6 +105,7 @@ def serve(
         max_body_bytes=max_body_kb * 1024,
         batch_window_ms=batch_window_ms,
         max_batch=max_batch,
+        max_described_items=max_described_items,
     )
     app = create_app(service, settings)
     logger.info("serving %s (%s agents) on http://%s:%d", workdir, mode, host, port)

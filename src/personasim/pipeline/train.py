@@ -60,7 +60,7 @@ def adapter_groups(modes: list[str], assignments: pd.DataFrame) -> dict[str, lis
     return groups
 
 
-SCORING_ONLY = ("score_batch_items", "prefix_cache_mib")
+SCORING_ONLY = ("score_batch_items", "prefix_cache_mib", "token_cache_mib")
 """`[agents]` settings of scoring alone: changing them retrains no adapter."""
 
 LM_WEIGHT_SETTINGS = ("lm_weight", "lm_weight_examples")

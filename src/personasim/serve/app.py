@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 200
 COLD_PREFIX = "cold:"
-_COLD_CACHE = 10_000
+_COLD_CACHE = 1_000
 
 
 class ServeSettings(BaseModel):
@@ -48,6 +48,9 @@ class ServeSettings(BaseModel):
     """Larger request bodies are refused with 413."""
     batch_window_ms: float = Field(10.0, ge=0.0)
     """How long a request waits for others to share its model call."""
+    max_described_items: int = Field(10_000, ge=1)
+    """Items the catalogue lacks that one API key may have described and kept (least
+    recently used forgotten first; the agents forget an item no key keeps)."""
     max_batch: int | None = Field(None, ge=1)
     """Most requests per model call; None: 64 on a GPU, 1 (no batching) on a CPU, where
     gathering requests measured slower (docs/serving.md)."""
@@ -234,6 +237,30 @@ class _BodyLimit:
         await self.app(scope, limited, send)
 
 
+def _key_matches(credentials: HTTPAuthorizationCredentials | None, keys: list[bytes]) -> bool:
+    """Whether the bearer token is one of `keys`, compared with every key (no early exit:
+    the time does not tell which matched)."""
+    given = credentials.credentials.strip().encode() if credentials else b""
+    ok = False
+    for key in keys:
+        ok |= hmac.compare_digest(given, key)
+    return ok
+
+
+class _Evicting(cachetools.LRUCache):  # type: ignore[type-arg]
+    """An LRU set that remembers what it evicted (until the caller clears `evicted`)."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.evicted: list[str] = []
+
+    def popitem(self) -> tuple[str, Any]:
+        """Evict the least recently used entry, and remember it."""
+        key, value = super().popitem()
+        self.evicted.append(key)
+        return key, value
+
+
 class _ColdUsers(cachetools.LRUCache):  # type: ignore[type-arg]
     """Cold-start users (key -> persona), least recently used evicted first; `forget`
     is called with each evicted user."""
@@ -272,6 +299,9 @@ class AgentService:
         self._personas: Any = None
         self._activity: dict[str, int] = {}
         self.cold = _ColdUsers(cold_cache, lambda user: self.agent.remove_user(user))
+        self.described_limit = 10_000
+        """Described items kept per API key (:attr:`ServeSettings.max_described_items`)."""
+        self._described: dict[str, _Evicting] = {}
         """Cold-start users kept, at most `cold_cache` (the least recently asked for is
         forgotten first, with its blended adapter when no other user shares it)."""
 
@@ -352,18 +382,33 @@ class AgentService:
                 )
         return key
 
-    def item_ids(self, query: ItemsQuery) -> list[str]:
+    def item_ids(self, query: ItemsQuery, key: str = "") -> list[str]:
         """The query's catalogue ids (refused when unknown), then the ids of its described
-        items, made known to the agents."""
+        items, made known to the agents and kept for `key` (at most
+        :attr:`described_limit` per key)."""
         self.check_items(query.item_ids)
         if not query.items:
             return list(query.item_ids)
         try:
             with self.lock:
                 described = self.agent.describe_items([i.model_dump() for i in query.items])
+                kept = self._described.get(key)
+                if kept is None:
+                    kept = self._described[key] = _Evicting(self.described_limit)
+                for item in described:
+                    kept[item] = True
+                others = self._described.values()
+                gone = [i for i in kept.evicted if not any(i in c for c in others)]
+                kept.evicted.clear()
+                if gone:
+                    self.agent.forget_items(gone)
         except ConfigError as e:
             raise _ApiError(422, "invalid_request", str(e)) from None
         return [*query.item_ids, *described]
+
+    def described_count(self) -> int:
+        """Described items the agents hold."""
+        return sum(1 for it in self.agent.items.values() if it.get("described"))
 
     def check_items(self, items: Sequence[str]) -> None:
         """Refuse item ids the run does not know."""
@@ -430,23 +475,22 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     )
     app.state.batcher = batcher
     app.state.service = service
+    service.described_limit = settings.max_described_items
 
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
-    ) -> None:
+    ) -> str:
+        """The caller's key ("" when the service has none)."""
         if not keys:
-            return
-        given = credentials.credentials.strip().encode() if credentials else b""
-        # Compare with every key (no early exit): the time does not tell which matched.
-        ok = False
-        for key in keys:
-            ok |= hmac.compare_digest(given, key)
-        if not ok:
+            return ""
+        if not _key_matches(credentials, keys):
             raise _ApiError(
                 401, "unauthorized", "missing or wrong API key (Authorization: Bearer KEY)"
             )
+        assert credentials is not None
+        return credentials.credentials.strip()
 
     @app.exception_handler(_ApiError)
     async def api_error(_: Request, e: _ApiError) -> Any:
@@ -465,24 +509,40 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        """Liveness, answered at once: "ok" when the agents are ready, else "loading"
-        (or "failed", with the error)."""
+        """Liveness, answered at once and without a key: "ok" when the agents are ready,
+        "loading" while they load, "error" when they failed to (details in the log and,
+        with a key, on /readyz)."""
+        state = service.state
+        return {"status": {"ready": "ok", "loading": "loading"}.get(state, "error")}
+
+    @app.get("/readyz", responses=_ERRORS)
+    async def readyz(request: Request) -> dict[str, Any]:
+        """Readiness: 200 once the agents answer, 503 while they load (or failed to).
+        With a valid key (or when the service has none): the agents, the model calls
+        and the requests served, and why loading failed."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = (
+            HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+            if scheme.lower() == "bearer"
+            else None
+        )
+        detailed = not keys or _key_matches(given, keys)
         if service.state != "ready":
-            status = "loading" if service.state == "loading" else "failed"
-            return {"status": status, "error": service.load_error}
+            if service.state == "loading":
+                raise _ApiError(503, "loading", "the agents are loading; retry shortly")
+            why = f": {service.load_error}" if detailed else " (details with a key)"
+            raise _ApiError(503, "load_failed", f"the agents failed to load{why}")
+        if not detailed:
+            return {"status": "ready"}
         return {
-            "status": "ok",
+            "status": "ready",
             "mode": service.agent.mode,
             "users": service.agent.run_users,
             "batches": batcher.stats.batches,
             "requests": batcher.stats.requests,
+            "described_items": service.described_count(),
+            "cold_users": len(service.cold),
         }
-
-    @app.get("/readyz", responses=_ERRORS)
-    async def readyz() -> dict[str, Any]:
-        """Readiness: 200 once the agents answer, 503 while they load."""
-        service.agent  # noqa: B018 - raises the 503 while loading
-        return {"status": "ready"}
 
     @app.get("/v1/personas", dependencies=[Depends(authorised)], responses=_ERRORS)
     async def personas() -> dict[str, Any]:
@@ -490,11 +550,11 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
         sizes = service.agent.persona_sizes()
         return {"personas": [{"name": p, "users": n} for p, n in sizes.items()]}
 
-    @app.post("/v1/rate", dependencies=[Depends(authorised)], responses=_ERRORS)
-    async def rate(query: ItemsQuery) -> RateAnswer:
+    @app.post("/v1/rate", responses=_ERRORS)
+    async def rate(query: ItemsQuery, key: str = Depends(authorised)) -> RateAnswer:
         """Predicted ratings of items by a user (or a cold-start profile)."""
         user = await asyncio.to_thread(service.resolve, query)
-        items = await asyncio.to_thread(service.item_ids, query)
+        items = await asyncio.to_thread(service.item_ids, query, key)
         result = await batcher.submit(("rate", user, items))
         return RateAnswer(
             user_id=user,
@@ -503,11 +563,11 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
             argmax=[float(v) for v in result["argmax"]],
         )
 
-    @app.post("/v1/watch", dependencies=[Depends(authorised)], responses=_ERRORS)
-    async def watch(query: ItemsQuery) -> WatchAnswer:
+    @app.post("/v1/watch", responses=_ERRORS)
+    async def watch(query: ItemsQuery, key: str = Depends(authorised)) -> WatchAnswer:
         """Probabilities that a user (or a cold-start profile) would watch the items."""
         user = await asyncio.to_thread(service.resolve, query)
-        items = await asyncio.to_thread(service.item_ids, query)
+        items = await asyncio.to_thread(service.item_ids, query, key)
         result = await batcher.submit(("watch", user, items))
         return WatchAnswer(
             user_id=user, persona=service.persona_of(user), probabilities=[float(v) for v in result]
