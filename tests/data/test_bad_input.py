@@ -115,6 +115,15 @@ def test_a_rating_between_two_levels_is_refused_with_the_step_to_set(cli, tmp_pa
     _assert_nothing_written(tmp_path / "w")
 
 
+def test_a_file_of_another_delimiter_is_told_which(cli, tmp_path):
+    log = _write(tmp_path / "log.csv", _log_text().replace(",", ";"))
+    res = cli(*_ingest_args(log, tmp_path / "w"))
+    assert res.code == 2
+    assert "the header looks delimited by ';': pass --delimiter ';'" in res.output
+    res = cli(*_ingest_args(log, tmp_path / "w", "--delimiter", ";"))
+    assert res.code == 0, res.output
+
+
 def test_empty_file(cli, tmp_path):
     log = _write(tmp_path / "log.csv", "")
     res = cli(*_ingest_args(log, tmp_path / "w"))

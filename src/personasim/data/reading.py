@@ -91,6 +91,13 @@ class RawTable:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             flag = f" (or --{key}-col)" if key in _CLI_COLUMN_FLAGS else ""
             remedy = fix or f"map the right one with data.columns.{key}{flag}"
+            other = [d for d in (";", "\t", "|", ",") if len(present) == 1 and d in present[0]]
+            if other:  # one column holding the others: another delimiter
+                hint = ""
+                remedy = (
+                    f"the header looks delimited by {other[0]!r}: pass --delimiter "
+                    f"{other[0]!r} (data.delimiter)"
+                )
             raise ColumnError(
                 f"no such column (the file has: {', '.join(present)}){hint}; {remedy}",
                 file=self.file,
