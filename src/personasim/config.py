@@ -198,9 +198,17 @@ class SplitConfig(_Section):
     """A user is eligible with at least this many ratings."""
     max_ratings: int = Field(200, ge=0)
     """... and at most this many (0: no upper bound)."""
+    protocol: Literal["per_user", "global_time"] = "per_user"
+    """"per_user" (the paper's): each sampled user's ratings split in time by
+    `train_fraction`; other users' whole histories train the models. "global_time": one
+    cut time for everyone, the time by which `train_fraction` of the log's ratings were
+    made; only ratings before it reach any model, prior, baseline or prompt statistic,
+    the sampled users' later ones are the test (users with ratings on both sides are
+    eligible): "how would my recommender do next month?"."""
     train_fraction: float = Field(0.6, gt=0.0, lt=1.0)
     """Per-user temporal split: the first floor(train_fraction * n) ratings of each user
-    by time are train, the rest test. Ties in time are broken by item id."""
+    by time are train, the rest test. Ties in time are broken by item id. With the
+    global time protocol: the share of the log's ratings before the cut."""
     include_other_users: bool = True
     """Also use the full histories of the users outside the sample as training data
     (for the baselines and the item statistics), as a real team would. Their ratings

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
-from personasim.data.splitting import split_temporal
+from personasim.data.splitting import global_cut_time, split_global_time, split_temporal
 from personasim.data.tables import item_statistics
 
 
@@ -84,3 +86,48 @@ def test_others_never_contain_sampled_users(small_log):
     users = np.array(sorted(small_log.ratings.user_id.unique())[:10])
     split = split_temporal(small_log.ratings, users, train_fraction=0.6, include_others=True)
     assert not set(split.others.user_id) & set(users)
+
+
+def test_the_global_time_protocol_lets_nothing_after_the_cut_reach_a_model(small_log):
+    log = small_log.ratings
+    cut = global_cut_time(log, 0.7)
+    assert (log.timestamp < cut).mean() <= 0.7 <= (log.timestamp <= cut).mean()
+    split, eligible = split_global_time(
+        log,
+        cut=cut,
+        n_users=10,
+        min_ratings=1,
+        max_ratings=0,
+        include_others=True,
+        rng=np.random.default_rng(0),
+    )
+    inter = split.interactions
+    assert inter.user_id.nunique() == 10 and eligible >= 10
+    assert (inter[inter.split == "train"].timestamp < cut).all()
+    assert (inter[inter.split == "test"].timestamp >= cut).all()
+    # every sampled user has both sides; nobody's later ratings train anything
+    assert (inter.groupby("user_id").split.nunique() == 2).all()
+    assert (split.training_data().timestamp < cut).all()
+    assert len(split.others) == int(
+        ((log.timestamp < cut) & ~log.user_id.isin(inter.user_id)).sum()
+    )
+
+
+def test_the_global_time_protocol_through_ingest(cli, small_log, tmp_path):
+    path = tmp_path / "log.csv"
+    small_log.ratings.to_csv(path, index=False)
+    config = tmp_path / "global.toml"
+    config.write_text('[split]\nprotocol = "global_time"\ntrain_fraction = 0.7\n')
+    res = cli("ingest", "--workdir", tmp_path / "w", "--path", path, "--users", "8",
+              "--min-ratings", "5", "--config", config)  # fmt: skip
+    assert res.code == 0, res.output
+    data = tmp_path / "w" / "data"
+    inter = pd.read_parquet(data / "interactions.parquet")
+    others = pd.read_parquet(data / "others.parquet")
+    cut = json.loads((data / "manifest.json").read_text())["summary"]["cut_time"]
+    assert (inter[inter.split == "train"].timestamp < cut).all()
+    assert (inter[inter.split == "test"].timestamp >= cut).all() and (others.timestamp < cut).all()
+    items = pd.read_parquet(data / "items.parquet").set_index("item_id")
+    training = pd.concat([inter[inter.split == "train"], others])
+    counts = training.groupby("item_id").size()
+    np.testing.assert_array_equal(items.loc[counts.index, "train_count"], counts)

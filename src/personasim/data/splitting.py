@@ -12,6 +12,8 @@ from personasim.errors import ConfigError, DataError
 
 __all__ = [
     "TemporalSplit",
+    "global_cut_time",
+    "split_global_time",
     "n_train",
     "select_from_counts",
     "select_users",
@@ -189,6 +191,70 @@ def split_temporal(
     )
     return TemporalSplit(
         interactions=out.reset_index(drop=True), others=others.reset_index(drop=True)
+    )
+
+
+def global_cut_time(interactions: pd.DataFrame, train_fraction: float) -> int:
+    """The time by which `train_fraction` of the log's ratings were made: ratings
+    before it are train, the rest test (the global temporal split)."""
+    times = np.sort(interactions["timestamp"].to_numpy())
+    return int(times[min(len(times) - 1, int(n_train(len(times), train_fraction)))])
+
+
+def split_global_time(
+    interactions: pd.DataFrame,
+    *,
+    cut: int,
+    n_users: int,
+    min_ratings: int,
+    max_ratings: int,
+    include_others: bool,
+    rng: np.random.Generator,
+) -> tuple[TemporalSplit, int]:
+    """The global temporal split: one `cut` time for everyone.
+
+    A user is eligible with ratings on both sides of the cut and ``min_ratings`` to
+    ``max_ratings`` ratings in all; `n_users` of them are sampled as
+    :func:`select_from_counts` does. Their ratings before the cut are train, the rest
+    test; the other users' ratings before the cut are the models' context (none after
+    it: nothing from the test period reaches a model).
+
+    Returns:
+        The split and the number of eligible users.
+
+    Raises:
+        ConfigError: Too few eligible users.
+    """
+    before = interactions["timestamp"].to_numpy() < cut
+    sides = pd.DataFrame({"user_id": interactions["user_id"].to_numpy(), "before": before})
+    per_user = sides.groupby("user_id", sort=True)["before"].agg(["size", "sum"])
+    both = (per_user["sum"] > 0) & (per_user["sum"] < per_user["size"])
+    if not both.any():
+        raise ConfigError(
+            f"no user has ratings on both sides of the cut time {cut} (the time by which "
+            "split.train_fraction of the ratings were made); choose another train_fraction"
+        )
+    users, eligible = select_from_counts(
+        per_user.loc[both, "size"],
+        n_users=n_users,
+        min_ratings=min_ratings,
+        max_ratings=max_ratings,
+        rng=rng,
+    )
+    sampled_mask = interactions["user_id"].isin(set(users)).to_numpy()
+    cols = ["user_id", "item_id", "rating", "timestamp"]
+    sampled = interactions.loc[sampled_mask, cols]
+    sampled = sampled.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    sampled["split"] = np.where(sampled["timestamp"].to_numpy() < cut, "train", "test")
+    others = interactions.loc[~sampled_mask & before, cols] if include_others else None
+    return (
+        TemporalSplit(
+            interactions=sampled.reset_index(drop=True),
+            others=(others if others is not None else sampled.iloc[0:0][cols]).reset_index(
+                drop=True
+            ),
+        ),
+        eligible,
     )
 
 

@@ -12,7 +12,9 @@ from personasim.data.log import load_log
 from personasim.data.outofcore import ingest_out_of_core
 from personasim.data.sources import LogSpec, log_spec
 from personasim.data.splitting import (
+    global_cut_time,
     select_users,
+    split_global_time,
     split_temporal,
     validation_split,
     withhold_items,
@@ -45,9 +47,11 @@ class IngestStage(Stage):
         data = self.config.data
         whole_steps = {"rating_step"} if data.rating_step == 1.0 else set()
         # older runs (whole steps, before the setting) keep their hash
+        split = self.config.split
+        per_user = {"protocol"} if split.protocol == "per_user" else set()
         return [
             data.model_dump(mode="json", exclude_none=True, exclude=whole_steps),
-            self.config.split,
+            split.model_dump(mode="json", exclude_none=True, exclude=per_user),
             self.config.seed,
         ]
 
@@ -67,10 +71,15 @@ class IngestStage(Stage):
         """Write interactions, items, users and others tables into `out`."""
         split_cfg = self.config.split
         if self.config.scale.tables == "duckdb":
-            if split_cfg.new_items or split_cfg.validation_share:
+            if (
+                split_cfg.new_items
+                or split_cfg.validation_share
+                or (split_cfg.protocol != "per_user")
+            ):
                 raise ConfigError(
-                    "split.new_items and split.validation_share are not supported with "
-                    "scale.tables = 'duckdb' yet; use scale.tables = 'pandas'"
+                    "split.new_items, split.validation_share and split.protocol = "
+                    "'global_time' are not supported with scale.tables = 'duckdb' yet; use "
+                    "scale.tables = 'pandas'"
                 )
             with self.scratch() as scratch:
                 summary = ingest_out_of_core(
@@ -93,21 +102,40 @@ class IngestStage(Stage):
             log = load_log(self._spec())
         seed = self.config.seed
         rng = np.random.default_rng(seed)
-        users, n_eligible = select_users(
-            log.interactions,
-            n_users=split_cfg.users,
-            min_ratings=split_cfg.min_ratings,
-            max_ratings=split_cfg.max_ratings,
-            rng=rng,
-        )
-        split = split_temporal(
-            log.interactions,
-            users,
-            train_fraction=split_cfg.train_fraction,
-            include_others=split_cfg.include_other_users,
-            file=log.file,
-            user_column=log.user_column,
-        )
+        cut = None
+        if split_cfg.protocol == "global_time" and split_cfg.validation_share:
+            raise ConfigError(
+                "split.validation_share (a tuning split) is not supported with "
+                "split.protocol = 'global_time' yet"
+            )
+        if split_cfg.protocol == "global_time":
+            cut = global_cut_time(log.interactions, split_cfg.train_fraction)
+            split, n_eligible = split_global_time(
+                log.interactions,
+                cut=cut,
+                n_users=split_cfg.users,
+                min_ratings=split_cfg.min_ratings,
+                max_ratings=split_cfg.max_ratings,
+                include_others=split_cfg.include_other_users,
+                rng=rng,
+            )
+            users = split.interactions["user_id"].unique()
+        else:
+            users, n_eligible = select_users(
+                log.interactions,
+                n_users=split_cfg.users,
+                min_ratings=split_cfg.min_ratings,
+                max_ratings=split_cfg.max_ratings,
+                rng=rng,
+            )
+            split = split_temporal(
+                log.interactions,
+                users,
+                train_fraction=split_cfg.train_fraction,
+                include_others=split_cfg.include_other_users,
+                file=log.file,
+                user_column=log.user_column,
+            )
         validation_split(split, split_cfg.validation_share)
         withheld = withhold_items(split, split_cfg.new_items, np.random.default_rng([seed, 1]))
         items = item_statistics(log.items, split.training_data())
@@ -129,6 +157,9 @@ class IngestStage(Stage):
             "other_ratings": int(len(split.others)),
             "time_order": "row order" if log.timestamps_from_order else "timestamp",
         }
+        if cut is not None:
+            summary["protocol"] = "global_time"
+            summary["cut_time"] = cut
         if split_cfg.validation_share:
             summary["validation_share"] = split_cfg.validation_share
             logger.info(
