@@ -96,6 +96,16 @@ def test_usage_errors_exit_2_and_data_errors_exit_3(cli, tmp_path):
     assert res.code == 2
 
 
+def test_run_reads_a_log_given_by_its_options(cli, tmp_path, small_log):
+    ratings, items, _ = small_log.write_csv(tmp_path / "log")
+    res = cli("run", "--workdir", tmp_path / "a", "--path", tmp_path / "nope.csv")
+    assert res.code == 2 and "does not exist" in res.output
+    # the options reach the ingest stage: a wrong column name is named as ingest names it
+    res = cli("run", "--workdir", tmp_path / "b", "--path", ratings, "--items", items,
+              "--title-col", "name", "--rating-scale", "1", "5", "--users", "5")  # fmt: skip
+    assert res.code == 2 and "column 'name': no such column" in res.output
+
+
 def test_status_of_a_folder_that_does_not_exist_creates_nothing(cli, tmp_path):
     res = cli("status", "--workdir", tmp_path / "nope")
     assert res.code == 2 and "is not a run folder (it does not exist)" in res.output

@@ -17,6 +17,24 @@ from personasim.cli._common import (
     print_results,
     scale_overrides,
 )
+from personasim.cli.data_options import (
+    DatasetOpt,
+    DelimiterOpt,
+    GenresColOpt,
+    GenresSeparatorOpt,
+    ItemColOpt,
+    ItemsOpt,
+    PathOpt,
+    RatingColOpt,
+    RatingScaleOpt,
+    RatingStepOpt,
+    TimestampColOpt,
+    TitleColOpt,
+    UserColOpt,
+    UsersFileOpt,
+    YearColOpt,
+    data_overrides,
+)
 from personasim.cli.simulate import print_simulation
 from personasim.config import deep_merge
 from personasim.pipeline import STAGES, resolve_config, run_stage
@@ -29,7 +47,21 @@ __all__ = ["run"]
 def run(
     workdir: WorkdirOpt,
     config: ConfigOpt = None,
-    dataset: Annotated[str | None, typer.Option(help='"ml-100k" or "ml-1m" (built in).')] = None,
+    dataset: DatasetOpt = None,
+    path: PathOpt = None,
+    items: ItemsOpt = None,
+    users_file: UsersFileOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    timestamp_col: TimestampColOpt = None,
+    title_col: TitleColOpt = None,
+    year_col: YearColOpt = None,
+    genres_col: GenresColOpt = None,
+    genres_separator: GenresSeparatorOpt = None,
+    delimiter: DelimiterOpt = None,
+    rating_scale: RatingScaleOpt = None,
+    rating_step: RatingStepOpt = None,
     users: Annotated[
         int | None, typer.Option(help="Users to sample (0: all eligible).", min=0)
     ] = None,
@@ -47,7 +79,26 @@ def run(
         workspace,
         config,
         deep_merge(
-            nested(seed=seed, data__dataset=dataset, split__users=users, llm__backend=backend),
+            deep_merge(
+                data_overrides(
+                    dataset=dataset,
+                    path=path,
+                    items=items,
+                    users_file=users_file,
+                    user_col=user_col,
+                    item_col=item_col,
+                    rating_col=rating_col,
+                    timestamp_col=timestamp_col,
+                    title_col=title_col,
+                    year_col=year_col,
+                    genres_col=genres_col,
+                    genres_separator=genres_separator,
+                    delimiter=delimiter,
+                    rating_scale=rating_scale,
+                    rating_step=rating_step,
+                ),
+                nested(seed=seed, split__users=users, llm__backend=backend),
+            ),
             scale_overrides(executor, ray_address),
         ),
     )
