@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ import typer
 from personasim.cli._common import nested
 
 __all__ = [
+    "DATA_OPTIONS",
     "DatasetOpt",
     "DelimiterOpt",
     "GenresColOpt",
@@ -109,3 +111,7 @@ def data_overrides(
         # (None removes a key when the layers are merged)
         overrides.setdefault("data", {}).update(path=None, items_path=None, users_path=None)
     return overrides
+
+
+DATA_OPTIONS = tuple(inspect.signature(data_overrides).parameters)
+"""The names of the log options (the keyword arguments of :func:`data_overrides`)."""

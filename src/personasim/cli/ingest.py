@@ -8,6 +8,7 @@ import typer
 
 from personasim.cli._common import ConfigOpt, ForceOpt, WorkdirOpt, nested, print_results
 from personasim.cli.data_options import (
+    DATA_OPTIONS,
     DatasetOpt,
     DelimiterOpt,
     GenresColOpt,
@@ -78,24 +79,10 @@ def ingest(
     force: ForceOpt = False,
 ) -> None:
     """Read a log, validate it, sample users and split their ratings in time (writes data/)."""
+    options = locals()  # the log options, as given
+    given = {name: options[name] for name in DATA_OPTIONS}
     overrides = deep_merge(
-        data_overrides(
-            dataset=dataset,
-            path=path,
-            items=items,
-            users_file=users_file,
-            user_col=user_col,
-            item_col=item_col,
-            rating_col=rating_col,
-            timestamp_col=timestamp_col,
-            title_col=title_col,
-            year_col=year_col,
-            genres_col=genres_col,
-            genres_separator=genres_separator,
-            delimiter=delimiter,
-            rating_scale=rating_scale,
-            rating_step=rating_step,
-        ),
+        data_overrides(**given),
         nested(
             seed=seed,
             split__users=users,

@@ -18,6 +18,7 @@ from personasim.cli._common import (
     scale_overrides,
 )
 from personasim.cli.data_options import (
+    DATA_OPTIONS,
     DatasetOpt,
     DelimiterOpt,
     GenresColOpt,
@@ -74,29 +75,15 @@ def run(
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Run the whole pipeline on the run folder; finished stages are skipped."""
+    options = locals()  # the log options, as given
+    given = {name: options[name] for name in DATA_OPTIONS}
     workspace = Workspace(workdir)
     cfg = resolve_config(
         workspace,
         config,
         deep_merge(
             deep_merge(
-                data_overrides(
-                    dataset=dataset,
-                    path=path,
-                    items=items,
-                    users_file=users_file,
-                    user_col=user_col,
-                    item_col=item_col,
-                    rating_col=rating_col,
-                    timestamp_col=timestamp_col,
-                    title_col=title_col,
-                    year_col=year_col,
-                    genres_col=genres_col,
-                    genres_separator=genres_separator,
-                    delimiter=delimiter,
-                    rating_scale=rating_scale,
-                    rating_step=rating_step,
-                ),
+                data_overrides(**given),
                 nested(seed=seed, split__users=users, llm__backend=backend),
             ),
             scale_overrides(executor, ray_address),
