@@ -84,6 +84,6 @@ def test_the_evaluation_and_the_profiles_speak_the_scale(scaled_run):
     predictions = pd.read_parquet(run / "eval" / "predictions.parquet")
     agents = predictions[predictions["model"] == "global-lora"]
     assert len(agents) and agents["predicted"].between(scale.low, scale.high).all()
-    assert agents["rating"].max() > 5 or not scale.off_level(agents["rating"]).any()
+    assert not scale.off_level(agents["rating"]).any()  # the test ratings, on the levels
     profiles = pd.read_parquet(run / "profiles" / "profiles.parquet")
     assert profiles["profile_text"].str.contains(f"/{scale.high:g} on average").all()

@@ -336,10 +336,10 @@ def test_agents_that_fail_to_load_are_reported_not_hidden(trained_run):
 
 
 def test_the_cold_user_asked_for_last_is_forgotten_last():
-    from personasim.serve.app import _ColdUsers
+    from personasim.serve.app import _ForgettingLRU
 
     forgotten: list[str] = []
-    cold = _ColdUsers(2, forgotten.append)
+    cold = _ForgettingLRU(2, forgotten.append)
     cold["a"], cold["b"] = "p0", "p1"
     cold.get("a")  # asked for again
     cold["c"] = "p2"

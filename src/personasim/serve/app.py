@@ -247,30 +247,16 @@ def _key_matches(credentials: HTTPAuthorizationCredentials | None, keys: list[by
     return ok
 
 
-class _Evicting(cachetools.LRUCache):  # type: ignore[type-arg]
-    """An LRU set that remembers what it evicted (until the caller clears `evicted`)."""
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize)
-        self.evicted: list[str] = []
-
-    def popitem(self) -> tuple[str, Any]:
-        """Evict the least recently used entry, and remember it."""
-        key, value = super().popitem()
-        self.evicted.append(key)
-        return key, value
-
-
-class _ColdUsers(cachetools.LRUCache):  # type: ignore[type-arg]
-    """Cold-start users (key -> persona), least recently used evicted first; `forget`
-    is called with each evicted user."""
+class _ForgettingLRU(cachetools.LRUCache):  # type: ignore[type-arg]
+    """An LRU cache (cold-start users, described items) that calls `forget` with each
+    key it evicts."""
 
     def __init__(self, maxsize: int, forget: Any) -> None:
         super().__init__(maxsize)
         self._forget = forget
 
-    def popitem(self) -> tuple[str, str]:
-        """Evict the least recently used user, and forget it."""
+    def popitem(self) -> tuple[str, Any]:
+        """Evict the least recently used entry, and forget it."""
         key, value = super().popitem()
         self._forget(key)
         return key, value
@@ -298,10 +284,11 @@ class AgentService:
         self.lock = threading.Lock()  # one model call at a time (batches and sessions)
         self._personas: Any = None
         self._activity: dict[str, int] = {}
-        self.cold = _ColdUsers(cold_cache, lambda user: self.agent.remove_user(user))
+        self.cold = _ForgettingLRU(cold_cache, lambda user: self.agent.remove_user(user))
         self.described_limit = 10_000
         """Described items kept per API key (:attr:`ServeSettings.max_described_items`)."""
-        self._described: dict[str, _Evicting] = {}
+        self._described: dict[str, _ForgettingLRU] = {}
+        self._evicted: list[str] = []  # described items some key no longer keeps
         """Cold-start users kept, at most `cold_cache` (the least recently asked for is
         forgotten first, with its blended adapter when no other user shares it)."""
 
@@ -394,12 +381,13 @@ class AgentService:
                 described = self.agent.describe_items([i.model_dump() for i in query.items])
                 kept = self._described.get(key)
                 if kept is None:
-                    kept = self._described[key] = _Evicting(self.described_limit)
+                    kept = _ForgettingLRU(self.described_limit, self._evicted.append)
+                    self._described[key] = kept
                 for item in described:
                     kept[item] = True
                 others = self._described.values()
-                gone = [i for i in kept.evicted if not any(i in c for c in others)]
-                kept.evicted.clear()
+                gone = [i for i in self._evicted if not any(i in c for c in others)]
+                self._evicted.clear()
                 if gone:
                     self.agent.forget_items(gone)
         except ConfigError as e:
