@@ -301,3 +301,19 @@ def test_the_closing_table_ranks_every_model_on_the_pairs_all_of_them_scored(cap
     assert order == sorted(order)  # by RMSE on the shared pairs, not on all pairs
     assert "0.8920" in out  # each baseline's RMSE on every test pair stays beside it
     assert "a high URR (briefly trained adapters" in out
+
+
+def test_ctrl_c_says_what_was_kept(cli, tmp_path, monkeypatch):
+    from personasim.pipeline import ProfileStage
+
+    assert cli("ingest", "--workdir", tmp_path, "--dataset", "ml-100k", "--users", "10").code == 0
+
+    def interrupted(self, out):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProfileStage, "build", interrupted)
+    res = cli("profile", "--workdir", tmp_path, "--backend", "template")
+    assert res.code == 130
+    assert f"kept in {tmp_path}: finished stages data/" in res.output
+    assert "nothing half-written" in res.output and "rerun the command to resume" in res.output
+    assert not (tmp_path / "profiles" / "manifest.json").exists()

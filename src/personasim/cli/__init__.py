@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -89,6 +90,30 @@ _STORAGE_ERRORS = {
 }
 
 
+def _kept(argv: list[str] | None) -> str:
+    """What an interrupted command leaves in its run folder: the finished stages and the
+    checkpoints of the unfinished ones."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    folder = next(
+        (b for a, b in zip(args, args[1:], strict=False) if a == "--workdir"),
+        next((a.split("=", 1)[1] for a in args if a.startswith("--workdir=")), None),
+    )
+    if folder is None or not Path(folder).is_dir():
+        return "nothing half-written was kept"
+    root = Path(folder)
+    finished = sorted(p.parent.name + "/" for p in root.glob("*/manifest.json"))
+    pending = root / ".checkpoints"
+    partial = sorted(p.name for p in pending.iterdir() if p.is_dir()) if pending.is_dir() else []
+    kept = f"kept in {root}: finished stages {', '.join(finished) or 'none'}"
+    if partial:
+        kept += f"; the checkpoints of {', '.join(partial)} (their finished units)"
+    return kept + "; nothing half-written"
+
+
+def _say_interrupted(argv: list[str] | None) -> None:
+    console.print(f"interrupted; {_kept(argv)}; rerun the command to resume", soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `personasim` command and `python -m personasim`."""
     # Before transformers is imported (stages import it lazily): its weight-loading bars
@@ -106,8 +131,12 @@ def main(argv: list[str] | None = None) -> None:
             f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True
         )
         sys.exit(e.exit_code)
+    except SystemExit as e:
+        if e.code == 130:  # Typer turns Ctrl-C (KeyboardInterrupt) into exit 130
+            _say_interrupted(argv)
+        raise
     except KeyboardInterrupt:
-        console.print("interrupted; finished stages and checkpoints are kept, rerun to resume")
+        _say_interrupted(argv)
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the last line of defence of the CLI
         if isinstance(e, OSError) and e.errno in _STORAGE_ERRORS:
