@@ -98,6 +98,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+NO_RATINGS = "the log has no ratings (data.columns.rating = '')"
+"""Why a rating measure was not taken, for the notes of every stage."""
+
+
 class ColumnMap(_Section):
     """Which column of your files holds what (custom logs only).
 
@@ -109,7 +113,10 @@ class ColumnMap(_Section):
     item: str = "item_id"
     """Column of the item id (read as text)."""
     rating: str = "rating"
-    """Column of the explicit rating (a number on `data.rating_scale`)."""
+    """Column of the explicit rating (a number on `data.rating_scale`). "" (or "none")
+    for a log without ratings (views, clicks, plays, purchases; also a built-in
+    dataset read as clicks): the agents then learn and answer only the watch decision,
+    and every rating measure (rating baselines, RMSE, likes) is skipped with a note."""
     timestamp: str = "timestamp"
     """Column of the time of the rating: epoch seconds or an ISO-8601 date. Set to "" if
     the log has none; the order of the rows in the file is then taken as time order."""
@@ -126,6 +133,11 @@ class ColumnMap(_Section):
     """Optional user attribute columns (age, occupation, ...) read from
     `data.users_path` if given, else from the log. With a users file and an empty
     list, all its columns are kept."""
+
+    @field_validator("rating")
+    @classmethod
+    def _no_rating_column(cls, value: str) -> str:
+        return "" if value.strip().lower() == "none" else value
 
 
 class DataConfig(_Section):
@@ -174,6 +186,12 @@ class DataConfig(_Section):
     def scale(self) -> RatingScale:
         """The rating scale's levels and answers."""
         return RatingScale(*self.rating_scale, self.rating_step)
+
+    @property
+    def implicit(self) -> bool:
+        """True for a log without ratings (``columns.rating = ""``): every interaction is
+        a watch, and there is no rating to predict."""
+        return not self.columns.rating
 
     @model_validator(mode="after")
     def _path_matches_dataset(self) -> DataConfig:

@@ -49,3 +49,36 @@ def test_renderings_state_the_taste():
     )
     assert "Comedy" in loved and "love" in loved
     assert "Horror" in hated and "dislike" in hated
+
+
+def test_a_history_without_ratings_is_described_by_what_was_watched():
+    history = _history().assign(rating=float("nan"))
+    taste = taste_of(history)
+    assert taste["rated"] is False and taste["n"] == 6
+    assert taste["top_genres"][:2] == ["Comedy", "Horror"]
+    assert taste["liked_genres"] == [] and taste["mean_rating"] is None
+    text = render_taste(taste)
+    assert "Mostly watches Comedy, Horror" in text and "Rates" not in text
+    assert taste_line(taste) == "watches mostly Comedy, Horror, Drama"
+    item = {"item_id": "1", "title": "Clerks", "year": 1994, "genres": ["Comedy"]}
+    reason = render_rationale({"item": item, "taste": taste, "rating": float("nan")})
+    assert reason == "Watched (Comedy): Comedy is one of the genres they watch most."
+
+
+def test_the_prompts_of_a_log_without_ratings_ask_what_was_watched():
+    from personasim.profiles.prompts import (
+        profile_update_messages,
+        prompts_hash,
+        rationale_messages,
+    )
+
+    item = {"item_id": "1", "title": "Clerks", "year": 1994, "genres": ["Comedy"]}
+    watched = profile_update_messages("", [(item, float("nan"))])[1]["content"]
+    assert "Newly watched:\n- Clerks (1994), Comedy\n" in watched and "rating" not in watched
+    rated = profile_update_messages("", [(item, 4.0)])[1]["content"]
+    assert "New ratings (1 = hated, 5 = loved)" in rated and "- Clerks (1994), Comedy: 4" in rated
+    why = rationale_messages("watches mostly Comedy", item, float("nan"))[0]["content"]
+    assert why.startswith("A viewer who watches mostly Comedy watched the movie Clerks (1994)")
+    # the rated templates keep their hash (rated runs stay up to date); the watched ones
+    # have their own
+    assert prompts_hash() != prompts_hash(watched=True)

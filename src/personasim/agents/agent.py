@@ -163,7 +163,7 @@ class UserAgent:
         watch_prior = None
         if chosen:
             lm.model = _load_adapters(lm.model, chosen)
-            if config.agents.prior != "none":
+            if config.agents.prior != "none" and not config.data.implicit:
                 prior = CFPrior.load(ws.stage_dir("adapters"))
             if (ws.stage_dir("adapters") / WATCH_PRIOR_FILE).is_file():
                 watch_prior = WatchPrior.load(ws.stage_dir("adapters"))
@@ -195,6 +195,19 @@ class UserAgent:
     def rating_scale(self) -> RatingScale:
         """The rating scale the agents answer on (the run's ``data`` scale)."""
         return self.lm.scale
+
+    @property
+    def rates(self) -> bool:
+        """False for a run whose log has no ratings: its agents answer only the watch
+        decision, and the rating methods raise ConfigError."""
+        return not self.config.data.implicit
+
+    def _require_ratings(self) -> None:
+        if not self.rates:
+            raise ConfigError(
+                "this run's log has no ratings (data.columns.rating = ''): its agents "
+                "answer only the watch decision (watch_probabilities)"
+            )
 
     def as_mode(self, mode: AgentMode) -> UserAgent:
         """The agent of another loaded mode (:meth:`from_workdir`'s `also`), sharing this
@@ -325,6 +338,7 @@ class UserAgent:
     ) -> dict[AgentMode, list[dict[str, np.ndarray]]]:
         """:meth:`rating_distributions` of several loaded modes in one pass (each prompt's
         layers below the adapters run once for all of them)."""
+        self._require_ratings()
         clean = self._clean(requests)
         modes = self._loaded(modes)
         log_probs = self._log_probs([(u, items, "rate") for u, items in clean], modes)
@@ -635,6 +649,7 @@ class UserAgent:
             Per request, ``(p_watch [n], rating distribution as in
             rating_distributions)``.
         """
+        self._require_ratings()
         clean = self._clean(requests)
         log_probs = self._log_probs([(u, items, "watch+rate") for u, items in clean])
         out = []
@@ -668,6 +683,7 @@ class UserAgent:
         Returns:
             Per request, one answer per item.
         """
+        self._require_ratings()
         clean = [(str(u), [str(i) for i in items]) for u, items in requests]
         prompts: list[tuple[tuple[int, ...], str]] = []
         for user, items in clean:

@@ -21,7 +21,7 @@ import pandas as pd
 from personasim.agents.prior import CFPrior
 from personasim.agents.prompts import rating_question, watch_question
 from personasim.agents.retrieval import RationaleIndex
-from personasim.agents.samplers import SamplerContext, sample_negatives
+from personasim.agents.samplers import SCORE_FREE_SAMPLERS, SamplerContext, sample_negatives
 from personasim.config import AgentConfig
 from personasim.errors import ConfigError
 from personasim.rating_scale import RatingScale
@@ -95,20 +95,23 @@ def build_examples(
     items: Mapping[str, Mapping[str, Any]],
     config: AgentConfig,
     *,
-    oof_prior: np.ndarray,
-    prior: CFPrior,
+    oof_prior: np.ndarray | None,
+    prior: CFPrior | None,
     index: RationaleIndex | None,
     seed: int,
     scale: RatingScale | None = None,
 ) -> pd.DataFrame:
-    """Rating and watch examples of every user in `train`.
+    """Rating and watch examples of every user in `train` (for a log without ratings,
+    `prior` None: watch examples alone, every train item a positive).
 
     Args:
         train: Train ratings of the simulated users.
         items: From :func:`item_records`.
         config: The `[agents]` section.
-        oof_prior: Out-of-fold prior of each train row (same order).
-        prior: The full prior (CF scores for the ambiguous and hard samplers).
+        oof_prior: Out-of-fold prior of each train row (same order); None without
+            ratings.
+        prior: The full prior (CF scores for the ambiguous and hard samplers); None for
+            a log without ratings (the samplers that need no scores only).
         index: Rationale retrieval, or None for the "Ms only" ablation.
         seed: Seed of the negative samples.
         scale: The rating scale the questions name (1-5 when None).
@@ -119,6 +122,10 @@ def build_examples(
         `prior` is the prior rating shown to the model (NaN for watch examples).
     """
     rng = np.random.default_rng(seed)
+    rated = prior is not None
+    if not rated:
+        _check_without_ratings(config)
+        oof_prior = np.full(len(train), np.nan)
     in_prompt = "prompt" in config.prior
     candidates = np.array([i for i, it in items.items() if it["count"] > 0])
     counts = np.array([items[i]["count"] for i in candidates], dtype="float64")
@@ -131,29 +138,34 @@ def build_examples(
         for item, rating, p, ctx in zip(
             ids, frame["rating"], frame["_prior"], contexts, strict=True
         ):
+            if not rated:
+                break
             question = rating_question(items[item], ctx, float(p) if in_prompt else None, scale)
             rows.append((user, item, "rate", float(rating), float(p), question))
-        if not config.watch_task or config.watch_share == 0:
+        if rated and (not config.watch_task or config.watch_share == 0):
             continue
-        n_pos = max(
-            1,
-            int(
-                round(
-                    len(ids)
-                    * config.watch_share
-                    / (1 - config.watch_share)
-                    / (1 + config.negatives_per_positive)
-                )
-            ),
+        n_pos = (
+            len(ids)
+            if not rated
+            else max(
+                1,
+                int(
+                    round(
+                        len(ids)
+                        * config.watch_share
+                        / (1 - config.watch_share)
+                        / (1 + config.negatives_per_positive)
+                    )
+                ),
+            )
         )
         positives = rng.choice(ids, size=min(n_pos, len(ids)), replace=False).tolist()
-        scores = prior.predict(user, candidates.tolist())
         ctx = SamplerContext(
             items=candidates,
             counts=counts,
             alpha=config.sampler_alpha,
-            scores=scores,
-            positive_score=float(np.mean(prior.predict(user, ids))),
+            scores=prior.predict(user, candidates.tolist()) if rated else None,
+            positive_score=float(np.mean(prior.predict(user, ids))) if rated else None,
         )
         negatives = sample_negatives(
             config.sampler, ctx, set(ids), len(positives) * config.negatives_per_positive, rng
@@ -170,6 +182,22 @@ def build_examples(
                 (user, item, "watch", target, float("nan"), watch_question(items[item], ctx_text))
             )
     return pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
+
+
+def _check_without_ratings(config: AgentConfig) -> None:
+    """Refuse the settings a log without ratings cannot train with."""
+    samplers = [config.sampler] if isinstance(config.sampler, str) else list(config.sampler)
+    needing = [s for s in samplers if s not in SCORE_FREE_SAMPLERS]
+    if needing:
+        raise ConfigError(
+            f"agents.sampler {', '.join(needing)} draws negatives by the rating prior, which "
+            "a log without ratings does not have: use "
+            + " or ".join(repr(s) for s in SCORE_FREE_SAMPLERS)
+        )
+    if not config.watch_task:
+        raise ConfigError(
+            "a log without ratings trains only the watch decision: set agents.watch_task = true"
+        )
 
 
 def select_examples(
@@ -194,6 +222,11 @@ def select_examples(
     """
     rate = examples[examples["task"] == "rate"]
     watch = examples[examples["task"] == "watch"]
+    if rate.empty:  # a log without ratings: the cap counts watch examples
+        cap = config.max_examples_per_adapter
+        if 0 < cap < len(watch):
+            watch = watch.iloc[np.sort(rng.choice(len(watch), size=cap, replace=False))]
+        return watch
     cap = config.max_examples_per_adapter or len(rate)
     if len(rate) > cap:
         weights = None

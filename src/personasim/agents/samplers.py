@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SamplerContext", "available_samplers", "register_sampler", "sample_negatives"]
+__all__ = [
+    "SCORE_FREE_SAMPLERS",
+    "SamplerContext",
+    "available_samplers",
+    "register_sampler",
+    "sample_negatives",
+]
 
 
 @dataclass
@@ -34,6 +40,9 @@ class SamplerContext:
 
 Sampler = Callable[[SamplerContext, np.ndarray, int, np.random.Generator], np.ndarray]
 _SAMPLERS: dict[str, Sampler] = {}
+
+SCORE_FREE_SAMPLERS = ("popularity", "uniform")
+"""The samplers that need no CF scores (the only ones of a log without ratings)."""
 
 
 def register_sampler(name: str) -> Callable[[Sampler], Sampler]:

@@ -38,11 +38,12 @@ def training_dataset(training: pd.DataFrame) -> Any:
     from lenskit.data import from_interactions_df
 
     frame = training[["user_id", "item_id", "rating", "timestamp"]].copy()
+    rated = bool(frame["rating"].notna().any())  # a log without ratings: interactions only
     return from_interactions_df(
-        frame,
+        frame if rated else frame.drop(columns="rating"),
         user_col="user_id",
         item_col="item_id",
-        rating_col="rating",
+        rating_col="rating" if rated else None,
         timestamp_col="timestamp",
     )
 

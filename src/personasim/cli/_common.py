@@ -116,6 +116,9 @@ def print_results(results: list[StageResult]) -> None:
 def print_metrics(metrics: dict[str, dict[str, Any]]) -> None:
     """The rating-fidelity table of ``eval/metrics.json``: every model on the same pairs
     (those the agents scored, when they scored a sample), ranked by RMSE there."""
+    if not metrics:
+        console.print("rating fidelity: not measured (the log has no ratings)")
+        return
     shared = {
         name: {**m, **m["on_agent_pairs"]} if "on_agent_pairs" in m else m
         for name, m in metrics.items()

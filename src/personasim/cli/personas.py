@@ -54,7 +54,7 @@ def print_cards(cards: list[dict]) -> None:
             *traits,
             genres,
             "; ".join(d["text"] for d in card.get("distinguishing", [])),
-            f"{card['mean_rating']:.2f}",
+            "-" if card["mean_rating"] is None else f"{card['mean_rating']:.2f}",
         )
     console.print(table)
     for card in cards:

@@ -115,6 +115,8 @@ def print_simulation(metrics: dict[str, Any]) -> None:
         (f"nDCG@{k}", "ndcg", 3),
         (f"R@{k}", "recall", 3),
     ]
+    # a log without ratings has no likes or mean rating
+    columns = [c for c in columns if any(c[1] in row for row in rows.values())]
     table.add_column("recommender", no_wrap=True)
     for title, _, _ in columns:
         table.add_column(title, justify="right", no_wrap=True)
@@ -125,8 +127,9 @@ def print_simulation(metrics: dict[str, Any]) -> None:
     console.print(table)
     head = metrics["agreement"]["headline"]
     user = metrics.get("per_user_agreement", {})
+    simulated = head.get("simulated", "likes").replace("_", " ")
     console.print(
-        f"agreement of the rankings (likes vs nDCG@{k}, {head['n']} recommenders): "
+        f"agreement of the rankings ({simulated} vs nDCG@{k}, {head['n']} recommenders): "
         f"Kendall tau {head['kendall_tau']:.3f}, Spearman {head['spearman']:.3f}; "
         f"per user (mean over {user.get('defined_users', 0)}): "
         f"Kendall {user.get('kendall_tau', {}).get('mean', float('nan')):.3f}"

@@ -62,7 +62,9 @@ def load_log(spec: LogSpec) -> Log:
     raw = read_table_file(
         spec.path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
     )
-    needed = [("user", cols.user), ("item", cols.item), ("rating", cols.rating)]
+    needed = [("user", cols.user), ("item", cols.item)]
+    if cols.rating:
+        needed.append(("rating", cols.rating))
     if cols.timestamp:
         needed.append(("timestamp", cols.timestamp))
     if spec.items_path is None:
@@ -76,7 +78,11 @@ def load_log(spec: LogSpec) -> Log:
         {
             "user_id": _strings(parse_ids(raw, cols.user)),
             "item_id": _strings(parse_ids(raw, cols.item)),
-            "rating": parse_ratings(raw, cols.rating, spec.scale),
+            "rating": (
+                parse_ratings(raw, cols.rating, spec.scale)
+                if cols.rating
+                else np.full(raw.table.num_rows, np.nan)  # a click log: no rating
+            ),
         }
     )
     if cols.timestamp:
@@ -394,7 +400,10 @@ def _load_movielens_dir(spec: LogSpec) -> Log:
     )
     frame["row"] = np.arange(1, len(frame) + 1, dtype="int64")
     raw = RawTable(table=pa.Table.from_pandas(frame[["rating"]]), file=spec.path, first_row=1)
-    parse_ratings(raw, "rating", spec.scale)
+    if spec.columns.rating:
+        parse_ratings(raw, "rating", spec.scale)
+    else:  # read as a click log
+        frame["rating"] = np.nan
     frame = _resolve_duplicates(frame, raw, spec)
 
     items = _movielens_items_from_files(Path(spec.path))

@@ -181,10 +181,12 @@ def log_spec(config: DataConfig) -> LogSpec:
             genres_separator=config.genres_separator,
             movielens_dir=config.dataset == "movielens",
         )
-    # Scale and duplicate policy apply to every source.
+    # Scale, duplicate policy and the absence of ratings apply to every source.
+    columns = spec.columns.model_copy(update={"rating": ""}) if config.implicit else spec.columns
     return LogSpec(
         **{
             **spec.__dict__,
+            "columns": columns,
             "scale": config.scale,
             "duplicates": config.duplicates,
         }

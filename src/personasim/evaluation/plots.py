@@ -211,10 +211,13 @@ def simulated_vs_offline(recommenders: dict[str, dict[str, Any]], k: int) -> byt
     (nDCG@k, watch rate): agreeing rankings fall on an increasing line."""
     plt = _pyplot()
     names = list(recommenders)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
-    for ax, (metric, label) in zip(
-        axes, (("likes", "liked items per session"), ("watch_rate", "watch rate")), strict=True
-    ):
+    panels = [
+        (metric, label)
+        for metric, label in (("likes", "liked items per session"), ("watch_rate", "watch rate"))
+        if any(metric in recommenders[n] for n in names)  # no likes in a log without ratings
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), dpi=110, squeeze=False)
+    for ax, (metric, label) in zip(axes[0], panels, strict=True):
         x = [recommenders[n].get("ndcg", np.nan) for n in names]
         y = [recommenders[n].get(metric, np.nan) for n in names]
         ax.scatter(x, y, color=_AGENT_COLOUR, zorder=3)

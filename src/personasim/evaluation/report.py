@@ -60,6 +60,8 @@ class ReportData:
     """``simulate/metrics.json`` when the simulate stage ran."""
     new_items: dict[str, Any] = field(default_factory=dict)
     """``eval/new_items.json``: the models on items no training rating holds."""
+    not_measured: dict[str, str] = field(default_factory=dict)
+    """What the stages did not measure, and why (a log without ratings: the ratings)."""
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -103,9 +105,12 @@ def collect_report(root: Path, title: str | None = None) -> ReportData:
                 }
             )
     summary = manifest.get("summary", {})
+    data.not_measured.update(summary.get("not_measured", {}))
+    data.not_measured.update(data.simulation.get("not_measured", {}))
+    rated = "ratings" not in data.not_measured
     data.facts = {
-        "test ratings": summary.get("test_ratings"),
-        "pairs scored by every model": summary.get("agent_pairs"),
+        "test ratings" if rated else "test interactions": summary.get("test_ratings"),
+        "pairs scored by every model": summary.get("agent_pairs") if rated else None,
         "best classical baseline": summary.get("best_baseline"),
         "seed": manifest.get("seed"),
         "evaluated at": manifest.get("started_at"),
@@ -270,17 +275,19 @@ def simulation_verdict(simulation: dict[str, Any]) -> list[str]:
     intervals = simulation.get("intervals")
     if not intervals:
         return []
-    best = intervals["best"]["likes"]
+    measure = "likes" if "likes" in intervals["best"] else "watch_rate"  # no ratings: watches
+    best = intervals["best"][measure]
     mine = intervals["recommenders"][best]
-    rivals = intervals["vs_best"]["likes"]
+    rivals = intervals["vs_best"][measure]
+    unit = "likes per session" if measure == "likes" else "of the items shown watched"
     lines = []
     if rivals:
         second = max(rivals, key=lambda n: rivals[n]["difference"])
         vs = rivals[second]
         sure = "clearly" if vs["verdict"] == "worse" else "not clearly"
         lines.append(
-            f"Simulation: the simulated users prefer {best} ({_fmt(mine['likes'], 2)} likes per "
-            f"session, 95% {_ci(mine['likes_ci'], 2)}), {sure} ahead of {second} "
+            f"Simulation: the simulated users prefer {best} ({_fmt(mine[measure], 2)} {unit}, "
+            f"95% {_ci(mine[f'{measure}_ci'], 2)}), {sure} ahead of {second} "
             f"(by {-vs['difference']:+.2f}, 95% {_ci([-vs['ci'][1], -vs['ci'][0]], 2)}); "
             f"{sum(v['verdict'] == 'worse' for v in rivals.values())} of {len(rivals)} "
             "recommenders are clearly below it."
@@ -323,13 +330,15 @@ _SIMULATED_COLUMNS = (
 def simulation_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
     """One row per recommender: simulated metrics, then the offline ones."""
     k = simulation.get("settings", {}).get("offline_k", 10)
+    table = simulation.get("recommenders", {})
+    columns = [c for c in _SIMULATED_COLUMNS if any(c[1] in m for m in table.values())]
     rows = []
-    for name, m in simulation.get("recommenders", {}).items():
+    for name, m in table.items():
         row = {"recommender": name}
-        row.update({title: _fmt(m.get(key), digits) for title, key, digits in _SIMULATED_COLUMNS})
+        row.update({title: _fmt(m.get(key), digits) for title, key, digits in columns})
         spread = simulation.get("intervals", {}).get("recommenders", {}).get(name, {})
         for title, key in (("watch rate", "watch_rate"), ("likes/session", "likes")):
-            if f"{key}_ci" in spread:
+            if f"{key}_ci" in spread and title in row:
                 row[title] += f" {_ci(spread[f'{key}_ci'])}"
         row[f"nDCG@{k}"] = _fmt(m.get("ndcg"), 4)
         row[f"Recall@{k}"] = _fmt(m.get("recall"), 4)
@@ -363,7 +372,8 @@ def simulation_persona_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
         row = {"persona": persona}
         for rec, by in personas.items():
             m = by.get(persona, {})
-            row[rec] = f"{_fmt(m.get('likes'), 2)} / {_fmt(m.get('watch_rate'), 2)}"
+            watch = _fmt(m.get("watch_rate"), 2)
+            row[rec] = f"{_fmt(m.get('likes'), 2)} / {watch}" if "likes" in m else watch
         rows.append(row)
     return rows
 
@@ -389,8 +399,9 @@ def _user_agreement_text(simulation: dict[str, Any]) -> str:
     user = simulation.get("per_user_agreement", {})
     tau = user.get("kendall_tau", {})
     rho = user.get("spearman", {})
+    simulated = str(user.get("simulated", "likes")).replace("_", " ")
     return (
-        f"per user (likes vs nDCG over the recommenders, {user.get('defined_users', 0)} of "
+        f"per user ({simulated} vs nDCG over the recommenders, {user.get('defined_users', 0)} of "
         f"{user.get('users', 0)} users with both sides varying): Kendall tau "
         f"{_fmt(tau.get('mean'), 3)} ({_fmt(tau.get('low'), 3)} to {_fmt(tau.get('high'), 3)}), "
         f"Spearman {_fmt(rho.get('mean'), 3)} ({_fmt(rho.get('low'), 3)} to "
@@ -415,8 +426,12 @@ def render_markdown(data: ReportData) -> str:
     if lines:
         parts.append("\n## Verdict\n")
         parts.append("\n".join(f"- {line}" for line in lines) + "\n")
-    parts.append("\n## Rating fidelity (pairs every model scored, 95% user-bootstrap)\n")
-    parts.append(_markdown_table(rating_rows(data.metrics)))
+    if data.not_measured:
+        parts.append("\n## Not measured\n")
+        parts.append("\n".join(f"- {why}" for why in data.not_measured.values()) + "\n")
+    if data.metrics:
+        parts.append("\n## Rating fidelity (pairs every model scored, 95% user-bootstrap)\n")
+        parts.append(_markdown_table(rating_rows(data.metrics)))
     if data.new_items:
         parts.append(f"\n## New items ({data.new_items['items']} items no training rating holds)\n")
         parts.append(_markdown_table(new_item_rows(data.new_items)))
@@ -434,7 +449,8 @@ def render_markdown(data: ReportData) -> str:
         parts.append("\n## Recommenders: simulated sessions and the held-out log\n")
         parts.append(_markdown_table(simulation_rows(data.simulation)))
         parts.append(
-            f"\nAgreement (likes vs nDCG, {head['n']} recommenders): Kendall tau "
+            f"\nAgreement ({head.get('simulated', 'likes').replace('_', ' ')} vs nDCG, {head['n']} "
+            "recommenders): Kendall tau "
             f"{_fmt(head['kendall_tau'], 3)}, Spearman {_fmt(head['spearman'], 3)}; "
             f"{_user_agreement_text(data.simulation)}.\n"
         )
@@ -571,4 +587,5 @@ def render_html(data: ReportData) -> str:
         simulation_persona_rows=simulation_persona_rows(simulation) if simulation else [],
         feedback_rows=feedback_rows(simulation) if simulation else [],
         user_agreement=_user_agreement_text(simulation) if simulation else "",
+        not_measured=data.not_measured,
     )

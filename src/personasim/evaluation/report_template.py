@@ -53,6 +53,14 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 </ul>
 {% endif %}
 
+{% if not_measured %}
+<h2 id="not-measured">Not measured</h2>
+<ul>
+{% for why in not_measured.values() %}<li>{{ why }}</li>{% endfor %}
+</ul>
+{% endif %}
+
+{% if rating_rows %}
 <h2 id="ratings">Rating fidelity</h2>
 <p class="note">On the test pairs every model scored. RMSE 95%: interval from resampling
 users; "vs best baseline": RMSE difference from the best classical baseline with its
@@ -67,6 +75,7 @@ predicted and true rating histograms.</p>
 <tr class="{{ row.kind }}">{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>
 {% endfor %}
 </table>
+{% endif %}
 
 {% if new_item_rows %}
 <h2 id="new-items">New items</h2>
@@ -123,7 +132,8 @@ recommender's top {{ simulation.settings.offline_k }} against the held-out log.<
 {% endfor %}
 </table>
 <p class="note"><b>Does the simulation rank the recommenders as the log does?</b>
-Likes vs nDCG: Kendall tau {{ "%.3f" | format(simulation.agreement.headline.kendall_tau) }},
+{{ simulation.agreement.headline.simulated | replace("_", " ") | capitalize }} vs nDCG:
+Kendall tau {{ "%.3f" | format(simulation.agreement.headline.kendall_tau) }},
 Spearman {{ "%.3f" | format(simulation.agreement.headline.spearman) }}
 ({{ simulation.agreement.headline.n }} recommenders); {{ user_agreement }}.</p>
 <table id="agreement-table">
@@ -187,7 +197,8 @@ components; crosses are the centroids.</figcaption></figure>
 <tr><td>{{ p.persona }}</td><td>{{ p.size }}</td>
 <td class="text">{{ (p.top_genres or [])[:3] | map(attribute="genre") | join(", ") }}</td>
 <td class="text">{{ (p.distinguishing or []) | map(attribute="text") | join("; ") }}</td>
-<td>{{ "%.2f" | format(p.mean_rating) }}</td><td class="text">{{ p.description }}</td></tr>
+<td>{{ "-" if p.mean_rating is none else "%.2f" | format(p.mean_rating) }}</td>
+<td class="text">{{ p.description }}</td></tr>
 {% endfor %}
 </table>
 {% endif %}

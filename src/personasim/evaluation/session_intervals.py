@@ -31,6 +31,7 @@ def session_intervals(
     rounds: int = 1000,
     seed: int = 0,
     reference: str | None = None,
+    measures: tuple[str, ...] = _MEASURES,
 ) -> dict[str, Any]:
     """Intervals of the simulated verdict.
 
@@ -40,6 +41,7 @@ def session_intervals(
         rounds: Bootstrap resamples of the users.
         seed: Their seed.
         reference: Compare every recommender with this one instead of the best.
+        measures: "watch_rate" and/or "likes" (a log without ratings has no likes).
 
     Returns:
         ``{"recommenders": {name: {watch_rate, watch_rate_ci, likes, likes_ci}},
@@ -54,7 +56,7 @@ def session_intervals(
     users = len(table)
     picks = np.random.default_rng(seed).integers(0, users, size=(rounds, users))
     out: dict[str, Any] = {"recommenders": {n: {} for n in names}, "best": {}, "vs_best": {}}
-    for measure in _MEASURES:
+    for measure in measures:
         column = "watched" if measure == "watch_rate" else "liked"
         point, samples = {}, {}
         for name in names:

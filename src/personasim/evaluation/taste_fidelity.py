@@ -95,11 +95,14 @@ def baseline_taste_scores(
     fitted: FittedBaselines,
     watch_prior: WatchPrior | None,
     store: UnitStore,
+    *,
+    ratings: bool = True,
 ) -> list[pd.DataFrame]:
     """Scores of the implicit-feedback baselines (popularity, item-kNN, implicit MF,
     fitted on the same training data as the rating baselines), of the agents' watch
     prior alone when there is one, and of the rating baselines (predicted rating; the
-    global mean is constant and left out); each restored from `store` when there."""
+    global mean is constant and left out; not for a log without ratings: `ratings`
+    False); each restored from `store` when there."""
     pairs = lists["pairs"]
 
     def implicit(kind: str) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -126,7 +129,7 @@ def baseline_taste_scores(
             advance(1)
     if watch_prior is not None:
         out.append(store.get(WATCH_PRIOR_MODEL, lambda: prior_odds(watch_prior))[0])
-    for name in fitted.config.baselines:
+    for name in fitted.config.baselines if ratings else []:
         if name != "global_mean":
             out.append(store.get(name, lambda name=name: rating(name))[0])
     return out

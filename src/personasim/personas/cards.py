@@ -68,7 +68,9 @@ def card_statistics(
         "traits": traits,
         "top_genres": [{"genre": g, "share": round(v, 3)} for g, v in top if v > 0],
         "mean_rating": (
-            round(float(taste["rating_mean"].to_numpy() @ counts / total), 3) if total else None
+            round(float(taste["rating_mean"].to_numpy() @ counts / total), 3)
+            if total and "rating_mean" in taste
+            else None  # no ratings in the log
         ),
         "ratings_per_user": round(total / max(len(members), 1), 1),
         "nearest_users": nearest,
@@ -145,12 +147,14 @@ def render_persona(card: dict[str, Any]) -> str:
     else:
         genres = [g["genre"] for g in card["top_genres"][:3]]
         head = f"Viewers who mostly watch {', '.join(genres) or 'all kinds of'} movies"
-    out_of = card.get("rating_high", 5.0)
-    return (
+    traits = (
         f"{head}, with {dominant['activity']} activity, {dominant['conformity']} conformity "
-        f"and {dominant['diversity']} diversity, rating {card['mean_rating']:.1f}/{out_of:g} "
-        "on average."
+        f"and {dominant['diversity']} diversity"
     )
+    if card["mean_rating"] is None:  # a log without ratings
+        return f"{traits}."
+    out_of = card.get("rating_high", 5.0)
+    return f"{traits}, rating {card['mean_rating']:.1f}/{out_of:g} on average."
 
 
 def describe_request(

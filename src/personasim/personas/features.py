@@ -60,7 +60,8 @@ def taste_features(
         One row per user (index ``user_id``, sorted): ``lift:<genre>`` and
         ``share:<genre>`` for every genre of `items`, ``rating_mean``, ``rating_spread``,
         ``popularity`` (when `items` has ``train_count``) and ``era`` (when it has
-        ``year``; NaN for a user none of whose items has a year).
+        ``year``; NaN for a user none of whose items has a year). A log without ratings
+        has no ``lift:`` or rating columns.
     """
     rated = ratings[["user_id", "item_id", "rating"]].astype({"user_id": str, "item_id": str})
     rated = rated.assign(rating=rated["rating"].astype("float64"))
@@ -84,6 +85,8 @@ def taste_features(
         share.reindex(index=stats.index, columns=genres, fill_value=0.0).add_prefix("share:"),
         stats,
     ]
+    if rated["rating"].isna().all():  # a log without ratings: what they watch, not how
+        blocks = blocks[1:2]
     if "train_count" in catalogue:
         counts = np.log1p(catalogue["train_count"].astype("float64").clip(lower=0))
         blocks.append(
@@ -102,7 +105,8 @@ def taste_features(
             .rename("era")
             .to_frame()
         )
-    return pd.concat(blocks, axis=1).reindex(stats.index).fillna({"rating_spread": 0.0})
+    frame = pd.concat(blocks, axis=1).reindex(stats.index)
+    return frame.fillna({"rating_spread": 0.0}) if "rating_spread" in frame else frame
 
 
 def trait_features(profiles: pd.DataFrame) -> pd.DataFrame:

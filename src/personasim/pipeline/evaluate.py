@@ -32,7 +32,7 @@ import pandas as pd
 from personasim.agents.prior import CFPrior
 from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
 from personasim.cf.dataset import training_log
-from personasim.config import AGENT_ADAPTERS, config_hash
+from personasim.config import AGENT_ADAPTERS, NO_RATINGS, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.errors import StageError
 from personasim.evaluation.agent_scores import AgentScoring, free_generation_summary
@@ -87,6 +87,12 @@ _TASTE_SETTINGS = (
 """What the taste scores depend on, besides the rating settings (the baselines)."""
 _GENERATION_SETTINGS = ("free_generation_pairs", "free_generation_tokens", "agent_pairs_per_user")
 """What the free answers depend on."""
+
+
+RATINGS_NOT_MEASURED = (
+    "rating fidelity (RMSE, MAE, URR; the rating baselines and the rating prior): "
+    f"{NO_RATINGS}; taste (the watch decision) is measured"
+)
 
 
 class EvaluateStage(Stage):
@@ -167,14 +173,63 @@ class EvaluateStage(Stage):
             for i, g in zip(items["item_id"], items["genres"], strict=True)
         }
         fitted = FittedBaselines(training, cfg, seed, genres)
+        trained = (self.workspace.read_manifest("adapters") or {}).get("summary", {})
+        agents = self._agents(trained)
+        if self.config.data.implicit:
+            summary = self._without_ratings(out, test, pairs)
+        else:
+            rated = (test, pairs, items)
+            summary = self._ratings(out, rated, fitted, fit_data, agents, trained, stores)
+        if cfg.taste:
+            lists = taste_lists(interactions, items, cfg, seed, self._shown(interactions, fitted))
+            scores = baseline_taste_scores(
+                lists,
+                fitted,
+                self._watch_prior(),
+                stores["taste"],
+                ratings=not self.config.data.implicit,
+            )
+            if agents is not None:
+                scores += agents.watch_scores(lists["pairs"], stores["taste"])
+            summary["taste"] = taste_metrics(lists, scores, cfg, seed, out)
+        return summary
+
+    def _without_ratings(
+        self, out: Path, test: pd.DataFrame, pairs: pd.DataFrame
+    ) -> dict[str, Any]:
+        """The rating part of a log without ratings: nothing scored, and the summary
+        says so (an empty ``metrics.json``; taste is measured as usual)."""
+        atomic_write_text(out / "metrics.json", "{}\n")
+        logger.info("evaluate: %s", RATINGS_NOT_MEASURED)
+        return {
+            "metrics": {},
+            "test_ratings": int(len(test)),
+            "agent_pairs": int(len(pairs)),
+            "best_baseline": None,
+            "not_measured": {"ratings": RATINGS_NOT_MEASURED},
+        }
+
+    def _ratings(
+        self,
+        out: Path,
+        rated: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+        fitted: FittedBaselines,
+        fit_data: Any,
+        agents: AgentScoring | None,
+        trained: dict[str, Any],
+        stores: dict[str, UnitStore],
+    ) -> dict[str, Any]:
+        """Rating fidelity of the test ratings, the agents' pairs and the items in `rated`:
+        every model's ratings, metrics, comparisons, groups, new items and free answers
+        (`trained`: the train stage's summary); writes predictions and metrics."""
+        test, pairs, items = rated
+        cfg = self.config.evaluate
         scale = tuple(self.config.data.rating_scale) if cfg.clip_to_scale else None
         frames, notes = baseline_ratings(
             fitted, test, stores["ratings"], scale=scale, fit_data=fit_data
         )
-        training = (self.workspace.read_manifest("adapters") or {}).get("summary", {})
-        agents = self._agents(training)
         if agents is not None:
-            prior = self._prior_alone(test, training)
+            prior = self._prior_alone(test, trained)
             if prior is not None:
                 frames.append(prior[0])
                 notes[PRIOR_MODEL] = prior[1]
@@ -185,7 +240,7 @@ class EvaluateStage(Stage):
 
         predictions = self._predictions(frames)
         metrics = model_metrics(predictions, pairs, notes, cfg.baselines)
-        comparison = RatingComparison(cfg.baselines, cfg.bootstrap_rounds, seed)
+        comparison = RatingComparison(cfg.baselines, cfg.bootstrap_rounds, self.config.seed)
         # Every model's predictions on the agents' pairs, the frame of each comparison.
         on_pairs = predictions.merge(pairs[["user_id", "item_id"]], on=["user_id", "item_id"])
         compared, best = comparison.on_shared_pairs(
@@ -221,12 +276,6 @@ class EvaluateStage(Stage):
         }
         if new_items is not None:
             summary["new_items"] = new_items
-        if cfg.taste:
-            lists = taste_lists(interactions, items, cfg, seed, self._shown(interactions, fitted))
-            scores = baseline_taste_scores(lists, fitted, self._watch_prior(), stores["taste"])
-            if agents is not None:
-                scores += agents.watch_scores(lists["pairs"], stores["taste"])
-            summary["taste"] = taste_metrics(lists, scores, cfg, seed, out)
         return summary
 
     def _predictions(self, frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -75,11 +75,13 @@ class IngestStage(Stage):
                 split_cfg.new_items
                 or split_cfg.validation_share
                 or (split_cfg.protocol != "per_user")
+                or self.config.data.implicit
             ):
                 raise ConfigError(
-                    "split.new_items, split.validation_share and split.protocol = "
-                    "'global_time' are not supported with scale.tables = 'duckdb' yet; use "
-                    "scale.tables = 'pandas'"
+                    "split.new_items, split.validation_share, split.protocol = "
+                    "'global_time' and logs without ratings (data.columns.rating = '') are "
+                    "not supported with scale.tables = 'duckdb' yet; use scale.tables = "
+                    "'pandas'"
                 )
             with self.scratch() as scratch:
                 summary = ingest_out_of_core(
@@ -157,6 +159,8 @@ class IngestStage(Stage):
             "other_ratings": int(len(split.others)),
             "time_order": "row order" if log.timestamps_from_order else "timestamp",
         }
+        if self.config.data.implicit:
+            summary["feedback"] = "implicit"
         if cut is not None:
             summary["protocol"] = "global_time"
             summary["cut_time"] = cut

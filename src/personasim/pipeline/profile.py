@@ -34,7 +34,7 @@ class ProfileStage(Stage):
         return [
             self.config.profile,
             self.config.llm.identity_settings(),
-            {"prompt_version": PROMPT_VERSION, "prompts": prompts_hash()},
+            {"prompt_version": PROMPT_VERSION, "prompts": prompts_hash(self.config.data.implicit)},
             self.config.seed,
         ]
 

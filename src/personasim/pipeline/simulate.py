@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.cf.dataset import training_log
-from personasim.config import AGENT_ADAPTERS, config_hash
+from personasim.config import AGENT_ADAPTERS, NO_RATINGS, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.errors import ConfigError
 from personasim.evaluation.bootstrap import mean_interval
@@ -64,6 +64,12 @@ OFFLINE_METRICS = ("ndcg", "recall")
 """Offline metrics per recommender (at ``offline_k``), from the held-out log."""
 
 _AGREEMENT_SIMULATED = ("likes", "watch_rate", "like_rate", "mean_rating", "exit_page")
+_RATING_MEASURES = ("likes", "like_rate", "mean_rating")
+"""The simulated measures a log without ratings does not have."""
+LIKES_NOT_MEASURED = (
+    f"likes, like rate and mean rating: {NO_RATINGS}; the agents decide only what they "
+    "watch, and the verdict is the watch rate, the log-hit ratio and the offline metrics"
+)
 
 
 class SimulateStage(Stage):
@@ -223,12 +229,21 @@ class SimulateStage(Stage):
                 )
                 for p in sorted(se["persona"].dropna().unique())
             }
-        metrics["agreement"] = _agreement(metrics["recommenders"])
+        implicit = self.config.data.implicit
+        if implicit:  # no ratings: the likes of the sessions are not there to count
+            for row in [metrics["recommenders"], *metrics["personas"].values()]:
+                for entry in row.values():
+                    for measure in _RATING_MEASURES:
+                        entry.pop(measure, None)
+            metrics["not_measured"] = {"likes": LIKES_NOT_MEASURED}
+        headline = "watch_rate" if implicit else "likes"
+        metrics["agreement"] = _agreement(metrics["recommenders"], headline)
         if agent is not None:
             metrics["intervals"] = session_intervals(
                 sessions[["recommender", "user_id", "shown", "watched", "liked"]],
                 rounds=self.config.evaluate.bootstrap_rounds,
                 seed=seed,
+                measures=("watch_rate",) if implicit else ("watch_rate", "likes"),
             )
         if agent is not None:
             metrics["checks"] = self._checks(
@@ -246,8 +261,8 @@ class SimulateStage(Stage):
                 test_items,
                 metrics,
             )
-        user_agreement = self._user_agreement(events, sessions, offline_frame)
-        metrics["per_user_agreement"] = _summarise_user_agreement(user_agreement, seed)
+        user_agreement = self._user_agreement(events, sessions, offline_frame, headline)
+        metrics["per_user_agreement"] = _summarise_user_agreement(user_agreement, seed, headline)
         feedback = None
         if cfg.feedback_rounds and agent is not None:
             context = _Context(
@@ -357,9 +372,10 @@ class SimulateStage(Stage):
                     row = session_metrics(log.events, log.sessions, catalogue=1, novelty={})
                     row.update(_log_hits(log.events, test_items))
                     row["ndcg"] = metrics["recommenders"][name]["ndcg"]
-                    table[name] = _rounded(
-                        {k: row[k] for k in ("watch_rate", "likes", "log_hit_ratio", "ndcg")}
-                    )
+                    kept = ("watch_rate", "likes", "log_hit_ratio", "ndcg")
+                    if self.config.data.implicit:
+                        kept = tuple(k for k in kept if k not in _RATING_MEASURES)
+                    table[name] = _rounded({k: row[k] for k in kept})
                 own_order = {n: r["watch_rate"] for n, r in metrics["recommenders"].items()}
                 out[kind] = {
                     "recommenders": table,
@@ -467,6 +483,7 @@ class SimulateStage(Stage):
 
         checks: dict[str, Any] = {}
         table = metrics["recommenders"]
+        measures = ("watch_rate",) if self.config.data.implicit else ("watch_rate", "likes")
         strong = [n for n in cfg.recommenders if n in FAMILY_OF]
         if cfg.ladder and strong:
             best = max(strong, key=lambda n: table[n]["ndcg"])
@@ -484,6 +501,7 @@ class SimulateStage(Stage):
                 k=cfg.offline_k,
                 seed=seed,
                 rounds=self.config.evaluate.bootstrap_rounds,
+                measures=measures,
             )
         agents_cfg = self.config.agents
         if cfg.leave_family_out and agents_cfg.watch_prior == "stacked" and strong:
@@ -507,6 +525,7 @@ class SimulateStage(Stage):
                 lambda family: fit("stacked", [*agents_cfg.watch_prior_exclude, family]),
                 use,
                 simulate,
+                measures=measures,
             )
         return checks
 
@@ -559,25 +578,28 @@ class SimulateStage(Stage):
                 label=f"round{round_}",  # common random numbers across recommenders
                 advance=advance,
                 scale=scale,
+                rates=not self.config.data.implicit,
             )
         write_parquet(log.sessions, sessions_path)
         write_parquet(log.events, events_path)
         return log
 
     def _user_agreement(
-        self, events: pd.DataFrame, sessions: pd.DataFrame, offline: pd.DataFrame
+        self,
+        events: pd.DataFrame,
+        sessions: pd.DataFrame,
+        offline: pd.DataFrame,
+        simulated: str = "likes",
     ) -> pd.DataFrame:
-        """Per user: do the recommenders that gave this user's agent more likes also
-        score a higher nDCG on this user's held-out items?"""
+        """Per user: do the recommenders that gave this user's agent more likes (or
+        watches: `simulated`) also score a higher nDCG on this user's held-out items?"""
         per_user = []
         for name, se in sessions.groupby("recommender", sort=False):
             ev = events[events["recommender"] == name]
             per_user.append(user_session_metrics(ev, se).assign(recommender=name))
-        simulated = pd.concat(per_user).pivot(
-            index="user_id", columns="recommender", values="likes"
-        )
+        table = pd.concat(per_user).pivot(index="user_id", columns="recommender", values=simulated)
         ndcg = offline.pivot(index="user_id", columns="recommender", values="ndcg")
-        return per_user_agreement(simulated, ndcg)
+        return per_user_agreement(table, ndcg)
 
     def _feedback(
         self,
@@ -743,10 +765,12 @@ def _log_hits(events: pd.DataFrame, test_items: set[tuple[str, str]]) -> dict[st
     }
 
 
-def _agreement(table: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Kendall and Spearman between every simulated metric and every offline one."""
+def _agreement(table: dict[str, dict[str, float]], headline: str = "likes") -> dict[str, Any]:
+    """Kendall and Spearman between every simulated metric and every offline one (the
+    `headline` one against nDCG first)."""
     pairs = {}
-    for simulated in _AGREEMENT_SIMULATED:
+    measured = next(iter(table.values()), {})
+    for simulated in [m for m in _AGREEMENT_SIMULATED if m in measured]:
         for off in OFFLINE_METRICS:
             result = rank_agreement(
                 {n: row[simulated] for n, row in table.items()},
@@ -754,13 +778,15 @@ def _agreement(table: dict[str, dict[str, float]]) -> dict[str, Any]:
             )
             pairs[f"{simulated}~{off}"] = _rounded(result)
     return {
-        "headline": {"simulated": "likes", "offline": "ndcg", **pairs["likes~ndcg"]},
+        "headline": {"simulated": headline, "offline": "ndcg", **pairs[f"{headline}~ndcg"]},
         "pairs": pairs,
     }
 
 
-def _summarise_user_agreement(frame: pd.DataFrame, seed: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"simulated": "likes", "offline": "ndcg", "users": int(len(frame))}
+def _summarise_user_agreement(
+    frame: pd.DataFrame, seed: int, simulated: str = "likes"
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"simulated": simulated, "offline": "ndcg", "users": int(len(frame))}
     for column in ("kendall_tau", "spearman"):
         values = frame[column].dropna().to_numpy()
         interval = mean_interval(values, rounds=1000, seed=seed)

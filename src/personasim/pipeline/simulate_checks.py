@@ -40,6 +40,10 @@ Simulate = Callable[..., SessionLog]
 checkpoint when there, else `prepare()` (e.g. swap the prior in) and run."""
 
 
+MEASURES = ("watch_rate", "likes")
+"""The simulated measures the checks follow (a log without ratings: the watch rate)."""
+
+
 def _rows(log: SessionLog, name: str) -> pd.DataFrame:
     return log.sessions[["user_id", "shown", "watched", "liked"]].assign(recommender=name)
 
@@ -61,8 +65,10 @@ def ladder_check(
     k: int,
     seed: int,
     rounds: int,
+    measures: tuple[str, ...] = MEASURES,
 ) -> dict[str, Any]:
-    """The ladder of `best` (see the module docstring).
+    """The ladder of `best` (see the module docstring); `measures`: the simulated ones
+    (a log without ratings has no likes).
 
     Returns:
         Per share the watch rate and likes with their paired differences from the
@@ -78,7 +84,11 @@ def ladder_check(
         frames.append(_rows(simulate(best, degraded, f"ladder-{share:g}"), label))
         tops[share] = _top(degraded, k)
     intervals = session_intervals(
-        pd.concat(frames, ignore_index=True), rounds=rounds, seed=seed, reference=best
+        pd.concat(frames, ignore_index=True),
+        rounds=rounds,
+        seed=seed,
+        reference=best,
+        measures=measures,
     )
     ndcg = {
         share: offline_metrics(top, test, k).set_index("user_id")["ndcg"]
@@ -88,7 +98,7 @@ def ladder_check(
     for share in sorted(shares):
         label = f"{best} {share:.0%} random"
         step: dict[str, Any] = {"share": share}
-        for measure in ("watch_rate", "likes"):
+        for measure in measures:
             step[measure] = intervals["recommenders"][label][measure]
             step[f"{measure}_drop"] = intervals["vs_best"][measure][label]
         diff = (ndcg[share] - ndcg[0.0]).to_numpy()
@@ -104,30 +114,29 @@ def ladder_check(
         return None
 
     base = intervals["recommenders"][best]
-    monotone = {
-        m: bool(np.all(np.diff([base[m]] + [s[m] for s in steps]) <= 0))
-        for m in ("watch_rate", "likes")
-    }
+    monotone = {m: bool(np.all(np.diff([base[m]] + [s[m] for s in steps]) <= 0)) for m in measures}
     monotone["ndcg"] = bool(
         np.all(np.diff([float(ndcg[0.0].mean())] + [s["ndcg"] for s in steps]) <= 0)
     )
-    found = {m: resolution(m) for m in ("watch_rate", "likes")}
+    found = {m: resolution(m) for m in measures}
     found["ndcg"] = next((s["share"] for s in steps if s["ndcg_drop"]["ci"][1] < 0), None)
 
     def shown(share: float | None) -> str:
         return "none of the shares" if share is None else f"{share:.0%}"
 
+    likes = "likes" in measures
     sentence = (
         f"Ladder ({best} with random items in its pages): the simulated watch rate "
-        f"{'falls' if monotone['watch_rate'] else 'does not fall'} monotonically and likes "
-        f"{'fall' if monotone['likes'] else 'do not fall'}; the simulation tells a page "
-        f"with {shown(found['watch_rate'])} random items from the original (watch rate; "
-        f"likes: {shown(found['likes'])}), nDCG@{k} {shown(found['ndcg'])}."
+        f"{'falls' if monotone['watch_rate'] else 'does not fall'} monotonically"
+        + (f" and likes {'fall' if monotone['likes'] else 'do not fall'}" if likes else "")
+        + f"; the simulation tells a page with {shown(found['watch_rate'])} random items "
+        "from the original (watch rate"
+        + (f"; likes: {shown(found['likes'])}" if likes else "")
+        + f"), nDCG@{k} {shown(found['ndcg'])}."
     )
     return {
         "recommender": best,
-        "watch_rate": base["watch_rate"],
-        "likes": base["likes"],
+        **{m: base[m] for m in measures},
         "ndcg": round(float(ndcg[0.0].mean()), 6),
         "steps": steps,
         "monotone": monotone,
@@ -148,6 +157,7 @@ def leave_family_out_check(
     use_prior: Callable[[Any], None],
     simulate: Simulate,
     only: Sequence[str] | None = None,
+    measures: tuple[str, ...] = MEASURES,
 ) -> dict[str, Any]:
     """Each built-in recommender's rank with and without its own family in the prior.
 
@@ -160,6 +170,7 @@ def leave_family_out_check(
         use_prior: Makes the agents answer with a prior (None: their own again).
         simulate: Runs (or restores) a recommender's sessions under the prior in use.
         only: The recommenders to check (unset: every built-in one in `metrics`).
+        measures: The simulated measures (a log without ratings has no likes).
 
     Returns:
         Per recommender its family, its watch rate and likes without it, its ranks by
@@ -182,7 +193,7 @@ def leave_family_out_check(
                 "likes": float(log.sessions["liked"].mean()),
             }
             entry: dict[str, Any] = {"family": family}
-            for measure in ("watch_rate", "likes"):
+            for measure in measures:
                 full = {n: float(m[measure]) for n, m in metrics.items()}
                 without = {**full, name: alone[measure]}
                 entry[measure] = round(alone[measure], 6)
@@ -192,17 +203,19 @@ def leave_family_out_check(
     finally:
         use_prior(None)
     moved = {
-        n: max(abs(e[f"{m}_rank"] - e[f"{m}_rank_without"]) for m in ("watch_rate", "likes"))
+        n: max(abs(e[f"{m}_rank"] - e[f"{m}_rank_without"]) for m in measures)
         for n, e in out["recommenders"].items()
     }
     out["holds"] = all(v <= 1 for v in moved.values())
+    named = measures[-1]  # likes, else the watch rate
     detail = ", ".join(
-        f"{n} {e['likes_rank']}→{e['likes_rank_without']}" for n, e in out["recommenders"].items()
+        f"{n} {e[f'{named}_rank']}→{e[f'{named}_rank_without']}"
+        for n, e in out["recommenders"].items()
     )
     out["sentence"] = (
         f"Leave-family-out: {sum(v <= 1 for v in moved.values())} of {len(moved)} "
         f"recommenders keep their rank within one place when their own family leaves the "
-        f"watch prior (likes rank with → without: {detail})."
+        f"watch prior ({named.replace('_', ' ')} rank with → without: {detail})."
         if moved
         else ""
     )

@@ -32,7 +32,7 @@ from personasim.agents.prompts import AGENT_PROMPT_VERSION, agent_profiles, rece
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.selection import gradient_scores
 from personasim.agents.training import make_packs, train_adapter
-from personasim.config import AgentConfig, config_hash
+from personasim.config import NO_RATINGS, AgentConfig, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.metrics import rmse
 from personasim.pipeline.ingest import IngestStage
@@ -66,6 +66,9 @@ SCORING_ONLY = ("score_batch_items", "prefix_cache_mib", "token_cache_mib")
 LM_WEIGHT_SETTINGS = ("lm_weight", "lm_weight_examples")
 """`[agents]` settings of the LM weight, fitted on trained adapters: they change the
 stage's output, not its adapters (which stay in their checkpoints)."""
+
+
+NO_RATINGS_NOTE = f"the rating answer and its prior: {NO_RATINGS}; the agents learn to watch"
 
 
 class TrainStage(Stage):
@@ -128,13 +131,16 @@ class TrainStage(Stage):
                 "totals": {"examples": 0, "steps": 0, "seconds": 0.0},
             }
 
-        with progress("collaborative prior", total=None):
-            users = sorted(profiles["user_id"].astype(str))
-            fitted = fit_prior(
-                cfg.prior_model, self.config.evaluate, train, others, users, items, scale, seed
-            )
-        prior, oof = fitted.prior, fitted.out_of_fold
-        prior.save(out)
+        users = sorted(profiles["user_id"].astype(str))
+        implicit = self.config.data.implicit
+        prior = oof = weights = None
+        if not implicit:  # a log without ratings has no rating prior
+            with progress("collaborative prior", total=None):
+                fitted = fit_prior(
+                    cfg.prior_model, self.config.evaluate, train, others, users, items, scale, seed
+                )
+            prior, oof, weights = fitted.prior, fitted.out_of_fold, fitted.weights
+            prior.save(out)
 
         index = None
         if cfg.use_rationales:
@@ -173,12 +179,14 @@ class TrainStage(Stage):
                 "rate": int((examples.task == "rate").sum()),
                 "watch": int((examples.task == "watch").sum()),
             },
-            "oof_prior_rmse": round(rmse(train["rating"], oof), 4),
-            "prior_model": cfg.prior_model,
-            "prior_weights": fitted.weights,
+            "oof_prior_rmse": None if oof is None else round(rmse(train["rating"], oof), 4),
+            "prior_model": None if implicit else cfg.prior_model,
+            "prior_weights": weights,
             "watch_prior": watch_summary,
             "adapters": {},
         }
+        if implicit:
+            summary["not_trained"] = NO_RATINGS_NOTE
         if groups:
             texts = agent_profiles(profiles, recent, records)
             summary["adapters"] = self._train_all(groups, examples, errors, texts, out)
@@ -329,6 +337,8 @@ class TrainStage(Stage):
         cfg = self.config.agents
         if cfg.lm_weight != "fit":
             return {"lm_weight": float(cfg.lm_weight)}
+        if self.config.data.implicit:
+            return {"lm_weight": 1.0, "lm_weight_fit": {"note": "no ratings to fit it on"}}
         assert job.held_out is not None
         path = job.folder.with_name(f"{job.folder.name}.lm-weight-{len(job.held_out)}.json")
         if path.exists():

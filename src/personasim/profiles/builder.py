@@ -41,7 +41,7 @@ def compose_profile(traits: dict[str, Any], taste: dict[str, Any], summary: str)
     `profile.summary_max_tokens`.
     """
     facts = render_taste(taste)
-    lines = [render_traits(traits), facts]
+    lines = [render_traits(traits, rated=taste.get("rated", True)), facts]
     if summary and summary != facts:
         lines.append(f"In short: {summary}")
     return "\n".join(lines)

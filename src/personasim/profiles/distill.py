@@ -173,6 +173,11 @@ def _chunks(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [seq[i : i + size] for i in range(0, len(seq), size)]
 
 
+def _watched(histories: dict[str, pd.DataFrame]) -> bool:
+    """True for the histories of a log without ratings (the items watched)."""
+    return all(h["rating"].isna().all() for h in histories.values()) and bool(histories)
+
+
 def _scale_key(scale: RatingScale) -> list[list[float]]:
     """What a generation's cache key adds for a scale other than 1-5 (whose keys were
     made before scales existed)."""
@@ -209,7 +214,7 @@ def distil_summaries(
     base = cache_key(
         "summary",
         PROMPT_VERSION,
-        prompts_hash(),
+        prompts_hash(_watched(histories)),
         identity,
         config.summary_max_tokens,
         config.batch_interactions,
@@ -316,7 +321,7 @@ def write_rationales(
     base = cache_key(
         "rationale",
         PROMPT_VERSION,
-        prompts_hash(),
+        prompts_hash(_watched(histories)),
         generator.identity(),
         config.rationale_max_tokens,
         *_scale_key(scale),

@@ -18,6 +18,7 @@ from personasim.rating_scale import RatingScale
 __all__ = [
     "INSTRUCTION_PHRASES",
     "PROMPT_VERSION",
+    "WATCHED_TEMPLATES",
     "item_line",
     "profile_update_messages",
     "prompts_hash",
@@ -40,10 +41,23 @@ RATIONALE_USER = (
     "Give the likely reason in one short sentence."
 )
 VERDICTS = {1: "hated", 2: "disliked", 3: "found okay", 4: "liked", 5: "loved"}
+# A log without ratings (clicks, views): what the viewer watched, not how they rated it.
+PROFILE_USER_WATCHED = (
+    "Summary so far: {summary}\n\n"
+    "Newly watched:\n{ratings}\n\n"
+    "Write the new summary in two sentences: what kinds of movies does this viewer watch?"
+)
+RATIONALE_USER_WATCHED = (
+    "A viewer who {taste} watched the movie {item}. Give the likely reason in one short sentence."
+)
+WATCHED_TEMPLATES = (PROFILE_USER_WATCHED, RATIONALE_USER_WATCHED)
+"""The templates of logs without ratings; their text goes into those generations' cache
+keys (the ratings' templates keep their hash, so rated runs stay up to date)."""
 
 INSTRUCTION_PHRASES = (
     "summary so far",
     "new ratings (1",
+    "newly watched:",
     "write the new summary",
     "what kinds of movies does this viewer",
     "give the likely reason",
@@ -53,9 +67,11 @@ INSTRUCTION_PHRASES = (
 _TEMPLATES = (PROFILE_SYSTEM, PROFILE_USER, RATIONALE_USER, repr(sorted(VERDICTS.items())))
 
 
-def prompts_hash() -> str:
-    """Hash of the prompt templates (recorded with :data:`PROMPT_VERSION`)."""
-    return hashlib.sha256("\x00".join(_TEMPLATES).encode()).hexdigest()[:16]
+def prompts_hash(watched: bool = False) -> str:
+    """Hash of the prompt templates (recorded with :data:`PROMPT_VERSION`); `watched`:
+    of a log without ratings, whose templates are :data:`WATCHED_TEMPLATES`."""
+    templates = (*_TEMPLATES, *WATCHED_TEMPLATES) if watched else _TEMPLATES
+    return hashlib.sha256("\x00".join(templates).encode()).hexdigest()[:16]
 
 
 def item_line(item: Mapping[str, Any]) -> str:
@@ -85,8 +101,13 @@ def profile_update_messages(
     scale: RatingScale | None = None,
 ) -> tuple[Message, ...]:
     """Refine the running profile with the next batch of ``(item, rating)`` pairs
-    (ratings on `scale`; 1-5 when None)."""
+    (ratings on `scale`; 1-5 when None; all NaN in a log without ratings: the items
+    watched)."""
     scale = scale or RatingScale()
+    if all(math.isnan(rating) for _, rating in batch):  # a log without ratings
+        watched = "\n".join(f"- {item_line(item)}" for item, _ in batch)
+        user = PROFILE_USER_WATCHED.format(summary=summary or "(empty)", ratings=watched)
+        return ({"role": "system", "content": PROFILE_SYSTEM}, {"role": "user", "content": user})
     ratings = "\n".join(f"- {item_line(item)}: {scale.out_of(rating)}" for item, rating in batch)
     user = _on_scale(PROFILE_USER, scale).format(summary=summary or "(empty)", ratings=ratings)
     return ({"role": "system", "content": PROFILE_SYSTEM}, {"role": "user", "content": user})
@@ -101,9 +122,12 @@ def rationale_messages(
         taste_text: What the viewer likes, as a verb phrase ("likes Comedy; dislikes
             Horror").
         item: The item (title, year, genres).
-        rating: The user's rating.
+        rating: The user's rating (NaN in a log without ratings: why they watched it).
         scale: The log's rating scale (1-5 when None).
     """
+    if math.isnan(rating):  # a log without ratings: why they watched it
+        user = RATIONALE_USER_WATCHED.format(taste=taste_text, item=item_line(item))
+        return ({"role": "user", "content": user},)
     scale = scale or RatingScale()
     stars = math.floor(scale.stars(rating) + 0.5)  # half up: 3.5 stars is "liked"
     verdict = VERDICTS[min(5, max(1, stars))]

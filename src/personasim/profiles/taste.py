@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from personasim.profiles.traits import LEVEL_NAMES
@@ -49,6 +50,9 @@ def taste_of(history: pd.DataFrame, scale: RatingScale | None = None) -> dict[st
     """
     scale = scale or RatingScale()
     ratings = history["rating"].to_numpy(dtype="float64")
+    rated = bool(np.isfinite(ratings).any())  # a click log has none
+    if not rated:
+        ratings = np.zeros(len(ratings))
     genres: dict[str, tuple[int, float]] = {}
     for names, r in zip(history["genres"], ratings, strict=True):
         for g in names:
@@ -70,6 +74,7 @@ def taste_of(history: pd.DataFrame, scale: RatingScale | None = None) -> dict[st
         genres=genres,
         decades=decades,
         scale=scale,
+        rated=rated,
     )
 
 
@@ -84,6 +89,7 @@ def taste_from_stats(
     genres: Mapping[str, tuple[int, float]],
     decades: Mapping[int, int],
     scale: RatingScale | None = None,
+    rated: bool = True,
 ) -> dict[str, Any]:
     """:func:`taste_of` from sums and counts, so that huge logs can be aggregated out of
     core (by DuckDB) and only the sums reach Python.
@@ -98,6 +104,8 @@ def taste_from_stats(
         genres: Genre -> (ratings, sum of ratings).
         decades: Decade (1990 for the 1990s) -> ratings of items of known year.
         scale: The log's rating scale (1-5 when None), kept in the dict for the texts.
+        rated: False for a log without ratings: only the genres and decades watched,
+            no liked or disliked genres, no rating habits (``"rated": False``).
     """
     mean = rating_sum / n if n else 0.0
     scored = []
@@ -113,7 +121,7 @@ def taste_from_stats(
     named = {f"{d}s": c for d, c in decades.items()}
     total_known = sum(named.values()) or 1
     eras = [d for d in sorted(named, key=lambda d: (-named[d], d)) if named[d] / total_known >= 0.2]
-    return {
+    taste = {
         "n": n,
         "mean_rating": round(mean, 2),
         "share_high": round(n_high / n if n else 0.0, 2),
@@ -125,6 +133,17 @@ def taste_from_stats(
         "decades": eras[:2],
         "scale": (scale or RatingScale()).as_list(),
     }
+    if not rated:
+        taste.update(
+            rated=False,
+            mean_rating=None,
+            share_high=None,
+            share_low=None,
+            vs_average=None,
+            liked_genres=[],
+            disliked_genres=[],
+        )
+    return taste
 
 
 def _scale_of(taste: Mapping[str, Any]) -> RatingScale:
@@ -135,6 +154,9 @@ def _scale_of(taste: Mapping[str, Any]) -> RatingScale:
 
 def taste_line(taste: Mapping[str, Any]) -> str:
     """A verb phrase for prompts: "likes Comedy, Drama and dislikes Horror"."""
+    if not taste.get("rated", True):
+        top = taste["top_genres"]
+        return f"watches mostly {', '.join(top)}" if top else "watches all kinds of movies"
     liked = taste["liked_genres"] or taste["top_genres"]
     parts = [f"likes {', '.join(liked)}" if liked else "watches all kinds of movies"]
     if taste["disliked_genres"]:
@@ -170,16 +192,24 @@ def render_taste(taste: Mapping[str, Any]) -> str:
         sentences.append(f"Tends to dislike {', '.join(taste['disliked_genres'])}.")
     if taste["decades"]:
         sentences.append(f"Watches mostly movies from the {' and '.join(taste['decades'])}.")
-    sentences.append(_habit(taste))
+    if taste.get("rated", True):
+        sentences.append(_habit(taste))
     return " ".join(sentences)
 
 
-def render_traits(row: Mapping[str, Any]) -> str:
-    """The three traits as a sentence each, with their raw values."""
+def render_traits(row: Mapping[str, Any], rated: bool = True) -> str:
+    """The three traits as a sentence each, with their raw values (`rated`: False for a
+    log without ratings, whose conformity is the popularity of what the user watches)."""
+    if rated:
+        activity = f"{int(row['activity_count'])} ratings"
+        conformity = f"mean squared gap to the average rating {row['conformity_gap']:.2f}"
+    else:
+        activity = f"{int(row['activity_count'])} movies watched"
+        share = 1.0 - float(row["conformity_gap"])
+        conformity = f"the movies they watch are more popular than {share:.0%} of the catalogue"
     return (
-        f"Activity: {LEVEL_NAMES[int(row['activity'])]} ({int(row['activity_count'])} ratings). "
-        f"Conformity: {LEVEL_NAMES[int(row['conformity'])]} (mean squared gap to the "
-        f"average rating {row['conformity_gap']:.2f}). "
+        f"Activity: {LEVEL_NAMES[int(row['activity'])]} ({activity}). "
+        f"Conformity: {LEVEL_NAMES[int(row['conformity'])]} ({conformity}). "
         f"Diversity: {LEVEL_NAMES[int(row['diversity'])]} ({int(row['diversity_genres'])} "
         "genres make up 80% of what they watch)."
     )
@@ -196,8 +226,14 @@ def render_rationale(context: Mapping[str, Any]) -> str:
     taste = context["taste"]
     scale = _scale_of(taste)
     rating = float(context["rating"])
-    rated = f"Rated {scale.out_of(rating)}"
     genres = item["genres"]
+    if math.isnan(rating):  # a log without ratings: why they watched it
+        label = ", ".join(genres[:2]) or "movie"
+        common = [g for g in genres if g in taste["top_genres"]]
+        if common:
+            return f"Watched ({label}): {common[0]} is one of the genres they watch most."
+        return f"Watched ({label})."
+    rated = f"Rated {scale.out_of(rating)}"
     liked = [g for g in genres if g in taste["liked_genres"]]
     disliked = [g for g in genres if g in taste["disliked_genres"]]
     label = ", ".join(genres[:2]) or "movie"

@@ -3,7 +3,8 @@
 - activity: number of ratings; levels cut at the 60th and 90th percentile of users;
 - conformity: mean squared gap between the user's ratings and the items' average
   ratings (train-only item means); cut at the 25th and 80th percentile, a small gap
-  meaning high conformity;
+  meaning high conformity. A log without ratings: 1 - the mean popularity percentile
+  of the user's items (train counts), small when they watch what many watch;
 - diversity: the number of genres that cover 80% of the user's genre mass (each rated
   item adds one to each of its genres); cut at the 33rd and 66th percentile.
 
@@ -81,7 +82,8 @@ def compute_traits(
 
     Args:
         train: ``user_id, item_id, rating`` of the train part.
-        items: ``item_id, genres, train_mean_rating`` (train-only statistics).
+        items: ``item_id, genres, train_mean_rating, train_count`` (train-only
+            statistics).
         reference: Raw traits of an existing population (as returned here) whose
             percentiles cut the levels; by default the users' own.
 
@@ -91,7 +93,11 @@ def compute_traits(
     """
     meta = items.set_index("item_id")
     joined = train.join(meta[["genres", "train_mean_rating"]], on="item_id")
-    gap = (joined["rating"] - joined["train_mean_rating"]) ** 2
+    if joined["rating"].notna().any():
+        gap = (joined["rating"] - joined["train_mean_rating"]) ** 2
+    else:  # a log without ratings: conforming is watching what many watch
+        popularity = meta["train_count"].rank(pct=True)
+        gap = 1.0 - joined["item_id"].map(popularity)
     grouped = joined.assign(gap=gap).groupby("user_id", sort=True)
     out = pd.DataFrame(
         {

@@ -436,7 +436,14 @@ class AgentService:
         scale = self.agent.rating_scale
         with self.lock:
             log = run_sessions(
-                self.agent, pages, activity, cfg, seed=query.seed, label="api", scale=scale
+                self.agent,
+                pages,
+                activity,
+                cfg,
+                seed=query.seed,
+                label="api",
+                scale=scale,
+                rates=getattr(self.agent, "rates", True),
             )
         return log.events, log.sessions
 
@@ -541,6 +548,10 @@ def create_app(service: AgentService, settings: ServeSettings) -> Any:
     @app.post("/v1/rate", responses=_ERRORS)
     async def rate(query: ItemsQuery, key: str = Depends(authorised)) -> RateAnswer:
         """Predicted ratings of items by a user (or a cold-start profile)."""
+        if not getattr(service.agent, "rates", True):  # agents of a log without ratings
+            raise _ApiError(
+                422, "no_ratings", "this run's log has no ratings: ask /v1/watch instead"
+            )
         user = await asyncio.to_thread(service.resolve, query)
         items = await asyncio.to_thread(service.item_ids, query, key)
         result = await batcher.submit(("rate", user, items))

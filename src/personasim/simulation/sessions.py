@@ -156,7 +156,8 @@ def continue_probability(activity_level: int, satisfaction: float, config: Simul
 
     Args:
         activity_level: 1 (low), 2 (medium) or 3 (high); other values are clipped.
-        satisfaction: Share of the page's items watched and liked, in [0, 1].
+        satisfaction: Share of the page's items watched and liked (watched, in a log
+            without ratings), in [0, 1].
         config: The simulation settings (patience, satisfaction_weight).
     """
     level = min(max(int(activity_level), 1), 3)
@@ -175,6 +176,7 @@ def run_sessions(
     advance: Callable[[float], None] | None = None,
     one_pass: bool = False,
     scale: RatingScale | None = None,
+    rates: bool = True,
 ) -> SessionLog:
     """Simulate one session per user, all users advancing page by page together.
 
@@ -193,6 +195,8 @@ def run_sessions(
             the watched ones.
         scale: The rating scale the agents' distributions are over (1-5 when None):
             the ratings drawn, and the likes when ``like_threshold`` is unset.
+        rates: False for agents of a log without ratings: nothing is rated or liked
+            (ratings NaN), and a page's satisfaction is the share of it watched.
 
     Returns:
         The events and one row per session.
@@ -216,7 +220,7 @@ def run_sessions(
         page = 0
         while active:
             shown = [(u, pages[u][page]) for u in active]
-            watch, page_probs = _page_answers(agents, shown, one_pass)
+            watch, page_probs = _page_answers(agents, shown, one_pass and rates)
             watched_items: dict[str, list[int]] = {}
             for (u, items), p in zip(shown, watch, strict=True):
                 drawn = draws(u, page, "watch", len(items)) if sample else None
@@ -224,7 +228,9 @@ def run_sessions(
                 watched_items[u] = [k for k in range(len(items)) if decided[k]]
                 if remember is not None and watched_items[u]:
                     remember(u, [items[k] for k in watched_items[u]])
-            if page_probs is None:  # rate only what was watched
+            if not rates:  # a log without ratings: watches only
+                rating_probs = {}
+            elif page_probs is None:  # rate only what was watched
                 to_rate = [(u, [items[k] for k in watched_items[u]]) for u, items in shown]
                 to_rate = [r for r in to_rate if r[1]]
                 answers = agents.rating_distributions(to_rate) if to_rate else []
@@ -253,7 +259,11 @@ def run_sessions(
                     ratings[u] = levels[probs.argmax(axis=1)]
             still = []
             for (u, items), p in zip(shown, watch, strict=True):
-                got = dict(zip(watched_items[u], ratings.get(u, []), strict=True))
+                got = (
+                    dict(zip(watched_items[u], ratings.get(u, []), strict=True))
+                    if rates
+                    else dict.fromkeys(watched_items[u], np.nan)
+                )
                 liked = 0
                 for k, item in enumerate(items):
                     rating = got.get(k, np.nan)
@@ -267,7 +277,8 @@ def run_sessions(
                 s["shown"] += len(items)
                 s["watched"] += len(got)
                 s["liked"] += liked
-                p_continue = continue_probability(activity.get(u, 2), liked / len(items), config)
+                satisfied = (liked if rates else len(got)) / len(items)
+                p_continue = continue_probability(activity.get(u, 2), satisfied, config)
                 stays = (
                     draws(u, page, "continue", 1)[0] < p_continue if sample else p_continue >= 0.5
                 )
