@@ -67,7 +67,7 @@ def test_valid_log_is_accepted(cli, tmp_path):
 @pytest.mark.parametrize(
     ("flag", "bad_name", "expected"),
     [
-        ("--rating-col", "score", "column 'score'"),
+        ("--rating-col", "score", "a log without ratings: --rating-col none"),
         ("--user-col", "userid", "did you mean 'user_id'?"),
     ],
 )

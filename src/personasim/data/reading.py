@@ -91,6 +91,8 @@ class RawTable:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             flag = f" (or --{key}-col)" if key in _CLI_COLUMN_FLAGS else ""
             remedy = fix or f"map the right one with data.columns.{key}{flag}"
+            if key == "rating" and not fix:  # perhaps a log of views or clicks
+                remedy += "; a log without ratings: --rating-col none (data.columns.rating = '')"
             other = [d for d in (";", "\t", "|", ",") if len(present) == 1 and d in present[0]]
             if other:  # one column holding the others: another delimiter
                 hint = ""
