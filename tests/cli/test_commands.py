@@ -317,3 +317,16 @@ def test_ctrl_c_says_what_was_kept(cli, tmp_path, monkeypatch):
     assert f"kept in {tmp_path}: finished stages data/" in res.output
     assert "nothing half-written" in res.output and "rerun the command to resume" in res.output
     assert not (tmp_path / "profiles" / "manifest.json").exists()
+
+
+def test_baselines_only_also_scores_the_priors_alone_of_a_trained_run(cli, trained_run, copy_run):
+    run = copy_run(trained_run)
+    res = cli("evaluate", "--workdir", run, "--baselines-only")
+    assert res.code == 0, res.output
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert (
+        metrics["prior"]["kind"] == "prior" and metrics["prior"]["n"] == metrics["global_mean"]["n"]
+    )
+    assert not {"global-lora", "persona-lora"} & set(metrics)  # no language model asked
+    taste = json.loads((run / "eval" / "taste.json").read_text())
+    assert all("watch-prior" in models for models in taste.values())

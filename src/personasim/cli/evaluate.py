@@ -33,7 +33,10 @@ def evaluate(
         bool,
         typer.Option(
             "--baselines-only",
-            help="Score the baselines only (evaluate.agents = []): no trained agents needed.",
+            help=(
+                "Score the baselines only (evaluate.agents = []): no trained agents needed "
+                "(the agents' priors alone are scored when train has run)."
+            ),
         ),
     ] = False,
     force: ForceOpt = False,
@@ -44,7 +47,8 @@ def evaluate(
     eval/metrics.json.
 
     The agents of `evaluate.agents` must have been trained (`personasim train`; exit
-    code 3 otherwise, with the command); --baselines-only scores the baselines alone.
+    code 3 otherwise, with the command); --baselines-only scores the baselines (and,
+    when train has run, the agents' priors alone, which need no language model).
     """
     workspace = Workspace(workdir)
     overrides = deep_merge(nested(seed=seed), scale_overrides(executor, ray_address))

@@ -228,11 +228,11 @@ class EvaluateStage(Stage):
         frames, notes = baseline_ratings(
             fitted, test, stores["ratings"], scale=scale, fit_data=fit_data
         )
+        prior = self._prior_alone(test, trained)  # also without agents: no LM in it
+        if prior is not None:
+            frames.append(prior[0])
+            notes[PRIOR_MODEL] = prior[1]
         if agents is not None:
-            prior = self._prior_alone(test, trained)
-            if prior is not None:
-                frames.append(prior[0])
-                notes[PRIOR_MODEL] = prior[1]
             asked = pairs[["user_id", "item_id", "rating"]]
             for model, frame, note in agents.ratings(asked, stores["ratings"]):
                 frames.append(frame)
