@@ -13,6 +13,8 @@ end. Run it on the code before and after the caps to compare (the script uses on
 API both have):
 
     .venv/bin/python benchmarks/serve_memory.py [--requests 10000] [--out results.json]
+        [--max-described-items N] [--max-cold-users N]   (the caps; defaults otherwise)
+        [--kinds described cold]
 """
 
 from __future__ import annotations
@@ -68,18 +70,21 @@ def _rss_mib() -> float:
     return float("nan")
 
 
-def serve(run: str, kind: str, requests: int) -> dict[str, Any]:
+def serve(run: str, kind: str, requests: int, caps: dict[str, int]) -> dict[str, Any]:
     """Send `requests` requests of `kind` ("described" or "cold") one by one; return the
-    memory curve and what the agents hold at the end."""
+    memory curve and what the agents hold at the end (`caps`: the service's
+    ``max_described_items`` and ``cold_cache`` when given; the defaults otherwise)."""
     import httpx
 
     from personasim.agents import UserAgent
     from personasim.serve import AgentService, ServeSettings, create_app
 
     agent = UserAgent.from_workdir(run, mode="persona")
-    service = AgentService(agent, Path(run), blend=True)
+    cold = {"cold_cache": caps["cold"]} if "cold" in caps else {}
+    service = AgentService(agent, Path(run), blend=True, **cold)
     service.load_activity()
-    app = create_app(service, ServeSettings())
+    described = {"max_described_items": caps["described"]} if "described" in caps else {}
+    app = create_app(service, ServeSettings(**described))
     user = sorted(agent.profiles)[0]
     item = next(i for i, it in agent.items.items() if it["count"] > 0)
     genres = ["Drama", "Comedy", "Thriller", "Romance", "Action"]
@@ -126,12 +131,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--max-described-items", type=int, default=None)
+    parser.add_argument("--max-cold-users", type=int, default=None)
+    parser.add_argument("--kinds", nargs="+", default=["described", "cold"])
     args = parser.parse_args()
+    caps = {
+        k: v
+        for k, v in (("described", args.max_described_items), ("cold", args.max_cold_users))
+        if v is not None
+    }
     with tempfile.TemporaryDirectory() as tmp:
         run = build_run(Path(tmp))
         results = []
-        for kind in ("described", "cold"):
-            result, _ = isolated(serve, str(run), kind, args.requests)
+        for kind in args.kinds:
+            result, _ = isolated(serve, str(run), kind, args.requests, caps)
             results.append(result)
             curve = ", ".join(f"{n}: {mib:,.0f}" for n, mib in result["rss_mib"])
             print(
