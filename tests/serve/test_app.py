@@ -277,6 +277,9 @@ def test_forgotten_cold_users_take_their_blended_adapters_with_them(trained_run)
     assert {a for a in agent.lm_weights if a.startswith("blend-")} <= alive
     assert alive == {agent.persona_of(u) for u in service.cold} & alive
     assert agent.run_users == sum(agent.persona_sizes().values()) == len(agent.profiles) - 2
+    # nor do their prefix states stay cached (only the 2 kept cold users' were scored)
+    live = {agent.lm.encode_prefix(agent.profiles[u]) for u in service.cold}
+    assert {k[2] for k in agent.lm.prefix_states_cache} == live
     run_user = min(u for u in agent.profiles if not agent.is_added(u))
     with pytest.raises(ConfigError, match="not added"):
         agent.remove_user(run_user)

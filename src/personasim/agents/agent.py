@@ -491,8 +491,9 @@ class UserAgent:
         return adapter
 
     def remove_user(self, user_id: str) -> None:
-        """Forget a user added by :meth:`add_user`; a blended adapter no other user
-        answers through is deleted from the model (and its cached prefix states).
+        """Forget a user added by :meth:`add_user`, with its profile's tokens and prefix
+        states; a blended adapter no other user answers through is deleted from the
+        model (and its cached prefix states).
 
         Raises:
             ConfigError: `user_id` is a run user, or unknown.
@@ -500,7 +501,9 @@ class UserAgent:
         if user_id not in self._added:
             raise ConfigError(f"user {user_id!r} was not added with add_user")
         self._added.discard(user_id)
-        self.profiles.pop(user_id, None)
+        profile = self.profiles.pop(user_id, None)
+        if profile is not None:  # its tokens and prefix states (recomputed if shared)
+            self.lm.forget_prefix(profile)
         adapter = self.personas.pop(user_id, None)
         if adapter is None or not adapter.startswith(BLEND_PREFIX):
             return

@@ -425,6 +425,15 @@ class AgentLM:
         """Token ids of the system turn holding a profile."""
         return self._cached_tokens("prefix", profile_text, self._encode_prefix)
 
+    def forget_prefix(self, profile_text: str) -> None:
+        """Drop a profile's tokens and its cached prefix states (a user who is gone: the
+        caches are bounded, but a service that forgets users should not keep their
+        states until the bound pushes them out)."""
+        tokens = self._encode_prefix(profile_text)
+        self.token_cache.pop(("prefix", profile_text), None)
+        for key in [k for k in self.prefix_states_cache if k[2] == tokens]:
+            self.prefix_states_cache.pop(key, None)
+
     def _encode_prefix(self, profile_text: str) -> tuple[int, ...]:
         text = self.tokenizer.apply_chat_template(
             [{"role": "system", "content": profile_text}], tokenize=False
