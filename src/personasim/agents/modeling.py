@@ -429,8 +429,8 @@ class AgentLM:
         """Drop a profile's tokens and its cached prefix states (a user who is gone: the
         caches are bounded, but a service that forgets users should not keep their
         states until the bound pushes them out)."""
-        tokens = self._encode_prefix(profile_text)
-        self.token_cache.pop(("prefix", profile_text), None)
+        cached = self.token_cache.pop(("prefix", profile_text), None)
+        tokens = cached[0] if cached is not None else self._encode_prefix(profile_text)
         for key in [k for k in self.prefix_states_cache if k[2] == tokens]:
             self.prefix_states_cache.pop(key, None)
 
