@@ -400,10 +400,13 @@ class SimulateConfig(_Section):
     """Latent factors of the implicit-feedback MF recommender (ALS)."""
     mf_epochs: int = Field(10, ge=1)
     """ALS epochs of the MF recommender."""
-    feedback_rounds: int = Field(0, ge=0)
+    feedback_rounds: int = Field(5, ge=0)
     """Feedback-loop rounds after the first sessions (0: off): each round adds the items
-    the agents liked to the recommender's training data, retrains it and simulates
-    again, to see how the genre diversity and popularity of what it shows drift."""
+    the agents watched to every recommender's training data, retrains it, ranks and
+    simulates again; per recommender and round the study records the watch rate, likes,
+    catalogue coverage, Gini of exposure, genre entropy and popularity of the lists and
+    the drift of the users' histories, and says whether the recommender narrows,
+    broadens or stays (docs/simulation.md)."""
     feedback_users: int = Field(0, ge=0)
     """Users in the feedback loop (a seeded subset of the simulated users; 0: all)."""
     ladder: list[Annotated[float, Field(gt=0.0, le=1.0)]] = [0.1, 0.25, 0.5, 1.0]
@@ -715,7 +718,16 @@ class AgentConfig(_Section):
     `lm_weight_examples` of its users' train ratings it did not train on (those the cap
     left out; without a cap they are held out of its training)."""
     lm_weight_examples: int = Field(500, ge=10)
-    """Held-out rating examples per adapter that `lm_weight = "fit"` is fitted on."""
+    """Held-out rating examples per adapter that `lm_weight = "fit"` is fitted on (and
+    as many watch examples for its watch weight: P(yes) = sigmoid(w * LM margin + the
+    watch prior's log-odds), fitted by log loss)."""
+    language_model: Literal["auto", "on", "off"] = "auto"
+    """Who answers the agents' questions. "auto": an adapter whose fitted LM weight is 0
+    answers its ratings from the rating prior alone, and one whose watch LM weight is 0
+    its watch decisions from the watch prior alone, without loading or running the model
+    (the same answers, at the speed of the collaborative models); the rest go to the
+    model. "on": the model answers everything (the reference). "off": the priors answer
+    everything and `train` fits the priors only, training no adapter."""
     use_rationales: bool = True
     """Put the user's most similar past rationale (Ml) in each prompt (the paper's RAFT
     context); off gives the "Ms only" ablation."""

@@ -85,9 +85,17 @@ def test_the_weight_is_fitted_on_held_out_ratings_without_training_again(
     assert 0.0 <= fit["lm_weight"] <= 2.0
     assert fit["rmse"] <= min(fit["rmse_prior_alone"], fit["rmse_as_trained"]) + 1e-9
 
-    # the agent answers with the fitted weight; at weight 0 it is the prior alone
+    # the watch weight too, on held-out watch examples
+    watch_fit = trained["watch_lm_weight_fit"]
+    assert trained["watch_lm_weight"] == watch_fit["watch_lm_weight"]
+    assert 0.0 <= watch_fit["watch_lm_weight"] <= 2.0 and watch_fit["examples"] > 0
+    best = min(watch_fit["log_loss_prior_alone"], watch_fit["log_loss_as_trained"])
+    assert watch_fit["log_loss"] <= best + 1e-9
+
+    # the agent answers with the fitted weights; at weight 0 it is the prior alone
     agent = UserAgent.from_workdir(tmp_path, mode="global", dtype="float32")
     assert agent.lm_weights == {"global": fit["lm_weight"]}
+    assert agent.watch_lm_weights == {"global": watch_fit["watch_lm_weight"]}
     user = sorted(agent.profiles)[0]
     items = list(agent.items)[:6]
     agent.lm_weights["global"] = 0.0
@@ -117,4 +125,7 @@ def test_without_a_cap_the_fit_holds_ratings_out_of_training(
     trained = summary["adapters"]["global"]
     held = trained["lm_weight_fit"]["examples"]
     assert held == summary["examples"]["rate"] // 5
-    assert trained["examples"] == summary["examples"]["rate"] + summary["examples"]["watch"] - held
+    held_watch = trained["watch_lm_weight_fit"]["examples"]
+    assert held_watch == summary["examples"]["watch"] // 5
+    examples = summary["examples"]["rate"] + summary["examples"]["watch"]
+    assert trained["examples"] == examples - held - held_watch

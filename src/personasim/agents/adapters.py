@@ -6,13 +6,20 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from personasim.config import AgentConfig
 from personasim.errors import StageError
 
-__all__ = ["adapter_base", "adapter_folders", "lora_config", "save_adapter"]
+__all__ = [
+    "adapter_base",
+    "adapter_folders",
+    "fitted_lm_weights",
+    "lora_config",
+    "save_adapter",
+]
 
 GLOBAL_ADAPTER = "global"
 
@@ -87,3 +94,13 @@ def adapter_folders(workdir: Path) -> dict[str, Path]:
         for p in sorted(root.iterdir())
         if p.is_dir() and (p / "adapter_config.json").exists()
     }
+
+
+def fitted_lm_weights(
+    adapters: Mapping[str, Any], names: Sequence[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per adapter in `names`, its rating and watch LM weights from the train stage's
+    summary of `adapters` (1 where a weight was not fitted)."""
+    rating = {n: float((adapters.get(n) or {}).get("lm_weight", 1.0)) for n in names}
+    watch = {n: float((adapters.get(n) or {}).get("watch_lm_weight", 1.0)) for n in names}
+    return rating, watch

@@ -22,8 +22,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from personasim.agents.adapters import GLOBAL_ADAPTER, adapter_base, adapter_folders
-from personasim.agents.calibration import weighted_digit_probs
+from personasim.agents.adapters import (
+    GLOBAL_ADAPTER,
+    adapter_base,
+    adapter_folders,
+    fitted_lm_weights,
+)
+from personasim.agents.calibration import weighted_digit_probs, weighted_watch_probs
 from personasim.agents.examples import described_item, item_records
 from personasim.agents.modeling import (
     BASE_ADAPTER,
@@ -77,6 +82,7 @@ class UserAgent:
         index: RationaleIndex | None,
         watch_prior: WatchPrior | None = None,
         lm_weights: Mapping[str, float] | None = None,
+        watch_lm_weights: Mapping[str, float] | None = None,
     ) -> None:
         self.lm = lm
         self.config = config
@@ -90,6 +96,9 @@ class UserAgent:
         self.lm_weights = dict(lm_weights or {})
         """Per adapter, how far its answer is trusted over the prior (1 when absent;
         ``agents.lm_weight``, :mod:`personasim.agents.calibration`)."""
+        self.watch_lm_weights = dict(watch_lm_weights or {})
+        """Per adapter, the same for the watch answer (1 when absent: runs trained
+        before it was fitted)."""
         # the only tokens scoring reads: digits, then the yes and the no spellings
         self._answers = [*lm.digit_ids, *lm.yes_ids, *lm.no_ids]
         self.modes: tuple[AgentMode, ...] = (mode,)
@@ -150,6 +159,12 @@ class UserAgent:
             folders = adapter_folders(ws.root)
             wanted = sorted(set(personas.values())) if m == "persona" else [GLOBAL_ADAPTER]
             missing = [name for name in wanted if name not in folders]
+            if missing and config.agents.language_model == "off":
+                raise ConfigError(
+                    f"agents.language_model is 'off' in {ws.root}: no adapter was trained; "
+                    "the agents answer from their priors (personasim.agents.prior_agents."
+                    "PriorAgents), or set it to 'auto' and rerun `personasim train`"
+                )
             if missing:
                 raise ConfigError(
                     f"no trained adapter {', '.join(missing)} in {ws.root / 'adapters'}: "
@@ -186,8 +201,20 @@ class UserAgent:
             recent = recent_items(log[log["split"] == "train"], config.agents.recent_titles)
         texts = agent_profiles(profiles, recent, items)
         trained = ((ws.read_manifest("adapters") or {}).get("summary") or {}).get("adapters", {})
-        weights = {name: float(trained.get(name, {}).get("lm_weight", 1.0)) for name in chosen}
-        agent = cls(lm, config, mode, texts, personas, items, prior, index, watch_prior, weights)
+        weights, watch_weights = fitted_lm_weights(trained, chosen)
+        agent = cls(
+            lm,
+            config,
+            mode,
+            texts,
+            personas,
+            items,
+            prior,
+            index,
+            watch_prior,
+            weights,
+            watch_weights,
+        )
         agent.modes = tuple(modes)
         return agent
 
@@ -425,6 +452,14 @@ class UserAgent:
         first = len(self.lm.digit_ids)  # the kept answers: digits, yes, no
         yes = list(range(first, first + len(self.lm.yes_ids)))
         no = list(range(yes[-1] + 1, yes[-1] + 1 + len(self.lm.no_ids)))
+        weight = 1.0
+        if odds is not None:
+            weight = self.watch_lm_weights.get(self._adapter(user, mode), 1.0)
+        if weight != 1.0:
+            margin = torch.logsumexp(lp.log_probs[:, yes], dim=-1) - torch.logsumexp(
+                lp.log_probs[:, no], dim=-1
+            )
+            return weighted_watch_probs(margin.double().numpy(), odds.double().numpy(), weight)
         adjusted = with_watch_prior(lp.log_probs, yes, no, odds)
         probs, _ = answer_distribution(adjusted, [yes, no])
         return probs[:, 0].double().numpy()
@@ -511,6 +546,7 @@ class UserAgent:
             return  # another user answers through it
         self.lm.model.delete_adapter(adapter)
         self.lm_weights.pop(adapter, None)
+        self.watch_lm_weights.pop(adapter, None)
         for key in [k for k in self.lm.prefix_states_cache if k[0] == adapter]:
             self.lm.prefix_states_cache.pop(key, None)
 
@@ -567,7 +603,8 @@ class UserAgent:
                 adapter_name=name,
                 combination_type="cat",
             )
-            self.lm_weights[name] = sum(w * self.lm_weights.get(p, 1.0) for p, w in percents) / norm
+            for weights in (self.lm_weights, self.watch_lm_weights):
+                weights[name] = sum(w * weights.get(p, 1.0) for p, w in percents) / norm
         return name
 
     def rate(self, user_id: str, items: Sequence[str | Mapping[str, Any]]) -> list[float]:

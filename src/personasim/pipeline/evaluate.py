@@ -308,6 +308,12 @@ class EvaluateStage(Stage):
                 raise StageError(message)
             logger.warning("evaluate: %s; scoring the baselines only", message)
             return None
+        if self.config.agents.language_model == "off":
+            logger.info(
+                "evaluate: agents.language_model is 'off': the agents are their priors, "
+                "scored as the prior rows"
+            )
+            return None
         from personasim.pipeline.train import TrainStage
 
         stale = TrainStage(self.workspace, self.config).status()

@@ -23,7 +23,13 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, lora_config, save_adapter
-from personasim.agents.calibration import digit_log_probs, fit_lm_weight, held_out_ratings
+from personasim.agents.calibration import (
+    digit_log_probs,
+    fit_lm_weight,
+    fit_watch_lm_weight,
+    held_out_ratings,
+    watch_margins,
+)
 from personasim.agents.choice_prior import fit_choice_prior
 from personasim.agents.examples import build_examples, item_records, select_examples
 from personasim.agents.modeling import AgentLM
@@ -68,6 +74,10 @@ LM_WEIGHT_SETTINGS = ("lm_weight", "lm_weight_examples")
 stage's output, not its adapters (which stay in their checkpoints)."""
 
 
+LANGUAGE_MODEL_OFF = (
+    "off (agents.language_model): no adapter trained; the agents answer from their priors"
+)
+
 NO_RATINGS_NOTE = f"the rating answer and its prior: {NO_RATINGS}; the agents learn to watch"
 
 
@@ -97,6 +107,8 @@ class TrainStage(Stage):
         for name in ("watch_prior_exclude", "recent_titles"):  # older runs keep their hash
             if not getattr(agents, name):
                 excluded.add(name)
+        if agents.language_model != "off":  # answering only, unless no adapter is trained
+            excluded.add("language_model")
         if agents.selection == "gradient":  # it scores the candidates in such batches
             excluded.discard("score_batch_items")
         else:  # only the gradient selection has a pool (older runs keep their hash)
@@ -187,7 +199,9 @@ class TrainStage(Stage):
         }
         if implicit:
             summary["not_trained"] = NO_RATINGS_NOTE
-        if groups:
+        if groups and cfg.language_model == "off":
+            summary["language_model"] = LANGUAGE_MODEL_OFF
+        elif groups:
             texts = agent_profiles(profiles, recent, records)
             summary["adapters"] = self._train_all(groups, examples, errors, texts, out)
         summary["totals"] = {
@@ -273,8 +287,9 @@ class TrainStage(Stage):
                         pd.DataFrame({"row": gradients.index, "score": gradients.to_numpy()}),
                         checkpoints / f"{name}.gradients.parquet",
                     )
-            held_out = None
+            held_out = held_watch = None
             folder = checkpoints / name
+            watch_rows = mine[mine["task"] == "watch"] if self._fits_watch_weight() else None
             if cfg.lm_weight == "fit":
                 # its own draws: the selection stays the one made without the fit
                 fit_rng = np.random.default_rng([self.config.seed, number])
@@ -282,13 +297,24 @@ class TrainStage(Stage):
                 if not capped:  # every example is trained on: hold some out first
                     size = min(cfg.lm_weight_examples, len(rate) // 5)
                     held_out = held_out_ratings(rate, pd.Index([]), size, fit_rng)
-                    mine = mine.drop(held_out.index)
-                    folder = checkpoints / f"{name}-without-{len(held_out)}-held-out"
+                    dropped = held_out.index
+                    tag = f"{len(held_out)}"
+                    if watch_rows is not None:
+                        size = min(cfg.lm_weight_examples, len(watch_rows) // 5)
+                        held_watch = held_out_ratings(watch_rows, pd.Index([]), size, fit_rng)
+                        dropped = dropped.union(held_watch.index)
+                        tag += f"+{len(held_watch)}"
+                    mine = mine.drop(dropped)
+                    folder = checkpoints / f"{name}-without-{tag}-held-out"
             frame = select_examples(mine, cfg, errors=errors, rng=rng, gradients=gradients)
             if cfg.lm_weight == "fit" and held_out is None:
                 held_out = held_out_ratings(
                     mine[mine["task"] == "rate"], frame.index, cfg.lm_weight_examples, fit_rng
                 )
+                if watch_rows is not None:
+                    held_watch = held_out_ratings(
+                        watch_rows, frame.index, cfg.lm_weight_examples, fit_rng
+                    )
             jobs.append(
                 AdapterJob(
                     name=name,
@@ -299,6 +325,7 @@ class TrainStage(Stage):
                     config=cfg,
                     seed=self.config.seed + number,
                     held_out=held_out,
+                    held_out_watch=held_watch,
                     scale=scale,
                 )
             )
@@ -328,44 +355,80 @@ class TrainStage(Stage):
             shutil.copytree(job.folder, out / job.name)
         return {name: results[name] for name in groups}
 
+    def _fits_watch_weight(self) -> bool:
+        """Whether the adapters get a fitted watch LM weight: ``lm_weight = "fit"``
+        with a watch task and a watch prior (without one, weight 0 would answer 0.5)."""
+        cfg = self.config.agents
+        return cfg.lm_weight == "fit" and cfg.watch_task and cfg.watch_prior != "none"
+
     def _lm_weight(
         self, job: AdapterJob, texts: dict[str, str], model: Callable[[], AgentLM]
     ) -> dict[str, Any]:
-        """The adapter's LM weight: the configured one, or fitted on its held-out rating
-        examples (kept beside its checkpoint, so a resumed run does not score them again)
-        with the base model `model()`."""
+        """The adapter's LM weights: the configured one, or fitted on its held-out rating
+        and watch examples (each fit kept beside its checkpoint, so a resumed run does
+        not score them again) with the base model `model()`."""
         cfg = self.config.agents
         if cfg.lm_weight != "fit":
             return {"lm_weight": float(cfg.lm_weight)}
+        out: dict[str, Any] = {}
         if self.config.data.implicit:
-            return {"lm_weight": 1.0, "lm_weight_fit": {"note": "no ratings to fit it on"}}
-        assert job.held_out is not None
-        path = job.folder.with_name(f"{job.folder.name}.lm-weight-{len(job.held_out)}.json")
-        if path.exists():
-            fit = json.loads(path.read_text())
-        elif job.held_out.empty:
-            fit = {"lm_weight": 1.0, "examples": 0}  # nothing to fit on: as trained
+            out = {"lm_weight": 1.0, "lm_weight_fit": {"note": "no ratings to fit it on"}}
         else:
-            from peft import PeftModel
+            assert job.held_out is not None
+            path = job.folder.with_name(f"{job.folder.name}.lm-weight-{len(job.held_out)}.json")
 
-            lm = model()
-            base = lm.model
-            lm.model = PeftModel.from_pretrained(base, str(job.folder), is_trainable=False)
-            lm.prefix_states_cache.clear()  # states of another adapter of the same name
-            try:
-                with progress(f"LM weight of {job.name}", total=None):
-                    lm_digits, offsets = digit_log_probs(
-                        lm, job.held_out, texts, cfg, adapter="default"
-                    )
-            finally:
-                lm.model = lm.model.unload()
-                lm.prefix_states_cache.clear()
-            fit = fit_lm_weight(
-                lm_digits, offsets, job.held_out["target"].to_numpy(), lm.scale.levels
-            )
-            atomic_write_text(path, json.dumps(fit, indent=2) + "\n")
-        logger.info("train: adapter %s, LM weight %.3f", job.name, fit["lm_weight"])
-        return {"lm_weight": fit["lm_weight"], "lm_weight_fit": fit}
+            def rating_fit(lm: AgentLM) -> dict[str, Any]:
+                assert job.held_out is not None
+                lm_digits, offsets = digit_log_probs(lm, job.held_out, texts, cfg, "default")
+                truth = job.held_out["target"].to_numpy()
+                return fit_lm_weight(lm_digits, offsets, truth, lm.scale.levels)
+
+            fit = self._weight_fit(path, job, job.held_out, model, rating_fit, "lm_weight")
+            logger.info("train: adapter %s, LM weight %.3f", job.name, fit["lm_weight"])
+            out = {"lm_weight": fit["lm_weight"], "lm_weight_fit": fit}
+        watch = job.held_out_watch
+        if watch is not None:
+            path = job.folder.with_name(f"{job.folder.name}.watch-weight-{len(watch)}.json")
+
+            def watch_fit(lm: AgentLM) -> dict[str, Any]:
+                margins = watch_margins(lm, watch, texts, cfg, "default")
+                odds = watch["prior"].to_numpy("float64")
+                return fit_watch_lm_weight(margins, odds, watch["target"].to_numpy())
+
+            fit = self._weight_fit(path, job, watch, model, watch_fit, "watch_lm_weight")
+            logger.info("train: adapter %s, watch LM weight %.3f", job.name, fit["watch_lm_weight"])
+            out.update({"watch_lm_weight": fit["watch_lm_weight"], "watch_lm_weight_fit": fit})
+        return out
+
+    @staticmethod
+    def _weight_fit(
+        path: Path,
+        job: AdapterJob,
+        held_out: pd.DataFrame,
+        model: Callable[[], AgentLM],
+        fit: Callable[[AgentLM], dict[str, Any]],
+        key: str,
+    ) -> dict[str, Any]:
+        """One LM weight of an adapter: read from `path`, 1 without held-out examples,
+        else `fit` with the adapter loaded on `model()` (then written to `path`)."""
+        if path.exists():
+            return json.loads(path.read_text())
+        if held_out.empty:
+            return {key: 1.0, "examples": 0}  # nothing to fit on: as trained
+        from peft import PeftModel
+
+        lm = model()
+        base = lm.model
+        lm.model = PeftModel.from_pretrained(base, str(job.folder), is_trainable=False)
+        lm.prefix_states_cache.clear()  # states of another adapter of the same name
+        try:
+            with progress(f"{key.replace('_', ' ')} of {job.name}", total=None):
+                result = fit(lm)
+        finally:
+            lm.model = lm.model.unload()
+            lm.prefix_states_cache.clear()
+        atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+        return result
 
     @staticmethod
     def _gradient_scores(path: Path) -> pd.Series | None:
@@ -389,6 +452,8 @@ class AdapterJob:
     seed: int
     held_out: pd.DataFrame | None = None
     """Rating examples of its users it does not train on (the LM weight's fit)."""
+    held_out_watch: pd.DataFrame | None = None
+    """Watch examples of its users it does not train on (the watch LM weight's fit)."""
     scale: RatingScale = field(default_factory=RatingScale)
     """The rating scale the adapter answers on."""
 

@@ -1,0 +1,358 @@
+"""Simulated users answered by their collaborative priors alone: no language model.
+
+An adapter whose fitted LM weights are 0 (:mod:`personasim.agents.calibration`) answers
+exactly as its priors do: the rating distribution is the softmax of the rating prior's
+Gaussian log-prior over the scale's levels, P(watch) the sigmoid of the watch prior's
+log-odds (which reads what the user watched earlier in the session when the prior is the
+stacked choice model). :class:`PriorAgents` computes those answers without loading,
+tokenising or running the model, for every request of a call at once: the same numbers
+as :class:`~personasim.agents.UserAgent` at weight 0, at the speed of the collaborative
+models. :class:`RoutedAgents` sends each user's questions to the priors or to the
+language model by their adapter's weight (``agents.language_model``), and counts the
+decisions each made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+
+from personasim.agents.adapters import GLOBAL_ADAPTER, fitted_lm_weights
+from personasim.agents.prior import CFPrior, prior_logits
+from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
+from personasim.config import RunConfig
+from personasim.errors import ConfigError, StageError
+from personasim.rating_scale import RatingScale
+
+__all__ = [
+    "PriorAgents",
+    "RoutedAgents",
+    "adapter_weights",
+    "answers_from_prior",
+    "decision_counts",
+]
+
+Requests = Sequence[tuple[str, Sequence[str]]]
+
+
+class PriorAgents:
+    """The answers of agents whose LM weights are 0, from the priors alone.
+
+    Attributes:
+        config: The run's settings (the prior's width and centre, the scale).
+        prior: The rating prior (None for a log without ratings).
+        watch_prior: The watch prior (swappable, as the agents' is).
+        users: The run's simulated users.
+        session_watched: What each user watched in the session under way.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        prior: CFPrior | None,
+        watch_prior: WatchPrior | None,
+        users: Sequence[str],
+    ) -> None:
+        self.config = config
+        self.prior = prior
+        self.watch_prior = watch_prior
+        self.users = set(users)
+        self.session_watched: dict[str, list[str]] = {}
+
+    @classmethod
+    def from_workdir(cls, workdir: str | Path) -> PriorAgents:
+        """The priors of a run folder whose train stage has run (no model is loaded).
+
+        Raises:
+            StageError: The train stage has not run.
+        """
+        from personasim.data.tables import read_parquet
+        from personasim.workspace import Workspace, resolve_config
+
+        ws = Workspace(workdir)
+        config = resolve_config(ws)
+        folder = ws.stage_dir("adapters")
+        if ws.read_manifest("adapters") is None:
+            raise StageError(
+                f"the agents' priors are not fitted in {ws.root}: run `personasim train`"
+            )
+        prior = None
+        if not config.data.implicit and (folder / "prior.npy").is_file():
+            prior = CFPrior.load(folder)
+        watch_prior = None
+        if (folder / WATCH_PRIOR_FILE).is_file():
+            watch_prior = WatchPrior.load(folder)
+        profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
+        return cls(config, prior, watch_prior, profiles["user_id"].astype(str).tolist())
+
+    @property
+    def rates(self) -> bool:
+        """False for a run whose log has no ratings (the watch decision only)."""
+        return not self.config.data.implicit
+
+    @property
+    def rating_scale(self) -> RatingScale:
+        """The scale the ratings are on."""
+        return self.config.data.scale
+
+    def watch_probabilities(self, requests: Requests) -> list[np.ndarray]:
+        """P(watch) of each item per ``(user_id, item_ids)``: sigmoid of the watch
+        prior's log-odds (after the user's watches in the session under way)."""
+        if self.watch_prior is None:
+            raise ConfigError(
+                "the agents have no watch prior (agents.watch_prior = 'none'): their "
+                "watch answer needs the language model (agents.language_model = 'on')"
+            )
+        out = []
+        for user, items in requests:
+            items = [str(i) for i in items]
+            if not items:
+                out.append(np.zeros(0))
+                continue
+            recent = self.session_watched.get(str(user), ())
+            odds = self.watch_prior.log_odds(str(user), items, None, recent)
+            # the agents carry the log-odds in float32 (the model's precision)
+            out.append(1.0 / (1.0 + np.exp(-odds.astype("float32").astype("float64"))))
+        return out
+
+    def rating_distributions(self, requests: Requests) -> list[dict[str, np.ndarray]]:
+        """Per ``(user_id, item_ids)``: ``probs`` over the scale's levels (the softmax of
+        the rating prior's log-prior), ``expected`` and ``argmax``; ``digit_mass`` is
+        NaN and ``greedy_is_digit`` True (no model was asked).
+
+        Raises:
+            ConfigError: The log has no ratings, or the rating prior is not on the
+                answer's logits (``agents.prior`` without "logit": the prior alone is
+                not an answer there).
+        """
+        if not self.rates:
+            raise ConfigError("this run's log has no ratings: the agents answer only watches")
+        if self.prior is None or "logit" not in self.config.agents.prior:
+            raise ConfigError(
+                "agents.prior has no logit prior: the agents' ratings need the language "
+                "model (agents.language_model = 'on')"
+            )
+        requests = [(str(u), [str(i) for i in items]) for u, items in requests]
+        sizes = [len(items) for _, items in requests]
+        priors = np.concatenate(
+            [self.prior.predict(u, items) for u, items in requests if items] or [np.zeros(0)]
+        )
+        probs = answers_from_prior(priors, self.config)
+        levels = self.rating_scale.levels
+        out, at = [], 0
+        for n in sizes:
+            part = probs[at : at + n]
+            at += n
+            out.append(
+                {
+                    "probs": part,
+                    "expected": part @ levels,
+                    "argmax": levels[part.argmax(axis=1)] if n else np.zeros(0),
+                    "digit_mass": np.full(n, np.nan),
+                    "greedy_is_digit": np.ones(n, dtype=bool),
+                }
+            )
+        return out
+
+    def page_scores(self, requests: Requests) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """P(watch) and the rating distribution of every item of each request."""
+        return list(
+            zip(
+                self.watch_probabilities(requests), self.rating_distributions(requests), strict=True
+            )
+        )
+
+    def remember(self, user_id: str, item_ids: Sequence[str]) -> None:
+        """`user_id` watched `item_ids` in the session under way (oldest first)."""
+        self.session_watched.setdefault(user_id, []).extend(item_ids)
+
+    def forget_sessions(self) -> None:
+        """End every session."""
+        self.session_watched.clear()
+
+
+def answers_from_prior(priors: np.ndarray, config: RunConfig) -> np.ndarray:
+    """``[n, levels]`` the rating distributions of prior ratings `priors` at LM weight 0:
+    the softmax of their Gaussian log-prior (computed as the agents compute it)."""
+    import torch
+
+    if not len(priors):
+        return np.zeros((0, len(config.data.scale.levels)))
+    agents = config.agents
+    offsets = prior_logits(
+        torch.tensor(priors, dtype=torch.float32),
+        agents.prior_sigma,
+        agents.prior_centre,
+        config.data.scale,
+    )
+    return softmax(offsets.double().numpy(), axis=1)
+
+
+class RoutedAgents:
+    """The agents of a run with each question sent to the priors or to the language
+    model: the priors answer an adapter's ratings when its LM weight is 0 and its watch
+    decisions when its watch LM weight is 0 (everything with ``agents.language_model =
+    "off"``); the model (loaded on first need) answers the rest.
+
+    Attributes:
+        decisions: Items answered by each: ``{"prior": n, "language_model": m}``.
+    """
+
+    def __init__(
+        self,
+        priors: PriorAgents,
+        adapter_of: Callable[[str], str],
+        weights: Mapping[str, float],
+        watch_weights: Mapping[str, float],
+        load_model: Callable[[], Any] | None,
+    ) -> None:
+        self.priors = priors
+        self.adapter_of = adapter_of
+        self.weights = dict(weights)
+        self.watch_weights = dict(watch_weights)
+        self._load_model = load_model
+        self._model: Any = None
+        self.decisions = {"prior": 0, "language_model": 0}
+
+    @classmethod
+    def from_workdir(
+        cls, workdir: str | Path, mode: str, load_model: Callable[[], Any] | None
+    ) -> RoutedAgents:
+        """The routed agents of a run folder in `mode` ("persona" or "global").
+
+        Args:
+            workdir: The run folder (train has run).
+            mode: Whose adapter answers for a user: its persona's, or the global one.
+            load_model: Loads the language-model agents (None: ``language_model =
+                "off"``, every question goes to the priors).
+        """
+        priors = PriorAgents.from_workdir(workdir)
+        personas, weights, watch_weights = adapter_weights(workdir)
+        if load_model is None:
+            weights = dict.fromkeys(weights, 0.0)
+            watch_weights = dict.fromkeys(watch_weights, 0.0)
+
+        def adapter_of(user: str) -> str:
+            return personas.get(user, "") if mode == "persona" else GLOBAL_ADAPTER
+
+        return cls(priors, adapter_of, weights, watch_weights, load_model)
+
+    @property
+    def rates(self) -> bool:
+        """Whether the agents rate (a log with ratings)."""
+        return self.priors.rates
+
+    @property
+    def watch_prior(self) -> WatchPrior | None:
+        """The watch prior (setting it swaps it for the model's agents too)."""
+        return self.priors.watch_prior
+
+    @watch_prior.setter
+    def watch_prior(self, prior: WatchPrior | None) -> None:
+        self.priors.watch_prior = prior
+        if self._model is not None:
+            self._model.watch_prior = prior
+
+    @property
+    def uses_model(self) -> bool:
+        """Whether any adapter's question goes to the language model."""
+        return self._load_model is not None and any(
+            w != 0 for w in [*self.weights.values(), *self.watch_weights.values()]
+        )
+
+    def model(self) -> Any:
+        """The language-model agents (loaded on first call; share the watch prior and the
+        session's watches)."""
+        if self._model is None:
+            if self._load_model is None:
+                raise ConfigError("agents.language_model is 'off'")
+            self._model = self._load_model()
+            self._model.watch_prior = self.priors.watch_prior
+            self._model.session_watched = self.priors.session_watched
+        return self._model
+
+    def _split(self, requests: Requests, weights: Mapping[str, float]) -> list[bool]:
+        """Per request: True when the language model answers it."""
+        return [weights.get(self.adapter_of(str(u)), 1.0) != 0 for u, _ in requests]
+
+    def _route(self, requests: Requests, weights: Mapping[str, float], method: str) -> list[Any]:
+        by_model = self._split(requests, weights)
+        out: list[Any] = [None] * len(requests)
+        for use_model in (False, True):
+            chosen = [k for k, m in enumerate(by_model) if m == use_model]
+            if not chosen:
+                continue
+            agents = self.model() if use_model else self.priors
+            answers = getattr(agents, method)([requests[k] for k in chosen])
+            for k, answer in zip(chosen, answers, strict=True):
+                out[k] = answer
+            key = "language_model" if use_model else "prior"
+            self.decisions[key] += sum(len(requests[k][1]) for k in chosen)
+        return out
+
+    def watch_probabilities(self, requests: Requests) -> list[np.ndarray]:
+        """P(watch) per request, from the priors or the model by the watch weight."""
+        return self._route(requests, self.watch_weights, "watch_probabilities")
+
+    def rating_distributions(self, requests: Requests) -> list[dict[str, np.ndarray]]:
+        """Rating distributions per request, from the priors or the model by the weight."""
+        return self._route(requests, self.weights, "rating_distributions")
+
+    def remember(self, user_id: str, item_ids: Sequence[str]) -> None:
+        """`user_id` watched `item_ids` in the session (shared with the model's agents)."""
+        self.priors.remember(user_id, item_ids)
+
+    def forget_sessions(self) -> None:
+        """End every session."""
+        self.priors.forget_sessions()
+
+
+def adapter_weights(
+    workdir: str | Path,
+) -> tuple[dict[str, str], dict[str, float], dict[str, float]]:
+    """A run's persona of each user, and each trained adapter's rating and watch LM
+    weights (from the train stage's summary; 1 where not fitted)."""
+    from personasim.data.tables import read_parquet
+    from personasim.workspace import Workspace
+
+    ws = Workspace(workdir)
+    personas: dict[str, str] = {}
+    path = ws.stage_dir("personas") / "assignments.parquet"
+    if path.is_file():
+        frame = read_parquet(path)
+        personas = dict(zip(frame["user_id"].astype(str), frame["persona"], strict=True))
+    adapters = ((ws.read_manifest("adapters") or {}).get("summary") or {}).get("adapters") or {}
+    names = [*adapters, *sorted(set(personas.values()) - set(adapters)), GLOBAL_ADAPTER]
+    weights, watch_weights = fitted_lm_weights(adapters, list(dict.fromkeys(names)))
+    return personas, weights, watch_weights
+
+
+def decision_counts(
+    events: pd.DataFrame, workdir: str | Path, mode: str, language_model: str, rates: bool
+) -> dict[str, int]:
+    """How many decisions of the sessions `events` (``user_id, watched``) the language
+    model made and how many the priors did: each shown item is a watch decision, each
+    watched item a rating when the agents rate, and an adapter's decisions go to the
+    priors where its weight of that answer is 0 (``language_model = "auto"``), all of
+    them with "off", none with "on" (or for the zero-shot base model, `mode` "none")."""
+    shown, watched = len(events), int(events["watched"].sum()) if rates else 0
+    if language_model == "on" or mode == "none":
+        return {"language_model": shown + watched, "prior": 0}
+    if language_model == "off":
+        return {"language_model": 0, "prior": shown + watched}
+    personas, weights, watch_weights = adapter_weights(workdir)
+    users = events["user_id"].astype(str)
+    adapter = (
+        users.map(personas).fillna("") if mode == "persona" else users.map(lambda _: GLOBAL_ADAPTER)
+    )
+    by_model_watch = adapter.map(lambda a: watch_weights.get(a, 1.0) != 0).to_numpy(bool)
+    by_model_rate = adapter.map(lambda a: weights.get(a, 1.0) != 0).to_numpy(bool)
+    model = int(by_model_watch.sum())
+    if rates:
+        model += int((by_model_rate & events["watched"].to_numpy(bool)).sum())
+    return {"language_model": model, "prior": shown + watched - model}

@@ -1,0 +1,173 @@
+"""Agents whose LM weights are 0 answer from their priors alone: the same answers as the
+language-model agents at weight 0, without the model; routed per adapter; and a run with
+``agents.language_model = "off"`` trains no adapter and simulates without a model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import expit
+
+from personasim import UserAgent, run_pipeline
+from personasim.agents.calibration import fit_watch_lm_weight, weighted_watch_probs
+from personasim.agents.modeling import answer_distribution, with_watch_prior
+from personasim.agents.prior_agents import PriorAgents, RoutedAgents, decision_counts
+from personasim.config import load_config
+from personasim.pipeline import IngestStage, PersonasStage, ProfileStage, SimulateStage, TrainStage
+from personasim.workspace import Workspace
+
+
+def _margins_and_odds(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 2.0, n), rng.normal(0.0, 1.5, n)
+
+
+def test_watch_weight_zero_is_the_prior_alone_and_one_the_adapter_as_trained():
+    margin, odds = _margins_and_odds(40)
+    np.testing.assert_allclose(weighted_watch_probs(margin, odds, 0.0), expit(odds))
+    # w = 1 is the model's full-vocabulary answer with the prior added: two spellings
+    # of yes, one of no, and the rest of the vocabulary
+    yes_a, yes_b = np.log(0.3) + margin / 2, np.log(0.1) + margin / 2
+    no = np.log(0.4) - margin / 2
+    full = torch.tensor(np.stack([yes_a, yes_b, no, np.full(40, np.log(0.2))], axis=1))
+    full = full - torch.logsumexp(full, dim=1, keepdim=True)
+    lm_margin = torch.logsumexp(full[:, :2], dim=1) - full[:, 2]
+    adjusted = with_watch_prior(full, [0, 1], [2], torch.tensor(odds))
+    reference, _ = answer_distribution(adjusted, [[0, 1], [2]])
+    np.testing.assert_allclose(
+        weighted_watch_probs(lm_margin.numpy(), odds, 1.0), reference[:, 0].numpy(), atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("true_weight", [0.0, 0.5, 1.4])
+def test_the_watch_fit_finds_the_weight_the_decisions_were_made_with(true_weight):
+    margin, odds = _margins_and_odds(20000, seed=3)
+    p = weighted_watch_probs(margin, odds, true_weight)
+    truth = np.random.default_rng(4).random(len(p)) < p
+    fit = fit_watch_lm_weight(margin, odds, truth)
+    assert fit["watch_lm_weight"] == pytest.approx(true_weight, abs=0.08)
+    assert fit["log_loss"] <= min(fit["log_loss_prior_alone"], fit["log_loss_as_trained"]) + 1e-9
+
+
+def _requests(agent: UserAgent, users: int = 4, items: int = 7) -> list[tuple[str, list[str]]]:
+    catalogue = sorted(agent.items)
+    return [
+        (user, catalogue[k * 3 : k * 3 + items])
+        for k, user in enumerate(sorted(agent.profiles)[:users])
+    ]
+
+
+@pytest.mark.slow
+def test_prior_agents_answer_as_the_model_agents_at_weight_zero(trained_run):
+    model = UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
+    priors = PriorAgents.from_workdir(trained_run)
+    requests = _requests(model)
+    # as trained (weight 1), the model's answers are not the priors'
+    as_trained = model.watch_probabilities(requests)
+    alone = priors.watch_probabilities(requests)
+    assert max(np.abs(a - b).max() for a, b in zip(as_trained, alone, strict=True)) > 1e-3
+
+    model.lm_weights = dict.fromkeys(model.lm_weights, 0.0)
+    model.watch_lm_weights = dict.fromkeys(model.lm_weights, 0.0)
+    for got, want in zip(
+        priors.watch_probabilities(requests), model.watch_probabilities(requests), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    ratings = priors.rating_distributions(requests)
+    for got, want in zip(ratings, model.rating_distributions(requests), strict=True):
+        np.testing.assert_allclose(got["probs"], want["probs"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got["expected"], want["expected"], rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(got["argmax"], want["argmax"])
+    # a session's watches move both alike (the stacked prior reads them; item-kNN here
+    # does not, and both still agree)
+    user, items = requests[0]
+    for agents in (model, priors):
+        agents.remember(user, items[:2])
+    np.testing.assert_allclose(
+        priors.watch_probabilities(requests)[0], model.watch_probabilities(requests)[0], atol=1e-9
+    )
+
+
+@pytest.mark.slow
+def test_routing_sends_only_the_adapters_that_need_the_model_to_it(trained_run):
+    model = UserAgent.from_workdir(trained_run, mode="persona", dtype="float32")
+    personas = sorted(set(model.personas.values()))
+    zero, kept = personas[0], personas[1]
+    model.lm_weights = {zero: 0.0, kept: 1.0}
+    model.watch_lm_weights = {zero: 0.0, kept: 0.7}
+    loads = []
+
+    def load():
+        loads.append(1)
+        return model
+
+    routed = RoutedAgents(
+        PriorAgents.from_workdir(trained_run),
+        lambda user: model.personas[user],
+        model.lm_weights,
+        model.watch_lm_weights,
+        load,
+    )
+    requests = _requests(model, users=8)
+    by_model = [model.personas[u] == kept for u, _ in requests]
+    assert any(by_model) and not all(by_model)
+    watch = routed.watch_probabilities(requests)
+    for got, want in zip(watch, model.watch_probabilities(requests), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-9)
+    ratings = routed.rating_distributions(requests)
+    for got, want in zip(ratings, model.rating_distributions(requests), strict=True):
+        np.testing.assert_allclose(got["probs"], want["probs"], atol=1e-9)
+    on_model = sum(len(items) for (_, items), m in zip(requests, by_model, strict=True) if m)
+    total = sum(len(items) for _, items in requests)
+    assert routed.decisions == {"prior": 2 * (total - on_model), "language_model": 2 * on_model}
+    assert loads == [1]
+
+    # only priors asked: the model is never loaded
+    never = RoutedAgents(
+        PriorAgents.from_workdir(trained_run), lambda u: zero, {zero: 0.0}, {zero: 0.0}, None
+    )
+    never.watch_probabilities(requests)
+    assert never.decisions["language_model"] == 0 and not never.uses_model
+
+
+AGENT_STAGES = (IngestStage, ProfileStage, PersonasStage, TrainStage)
+
+
+@pytest.mark.slow
+def test_a_run_without_the_language_model_trains_no_adapter_and_simulates_on_its_priors(
+    agent_log_files, make_agent_config, tmp_path, monkeypatch
+):
+    base = make_agent_config(agent_log_files, language_model="off")
+    settings = json.loads(base.model_dump_json())
+    settings["simulate"] = {"users": 5, "max_pages": 2, "recommenders": ["random", "popular"]}
+    cfg = load_config([("test", settings)])
+    run_pipeline(tmp_path, cfg, stages=AGENT_STAGES)
+    ws = Workspace(tmp_path)
+    summary = ws.read_manifest("adapters")["summary"]
+    assert summary["adapters"] == {} and "off" in summary["language_model"]
+    assert (tmp_path / "adapters" / "prior.npy").is_file()
+    assert not any(
+        p.name == "adapter_model.safetensors" for p in (tmp_path / "adapters").rglob("*")
+    )
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the language model was loaded")
+
+    monkeypatch.setattr(UserAgent, "from_workdir", no_model)
+    from personasim.pipeline import run_stage
+
+    run_stage(SimulateStage, ws, cfg)
+    metrics = json.loads((tmp_path / "simulate" / "metrics.json").read_text())
+    events = ws.stage_dir("simulate") / "events.parquet"
+    import pandas as pd
+
+    shown = pd.read_parquet(events)
+    assert metrics["decisions"] == {
+        "language_model": 0,
+        "prior": len(shown) + int(shown["watched"].sum()),
+    }
+    assert metrics["settings"]["language_model"] == "off"
+    assert decision_counts(shown, tmp_path, "persona", "on", True)["prior"] == 0
