@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from html import unescape
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ def _config(base, **simulate):
         "mf_epochs": 3,
         "plugins": {"recent": PLUGIN},
         "recommenders": ["random", "popular", "itemknn", "mf", "recent"],
+        "feedback_rounds": 0,
         **simulate,
     }
     return load_config([("test", settings)])
@@ -98,6 +100,47 @@ def test_sessions_offline_metrics_and_agreement_are_written(simulated):
     feedback = pd.read_parquet(out / "feedback.parquet")
     assert sorted(set(feedback["round"])) == [0, 1]
     assert (feedback.loc[feedback["round"] == 1, "users"] == 3).all()
+    assert set(metrics["feedback_trends"]) == set(names)
+
+
+def test_the_feedback_study_runs_ten_rounds_on_the_priors(
+    trained_run, agent_log_files, make_agent_config, copy_run, monkeypatch
+):
+    """Ten rounds of every recommender retrained on what the agents watched, on agents
+    answered by their priors (no model loaded), measured per round and read as a trend."""
+    from personasim import UserAgent
+
+    workdir = copy_run(trained_run)
+    base = make_agent_config(agent_log_files, language_model="off")
+    settings = json.loads(base.model_dump_json())
+    settings["simulate"] = {
+        "users": 8,
+        "max_pages": 2,
+        "recommenders": ["random", "popular", "itemknn"],
+        "feedback_rounds": 10,
+        "ladder": [],
+        "leave_family_out": False,
+    }
+    cfg = load_config([("test", settings)])
+    monkeypatch.setattr(UserAgent, "from_workdir", lambda *a, **k: pytest.fail("model loaded"))
+    run_stage(SimulateStage, Workspace(workdir), cfg)
+    metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
+    feedback = pd.read_parquet(workdir / "simulate" / "feedback.parquet")
+    assert len(feedback) == 3 * 11
+    for name, part in feedback.groupby("recommender"):
+        part = part.sort_values("round")
+        assert part["round"].tolist() == list(range(11))
+        added = part["items_added"].to_numpy()
+        assert added[0] == 0 and (np.diff(added) >= 0).all() and added[-1] > 0
+        drift = part["history_drift"].to_numpy()
+        assert drift[0] == 0 and drift[-1] > 0
+        for measure in ("watch_rate", "likes", "coverage", "gini_exposure", "genre_entropy"):
+            assert part[measure].notna().all(), (name, measure)
+        assert part["coverage"].between(0, 1).all() and part["gini_exposure"].between(0, 1).all()
+        trend = metrics["feedback_trends"][name]
+        assert trend["trend"] in {"narrows", "broadens", "stays", "mixed"}
+        assert trend["sentence"].startswith(f"{name} ") and "over 10 rounds" in trend["sentence"]
+    assert metrics["decisions"]["language_model"] == 0 and metrics["decisions"]["prior"] > 0
 
 
 def test_the_verdict_comes_with_intervals_and_checks_against_its_own_model(simulated):
@@ -283,6 +326,8 @@ def test_the_report_shows_the_simulation(simulated, copy_run):
     summary = (workdir / "report" / "summary.md").read_text()
     assert "## Recommenders: simulated sessions and the held-out log" in summary
     assert "| recent |" in summary and "## Feedback loop" in summary
+    for trend in metrics["feedback_trends"].values():
+        assert trend["sentence"] in summary and trend["sentence"] in unescape(html)
     # the verdict leads with the simulation, its certainty and its checks
     best = metrics["intervals"]["best"]["likes"]
     assert f"Simulation: the simulated users prefer {best}" in summary

@@ -230,22 +230,36 @@ def simulated_vs_offline(recommenders: dict[str, dict[str, Any]], k: int) -> byt
     return _png(fig)
 
 
+_FEEDBACK_PANELS = {
+    "watch_rate": "watch rate of the sessions",
+    "likes": "likes per session",
+    "coverage": "share of the catalogue listed",
+    "gini_exposure": "Gini of item exposure",
+    "genre_entropy": "genre entropy of a list (bits)",
+    "popularity": "popularity percentile of listed items",
+    "history_drift": "drift of users' histories (JS, bits)",
+}
+"""The feedback study's measures (personasim.simulation.feedback), one panel each."""
+
+
 def feedback_drift(feedback: pd.DataFrame) -> bytes:
-    """Genre diversity and popularity of each recommender's lists, round by round."""
+    """One line plot per measure of the feedback study: rounds on x, one line per
+    recommender."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=110)
-    panels = (
-        ("genre_entropy", "genre entropy of a user's list (bits)"),
-        ("popularity", "popularity percentile of the items"),
-        ("likes", "liked items per session"),
-    )
-    for ax, (column, label) in zip(axes, panels, strict=True):
+    panels = [(m, label) for m, label in _FEEDBACK_PANELS.items() if m in feedback]
+    columns = 4
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(14, 3.2 * rows), dpi=110, squeeze=False)
+    for ax, (column, label) in zip(axes.flat, panels, strict=False):
         for name, part in feedback.groupby("recommender", sort=False):
-            ax.plot(part["round"], part[column], marker="o", label=str(name))
+            ax.plot(part["round"], part[column], marker="o", markersize=3, label=str(name))
         ax.set_xlabel("feedback round")
-        ax.set_ylabel(label)
+        ax.set_title(label, fontsize=9)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Feedback loop: liked items retrain the recommender")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Feedback loop: what the agents watched retrains every recommender")
+    fig.tight_layout()
     return _png(fig)

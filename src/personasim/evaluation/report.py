@@ -27,6 +27,7 @@ __all__ = [
     "agreement_rows",
     "collect_report",
     "feedback_rows",
+    "feedback_sentences",
     "render_html",
     "render_markdown",
     "simulation_persona_rows",
@@ -379,20 +380,34 @@ def simulation_persona_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def feedback_rows(simulation: dict[str, Any]) -> list[dict[str, str]]:
-    """The feedback loop's drift, per recommender and round."""
-    return [
-        {
+    """The feedback study, per recommender and round (likes only where rated)."""
+    rows = []
+    for r in simulation.get("feedback", []):
+        row = {
             "recommender": r["recommender"],
             "round": str(r["round"]),
-            "genre entropy": _fmt(r.get("genre_entropy"), 3),
-            "genres/user": _fmt(r.get("genres_per_user"), 2),
-            "popularity": _fmt(r.get("popularity"), 3),
-            "distinct items": str(r.get("coverage_items")),
-            "likes/session": _fmt(r.get("likes"), 2),
-            "liked items added": str(r.get("liked_added")),
+            "watch rate": _fmt(r.get("watch_rate"), 3),
         }
-        for r in simulation.get("feedback", [])
-    ]
+        if "likes" in r:
+            row["likes/session"] = _fmt(r.get("likes"), 2)
+        row.update(
+            {
+                "coverage": _fmt(r.get("coverage"), 3),
+                "Gini of exposure": _fmt(r.get("gini_exposure"), 3),
+                "genre entropy": _fmt(r.get("genre_entropy"), 3),
+                "popularity": _fmt(r.get("popularity"), 3),
+                "history drift": _fmt(r.get("history_drift"), 4),
+                "items added": str(r.get("items_added", r.get("liked_added"))),
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def feedback_sentences(simulation: dict[str, Any]) -> list[str]:
+    """One sentence per recommender: does the feedback loop narrow its lists, broaden
+    them or leave them as they were (with the numbers)."""
+    return [t["sentence"] for t in (simulation.get("feedback_trends") or {}).values()]
 
 
 def _user_agreement_text(simulation: dict[str, Any]) -> str:
@@ -456,6 +471,8 @@ def render_markdown(data: ReportData) -> str:
         )
         if data.simulation.get("feedback"):
             parts.append("\n## Feedback loop\n")
+            parts.extend(f"- {sentence}" for sentence in feedback_sentences(data.simulation))
+            parts.append("")
             parts.append(_markdown_table(feedback_rows(data.simulation)))
     if data.stages:
         parts.append("\n## Wall time per stage\n")
@@ -544,9 +561,9 @@ def render_html(data: ReportData) -> str:
             figures.append(
                 (
                     "Feedback loop",
-                    "Round 0 is the first simulation; each later round retrains the "
-                    "recommender with the items the agents liked. Measured on each round's "
-                    "top-k lists of the same users.",
+                    "Round 0 is the first simulation; each later round retrains every "
+                    "recommender with the items the agents watched. Measured on each round's "
+                    "sessions and top-k lists of the same users.",
                     _data_uri(plots.feedback_drift(pd.DataFrame(simulation["feedback"]))),
                 )
             )
@@ -586,6 +603,7 @@ def render_html(data: ReportData) -> str:
         agreement_rows=agreement_rows(simulation) if simulation else [],
         simulation_persona_rows=simulation_persona_rows(simulation) if simulation else [],
         feedback_rows=feedback_rows(simulation) if simulation else [],
+        feedback_sentences=feedback_sentences(simulation) if simulation else [],
         user_agreement=_user_agreement_text(simulation) if simulation else "",
         not_measured=data.not_measured,
     )

@@ -153,9 +153,12 @@ Spearman {{ "%.3f" | format(simulation.agreement.headline.spearman) }}
 {% endif %}
 {% if feedback_rows %}
 <h3>Feedback loop</h3>
-<p class="note">Each round adds the items the agents liked to the recommender's
-training data and retrains it. Genre entropy and popularity are measured on the
-top-{{ simulation.settings.offline_k }} lists of the same users.</p>
+<p class="note">Each round adds the items the agents watched to every recommender's
+training data and retrains it. Coverage, Gini of exposure, genre entropy and popularity
+are measured on the top-{{ simulation.settings.offline_k }} lists of the same users; the
+history drift is the Jensen-Shannon divergence (bits) between the genres of a user's
+training history and of their history with what they took.</p>
+<ul>{% for sentence in feedback_sentences %}<li>{{ sentence }}</li>{% endfor %}</ul>
 <table id="feedback-table">
 <tr>{% for h in feedback_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in feedback_rows %}

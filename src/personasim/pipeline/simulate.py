@@ -43,9 +43,9 @@ from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_family_out_check
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
+from personasim.simulation.feedback import exposure_measures, history_drift, loop_trend
 from personasim.simulation.measures import (
     item_novelty,
-    list_drift,
     offline_metrics,
     per_user_agreement,
     rank_agreement,
@@ -170,7 +170,10 @@ class SimulateStage(Stage):
         popularity = counts.rank(pct=True).to_dict()
         genres = dict(zip(items["item_id"].astype(str), items["genres"].map(list), strict=True))
         agent: _LazyAgent | None = _LazyAgent(
-            ws.root, cfg.agent, self._session_model(interactions, items)
+            ws.root,
+            cfg.agent,
+            self._session_model(interactions, items),
+            self.config.agents.language_model,
         )
         if not self.has_agents():
             message = (
@@ -279,8 +282,15 @@ class SimulateStage(Stage):
             feedback = self._feedback(context, recommenders, logs, tops, users)
             write_parquet(feedback, out / "feedback.parquet")
             metrics["feedback"] = feedback.to_dict(orient="records")
+            metrics["feedback_trends"] = {
+                str(name): loop_trend(part)
+                for name, part in feedback.groupby("recommender", sort=False)
+            }
+        if agent is not None:
+            metrics["decisions"] = agent.decisions(events, not implicit)
         metrics["settings"] = {
             "agent": cfg.agent,
+            "language_model": agent.language_model if agent is not None else None,
             "users": len(users),
             "training": described,
             "catalogue": catalogue,
@@ -547,8 +557,8 @@ class SimulateStage(Stage):
         tag = f"round{round_}-{config_hash(name, *self._recommender_source(name))[:12]}"
         if variant:
             tag += f"-prior-{variant}"
-        if round_:
-            tag += f"-u{self.config.simulate.feedback_users}"
+        if round_:  # rounds after the first add the watched items ("w")
+            tag += f"-u{self.config.simulate.feedback_users}-w"
         stem = checkpoints / tag
         events_path, sessions_path = (
             stem.with_suffix(".events.parquet"),
@@ -609,13 +619,17 @@ class SimulateStage(Stage):
         first_top: dict[str, dict[str, list[str]]],
         users: list[str],
     ) -> pd.DataFrame:
-        """Rounds of: add the liked items, retrain, simulate again. The drift (genre
-        diversity, popularity) is measured on each round's top-k lists, whose length
-        does not depend on how long the agents stayed."""
+        """The feedback study (:mod:`personasim.simulation.feedback`): rounds of adding
+        what the agents watched, retraining, ranking and simulating again; measured on
+        each round's sessions and top-k lists (whose length does not depend on how long
+        the agents stayed)."""
         cfg = self.config.simulate
         seed = self.config.seed
+        rates = not self.config.data.implicit
         loop_users = _sample(users, cfg.feedback_users, seed, "feedback")
         chosen = set(loop_users)
+        start = {u: list(ctx.history[u]) for u in loop_users}
+        catalogue = sorted(ctx.training["item_id"].astype(str).unique())
         rows = []
         last_time = int(ctx.training["timestamp"].max())
         for name, recommender in recommenders.items():
@@ -624,15 +638,16 @@ class SimulateStage(Stage):
                 logs[name].sessions[logs[name].sessions["user_id"].isin(chosen)],
             )
             added = ctx.training
-            user_history = {u: list(ctx.history[u]) for u in loop_users}
+            user_history = {u: list(start[u]) for u in loop_users}
             for round_ in range(cfg.feedback_rounds + 1):
+                t0 = time.perf_counter()
                 if round_:
-                    liked = log.events[log.events["liked"]]
+                    took = log.events[log.events["watched"]]
                     new = pd.DataFrame(
                         {
-                            "user_id": liked["user_id"].astype(str),
-                            "item_id": liked["item_id"].astype(str),
-                            "rating": liked["rating"].astype(float),
+                            "user_id": took["user_id"].astype(str),
+                            "item_id": took["item_id"].astype(str),
+                            "rating": took["rating"].astype(float),
                             "timestamp": last_time + round_,
                         }
                     )
@@ -650,21 +665,24 @@ class SimulateStage(Stage):
                     [(u, i) for u, items in top.items() for i in items],
                     columns=["user_id", "item_id"],
                 )
-                drift = list_drift(listed, ctx.genres, ctx.popularity)
+                session = session_metrics(
+                    log.events, log.sessions, catalogue=ctx.catalogue, novelty=ctx.novelty
+                )
+                session.pop("coverage")  # of the lists instead, below
+                if not rates:
+                    for measure in _RATING_MEASURES:
+                        session.pop(measure, None)
                 rows.append(
                     {
                         "recommender": name,
                         "round": round_,
-                        **drift,
-                        "liked_added": int(len(added) - len(ctx.training)),
+                        **_rounded(session),
                         **_rounded(
-                            session_metrics(
-                                log.events,
-                                log.sessions,
-                                catalogue=ctx.catalogue,
-                                novelty=ctx.novelty,
-                            )
+                            exposure_measures(listed, catalogue, ctx.genres, ctx.popularity)
                         ),
+                        "history_drift": round(history_drift(start, user_history, ctx.genres), 6),
+                        "items_added": int(len(added) - len(ctx.training)),
+                        "seconds": round(time.perf_counter() - t0, 2),
                     }
                 )
         return pd.DataFrame(rows)
@@ -696,26 +714,58 @@ class _NoAgents:
 
 
 class _LazyAgent:
-    """Loads the agents on first use (a fully checkpointed simulation never does)."""
+    """Loads the agents on first use (a fully checkpointed simulation never does): the
+    language-model agents with ``agents.language_model = "on"`` (and for the zero-shot
+    base model), else agents routed to their priors where the LM weights are 0."""
 
     def __init__(
-        self, workdir: Path, model: str, on_load: Callable[[Any], None] | None = None
+        self,
+        workdir: Path,
+        model: str,
+        on_load: Callable[[Any], None] | None = None,
+        language_model: str = "on",
     ) -> None:
         self.workdir = workdir
         self.model = model
         self.on_load = on_load
+        self.language_model = "on" if model == "zero-shot" else language_model
         self._agent: Any = None
+
+    def _model_agents(self) -> Any:
+        from personasim.agents import UserAgent
+
+        logger.info("simulate: loading the %s agents' language model", self.model)
+        return UserAgent.from_workdir(self.workdir, mode=AGENT_ADAPTERS[self.model])
 
     def get(self) -> Any:
         if self._agent is None:
-            from personasim.agents import UserAgent
+            if self.language_model == "on":
+                agent = self._model_agents()
+            else:
+                from personasim.agents.prior_agents import RoutedAgents
 
-            logger.info("simulate: loading the %s agents", self.model)
-            agent = UserAgent.from_workdir(self.workdir, mode=AGENT_ADAPTERS[self.model])
+                load = None if self.language_model == "off" else self._model_agents
+                agent = RoutedAgents.from_workdir(self.workdir, AGENT_ADAPTERS[self.model], load)
+                logger.info(
+                    "simulate: the %s agents answer from their priors%s",
+                    self.model,
+                    " and the language model" if agent.uses_model else " alone",
+                )
             if self.on_load is not None:
                 self.on_load(agent)
             self._agent = agent
         return self._agent
+
+    def decisions(self, events: pd.DataFrame, rates: bool) -> dict[str, int]:
+        """How many of the decisions in `events` the language model made and how many
+        the priors did (each shown item is a watch decision, each watched one a rating
+        when the agents rate); from the adapters' weights, so sessions restored from
+        checkpoints count too."""
+        from personasim.agents.prior_agents import decision_counts
+
+        return decision_counts(
+            events, self.workdir, AGENT_ADAPTERS[self.model], self.language_model, rates
+        )
 
 
 def _sample(users: list[str], n: int, seed: int, purpose: str) -> list[str]:
