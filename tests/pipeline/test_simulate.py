@@ -326,6 +326,10 @@ def test_the_report_shows_the_simulation(simulated, copy_run):
     summary = (workdir / "report" / "summary.md").read_text()
     assert "## Recommenders: simulated sessions and the held-out log" in summary
     assert "| recent |" in summary and "## Feedback loop" in summary
+    # every decision of these agents (LM weights 1) was the language model's
+    made = metrics["decisions"]["language_model"]
+    assert made > 0 and metrics["decisions"]["prior"] == 0
+    assert f"Decisions: {made:,} by the language model and 0 by the priors alone" in summary
     for trend in metrics["feedback_trends"].values():
         assert trend["sentence"] in summary and trend["sentence"] in unescape(html)
     # the verdict leads with the simulation, its certainty and its checks

@@ -28,6 +28,7 @@ __all__ = [
     "collect_report",
     "feedback_rows",
     "feedback_sentences",
+    "decisions_text",
     "render_html",
     "render_markdown",
     "simulation_persona_rows",
@@ -269,6 +270,23 @@ def verdict(data: ReportData) -> list[str]:
     return lines
 
 
+def decisions_text(simulation: dict[str, Any]) -> str:
+    """Who made the agents' decisions: the language model, the priors alone (an adapter
+    whose LM weight is 0), or both; empty for a simulation that did not say."""
+    decisions = simulation.get("decisions")
+    if not decisions:
+        return ""
+    model, prior = decisions.get("language_model", 0), decisions.get("prior", 0)
+    total = model + prior
+    if not total:
+        return ""
+    return (
+        f"Decisions: {model:,} by the language model and {prior:,} by the priors alone "
+        f"({prior / total:.0%}: adapters whose fitted LM weight is 0, or agents.language_model "
+        f"= {simulation.get('settings', {}).get('language_model')!r})."
+    )
+
+
 def simulation_verdict(simulation: dict[str, Any]) -> list[str]:
     """The simulation's answer, first: which recommender the simulated users prefer (by
     likes per session), by how much over the next and how sure (paired intervals over
@@ -469,6 +487,8 @@ def render_markdown(data: ReportData) -> str:
             f"{_fmt(head['kendall_tau'], 3)}, Spearman {_fmt(head['spearman'], 3)}; "
             f"{_user_agreement_text(data.simulation)}.\n"
         )
+        if decisions_text(data.simulation):
+            parts.append(decisions_text(data.simulation) + "\n")
         if data.simulation.get("feedback"):
             parts.append("\n## Feedback loop\n")
             parts.extend(f"- {sentence}" for sentence in feedback_sentences(data.simulation))
@@ -604,6 +624,7 @@ def render_html(data: ReportData) -> str:
         simulation_persona_rows=simulation_persona_rows(simulation) if simulation else [],
         feedback_rows=feedback_rows(simulation) if simulation else [],
         feedback_sentences=feedback_sentences(simulation) if simulation else [],
+        decisions_text=decisions_text(simulation) if simulation else "",
         user_agreement=_user_agreement_text(simulation) if simulation else "",
         not_measured=data.not_measured,
     )

@@ -124,7 +124,8 @@ of 4 or more), and continue or leave after each page by their activity and how m
 liked the page. Coverage: distinct items shown over the catalogue; novelty: mean
 self-information of the items shown. Log hits: share of the items the agents watched
 (skipped) that the real user rated in the held-out period. nDCG and Recall: the
-recommender's top {{ simulation.settings.offline_k }} against the held-out log.</p>
+recommender's top {{ simulation.settings.offline_k }} against the held-out log.
+{{ decisions_text }}</p>
 <table id="simulation-table">
 <tr>{% for h in simulation_rows[0].keys() %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in simulation_rows %}
