@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest_throughput  # noqa: E402
+import prior_agents  # noqa: E402
 import profile_throughput  # noqa: E402
 import scale_tables  # noqa: E402
 import score_throughput  # noqa: E402
@@ -46,6 +47,7 @@ QUICK = {
     "train": lambda: train_throughput.measure(examples=64, epochs=2, users=4),
     "score": lambda: score_throughput.measure(users=4, items=32),
     "simulate": lambda: simulate_sessions.measure(users=8, pages=5),
+    "agents": lambda: prior_agents.measure(users=8, items=32),
 }
 FULL = {
     "ingest": lambda: ingest_throughput.measure(),
@@ -56,6 +58,7 @@ FULL = {
     "train": lambda: train_throughput.measure(),
     "score": lambda: score_throughput.measure(),
     "simulate": lambda: simulate_sessions.measure(),
+    "agents": lambda: prior_agents.measure(),
 }
 
 

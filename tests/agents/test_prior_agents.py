@@ -5,8 +5,10 @@ language-model agents at weight 0, without the model; routed per adapter; and a 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.special import expit
@@ -171,3 +173,46 @@ def test_a_run_without_the_language_model_trains_no_adapter_and_simulates_on_its
     }
     assert metrics["settings"]["language_model"] == "off"
     assert decision_counts(shown, tmp_path, "persona", "on", True)["prior"] == 0
+
+
+@pytest.mark.slow
+def test_sessions_on_the_priors_are_the_sessions_of_the_model_at_weight_zero(
+    trained_run, agent_log_files, make_agent_config, copy_run, monkeypatch
+):
+    """Adapters fitted to weight 0: the simulation with the model ("on") and without it
+    ("auto", which then never loads it) gives the same sessions, draw for draw."""
+    from personasim.pipeline import run_stage
+
+    workdir = copy_run(trained_run)
+    manifest_path = workdir / "adapters" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for adapter in manifest["summary"]["adapters"].values():
+        adapter["lm_weight"] = adapter["watch_lm_weight"] = 0.0
+    manifest_path.write_text(json.dumps(manifest))
+    events = {}
+    for language_model in ("on", "auto"):
+        settings = json.loads(
+            make_agent_config(agent_log_files, language_model=language_model).model_dump_json()
+        )
+        settings["simulate"] = {
+            "users": 8,
+            "max_pages": 3,
+            "recommenders": ["popular", "itemknn"],
+            "feedback_rounds": 1,
+            "ladder": [],
+            "leave_family_out": False,
+        }
+        if language_model == "auto":
+            monkeypatch.setattr(
+                UserAgent, "from_workdir", lambda *a, **k: pytest.fail("model loaded")
+            )
+        ws = Workspace(workdir)
+        # each run simulates its sessions (none restored from the other's checkpoints)
+        shutil.rmtree(workdir / ".checkpoints" / "simulate", ignore_errors=True)
+        run_stage(SimulateStage, ws, load_config([("test", settings)]), force=True)
+        metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
+        assert metrics["decisions"]["prior" if language_model == "auto" else "language_model"] > 0
+        events[language_model] = pd.read_parquet(workdir / "simulate" / "events.parquet")
+        rounds = [{k: v for k, v in r.items() if k != "seconds"} for r in metrics["feedback"]]
+        events[language_model]["feedback"] = json.dumps(rounds)
+    pd.testing.assert_frame_equal(events["on"], events["auto"], check_exact=False, atol=1e-9)
