@@ -131,6 +131,9 @@ class AgentScoring:
             "training_steps": sum(a["steps"] for a in adapters.values()),
             "training_seconds": round(sum(a["seconds"] for a in adapters.values()), 1),
             "lm_weight": {name: a.get("lm_weight", 1.0) for name, a in adapters.items()},
+            "watch_lm_weight": {
+                name: a.get("watch_lm_weight", 1.0) for name, a in adapters.items()
+            },
         }
 
     # --- taste ---------------------------------------------------------------------------
