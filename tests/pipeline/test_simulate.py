@@ -326,6 +326,7 @@ def test_the_report_shows_the_simulation(simulated, copy_run):
     summary = (workdir / "report" / "summary.md").read_text()
     assert "## Recommenders: simulated sessions and the held-out log" in summary
     assert "| recent |" in summary and "## Feedback loop" in summary
+    assert "## Wall time and peak memory per stage" in summary
     # every decision of these agents (LM weights 1) was the language model's
     made = metrics["decisions"]["language_model"]
     assert made > 0 and metrics["decisions"]["prior"] == 0

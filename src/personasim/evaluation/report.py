@@ -103,6 +103,7 @@ def collect_report(root: Path, title: str | None = None) -> ReportData:
                 {
                     "stage": m["stage"],
                     "wall_time_s": m.get("wall_time_s"),
+                    "peak_rss_mib": m.get("peak_rss_mib"),
                     "at": m.get("started_at"),
                 }
             )
@@ -495,10 +496,17 @@ def render_markdown(data: ReportData) -> str:
             parts.append("")
             parts.append(_markdown_table(feedback_rows(data.simulation)))
     if data.stages:
-        parts.append("\n## Wall time per stage\n")
+        parts.append("\n## Wall time and peak memory per stage\n")
         parts.append(
             _markdown_table(
-                [{"stage": s["stage"], "seconds": _fmt(s["wall_time_s"], 1)} for s in data.stages]
+                [
+                    {
+                        "stage": s["stage"],
+                        "seconds": _fmt(s["wall_time_s"], 1),
+                        "peak RSS (MiB)": _fmt(s.get("peak_rss_mib"), 0),
+                    }
+                    for s in data.stages
+                ]
             )
         )
     return "\n".join(parts)

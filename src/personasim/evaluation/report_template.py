@@ -222,9 +222,10 @@ components; crosses are the centroids.</figcaption></figure>
 {% if stages %}
 <h2 id="stages">Stages</h2>
 <table id="stage-table">
-<tr><th>stage</th><th>wall time (s)</th><th>started</th></tr>
+<tr><th>stage</th><th>wall time (s)</th><th>peak RSS (MiB)</th><th>started</th></tr>
 {% for s in stages %}
 <tr><td>{{ s.stage }}</td><td>{{ "%.1f" | format(s.wall_time_s or 0) }}</td>
+<td>{{ "%.0f" | format(s.peak_rss_mib) if s.peak_rss_mib is not none else "–" }}</td>
 <td class="text">{{ s.at }}</td></tr>
 {% endfor %}
 </table>

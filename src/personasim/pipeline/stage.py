@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from personasim._version import __version__
 from personasim.config import RunConfig, config_hash, dump_config
 from personasim.errors import StageError
+from personasim.scale.memory import peak_rss_mib, reset_peak
 from personasim.workspace import MANIFEST, Workspace, atomic_write_text, file_sha256
 
 __all__ = ["Stage", "StageResult", "package_versions"]
@@ -215,10 +216,12 @@ class Stage(ABC):
         self.reason = reason
         inputs = self.input_hashes()
         started = dt.datetime.now(dt.UTC)
+        own_peak = reset_peak()
         t0 = time.perf_counter()
         with self.workspace.staging(self.folder) as out:
             summary = self.build(out)
             wall = time.perf_counter() - t0
+            peak = peak_rss_mib()
             outputs = {
                 p.relative_to(out).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                 for p in sorted(out.rglob("*"))
@@ -244,6 +247,10 @@ class Stage(ABC):
                 },
                 "started_at": started.isoformat(timespec="seconds"),
                 "wall_time_s": round(wall, 3),
+                # this process's resident memory at its highest during the stage (or,
+                # where the peak cannot be reset, since the process started)
+                "peak_rss_mib": round(peak, 1),
+                "peak_rss_scope": "stage" if own_peak else "process",
             }
             atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
         # Per-unit checkpoints are only needed until the stage's artifacts are in place
