@@ -144,7 +144,12 @@ def test_a_run_without_the_language_model_trains_no_adapter_and_simulates_on_its
 ):
     base = make_agent_config(agent_log_files, language_model="off")
     settings = json.loads(base.model_dump_json())
-    settings["simulate"] = {"users": 5, "max_pages": 2, "recommenders": ["random", "popular"]}
+    settings["simulate"] = {
+        "users": 5,
+        "max_pages": 2,
+        "recommenders": ["random", "popular"],
+        "feedback_rounds": 0,  # the decisions of the first round's sessions alone
+    }
     cfg = load_config([("test", settings)])
     run_pipeline(tmp_path, cfg, stages=AGENT_STAGES)
     ws = Workspace(tmp_path)

@@ -267,6 +267,7 @@ class SimulateStage(Stage):
         user_agreement = self._user_agreement(events, sessions, offline_frame, headline)
         metrics["per_user_agreement"] = _summarise_user_agreement(user_agreement, seed, headline)
         feedback = None
+        rounds_events: list[pd.DataFrame] = []
         if cfg.feedback_rounds and agent is not None:
             context = _Context(
                 agent,
@@ -279,7 +280,7 @@ class SimulateStage(Stage):
                 novelty,
                 catalogue,
             )
-            feedback = self._feedback(context, recommenders, logs, tops, users)
+            feedback, rounds_events = self._feedback(context, recommenders, logs, tops, users)
             write_parquet(feedback, out / "feedback.parquet")
             metrics["feedback"] = feedback.to_dict(orient="records")
             metrics["feedback_trends"] = {
@@ -287,7 +288,9 @@ class SimulateStage(Stage):
                 for name, part in feedback.groupby("recommender", sort=False)
             }
         if agent is not None:
-            metrics["decisions"] = agent.decisions(events, not implicit)
+            # the reported sessions' decisions: the first round's and the feedback rounds'
+            shown = pd.concat([events[["user_id", "watched"]], *rounds_events], ignore_index=True)
+            metrics["decisions"] = agent.decisions(shown, not implicit)
         metrics["settings"] = {
             "agent": cfg.agent,
             "language_model": agent.language_model if agent is not None else None,
@@ -618,11 +621,16 @@ class SimulateStage(Stage):
         logs: dict[str, SessionLog],
         first_top: dict[str, dict[str, list[str]]],
         users: list[str],
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
         """The feedback study (:mod:`personasim.simulation.feedback`): rounds of adding
         what the agents watched, retraining, ranking and simulating again; measured on
         each round's sessions and top-k lists (whose length does not depend on how long
-        the agents stayed)."""
+        the agents stayed).
+
+        Returns:
+            One row per recommender and round, and the events (``user_id, watched``)
+            of the rounds after the first.
+        """
         cfg = self.config.simulate
         seed = self.config.seed
         rates = not self.config.data.implicit
@@ -631,6 +639,7 @@ class SimulateStage(Stage):
         start = {u: list(ctx.history[u]) for u in loop_users}
         catalogue = sorted(ctx.training["item_id"].astype(str).unique())
         rows = []
+        later: list[pd.DataFrame] = []
         last_time = int(ctx.training["timestamp"].max())
         for name, recommender in recommenders.items():
             log = SessionLog(
@@ -659,6 +668,7 @@ class SimulateStage(Stage):
                     log = self._sessions(
                         ctx.agent, name, round_, pages, ctx.activity, ctx.checkpoints
                     )
+                    later.append(log.events[["user_id", "watched"]])
                 else:
                     top = {u: first_top[name][u] for u in loop_users}
                 listed = pd.DataFrame(
@@ -685,7 +695,7 @@ class SimulateStage(Stage):
                         "seconds": round(time.perf_counter() - t0, 2),
                     }
                 )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows), later
 
 
 @dataclass
