@@ -27,6 +27,20 @@ STAGES = ("data", "profiles", "personas", "adapters")
 RECOMMENDERS = ["random", "popular", "unpopular", "itemknn", "userknn", "mf", "bpr", "sasrec"]
 
 
+def copy_run(source: Path, scratch: Path) -> Path:
+    """A copy of the run folder `source` (its config and the stages simulate reads)
+    inside `scratch`."""
+    workdir = scratch / source.name
+    workdir.mkdir()
+    for name in [*STAGES, "config.toml"]:
+        path = source / name
+        if path.is_dir():
+            shutil.copytree(path, workdir / name)
+        elif path.exists():
+            shutil.copy2(path, workdir / name)
+    return workdir
+
+
 def run(
     source: Path, rounds: int, users: int, recommenders: list[str], recency: bool
 ) -> dict[str, Any]:
@@ -38,14 +52,7 @@ def run(
     from personasim.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as scratch:
-        workdir = Path(scratch) / source.name
-        workdir.mkdir()
-        for name in [*STAGES, "config.toml"]:
-            path = source / name
-            if path.is_dir():
-                shutil.copytree(path, workdir / name)
-            elif path.exists():
-                shutil.copy2(path, workdir / name)
+        workdir = copy_run(source, Path(scratch))
         settings = tomllib.loads((source / "config.toml").read_text())
         base = json.loads(load_config([("run", settings)]).model_dump_json())
         base["agents"]["language_model"] = "off"
