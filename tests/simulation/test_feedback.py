@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.simulation.feedback import exposure_measures, gini, history_drift, loop_trend
+from personasim.simulation.feedback import (
+    change_intervals,
+    exposure_measures,
+    gini,
+    history_drift,
+    loop_trend,
+)
 
 GENRES = {"a": ["Drama"], "b": ["Comedy"], "c": ["Drama", "Comedy"], "d": ["Horror"]}
 POPULARITY = {"a": 1.0, "b": 0.75, "c": 0.5, "d": 0.25}
@@ -75,3 +81,35 @@ def test_the_trend_reads_the_lists_first_and_last_rounds(entropy, coverage, tren
     assert got["sentence"].startswith("itemknn ")
     assert f"{entropy[0]:.2f} -> {entropy[-1]:.2f} bits" in got["sentence"]
     assert got["first"]["coverage"] == coverage[0] and got["last"]["coverage"] == coverage[-1]
+
+
+def _lists(per_user: dict[str, list[str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(u, i) for u, items in per_user.items() for i in items], columns=["user_id", "item_id"]
+    )
+
+
+def test_intervals_of_a_clear_narrowing_exclude_zero():
+    users = [f"u{k}" for k in range(30)]
+    first = _lists({u: ["a", "b", "d"] for u in users})  # three genres each
+    last = _lists({u: ["a", "a", "a"] for u in users})  # one
+    got = change_intervals(first, last, 4, GENRES, rounds=300, seed=1)
+    low, high = got["genre_entropy"]
+    assert high < 0 and low == pytest.approx(high)  # every user lost the same
+    assert got["coverage"][1] < 0  # 3 items listed, then 1
+    assert loop_trend(_rounds([2.5, 1.0], [0.75, 0.25]), got)["trend"] == "narrows"
+
+
+def test_a_change_within_the_noise_of_the_users_is_no_trend():
+    rng = np.random.default_rng(0)
+    catalogue = list(GENRES)
+    users = [f"u{k}" for k in range(12)]
+    first = _lists({u: list(rng.choice(catalogue, 3)) for u in users})
+    last = _lists({u: list(rng.choice(catalogue, 3)) for u in users})
+    got = change_intervals(first, last, 4, GENRES, rounds=300, seed=1)
+    assert got["genre_entropy"][0] < 0 < got["genre_entropy"][1]
+    # a 10% fall that the tolerance alone would call narrowing
+    rounds = _rounds([2.5, 2.25], [0.30, 0.30])
+    assert loop_trend(rounds)["trend"] == "narrows"
+    trend = loop_trend(rounds, {"genre_entropy": got["genre_entropy"]})
+    assert trend["trend"] == "stays" and "(95% " in trend["sentence"]

@@ -43,7 +43,12 @@ from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_family_out_check
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
-from personasim.simulation.feedback import exposure_measures, history_drift, loop_trend
+from personasim.simulation.feedback import (
+    change_intervals,
+    exposure_measures,
+    history_drift,
+    loop_trend,
+)
 from personasim.simulation.measures import (
     item_novelty,
     offline_metrics,
@@ -280,11 +285,13 @@ class SimulateStage(Stage):
                 novelty,
                 catalogue,
             )
-            feedback, rounds_events = self._feedback(context, recommenders, logs, tops, users)
+            feedback, rounds_events, spread = self._feedback(
+                context, recommenders, logs, tops, users
+            )
             write_parquet(feedback, out / "feedback.parquet")
             metrics["feedback"] = feedback.to_dict(orient="records")
             metrics["feedback_trends"] = {
-                str(name): loop_trend(part)
+                str(name): loop_trend(part, spread[str(name)])
                 for name, part in feedback.groupby("recommender", sort=False)
             }
         if agent is not None:
@@ -621,15 +628,16 @@ class SimulateStage(Stage):
         logs: dict[str, SessionLog],
         first_top: dict[str, dict[str, list[str]]],
         users: list[str],
-    ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    ) -> tuple[pd.DataFrame, list[pd.DataFrame], dict[str, Any]]:
         """The feedback study (:mod:`personasim.simulation.feedback`): rounds of adding
         what the agents watched, retraining, ranking and simulating again; measured on
         each round's sessions and top-k lists (whose length does not depend on how long
         the agents stayed).
 
         Returns:
-            One row per recommender and round, and the events (``user_id, watched``)
-            of the rounds after the first.
+            One row per recommender and round, the events (``user_id, watched``) of the
+            rounds after the first, and per recommender the 95% intervals of the change
+            of its lists from the first round to the last.
         """
         cfg = self.config.simulate
         seed = self.config.seed
@@ -640,6 +648,7 @@ class SimulateStage(Stage):
         catalogue = sorted(ctx.training["item_id"].astype(str).unique())
         rows = []
         later: list[pd.DataFrame] = []
+        spread: dict[str, Any] = {}
         last_time = int(ctx.training["timestamp"].max())
         for name, recommender in recommenders.items():
             log = SessionLog(
@@ -675,6 +684,8 @@ class SimulateStage(Stage):
                     [(u, i) for u, items in top.items() for i in items],
                     columns=["user_id", "item_id"],
                 )
+                if round_ == 0:
+                    first_listed = listed
                 session = session_metrics(
                     log.events, log.sessions, catalogue=ctx.catalogue, novelty=ctx.novelty
                 )
@@ -695,7 +706,15 @@ class SimulateStage(Stage):
                         "seconds": round(time.perf_counter() - t0, 2),
                     }
                 )
-        return pd.DataFrame(rows), later
+            spread[name] = change_intervals(
+                first_listed,
+                listed,
+                len(catalogue),
+                ctx.genres,
+                rounds=self.config.evaluate.bootstrap_rounds,
+                seed=seed,
+            )
+        return pd.DataFrame(rows), later, spread
 
 
 @dataclass

@@ -16,7 +16,9 @@ recommender and round the study records:
   history now (training plus what they took), mean over users.
 
 :func:`loop_trend` reads a recommender's rounds: it narrows (a filter bubble: fewer
-genres per list, or a smaller share of the catalogue) or broadens, or stays.
+genres per list, or a smaller share of the catalogue) or broadens, or stays; a change
+counts only when it is beyond :data:`TREND_TOLERANCE` and its 95% interval over the users
+(:func:`change_intervals`, paired) does not hold 0.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
-from personasim.simulation.measures import list_drift
+from personasim.simulation.measures import list_drift, user_genre_entropy
 
 __all__ = [
     "FEEDBACK_MEASURES",
     "TREND_TOLERANCE",
+    "change_intervals",
     "exposure_measures",
     "gini",
     "history_drift",
@@ -122,11 +125,71 @@ def history_drift(
     return float(np.mean(drifts)) if drifts else math.nan
 
 
-def loop_trend(rounds: pd.DataFrame) -> dict[str, Any]:
+def change_intervals(
+    first: pd.DataFrame,
+    last: pd.DataFrame,
+    catalogue_size: int,
+    genres: Mapping[str, list[str]],
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """95% intervals (a percentile bootstrap over the users, paired: the same users'
+    lists in both rounds) of the change from the `first` round's top-k lists to the
+    `last` one's, in the mean genre entropy of a list (bits) and in catalogue coverage.
+
+    Args:
+        first: ``user_id, item_id`` of the first round's lists.
+        last: The same of the last round's.
+        catalogue_size: The items that could be listed (coverage's denominator).
+        genres: Genres of each item.
+        rounds: Bootstrap resamples.
+        seed: Their seed.
+    """
+    from scipy.stats import bootstrap
+
+    before, after = user_genre_entropy(first, genres), user_genre_entropy(last, genres)
+    both = before.index.intersection(after.index)
+    out: dict[str, tuple[float, float]] = {}
+    delta = (after.loc[both, "entropy"] - before.loc[both, "entropy"]).to_numpy()
+    if len(delta) > 1 and np.ptp(delta) > 0:
+        found = bootstrap(
+            (delta,), np.mean, n_resamples=rounds, method="percentile", random_state=seed
+        ).confidence_interval
+        out["genre_entropy"] = (float(found.low), float(found.high))
+    elif len(delta):  # every user changed alike: no spread to resample
+        out["genre_entropy"] = (float(delta[0]), float(delta[0]))
+    users = sorted(set(first["user_id"]) & set(last["user_id"]))
+    if len(users) > 1 and catalogue_size:
+        codes = {i: k for k, i in enumerate(pd.unique(pd.concat([first, last])["item_id"]))}
+
+        def lists(frame: pd.DataFrame) -> list[np.ndarray]:
+            grouped = frame.groupby("user_id")["item_id"].agg(list)
+            return [np.array([codes[i] for i in grouped.get(u, [])], dtype=np.int64) for u in users]
+
+        a, b = lists(first), lists(last)
+        rng = np.random.default_rng(seed)
+        changes = np.empty(rounds)
+        for r in range(rounds):
+            picked = rng.integers(0, len(users), len(users))
+            cover_a = np.unique(np.concatenate([a[k] for k in picked])).size
+            cover_b = np.unique(np.concatenate([b[k] for k in picked])).size
+            changes[r] = (cover_b - cover_a) / catalogue_size
+        low, high = np.percentile(changes, [2.5, 97.5])
+        out["coverage"] = (float(low), float(high))
+    return out
+
+
+def loop_trend(
+    rounds: pd.DataFrame, intervals: Mapping[str, tuple[float, float]] | None = None
+) -> dict[str, Any]:
     """Whether one recommender's lists narrow, broaden or stay over its rounds.
 
     Args:
         rounds: Its rows of the study, one per round (``round`` and the measures).
+        intervals: The 95% intervals of the first-to-last changes
+            (:func:`change_intervals`): a change whose interval holds 0 counts as none,
+            whatever its size.
 
     Returns:
         ``trend`` ("narrows", "broadens", "stays" or "mixed": one sign says narrower
@@ -141,7 +204,9 @@ def loop_trend(rounds: pd.DataFrame) -> dict[str, Any]:
         if not (math.isfinite(before) and math.isfinite(after)) or before == 0:
             continue
         change = (after - before) / abs(before)
-        signs.append(0 if abs(change) <= tolerance else int(np.sign(change)))
+        low, high = (intervals or {}).get(measure, (-np.inf, np.inf))
+        noise = low <= 0 <= high and (intervals or {}).get(measure) is not None
+        signs.append(0 if abs(change) <= tolerance or noise else int(np.sign(change)))
     if not signs or all(s == 0 for s in signs):
         trend = "stays"
     elif all(s <= 0 for s in signs):
@@ -158,16 +223,24 @@ def loop_trend(rounds: pd.DataFrame) -> dict[str, Any]:
         "mixed": "moves both ways",
     }[trend]
     rounds_run = int(last["round"])
+    spread = {
+        m: f" (95% {low:+.2f} .. {high:+.2f})"
+        if m == "genre_entropy"
+        else f" (95% {low:+.1%} .. {high:+.1%})"
+        for m, (low, high) in (intervals or {}).items()
+    }
     sentence = (
         f"{name} {words} over {rounds_run} rounds: genre entropy of its lists "
-        f"{first['genre_entropy']:.2f} -> {last['genre_entropy']:.2f} bits, catalogue "
-        f"coverage {first['coverage']:.1%} -> {last['coverage']:.1%}, Gini of exposure "
+        f"{first['genre_entropy']:.2f} -> {last['genre_entropy']:.2f} bits"
+        f"{spread.get('genre_entropy', '')}, catalogue coverage {first['coverage']:.1%} -> "
+        f"{last['coverage']:.1%}{spread.get('coverage', '')}, Gini of exposure "
         f"{first['gini_exposure']:.3f} -> {last['gini_exposure']:.3f}, popularity "
         f"{first['popularity']:.2f} -> {last['popularity']:.2f}; the users' histories "
         f"drifted {last['history_drift']:.3f} bits from their training genres"
     )
     return {
         "trend": trend,
+        "intervals": {m: [round(v, 6) for v in pair] for m, pair in (intervals or {}).items()},
         "first": {m: _number(first.get(m)) for m in FEEDBACK_MEASURES},
         "last": {m: _number(last.get(m)) for m in FEEDBACK_MEASURES},
         "sentence": sentence,

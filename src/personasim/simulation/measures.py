@@ -27,6 +27,7 @@ __all__ = [
     "per_user_agreement",
     "rank_agreement",
     "session_metrics",
+    "user_genre_entropy",
     "user_session_metrics",
 ]
 
@@ -174,6 +175,27 @@ def per_user_agreement(simulated: pd.DataFrame, offline: pd.DataFrame) -> pd.Dat
     return pd.DataFrame(rows, columns=["user_id", "kendall_tau", "spearman"])
 
 
+def user_genre_entropy(events: pd.DataFrame, genres: Mapping[str, list[str]]) -> pd.Series:
+    """Per user, the Shannon entropy (bits) of the genres of their items (``user_id,
+    item_id``), and the number of distinct genres; users whose items have no genre are
+    left out.
+
+    Returns:
+        A frame indexed by user: ``entropy``, ``genres``.
+    """
+    rows = {}
+    for user, items in events.groupby("user_id")["item_id"]:
+        counts: dict[str, int] = {}
+        for item in items:
+            for genre in genres.get(item, []):
+                counts[genre] = counts.get(genre, 0) + 1
+        total = sum(counts.values())
+        if total:
+            p = np.array(list(counts.values()), dtype=float) / total
+            rows[user] = (float(-(p * np.log2(p)).sum()), len(counts))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["entropy", "genres"])
+
+
 def list_drift(
     events: pd.DataFrame, genres: Mapping[str, list[str]], popularity: Mapping[str, float]
 ) -> dict[str, float]:
@@ -191,20 +213,10 @@ def list_drift(
         ``popularity`` (mean percentile of the items) and ``coverage_items`` (distinct
         items over all users).
     """
-    entropies, distinct = [], []
-    for _, items in events.groupby("user_id")["item_id"]:
-        counts: dict[str, int] = {}
-        for item in items:
-            for genre in genres.get(item, []):
-                counts[genre] = counts.get(genre, 0) + 1
-        total = sum(counts.values())
-        if total:
-            p = np.array(list(counts.values()), dtype=float) / total
-            entropies.append(float(-(p * np.log2(p)).sum()))
-            distinct.append(len(counts))
+    per_user = user_genre_entropy(events, genres)
     return {
-        "genre_entropy": float(np.mean(entropies)) if entropies else math.nan,
-        "genres_per_user": float(np.mean(distinct)) if distinct else math.nan,
+        "genre_entropy": float(per_user["entropy"].mean()) if len(per_user) else math.nan,
+        "genres_per_user": float(per_user["genres"].mean()) if len(per_user) else math.nan,
         "popularity": float(events["item_id"].map(popularity).mean()) if len(events) else math.nan,
         "coverage_items": int(events["item_id"].nunique()),
     }
