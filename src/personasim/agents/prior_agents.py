@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import softmax
+from scipy.special import expit, softmax
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, fitted_lm_weights
 from personasim.agents.prior import CFPrior, prior_logits
@@ -117,7 +117,7 @@ class PriorAgents:
             recent = self.session_watched.get(str(user), ())
             odds = self.watch_prior.log_odds(str(user), items, None, recent)
             # the agents carry the log-odds in float32 (the model's precision)
-            out.append(1.0 / (1.0 + np.exp(-odds.astype("float32").astype("float64"))))
+            out.append(expit(odds.astype("float32").astype("float64")))
         return out
 
     def rating_distributions(self, requests: Requests) -> list[dict[str, np.ndarray]]:
