@@ -16,7 +16,7 @@ from scipy.special import expit
 from personasim import UserAgent, run_pipeline
 from personasim.agents.calibration import fit_watch_lm_weight, weighted_watch_probs
 from personasim.agents.modeling import answer_distribution, with_watch_prior
-from personasim.agents.prior_agents import PriorAgents, RoutedAgents, decision_counts
+from personasim.agents.prior_agents import PriorAgents, RoutedAgents, Routing
 from personasim.config import load_config
 from personasim.pipeline import IngestStage, PersonasStage, ProfileStage, SimulateStage, TrainStage
 from personasim.workspace import Workspace
@@ -100,19 +100,31 @@ def test_routing_sends_only_the_adapters_that_need_the_model_to_it(trained_run):
     zero, kept = personas[0], personas[1]
     model.lm_weights = {zero: 0.0, kept: 1.0}
     model.watch_lm_weights = {zero: 0.0, kept: 0.7}
-    loads = []
+    loads, asked = [], []
+
+    class Spy:
+        """The model's agents, recording the items each question asks them."""
+
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def __setattr__(self, name, value):
+            setattr(model, name, value)
+
+        def watch_probabilities(self, requests):
+            asked.extend(("watch", u, len(items)) for u, items in requests)
+            return model.watch_probabilities(requests)
+
+        def rating_distributions(self, requests):
+            asked.extend(("rate", u, len(items)) for u, items in requests)
+            return model.rating_distributions(requests)
 
     def load():
         loads.append(1)
-        return model
+        return Spy()
 
-    routed = RoutedAgents(
-        PriorAgents.from_workdir(trained_run),
-        lambda user: model.personas[user],
-        model.lm_weights,
-        model.watch_lm_weights,
-        load,
-    )
+    routing = Routing(model.personas, "persona", model.lm_weights, model.watch_lm_weights, "auto")
+    routed = RoutedAgents(PriorAgents.from_workdir(trained_run), routing, load)
     requests = _requests(model, users=8)
     by_model = [model.personas[u] == kept for u, _ in requests]
     assert any(by_model) and not all(by_model)
@@ -122,17 +134,25 @@ def test_routing_sends_only_the_adapters_that_need_the_model_to_it(trained_run):
     ratings = routed.rating_distributions(requests)
     for got, want in zip(ratings, model.rating_distributions(requests), strict=True):
         np.testing.assert_allclose(got["probs"], want["probs"], atol=1e-9)
-    on_model = sum(len(items) for (_, items), m in zip(requests, by_model, strict=True) if m)
-    total = sum(len(items) for _, items in requests)
-    assert routed.decisions == {"prior": 2 * (total - on_model), "language_model": 2 * on_model}
+    # the model was asked both questions of the kept persona's users, and nothing else
+    kept_users = [(u, len(items)) for (u, items), m in zip(requests, by_model, strict=True) if m]
+    assert asked == [("watch", *k) for k in kept_users] + [("rate", *k) for k in kept_users]
     assert loads == [1]
+    # the routing counts those decisions (every item watched: a rating each)
+    on_model = sum(n for _, n in kept_users)
+    total = sum(len(items) for _, items in requests)
+    shown = pd.DataFrame({"user_id": [u for u, items in requests for _ in items], "watched": True})
+    assert routing.decisions(shown, rates=True) == {
+        "prior": 2 * (total - on_model),
+        "language_model": 2 * on_model,
+    }
 
     # only priors asked: the model is never loaded
-    never = RoutedAgents(
-        PriorAgents.from_workdir(trained_run), lambda u: zero, {zero: 0.0}, {zero: 0.0}, None
-    )
+    off = Routing(model.personas, "persona", {}, {}, "off")
+    never = RoutedAgents(PriorAgents.from_workdir(trained_run), off, None)
     never.watch_probabilities(requests)
-    assert never.decisions["language_model"] == 0 and not never.uses_model
+    assert not never.uses_model
+    assert off.decisions(shown, rates=True)["language_model"] == 0
 
 
 AGENT_STAGES = (IngestStage, ProfileStage, PersonasStage, TrainStage)
@@ -177,7 +197,8 @@ def test_a_run_without_the_language_model_trains_no_adapter_and_simulates_on_its
         "prior": len(shown) + int(shown["watched"].sum()),
     }
     assert metrics["settings"]["language_model"] == "off"
-    assert decision_counts(shown, tmp_path, "persona", "on", True)["prior"] == 0
+    on = Routing.from_workdir(tmp_path, "persona", "on").decisions(shown, rates=True)
+    assert on == {"language_model": len(shown) + int(shown["watched"].sum()), "prior": 0}
 
 
 @pytest.mark.slow

@@ -8,13 +8,14 @@ stacked choice model). :class:`PriorAgents` computes those answers without loadi
 tokenising or running the model, for every request of a call at once: the same numbers
 as :class:`~personasim.agents.UserAgent` at weight 0, at the speed of the collaborative
 models. :class:`RoutedAgents` sends each user's questions to the priors or to the
-language model by their adapter's weight (``agents.language_model``), and counts the
-decisions each made.
+language model as a :class:`Routing` says (by their adapter's weights and
+``agents.language_model``), which also counts the decisions each made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,7 @@ from personasim.config import RunConfig
 from personasim.errors import ConfigError, StageError
 from personasim.rating_scale import RatingScale
 
-__all__ = [
-    "PriorAgents",
-    "RoutedAgents",
-    "adapter_weights",
-    "answers_from_prior",
-    "decision_counts",
-]
+__all__ = ["PriorAgents", "RoutedAgents", "Routing", "answers_from_prior"]
 
 Requests = Sequence[tuple[str, Sequence[str]]]
 
@@ -47,7 +42,6 @@ class PriorAgents:
         config: The run's settings (the prior's width and centre, the scale).
         prior: The rating prior (None for a log without ratings).
         watch_prior: The watch prior (swappable, as the agents' is).
-        users: The run's simulated users.
         session_watched: What each user watched in the session under way.
     """
 
@@ -56,12 +50,10 @@ class PriorAgents:
         config: RunConfig,
         prior: CFPrior | None,
         watch_prior: WatchPrior | None,
-        users: Sequence[str],
     ) -> None:
         self.config = config
         self.prior = prior
         self.watch_prior = watch_prior
-        self.users = set(users)
         self.session_watched: dict[str, list[str]] = {}
 
     @classmethod
@@ -71,7 +63,6 @@ class PriorAgents:
         Raises:
             StageError: The train stage has not run.
         """
-        from personasim.data.tables import read_parquet
         from personasim.workspace import Workspace, resolve_config
 
         ws = Workspace(workdir)
@@ -87,8 +78,7 @@ class PriorAgents:
         watch_prior = None
         if (folder / WATCH_PRIOR_FILE).is_file():
             watch_prior = WatchPrior.load(folder)
-        profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
-        return cls(config, prior, watch_prior, profiles["user_id"].astype(str).tolist())
+        return cls(config, prior, watch_prior)
 
     @property
     def rates(self) -> bool:
@@ -159,14 +149,6 @@ class PriorAgents:
             )
         return out
 
-    def page_scores(self, requests: Requests) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """P(watch) and the rating distribution of every item of each request."""
-        return list(
-            zip(
-                self.watch_probabilities(requests), self.rating_distributions(requests), strict=True
-            )
-        )
-
     def remember(self, user_id: str, item_ids: Sequence[str]) -> None:
         """`user_id` watched `item_ids` in the session under way (oldest first)."""
         self.session_watched.setdefault(user_id, []).extend(item_ids)
@@ -193,31 +175,89 @@ def answers_from_prior(priors: np.ndarray, config: RunConfig) -> np.ndarray:
     return softmax(offsets.double().numpy(), axis=1)
 
 
-class RoutedAgents:
-    """The agents of a run with each question sent to the priors or to the language
-    model: the priors answer an adapter's ratings when its LM weight is 0 and its watch
-    decisions when its watch LM weight is 0 (everything with ``agents.language_model =
-    "off"``); the model (loaded on first need) answers the rest.
+@dataclass(frozen=True)
+class Routing:
+    """Which of a run's questions the language model answers: with ``agents.language_model
+    = "auto"`` an adapter's ratings when its LM weight is not 0 and its watch decisions
+    when its watch LM weight is not 0; every question with "on" (and for the zero-shot
+    base model, `mode` "none"); none with "off".
 
     Attributes:
-        decisions: Items answered by each: ``{"prior": n, "language_model": m}``.
+        personas: Each user's persona (whose adapter answers in "persona" mode).
+        mode: "persona", "global" or "none".
+        weights: Each adapter's rating LM weight (1 where absent).
+        watch_weights: Each adapter's watch LM weight (1 where absent).
+        language_model: "auto", "on" or "off".
     """
+
+    personas: Mapping[str, str]
+    mode: str
+    weights: Mapping[str, float]
+    watch_weights: Mapping[str, float]
+    language_model: str = "auto"
+
+    @classmethod
+    def from_workdir(cls, workdir: str | Path, mode: str, language_model: str) -> Routing:
+        """The routing of a run folder: its personas and the train stage's fitted weights."""
+        from personasim.data.tables import read_parquet
+        from personasim.workspace import Workspace
+
+        ws = Workspace(workdir)
+        personas: dict[str, str] = {}
+        path = ws.stage_dir("personas") / "assignments.parquet"
+        if path.is_file():
+            frame = read_parquet(path)
+            personas = dict(zip(frame["user_id"].astype(str), frame["persona"], strict=True))
+        summary = (ws.read_manifest("adapters") or {}).get("summary") or {}
+        adapters = summary.get("adapters") or {}
+        weights, watch_weights = fitted_lm_weights(adapters, list(adapters))
+        return cls(personas, mode, weights, watch_weights, language_model)
+
+    def adapter(self, user: str) -> str:
+        """The adapter that answers for `user`."""
+        return self.personas.get(user, "") if self.mode == "persona" else GLOBAL_ADAPTER
+
+    def to_model(self, user: str, watch: bool) -> bool:
+        """Whether the language model answers `user`'s watch (or rating) question."""
+        if self.language_model == "on" or self.mode == "none":
+            return True
+        if self.language_model == "off":
+            return False
+        weights = self.watch_weights if watch else self.weights
+        return weights.get(self.adapter(user), 1.0) != 0
+
+    @property
+    def uses_model(self) -> bool:
+        """Whether any question of the run's users goes to the language model."""
+        users = self.personas or {"": ""}
+        return any(self.to_model(u, watch) for u in users for watch in (True, False))
+
+    def decisions(self, events: pd.DataFrame, rates: bool) -> dict[str, int]:
+        """How many decisions of the sessions `events` (``user_id, watched``) the model
+        made and how many the priors did: each shown item is a watch decision, each
+        watched item a rating when the agents rate."""
+        users = events["user_id"].astype(str)
+        watched = events["watched"].to_numpy(bool) if rates else np.zeros(len(events), bool)
+        watch = users.map(lambda u: self.to_model(u, watch=True)).to_numpy(bool)
+        rate = users.map(lambda u: self.to_model(u, watch=False)).to_numpy(bool)
+        model = int(watch.sum() + (rate & watched).sum())
+        return {"language_model": model, "prior": len(events) + int(watched.sum()) - model}
+
+
+class RoutedAgents:
+    """The agents of a run with each question sent to the priors or to the language
+    model (loaded on first need) as their :class:`Routing` says."""
 
     def __init__(
         self,
         priors: PriorAgents,
-        adapter_of: Callable[[str], str],
-        weights: Mapping[str, float],
-        watch_weights: Mapping[str, float],
+        routing: Routing,
         load_model: Callable[[], Any] | None,
     ) -> None:
         self.priors = priors
-        self.adapter_of = adapter_of
-        self.weights = dict(weights)
-        self.watch_weights = dict(watch_weights)
+        self.routing = routing
         self._load_model = load_model
         self._model: Any = None
-        self.decisions = {"prior": 0, "language_model": 0}
 
     @classmethod
     def from_workdir(
@@ -231,16 +271,9 @@ class RoutedAgents:
             load_model: Loads the language-model agents (None: ``language_model =
                 "off"``, every question goes to the priors).
         """
-        priors = PriorAgents.from_workdir(workdir)
-        personas, weights, watch_weights = adapter_weights(workdir)
-        if load_model is None:
-            weights = dict.fromkeys(weights, 0.0)
-            watch_weights = dict.fromkeys(watch_weights, 0.0)
-
-        def adapter_of(user: str) -> str:
-            return personas.get(user, "") if mode == "persona" else GLOBAL_ADAPTER
-
-        return cls(priors, adapter_of, weights, watch_weights, load_model)
+        language_model = "auto" if load_model is not None else "off"
+        routing = Routing.from_workdir(workdir, mode, language_model)
+        return cls(PriorAgents.from_workdir(workdir), routing, load_model)
 
     @property
     def rates(self) -> bool:
@@ -261,47 +294,40 @@ class RoutedAgents:
     @property
     def uses_model(self) -> bool:
         """Whether any adapter's question goes to the language model."""
-        return self._load_model is not None and any(
-            w != 0 for w in [*self.weights.values(), *self.watch_weights.values()]
-        )
+        return self._load_model is not None and self.routing.uses_model
 
     def model(self) -> Any:
-        """The language-model agents (loaded on first call; share the watch prior and the
+        """The language-model agents (loaded on first call; they share the priors and the
         session's watches)."""
         if self._model is None:
             if self._load_model is None:
                 raise ConfigError("agents.language_model is 'off'")
             self._model = self._load_model()
+            # one copy of each prior (the model's agents read the same ones)
+            self._model.prior = self.priors.prior
             self._model.watch_prior = self.priors.watch_prior
             self._model.session_watched = self.priors.session_watched
         return self._model
 
-    def _split(self, requests: Requests, weights: Mapping[str, float]) -> list[bool]:
-        """Per request: True when the language model answers it."""
-        return [weights.get(self.adapter_of(str(u)), 1.0) != 0 for u, _ in requests]
-
-    def _route(self, requests: Requests, weights: Mapping[str, float], method: str) -> list[Any]:
-        by_model = self._split(requests, weights)
+    def _route(self, requests: Requests, method: str, watch: bool) -> list[Any]:
+        by_model = [self.routing.to_model(str(u), watch) for u, _ in requests]
         out: list[Any] = [None] * len(requests)
         for use_model in (False, True):
             chosen = [k for k, m in enumerate(by_model) if m == use_model]
-            if not chosen:
-                continue
-            agents = self.model() if use_model else self.priors
-            answers = getattr(agents, method)([requests[k] for k in chosen])
-            for k, answer in zip(chosen, answers, strict=True):
-                out[k] = answer
-            key = "language_model" if use_model else "prior"
-            self.decisions[key] += sum(len(requests[k][1]) for k in chosen)
+            if chosen:
+                agents = self.model() if use_model else self.priors
+                answers = getattr(agents, method)([requests[k] for k in chosen])
+                for k, answer in zip(chosen, answers, strict=True):
+                    out[k] = answer
         return out
 
     def watch_probabilities(self, requests: Requests) -> list[np.ndarray]:
         """P(watch) per request, from the priors or the model by the watch weight."""
-        return self._route(requests, self.watch_weights, "watch_probabilities")
+        return self._route(requests, "watch_probabilities", watch=True)
 
     def rating_distributions(self, requests: Requests) -> list[dict[str, np.ndarray]]:
         """Rating distributions per request, from the priors or the model by the weight."""
-        return self._route(requests, self.weights, "rating_distributions")
+        return self._route(requests, "rating_distributions", watch=False)
 
     def remember(self, user_id: str, item_ids: Sequence[str]) -> None:
         """`user_id` watched `item_ids` in the session (shared with the model's agents)."""
@@ -310,49 +336,3 @@ class RoutedAgents:
     def forget_sessions(self) -> None:
         """End every session."""
         self.priors.forget_sessions()
-
-
-def adapter_weights(
-    workdir: str | Path,
-) -> tuple[dict[str, str], dict[str, float], dict[str, float]]:
-    """A run's persona of each user, and each trained adapter's rating and watch LM
-    weights (from the train stage's summary; 1 where not fitted)."""
-    from personasim.data.tables import read_parquet
-    from personasim.workspace import Workspace
-
-    ws = Workspace(workdir)
-    personas: dict[str, str] = {}
-    path = ws.stage_dir("personas") / "assignments.parquet"
-    if path.is_file():
-        frame = read_parquet(path)
-        personas = dict(zip(frame["user_id"].astype(str), frame["persona"], strict=True))
-    adapters = ((ws.read_manifest("adapters") or {}).get("summary") or {}).get("adapters") or {}
-    names = [*adapters, *sorted(set(personas.values()) - set(adapters)), GLOBAL_ADAPTER]
-    weights, watch_weights = fitted_lm_weights(adapters, list(dict.fromkeys(names)))
-    return personas, weights, watch_weights
-
-
-def decision_counts(
-    events: pd.DataFrame, workdir: str | Path, mode: str, language_model: str, rates: bool
-) -> dict[str, int]:
-    """How many decisions of the sessions `events` (``user_id, watched``) the language
-    model made and how many the priors did: each shown item is a watch decision, each
-    watched item a rating when the agents rate, and an adapter's decisions go to the
-    priors where its weight of that answer is 0 (``language_model = "auto"``), all of
-    them with "off", none with "on" (or for the zero-shot base model, `mode` "none")."""
-    shown, watched = len(events), int(events["watched"].sum()) if rates else 0
-    if language_model == "on" or mode == "none":
-        return {"language_model": shown + watched, "prior": 0}
-    if language_model == "off":
-        return {"language_model": 0, "prior": shown + watched}
-    personas, weights, watch_weights = adapter_weights(workdir)
-    users = events["user_id"].astype(str)
-    adapter = (
-        users.map(personas).fillna("") if mode == "persona" else users.map(lambda _: GLOBAL_ADAPTER)
-    )
-    by_model_watch = adapter.map(lambda a: watch_weights.get(a, 1.0) != 0).to_numpy(bool)
-    by_model_rate = adapter.map(lambda a: weights.get(a, 1.0) != 0).to_numpy(bool)
-    model = int(by_model_watch.sum())
-    if rates:
-        model += int((by_model_rate & events["watched"].to_numpy(bool)).sum())
-    return {"language_model": model, "prior": shown + watched - model}

@@ -45,6 +45,7 @@ __all__ = [
     "ChoiceFeatures",
     "ChoiceSettings",
     "fit_choice_features",
+    "genre_matrix",
     "item_genres",
 ]
 
@@ -294,7 +295,7 @@ def _masked(values: np.ndarray, codes: np.ndarray, known: np.ndarray) -> np.ndar
     return np.where(known, values[np.maximum(codes, 0)], np.nan)
 
 
-def _genre_matrix(item_ids: np.ndarray, genres: Mapping[str, Iterable[str]]) -> np.ndarray:
+def genre_matrix(item_ids: np.ndarray, genres: Mapping[str, Iterable[str]]) -> np.ndarray:
     """One row per item: 1 / (its number of genres) on each of its genres."""
     names = sorted({g for i in item_ids for g in genres.get(str(i), ())})
     column = {g: k for k, g in enumerate(names)}
@@ -392,7 +393,7 @@ def _log_features(
         item_first=pd.Series(times - start).groupby(codes).min().to_numpy(),
         time_keys=keys,
         time_span=span,
-        item_genres=_genre_matrix(item_ids, genres),
+        item_genres=genre_matrix(item_ids, genres),
     )
 
 

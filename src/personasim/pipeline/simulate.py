@@ -790,10 +790,11 @@ class _LazyAgent:
         the priors did (each shown item is a watch decision, each watched one a rating
         when the agents rate); from the adapters' weights, so sessions restored from
         checkpoints count too."""
-        from personasim.agents.prior_agents import decision_counts
+        from personasim.agents.prior_agents import Routing
 
-        return decision_counts(
-            events, self.workdir, AGENT_ADAPTERS[self.model], self.language_model, rates
+        mode = AGENT_ADAPTERS[self.model]
+        return Routing.from_workdir(self.workdir, mode, self.language_model).decisions(
+            events, rates
         )
 
 

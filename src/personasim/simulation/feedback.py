@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
+from personasim.cf.choice_features import genre_matrix
 from personasim.simulation.measures import list_drift, user_genre_entropy
 
 __all__ = [
@@ -94,18 +95,6 @@ def exposure_measures(
     }
 
 
-def _genre_shares(
-    items: Sequence[str], genres: Mapping[str, list[str]], names: list[str]
-) -> np.ndarray:
-    shares = np.zeros(len(names))
-    column = {g: k for k, g in enumerate(names)}
-    for item in items:
-        mine = genres.get(str(item)) or []
-        for genre in mine:
-            shares[column[genre]] += 1.0 / len(mine)
-    return shares
-
-
 def history_drift(
     start: Mapping[str, Sequence[str]],
     now: Mapping[str, Sequence[str]],
@@ -113,13 +102,15 @@ def history_drift(
 ) -> float:
     """Mean over users of the Jensen-Shannon divergence (base 2) between the genres of
     their `start` history and of their history `now` (users without genres skipped)."""
-    names = sorted({g for values in genres.values() for g in values})
-    if not names:
+    items = sorted({str(i) for history in (*start.values(), *now.values()) for i in history})
+    shares = genre_matrix(np.array(items, dtype=object), genres)  # an item's genres share 1
+    if not shares.shape[1]:
         return math.nan
+    row = {item: k for k, item in enumerate(items)}
     drifts = []
     for user, before in start.items():
-        a = _genre_shares(before, genres, names)
-        b = _genre_shares(now.get(user, before), genres, names)
+        a = shares[[row[str(i)] for i in before]].sum(axis=0)
+        b = shares[[row[str(i)] for i in now.get(user, before)]].sum(axis=0)
         if a.sum() > 0 and b.sum() > 0:
             drifts.append(float(jensenshannon(a, b, base=2)) ** 2)
     return float(np.mean(drifts)) if drifts else math.nan
@@ -148,35 +139,34 @@ def change_intervals(
     """
     from scipy.stats import bootstrap
 
+    def interval(statistic: Any, n: int) -> tuple[float, float]:
+        found = bootstrap(
+            (np.arange(n),),
+            statistic,
+            vectorized=False,
+            n_resamples=rounds,
+            method="percentile",
+            random_state=seed,
+        ).confidence_interval
+        return float(found.low), float(found.high)
+
+    out: dict[str, tuple[float, float]] = {}
     before, after = user_genre_entropy(first, genres), user_genre_entropy(last, genres)
     both = before.index.intersection(after.index)
-    out: dict[str, tuple[float, float]] = {}
     delta = (after.loc[both, "entropy"] - before.loc[both, "entropy"]).to_numpy()
-    if len(delta) > 1 and np.ptp(delta) > 0:
-        found = bootstrap(
-            (delta,), np.mean, n_resamples=rounds, method="percentile", random_state=seed
-        ).confidence_interval
-        out["genre_entropy"] = (float(found.low), float(found.high))
-    elif len(delta):  # every user changed alike: no spread to resample
-        out["genre_entropy"] = (float(delta[0]), float(delta[0]))
+    if len(delta) > 1:
+        out["genre_entropy"] = interval(lambda picked: delta[picked].mean(), len(delta))
     users = sorted(set(first["user_id"]) & set(last["user_id"]))
     if len(users) > 1 and catalogue_size:
-        codes = {i: k for k, i in enumerate(pd.unique(pd.concat([first, last])["item_id"]))}
+        a, b = (frame.groupby("user_id")["item_id"].agg(list) for frame in (first, last))
+        a, b = a.reindex(users).tolist(), b.reindex(users).tolist()
 
-        def lists(frame: pd.DataFrame) -> list[np.ndarray]:
-            grouped = frame.groupby("user_id")["item_id"].agg(list)
-            return [np.array([codes[i] for i in grouped.get(u, [])], dtype=np.int64) for u in users]
+        def coverage_change(picked: np.ndarray) -> float:
+            listed_a = {i for k in picked for i in a[k]}
+            listed_b = {i for k in picked for i in b[k]}
+            return (len(listed_b) - len(listed_a)) / catalogue_size
 
-        a, b = lists(first), lists(last)
-        rng = np.random.default_rng(seed)
-        changes = np.empty(rounds)
-        for r in range(rounds):
-            picked = rng.integers(0, len(users), len(users))
-            cover_a = np.unique(np.concatenate([a[k] for k in picked])).size
-            cover_b = np.unique(np.concatenate([b[k] for k in picked])).size
-            changes[r] = (cover_b - cover_a) / catalogue_size
-        low, high = np.percentile(changes, [2.5, 97.5])
-        out["coverage"] = (float(low), float(high))
+        out["coverage"] = interval(coverage_change, len(users))
     return out
 
 

@@ -14,10 +14,12 @@ two agree.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.stats import entropy
 
 __all__ = [
     "SIMULATED_METRICS",
@@ -175,7 +177,7 @@ def per_user_agreement(simulated: pd.DataFrame, offline: pd.DataFrame) -> pd.Dat
     return pd.DataFrame(rows, columns=["user_id", "kendall_tau", "spearman"])
 
 
-def user_genre_entropy(events: pd.DataFrame, genres: Mapping[str, list[str]]) -> pd.Series:
+def user_genre_entropy(events: pd.DataFrame, genres: Mapping[str, list[str]]) -> pd.DataFrame:
     """Per user, the Shannon entropy (bits) of the genres of their items (``user_id,
     item_id``), and the number of distinct genres; users whose items have no genre are
     left out.
@@ -185,14 +187,9 @@ def user_genre_entropy(events: pd.DataFrame, genres: Mapping[str, list[str]]) ->
     """
     rows = {}
     for user, items in events.groupby("user_id")["item_id"]:
-        counts: dict[str, int] = {}
-        for item in items:
-            for genre in genres.get(item, []):
-                counts[genre] = counts.get(genre, 0) + 1
-        total = sum(counts.values())
-        if total:
-            p = np.array(list(counts.values()), dtype=float) / total
-            rows[user] = (float(-(p * np.log2(p)).sum()), len(counts))
+        counts = Counter(g for item in items for g in genres.get(item, []))
+        if counts:
+            rows[user] = (float(entropy(list(counts.values()), base=2)), len(counts))
     return pd.DataFrame.from_dict(rows, orient="index", columns=["entropy", "genres"])
 
 
