@@ -50,3 +50,20 @@ def test_held_out_items_score_above_unrated_ones(small_log, kind):
 def test_an_unknown_kind_is_refused(small_log):
     with pytest.raises(ValueError, match="unknown implicit scorer"):
         fit_implicit("slope_one", small_log.ratings, seed=0)
+
+
+@pytest.mark.parametrize("kind", ["implicit_mf", "popularity", "itemknn"])
+def test_many_users_and_pairs_score_as_one_user_at_a_time(small_log, kind):
+    """The batched matrix and pairs equal the per-user LensKit scores (itemknn has no
+    batched form: the same per-user calls)."""
+    training = small_log.ratings.astype({"user_id": str, "item_id": str})
+    scorer = fit_implicit(kind, training, seed=0, settings=ImplicitSettings(epochs=3))
+    users = [*sorted(training["user_id"].unique())[:9], "a user nobody knows"]
+    items = [*sorted(training["item_id"].unique())[:40], "an item nobody rated"]
+    expected = np.stack([scorer.scores(u, items) for u in users])
+    np.testing.assert_allclose(scorer.score_many(users, items), expected, rtol=1e-4, atol=2e-4)
+    pairs = training.sample(200, random_state=0)[["user_id", "item_id"]]
+    one_by_one = np.concatenate(
+        [scorer.scores(u, [i]) for u, i in zip(pairs["user_id"], pairs["item_id"], strict=True)]
+    )
+    np.testing.assert_allclose(scorer.score_pairs(pairs), one_by_one, rtol=1e-4, atol=2e-4)

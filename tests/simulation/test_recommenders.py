@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -106,3 +107,31 @@ def test_unknown_recommender_lists_the_available_ones():
     available = "available: bpr, itemknn, mf, popular, random, sasrec, unpopular, userknn"
     with pytest.raises(ConfigError, match=available):
         create_recommender("lightgcn", SimulateConfig())
+
+
+@pytest.mark.parametrize("name", ["popular", "mf", "bpr", "sasrec", "itemknn"])
+def test_lists_asked_for_many_users_at_once_are_the_lists_asked_one_by_one(training, name):
+    """The batched lists hold the items LensKit's per-user lists hold, in the same order
+    up to ties (compared by the reference scorer's scores, position by position)."""
+    from lenskit.data import ItemList, RecQuery
+
+    from personasim.simulation.recommenders import recommend_many
+
+    rec = create_recommender(name, SimulateConfig(mf_epochs=3))
+    rec.fit(training, seed=3)
+    history = training.groupby("user_id")["item_id"].agg(list)
+    users = [*history.index[:20], "a new user"]
+    histories = [*history.iloc[:20], list(history.iloc[0][:3])]
+    many = recommend_many(rec, users, histories, 15)
+    scorer = rec._pipeline.component("scorer")
+    for user, seen, got in zip(users, histories, many, strict=True):
+        expected = rec.recommend(user, seen, 15)
+        assert not set(got) & set(seen) and len(got) == len(set(got)) == len(expected)
+        if name == "popular":
+            score = dict(zip(scorer.items_.ids(), scorer.item_scores_, strict=True))
+            assert [score[i] for i in got] == [score[i] for i in expected]
+            continue
+        query = RecQuery(user_id=user, history_items=ItemList(item_ids=np.array(seen, object)))
+        both = ItemList(item_ids=np.array(got + expected, dtype=object))
+        scores = scorer(query=query, items=both).scores()
+        np.testing.assert_allclose(scores[: len(got)], scores[len(got) :], rtol=1e-5, atol=1e-6)

@@ -262,4 +262,11 @@ def fit_watch_prior(
 
 
 def _matrix(scorer: PairScorer, users: list[str], items: list[str]) -> np.ndarray:
-    return np.stack([scorer.scores(u, items) for u in users]) if users else np.zeros((0, 0))
+    """The users x items scores: in batches where the scorer has ``score_many``
+    (:class:`~personasim.cf.implicit.ImplicitScorer`), else user by user."""
+    if not users:
+        return np.zeros((0, 0))
+    many = getattr(scorer, "score_many", None)
+    if callable(many):
+        return many(users, items)
+    return np.stack([scorer.scores(u, items) for u in users])

@@ -11,7 +11,9 @@
 
 They score (user, item) pairs given each user's history (the training items), are the
 taste baselines of the evaluation and give the agents' watch prior. A pair the model
-cannot score (no neighbour, an unknown item) scores 0.
+cannot score (no neighbour, an unknown item) scores 0. The scorers with a batched form
+(:mod:`personasim.cf.batch_scores`: implicit MF, BPR, popularity, SASRec) score many
+users at once (:meth:`ImplicitScorer.score_many`, and the pairs of many users).
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class ImplicitSettings:
     """Epochs of SASRec."""
 
 
+_BATCH_USERS = 256
+"""Users scored at once by the batched scorers."""
+
+
 @dataclass
 class ImplicitScorer:
     """A fitted implicit scorer: a LensKit pipeline whose history lookup gives each user
@@ -59,6 +65,17 @@ class ImplicitScorer:
 
     kind: str
     pipeline: Any
+
+    def __post_init__(self) -> None:
+        from personasim.cf.batch_scores import batch_scorer
+
+        self._batch = batch_scorer(self.pipeline.component("scorer"))
+        self._lookup = self.pipeline.component("history-lookup")
+
+    def _history(self, user: str) -> list[str]:
+        """The user's training items, as the pipeline's history lookup gives them."""
+        found = self._lookup(user).history_items
+        return [] if found is None else [str(i) for i in found.ids()]
 
     def scores(self, user: str, items: Sequence[str]) -> np.ndarray:
         """Scores of `items` for `user` (0 where the model has none)."""
@@ -75,12 +92,34 @@ class ImplicitScorer:
             return np.zeros(len(items))
         return np.nan_to_num(np.asarray(scores, dtype="float64"), nan=0.0)
 
+    def score_many(self, users: Sequence[str], items: Sequence[str]) -> np.ndarray:
+        """``[users, items]`` scores (0 where the model has none), batched when the scorer
+        has a batched form, else :meth:`scores` per user."""
+        if self._batch is None:
+            return np.stack([self.scores(u, items) for u in users]).reshape(len(users), -1)
+        out = np.zeros((len(users), len(items)))
+        for start in range(0, len(users), _BATCH_USERS):
+            part = list(users[start : start + _BATCH_USERS])
+            scores = self._batch(part, [self._history(u) for u in part], items)
+            out[start : start + len(part)] = np.nan_to_num(scores.astype("float64"), nan=0.0)
+        return out
+
     def score_pairs(self, pairs: pd.DataFrame) -> np.ndarray:
         """Scores of ``user_id, item_id`` pairs, in their order."""
         out = np.zeros(len(pairs))
         items = pairs["item_id"].astype(str).to_numpy()
-        for user, idx in pairs.groupby(pairs["user_id"].astype(str)).indices.items():
-            out[idx] = self.scores(str(user), items[idx].tolist())
+        groups = list(pairs.groupby(pairs["user_id"].astype(str)).indices.items())
+        if self._batch is None:
+            for user, idx in groups:
+                out[idx] = self.scores(str(user), items[idx].tolist())
+            return out
+        for start in range(0, len(groups), _BATCH_USERS):
+            part = groups[start : start + _BATCH_USERS]
+            asked = sorted({i for _, idx in part for i in items[idx]})
+            column = {item: c for c, item in enumerate(asked)}
+            scores = self.score_many([u for u, _ in part], asked)
+            for row, (_, idx) in enumerate(part):
+                out[idx] = scores[row, [column[i] for i in items[idx]]]
         return out
 
 

@@ -57,7 +57,7 @@ from personasim.simulation.measures import (
     session_metrics,
     user_session_metrics,
 )
-from personasim.simulation.recommenders import Recommender, create_recommender
+from personasim.simulation.recommenders import Recommender, create_recommender, recommend_many
 from personasim.simulation.sessions import SessionLog, pages_of, run_sessions
 from personasim.workspace import atomic_write_text, file_sha256
 
@@ -68,6 +68,8 @@ logger = logging.getLogger(__name__)
 OFFLINE_METRICS = ("ndcg", "recall")
 """Offline metrics per recommender (at ``offline_k``), from the held-out log."""
 
+_RANKED_AT_ONCE = 1024
+"""Users whose lists are asked for in one :func:`recommend_many` call."""
 _AGREEMENT_SIMULATED = ("likes", "watch_rate", "like_rate", "mean_rating", "exit_page")
 _RATING_MEASURES = ("likes", "like_rate", "mean_rating")
 """The simulated measures a log without ratings does not have."""
@@ -332,14 +334,15 @@ class SimulateStage(Stage):
         need = max(cfg.page_size * cfg.max_pages, cfg.offline_k)
         pages, top = {}, {}
         with progress(f"ranking: {recommender.name}", total=len(users), unit="users") as advance:
-            for user in users:
-                seen = set(history[user])
-                ranking = recommender.recommend(user, history[user], need + len(seen))
-                # the first `need` new, distinct items: one page of that size
-                flat = next(iter(pages_of(ranking, seen, need, 1)), [])
-                top[user] = flat[: cfg.offline_k]
-                pages[user] = pages_of(flat, set(), cfg.page_size, cfg.max_pages)
-                advance(1)
+            for start in range(0, len(users), _RANKED_AT_ONCE):
+                chunk = users[start : start + _RANKED_AT_ONCE]
+                lists = recommend_many(recommender, chunk, [history[u] for u in chunk], need)
+                for user, ranking in zip(chunk, lists, strict=True):
+                    # the first `need` new, distinct items: one page of that size
+                    flat = next(iter(pages_of(ranking, set(), need, 1)), [])
+                    top[user] = flat[: cfg.offline_k]
+                    pages[user] = pages_of(flat, set(), cfg.page_size, cfg.max_pages)
+                advance(len(chunk))
         return pages, top
 
     def _other_priors(

@@ -27,6 +27,11 @@ class (instantiated without arguments), an instance, or a plain function:
 
 Items of the user's history and items the recommender repeats are dropped by the
 session, so a plug-in need not filter them.
+
+:func:`recommend_many` asks for many users' lists at once: the LensKit recommenders whose
+scorer has a batched form (:mod:`personasim.cf.batch_scores`: MF, BPR, popular, SASRec)
+score a batch of users in one product and cut each row's top N; the others are asked
+user by user.
 """
 
 from __future__ import annotations
@@ -53,7 +58,9 @@ __all__ = [
     "UnpopularRecommender",
     "create_recommender",
     "load_object",
+    "recommend_many",
     "stable_seed",
+    "top_positions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,6 +82,38 @@ class Recommender(Protocol):
         """Up to `n` item ids for the user, best first, none of `history`."""
 
 
+_BATCH_USERS = 256
+"""Users scored at once by :meth:`LensKitRecommender.recommend_many`."""
+
+
+def top_positions(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the `n` highest scores, best first (NaN never; ties: first position
+    first)."""
+    valid = np.flatnonzero(~np.isnan(scores))
+    if n < len(valid):
+        valid = valid[np.argpartition(-scores[valid], n - 1)[:n]] if n > 0 else valid[:0]
+    return valid[np.lexsort((valid, -scores[valid]))]
+
+
+def recommend_many(
+    recommender: Recommender, users: Sequence[str], histories: Sequence[Sequence[str]], n: int
+) -> list[list[str]]:
+    """Up to `n` new items for each user (none of their history), best first: batched
+    where the recommender has ``recommend_many``, else one ``recommend`` per user."""
+    many = getattr(recommender, "recommend_many", None)
+    if callable(many):
+        lists = many(list(users), [list(h) for h in histories], n)
+    else:
+        lists = [
+            recommender.recommend(u, h, n + len(h)) for u, h in zip(users, histories, strict=True)
+        ]
+    out = []
+    for ranking, history in zip(lists, histories, strict=True):
+        seen = set(history)
+        out.append([i for i in ranking if i not in seen][:n])
+    return out
+
+
 def stable_seed(*parts: object) -> int:
     """A seed derived from `parts` that is the same in every process and run."""
     return zlib.crc32("\x1f".join(str(p) for p in parts).encode())
@@ -88,6 +127,8 @@ class LensKitRecommender:
         self.kind = kind
         self.config = config
         self._pipeline: Any = None
+        self._batch: Any = None
+        self._candidates: list[str] = []
         self._seed = 0
 
     def _build(self, seed: int) -> Any:
@@ -136,6 +177,20 @@ class LensKitRecommender:
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
             pipeline.train(training_dataset(training), training_options(seed, len(training)))
         self._pipeline = pipeline
+        self._batch, self._candidates = None, []
+        if self.kind != "random":
+            from personasim.cf.batch_scores import batch_scorer
+
+            scorer = pipeline.component("scorer")
+            self._batch = batch_scorer(scorer)
+            vocabulary = getattr(scorer, "items", None)
+            if vocabulary is None:
+                vocabulary = getattr(scorer, "items_", None)
+            if self._batch is not None and vocabulary is not None:
+                # LensKit's candidates: every training item the user has not rated
+                self._candidates = [str(i) for i in vocabulary.ids()]
+            else:
+                self._batch = None
 
     def recommend(self, user_id: str, history: Sequence[str], n: int) -> list[str]:
         """The top `n` unrated training items for the user (history excluded)."""
@@ -150,6 +205,24 @@ class LensKitRecommender:
         query = RecQuery(user_id=user_id, user_items=items_seen)
         items = recommend(self._pipeline, query, n)
         return [str(i) for i in items.ids()]
+
+    def recommend_many(
+        self, users: Sequence[str], histories: Sequence[Sequence[str]], n: int
+    ) -> list[list[str]]:
+        """Each user's top `n` unrated training items: one batched scoring per chunk of
+        users where the scorer has a batched form, else :meth:`recommend` per user."""
+        if self._batch is None:
+            return [self.recommend(u, h, n) for u, h in zip(users, histories, strict=True)]
+        column = {item: c for c, item in enumerate(self._candidates)}
+        out: list[list[str]] = []
+        for start in range(0, len(users), _BATCH_USERS):
+            part = slice(start, start + _BATCH_USERS)
+            scores = self._batch(users[part], histories[part], self._candidates)
+            for row, history in zip(scores, histories[part], strict=True):
+                seen = [column[i] for i in history if i in column]
+                row[seen] = np.nan  # LensKit's candidates leave the history out
+                out.append([self._candidates[c] for c in top_positions(row, n)])
+        return out
 
 
 class UnpopularRecommender:

@@ -1,0 +1,169 @@
+"""Simulate wall time and peak memory against the number of simulated users.
+
+Two sources of users:
+
+- ``--run DIR --users 1000 6040``: a trained run folder (e.g. every ML-1M user,
+  ``configs/ml1m-all-users.toml``) copied to a scratch folder, and its `simulate` stage
+  run again for a seeded sample of each size (agents on their priors, no checks, no
+  feedback rounds);
+- ``--synthetic 100000``: a synthetic log of that many users
+  (:func:`personasim.testing.write_large_log`: 50-150 ratings each, 3,000 items), every
+  user simulated: ingest, profile, personas and train (out of core, template profiles,
+  ``agents.language_model = "off"``: the priors only, biased MF and implicit MF) and
+  `simulate` with the recommenders whose lists are batched or cheap.
+
+Each stage's wall time and peak RSS (its manifest's, the stage's own high-water mark)
+are printed and written as JSON.
+
+    .venv/bin/python benchmarks/simulate_scale.py --synthetic 100000 [--work /tmp/scale]
+    .venv/bin/python benchmarks/simulate_scale.py --run runs/all36 --users 1000 6040
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from feedback_loop import copy_run  # noqa: E402
+
+SYNTHETIC_RECOMMENDERS = ["random", "popular", "unpopular", "mf", "bpr"]
+
+
+def _stage_row(workdir: Path, folder: str, seconds: float) -> dict[str, Any]:
+    manifest = json.loads((workdir / folder / "manifest.json").read_text())
+    return {
+        "stage": manifest["stage"],
+        "seconds": round(seconds, 1),
+        "peak_rss_mib": manifest.get("peak_rss_mib"),
+        "peak_rss_scope": manifest.get("peak_rss_scope"),
+    }
+
+
+def _synthetic_config(ratings: Path, items: Path) -> dict[str, Any]:
+    return {
+        "seed": 0,
+        "data": {"dataset": "custom", "path": str(ratings), "items_path": str(items)},
+        "split": {"users": 0, "min_ratings": 1, "max_ratings": 0},
+        "scale": {"tables": "duckdb", "memory_limit": "4GB"},
+        "llm": {"backend": "template"},
+        "profile": {"rationales": False},
+        "agents": {
+            "language_model": "off",
+            "use_rationales": False,
+            "prior_model": "biased_mf",
+            "watch_prior": "implicit_mf",
+            "modes": ["persona"],
+        },
+        "evaluate": {"agents": [], "taste": False, "baselines": ["global_mean"]},
+        "simulate": {
+            "users": 0,
+            "recommenders": SYNTHETIC_RECOMMENDERS,
+            "feedback_rounds": 0,
+            "ladder": [],
+            "leave_family_out": False,
+            "other_watch_priors": [],
+        },
+    }
+
+
+def synthetic(users: int, work: Path) -> dict[str, Any]:
+    """The whole pipeline up to `simulate` on a synthetic log of `users` users."""
+    from personasim.config import load_config
+    from personasim.pipeline import (
+        IngestStage,
+        PersonasStage,
+        ProfileStage,
+        SimulateStage,
+        TrainStage,
+        run_stage,
+    )
+    from personasim.testing import write_large_log
+    from personasim.workspace import Workspace
+
+    log = work / f"log-{users}"
+    if not (log / "done").exists():
+        shutil.rmtree(log, ignore_errors=True)
+        write_large_log(log, users)
+        (log / "done").write_text("")
+    workdir = work / f"run-{users}"
+    config = load_config([("scale", _synthetic_config(log / "ratings.parquet", log / "items.csv"))])
+    ws = Workspace(workdir)
+    rows = []
+    for stage in (IngestStage, ProfileStage, PersonasStage, TrainStage, SimulateStage):
+        t0 = time.perf_counter()
+        run_stage(stage, ws, config)
+        rows.append(_stage_row(workdir, stage.folder, time.perf_counter() - t0))
+        print(json.dumps(rows[-1]), flush=True)
+    metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
+    return {
+        "source": f"synthetic {users} users",
+        "users": metrics["settings"]["users"],
+        "stages": rows,
+        "simulate_recommenders_s": metrics["wall_time_s"]["recommenders"],
+        "decisions": metrics["decisions"],
+    }
+
+
+def sampled(run: Path, users: int) -> dict[str, Any]:
+    """`simulate` again on a copy of a trained run, for a sample of `users` users."""
+    from personasim.config import load_config
+    from personasim.pipeline import SimulateStage, run_stage
+    from personasim.workspace import Workspace
+
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = copy_run(run, Path(scratch))
+        settings = tomllib.loads((run / "config.toml").read_text())
+        base = json.loads(load_config([("run", settings)]).model_dump_json())
+        base["agents"]["language_model"] = "off"
+        base["simulate"].update(
+            {
+                "users": users,
+                "feedback_rounds": 0,
+                "ladder": [],
+                "leave_family_out": False,
+                "other_watch_priors": [],
+            }
+        )
+        t0 = time.perf_counter()
+        run_stage(SimulateStage, Workspace(workdir), load_config([("benchmark", base)]))
+        row = _stage_row(workdir, "simulate", time.perf_counter() - t0)
+        metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
+    return {
+        "source": str(run),
+        "users": metrics["settings"]["users"],
+        "stages": [row],
+        "simulate_recommenders_s": metrics["wall_time_s"]["recommenders"],
+        "decisions": metrics["decisions"],
+    }
+
+
+def main() -> None:
+    """Run the sizes asked for and print one JSON line per stage and a summary."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path)
+    parser.add_argument("--users", type=int, nargs="*", default=[])
+    parser.add_argument("--synthetic", type=int, nargs="*", default=[])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "scale")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.users and args.run is None:
+        parser.error("--users needs --run (a trained run folder)")
+    results = [sampled(args.run, n) for n in args.users]
+    results += [synthetic(n, args.work) for n in args.synthetic]
+    for result in results:
+        print(json.dumps(result))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
