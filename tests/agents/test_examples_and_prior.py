@@ -80,8 +80,8 @@ def test_blend_prior_is_the_least_squares_stack_of_its_parts(run_data):
     assert rmse(train.rating, blend.out_of_fold) <= min(errors.values()) + 1e-9
     weights = blend.weights
     assert all(weights[p] >= 0 for p in BLEND_PARTS) and sum(weights[p] for p in BLEND_PARTS) > 0.5
-    stacked = weights["intercept"] + sum(weights[p] * parts[p].prior.matrix for p in BLEND_PARTS)
-    np.testing.assert_allclose(blend.prior.matrix, np.clip(stacked, 1.0, 5.0), atol=1e-9)
+    stacked = weights["intercept"] + sum(weights[p] * parts[p].prior.dense() for p in BLEND_PARTS)
+    np.testing.assert_allclose(blend.prior.dense(), np.clip(stacked, 1.0, 5.0), atol=1e-9)
 
 
 def test_out_of_fold_predictions_do_not_depend_on_the_other_kinds_asked_for(run_data):
@@ -137,3 +137,66 @@ def test_the_cap_takes_that_many_rating_examples_and_zero_takes_all(trained_run)
         rng=np.random.default_rng(0),
     )
     assert len(everything) == len(examples)
+
+
+@pytest.mark.parametrize("kind", ["user_item_bias", "biased_mf"])
+def test_a_prior_kept_as_factors_is_lenskits_scores_filled_by_the_bias_model(
+    run_data, kind, tmp_path
+):
+    """The reference: LensKit's scorer per user over the catalogue, pairs it cannot score
+    filled by the user+item bias model, clipped to the scale (the dense path)."""
+    from lenskit.data import ItemList
+
+    from personasim.cf.explicit import fit_baseline, training_dataset
+    from personasim.cf.factors import ScoreFactors
+
+    train, others, users, items = run_data
+    config = EvaluateConfig()
+    prior = fit_prior(kind, config, train, others, users, items, (1.0, 5.0), 0).prior
+    assert isinstance(prior.matrix, ScoreFactors)
+    dataset = training_dataset(pd.concat([train, others], ignore_index=True))
+    scorer = fit_baseline(kind, config, dataset, 0)
+    bias = fit_baseline("user_item_bias", config, dataset, 0)
+    columns = ItemList([*prior.items, "an item nobody rated"])
+    asked = [*users[:5], "a user nobody knows"]
+    for user in asked:
+        expected = scorer(user, columns).scores()
+        expected = np.where(np.isnan(expected), bias(user, columns).scores(), expected)
+        expected = np.clip(expected, 1.0, 5.0)
+        got = prior.predict(user, prior.items)
+        if user in prior.users:
+            np.testing.assert_allclose(got, expected[:-1], rtol=1e-5, atol=1e-5)
+            assert prior.user_fallback[user] == pytest.approx(expected[-1], abs=1e-5)
+    prior.save(tmp_path)
+    again = CFPrior.load(tmp_path)
+    assert CFPrior.saved_in(tmp_path) and not (tmp_path / "prior.npy").exists()
+    np.testing.assert_allclose(
+        again.predict(users[0], prior.items), prior.predict(users[0], prior.items)
+    )
+
+
+def test_out_of_fold_predictions_of_a_factor_model_are_lenskits_per_user(run_data):
+    """The fast path (every held-out pair from the fold model's factors at once) against
+    the plain one: LensKit's scorer per user, NaN filled by the user+item bias model."""
+    from lenskit.data import ItemList
+
+    from personasim.cf.explicit import fit_baseline, training_dataset
+
+    train, others, _, _ = run_data
+    config = EvaluateConfig()
+    got = out_of_fold_priors(["biased_mf"], config, train, others, (1.0, 5.0), 4)["biased_mf"]
+    fold_of = np.random.default_rng(4).integers(0, 5, len(train))
+    cols = ["user_id", "item_id", "rating", "timestamp"]
+    expected = np.full(len(train), np.nan)
+    for fold in range(5):
+        held = fold_of == fold
+        fit_on = pd.concat([train.loc[~held, cols], others[cols]], ignore_index=True)
+        dataset = training_dataset(fit_on)
+        mf = fit_baseline("biased_mf", config, dataset, 4)
+        bias = fit_baseline("user_item_bias", config, dataset, 4)
+        for user, part in train[held].groupby("user_id"):
+            asked = ItemList(part["item_id"].to_numpy())
+            scores = mf(user, asked).scores()
+            scores = np.where(np.isnan(scores), bias(user, asked).scores(), scores)
+            expected[part.index.to_numpy()] = np.clip(scores, 1.0, 5.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -16,6 +16,7 @@ from scipy.special import expit
 from personasim import UserAgent, run_pipeline
 from personasim.agents.calibration import fit_watch_lm_weight, weighted_watch_probs
 from personasim.agents.modeling import answer_distribution, with_watch_prior
+from personasim.agents.prior import CFPrior
 from personasim.agents.prior_agents import PriorAgents, RoutedAgents, Routing
 from personasim.config import load_config
 from personasim.pipeline import IngestStage, PersonasStage, ProfileStage, SimulateStage, TrainStage
@@ -175,7 +176,7 @@ def test_a_run_without_the_language_model_trains_no_adapter_and_simulates_on_its
     ws = Workspace(tmp_path)
     summary = ws.read_manifest("adapters")["summary"]
     assert summary["adapters"] == {} and "off" in summary["language_model"]
-    assert (tmp_path / "adapters" / "prior.npy").is_file()
+    assert CFPrior.saved_in(tmp_path / "adapters")
     assert not any(
         p.name == "adapter_model.safetensors" for p in (tmp_path / "adapters").rglob("*")
     )

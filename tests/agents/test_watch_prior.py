@@ -202,3 +202,34 @@ def test_a_session_moves_the_prior_through_its_model_and_nothing_else_does():
     assert prior.session.asked == [("a", items, ["z", "w"])]
     # a user without a row keeps the stand-ins' mean whatever they watched
     np.testing.assert_allclose(prior.log_odds("cold", items, recent=["z"]), before)
+
+
+@pytest.mark.parametrize("kind", ["popularity", "implicit_mf", "bpr"])
+def test_a_watch_prior_kept_as_factors_scores_as_its_lenskit_model(split, kind, tmp_path):
+    """Low-rank scorers keep their factors instead of a users x items matrix; each
+    user's scores are the fitted model's per-user LensKit scores, also after saving."""
+    from personasim.cf import ImplicitSettings, fit_implicit
+    from personasim.cf.factors import ScoreFactors
+
+    train, others, users, items = split
+    watch = _watch_examples(train)
+    settings = ImplicitSettings(epochs=3)
+    full = fit_implicit(
+        kind, pd.concat([train, others], ignore_index=True), seed=0, settings=settings
+    )
+    prior, _ = fit_watch_prior(kind, train, others, users, items, watch, seed=0, full_scorer=full)
+    assert isinstance(prior.matrix, ScoreFactors)
+    for user in users[:6]:
+        np.testing.assert_allclose(prior.scores(user, items), full.scores(user, items), atol=2e-4)
+    lowest = min(full.scores(u, items).min() for u in users)
+    assert prior.fallback == pytest.approx(lowest, abs=2e-4)
+    prior.save(tmp_path)
+    again = WatchPrior.load(tmp_path)
+    np.testing.assert_allclose(
+        again.log_odds("a cold user", items[:9], like=users[:3]),
+        prior.log_odds("a cold user", items[:9], like=users[:3]),
+    )
+    mean = np.mean([full.scores(u, items[:9]) for u in users[:3]], axis=0)
+    np.testing.assert_allclose(
+        prior.log_odds("a cold user", items[:9], like=users[:3]), prior.log_odds_of(mean), atol=1e-3
+    )

@@ -16,6 +16,7 @@ from tests.test_quick_start import BUDGET
 
 from personasim import UserAgent
 from personasim.agents.examples import build_examples
+from personasim.agents.prior import CFPrior
 from personasim.config import AgentConfig, DataConfig, load_config
 from personasim.data.log import load_log
 from personasim.data.sources import log_spec
@@ -95,7 +96,7 @@ def test_the_agents_learn_and_answer_only_the_watch_decision(click_run):
     examples = pd.read_parquet(click_run / "adapters" / "examples.parquet")
     assert set(examples["task"]) == {"watch"}
     assert set(examples["target"]) == {0, 1}
-    assert not (click_run / "adapters" / "prior.npy").exists()
+    assert not CFPrior.saved_in(click_run / "adapters")
     assert "no ratings" in _summary(click_run, "adapters")["not_trained"]
     agent = UserAgent.from_workdir(click_run, mode="global", dtype="float32")
     assert not agent.rates

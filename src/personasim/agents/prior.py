@@ -6,8 +6,11 @@ agents' own training examples the prior must not have seen the rating it is aske
 about (it would be a perfect hint at training time and an ordinary one at test time),
 so those priors are predicted out of fold: the sampled users' train ratings are split
 in K folds and each fold is predicted by a model fitted without it. Everything else
-(test pairs, candidates) uses a model fitted on all the training data. Predictions are
-stored as a dense user x item matrix of the simulated users, scored by LensKit itself.
+(test pairs, candidates) uses a model fitted on all the training data. The user+item bias
+and biased MF priors are kept as their model's factors (:class:`~personasim.cf.factors.
+ScoreFactors`: (users + items) x factors numbers, each pair computed when it is asked
+for); item-kNN and the blend as a dense user x item matrix of the simulated users,
+scored by LensKit itself.
 
 The prediction enters the answer as a Gaussian log-prior over the scale's levels whose
 expectation is the prediction (:func:`prior_logits`).
@@ -24,7 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personasim.cf.batch_scores import score_factors
 from personasim.cf.explicit import PARTIAL_BASELINES, fit_baseline, training_dataset
+from personasim.cf.factors import ScoreFactors
 from personasim.config import EvaluateConfig
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.rating_scale import RatingScale
@@ -32,6 +37,7 @@ from personasim.workspace import atomic_path
 
 __all__ = [
     "BLEND_PARTS",
+    "PRIOR_FILES",
     "CFPrior",
     "FittedPrior",
     "fit_prior",
@@ -42,6 +48,9 @@ __all__ = [
 
 BLEND_PARTS = ("user_item_bias", "biased_mf", "item_knn")
 """The rating baselines the "blend" prior stacks."""
+
+PRIOR_FILES = ("prior.npy", "prior_factors.npz")
+"""Where a prior's table is saved: the dense matrix, or the model's factors."""
 
 _UNSEEN_ITEM = "\x00personasim-unseen-item"
 """An item id no training data holds, scored to learn each user's fallback."""
@@ -112,7 +121,8 @@ class CFPrior:
     Attributes:
         users: User ids (rows).
         items: Item ids (columns).
-        matrix: ``[users, items]`` predicted ratings, clipped to the scale.
+        matrix: ``[users, items]`` predicted ratings, clipped to the scale: a dense
+            matrix, or the factors of the model's table (clipped when read).
         fallback: Prediction for an item outside the matrix, by item (its train mean).
         global_mean: Prediction when nothing is known of the user or the item.
         user_fallback: Prediction for an item outside the matrix, by user (the model's
@@ -121,7 +131,7 @@ class CFPrior:
 
     users: list[str]
     items: list[str]
-    matrix: np.ndarray
+    matrix: np.ndarray | ScoreFactors
     fallback: dict[str, float]
     global_mean: float
     user_fallback: dict[str, float] = field(default_factory=dict)
@@ -134,21 +144,45 @@ class CFPrior:
         """Prior ratings of `items` for `user`; an item outside the matrix (not in the
         catalogue) gets the user's fallback, else its train mean, else the global mean."""
         row = self._u.get(user)
+        columns = np.array([self._i.get(item, -1) for item in items], dtype=np.int64)
+        inside = columns >= 0 if row is not None else np.zeros(len(items), dtype=bool)
         out = np.empty(len(items), dtype="float64")
-        for j, item in enumerate(items):
-            col = self._i.get(item)
-            if row is not None and col is not None:
-                out[j] = self.matrix[row, col]
-            elif user in self.user_fallback:
+        if inside.any():
+            cols = columns[inside]
+            if isinstance(self.matrix, ScoreFactors):
+                out[inside] = self.matrix.cells(np.full(len(cols), row), cols)
+            else:
+                out[inside] = self.matrix[row, cols]
+        for j in np.flatnonzero(~inside):
+            if user in self.user_fallback:
                 out[j] = self.user_fallback[user]
             else:
-                out[j] = self.fallback.get(item, self.global_mean)
+                out[j] = self.fallback.get(items[j], self.global_mean)
         return out
 
+    def dense(self) -> np.ndarray:
+        """The whole ``[users, items]`` table (a copy when kept as factors)."""
+        if isinstance(self.matrix, ScoreFactors):
+            return self.matrix.dense()
+        return self.matrix
+
+    @staticmethod
+    def saved_in(folder: Path) -> bool:
+        """Whether `folder` holds a saved prior."""
+        return any((folder / name).is_file() for name in PRIOR_FILES)
+
     def save(self, folder: Path) -> None:
-        """Write ``prior.npy`` (no pickles) and ``prior.json`` (ids and fallbacks)."""
-        with atomic_path(folder / "prior.npy") as tmp, tmp.open("wb") as f:
-            np.save(f, self.matrix.astype("float32"), allow_pickle=False)
+        """Write the table (``prior.npy``, or ``prior_factors.npz`` for factors; no
+        pickles) and ``prior.json`` (ids and fallbacks)."""
+        dense, factors = (folder / name for name in PRIOR_FILES)
+        if isinstance(self.matrix, ScoreFactors):
+            with atomic_path(factors) as tmp, tmp.open("wb") as f:
+                np.savez(f, **self.matrix.arrays())
+            dense.unlink(missing_ok=True)
+        else:
+            with atomic_path(dense) as tmp, tmp.open("wb") as f:
+                np.save(f, self.matrix.astype("float32"), allow_pickle=False)
+            factors.unlink(missing_ok=True)
         meta = {
             "users": self.users,
             "items": self.items,
@@ -168,7 +202,13 @@ class CFPrior:
     def load(cls, folder: Path) -> CFPrior:
         """Read what :meth:`save` wrote."""
         meta = json.loads((folder / "prior.json").read_text())
-        matrix = np.load(folder / "prior.npy", allow_pickle=False)
+        dense, factors = (folder / name for name in PRIOR_FILES)
+        matrix: np.ndarray | ScoreFactors
+        if factors.is_file():
+            with np.load(factors, allow_pickle=False) as data:
+                matrix = ScoreFactors.from_arrays(data)
+        else:
+            matrix = np.load(dense, allow_pickle=False)
         fb = read_parquet(folder / "prior_fallback.parquet")
         by_user = meta.get("user_fallback") or [None] * len(meta["users"])
         return cls(
@@ -240,7 +280,7 @@ def fit_prior(
     stacked = np.column_stack([folds[p] for p in parts])
     model = LinearRegression(positive=True).fit(stacked, train["rating"].to_numpy("float64"))
     blended = model.intercept_ + np.tensordot(
-        model.coef_, np.stack([m.matrix for m in matrices]), axes=1
+        model.coef_, np.stack([m.dense() for m in matrices]), axes=1
     )
     first = matrices[0]
     unseen = np.column_stack([[m.user_fallback[u] for u in first.users] for m in matrices])
@@ -267,7 +307,8 @@ def fit_prior_matrix(
     scale: tuple[float, float],
     seed: int,
 ) -> CFPrior:
-    """Fit one rating baseline on all training data and score the users x catalogue.
+    """Fit one rating baseline on all training data and score the users x catalogue
+    (kept as the model's factors for the user+item bias and biased MF).
 
     Pairs the model cannot score (MF on an item nobody rated, item-kNN without a rated
     neighbour) get the user+item bias prediction, which for an item nobody rated is the
@@ -278,18 +319,27 @@ def fit_prior_matrix(
     scorer = fit_baseline(kind, config, dataset, seed)
     catalogue = items["item_id"].astype(str).tolist()
     columns = [*catalogue, _UNSEEN_ITEM]
+    global_mean = float(training["rating"].mean())
+    means = items.set_index("item_id")["train_mean_rating"].dropna()
+    fallback = {str(k): float(v) for k, v in means.items()}
+    factors = score_factors(scorer, users, [[] for _ in users], catalogue)
+    if factors is not None:
+        # LensKit leaves unknown users and items unscored and the bias model fills them
+        # in: the same as the formula with their factors and biases at 0
+        factors.missing, factors.bounds = None, scale
+        unseen = np.clip(factors.offset + factors.user_bias, *scale)
+        by_user = dict(zip(users, map(float, unseen), strict=True))
+        return CFPrior(users, catalogue, factors, fallback, global_mean, by_user)
     matrix = _scores(scorer, users, columns)
     if np.isnan(matrix).any():
         bias = _scores(fit_baseline("user_item_bias", config, dataset, seed), users, columns)
         matrix = np.where(np.isnan(matrix), bias, matrix)
-    global_mean = float(training["rating"].mean())
     matrix = np.clip(np.nan_to_num(matrix, nan=global_mean), *scale)
-    means = items.set_index("item_id")["train_mean_rating"].dropna()
     return CFPrior(
         users,
         catalogue,
         matrix[:, :-1],
-        {str(k): float(v) for k, v in means.items()},
+        fallback,
         global_mean,
         dict(zip(users, map(float, matrix[:, -1]), strict=True)),
     )
@@ -319,6 +369,7 @@ def out_of_fold_priors(
     cols = ["user_id", "item_id", "rating", "timestamp"]
     for fold in range(folds):
         held = fold_of == fold
+        held_rows = np.flatnonzero(held)
         fit_on = pd.concat([train.loc[~held, cols], others[cols]], ignore_index=True)
         dataset = training_dataset(fit_on)
         fallback = (
@@ -327,15 +378,26 @@ def out_of_fold_priors(
             else None
         )
         part = train[held]
-        groups = part.groupby("user_id").indices.items()
+        part_users = part["user_id"].to_numpy()
+        part_items = part["item_id"].to_numpy()
+        user_codes, users = pd.factorize(part_users)
+        item_codes, items = pd.factorize(part_items)
+        groups = pd.Series(np.arange(len(part))).groupby(part_users).indices.items()
         for kind in kinds:
             scorer = fit_baseline(kind, config, dataset, seed)
+            factors = score_factors(scorer, list(users), [[] for _ in users], list(items))
+            if factors is not None:
+                # every pair at once; unknown users and items read the bias model's
+                # prediction (the formula with their pieces at 0), as the fallback gives
+                factors.missing = None
+                out[kind][held_rows] = factors.cells(user_codes, item_codes)
+                continue
             for user, idx in groups:
-                rows = np.flatnonzero(held)[idx]
-                items = ItemList(part["item_id"].to_numpy()[idx])
-                scores = scorer(user, items).scores()
+                rows = held_rows[idx]
+                asked = ItemList(part_items[idx])
+                scores = scorer(user, asked).scores()
                 if fallback is not None and (scores is None or np.isnan(scores).any()):
-                    backup = fallback(user, items).scores()
+                    backup = fallback(user, asked).scores()
                     scores = (
                         backup if scores is None else np.where(np.isnan(scores), backup, scores)
                     )

@@ -73,7 +73,7 @@ class PriorAgents:
                 f"the agents' priors are not fitted in {ws.root}: run `personasim train`"
             )
         prior = None
-        if not config.data.implicit and (folder / "prior.npy").is_file():
+        if not config.data.implicit and CFPrior.saved_in(folder):
             prior = CFPrior.load(folder)
         watch_prior = None
         if (folder / WATCH_PRIOR_FILE).is_file():

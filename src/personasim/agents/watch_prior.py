@@ -12,7 +12,9 @@ training, an ordinary one at test time), so they are scored out of fold: the sim
 users' train ratings are split in K folds and each fold's positives are scored by a
 model fitted without them. Every
 other pair (test lists, sessions) is scored by the model fitted on all the training
-data, stored as a dense user x item matrix of the simulated users. A prior fitted in this
+data: kept as the model's factors for the low-rank scorers (implicit MF, BPR, popularity:
+:class:`~personasim.cf.factors.ScoreFactors`, each pair computed when asked for), else a
+dense user x item matrix of the simulated users. A prior fitted in this
 process also keeps the stacked model (:attr:`WatchPrior.session`), which scores a user's
 items again after what they watched in a session.
 """
@@ -27,6 +29,7 @@ from typing import Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from personasim.cf.factors import ScoreFactors
 from personasim.cf.implicit import fit_implicit
 from personasim.workspace import atomic_path
 
@@ -65,7 +68,8 @@ class WatchPrior:
         kind: The implicit scorer.
         users: User ids (rows).
         items: Item ids (columns).
-        matrix: ``[users, items]`` scores of the model fitted on all training data.
+        matrix: ``[users, items]`` scores of the model fitted on all training data: a
+            dense matrix, or the factors of the model's table.
         knots: ``[2, k]`` the calibration: scores and their probabilities.
         eps: Probabilities are kept in ``[eps, 1 - eps]``.
         fallback: The raw score of an item outside the matrix (an item no training
@@ -82,7 +86,7 @@ class WatchPrior:
     kind: str
     users: list[str]
     items: list[str]
-    matrix: np.ndarray
+    matrix: np.ndarray | ScoreFactors
     knots: np.ndarray
     eps: float = _EPS
     fallback: float = 0.0
@@ -105,10 +109,12 @@ class WatchPrior:
         out = np.full(len(items), self.fallback)
         if row is None:
             return out
-        for j, item in enumerate(items):
-            col = self._i.get(item)
-            if col is not None:
-                out[j] = self.matrix[row, col]
+        columns = np.array([self._i.get(item, -1) for item in items], dtype=np.int64)
+        inside = columns >= 0
+        if isinstance(self.matrix, ScoreFactors):
+            out[inside] = self.matrix.cells(np.full(int(inside.sum()), row), columns[inside])
+        else:
+            out[inside] = self.matrix[row, columns[inside]]
         return out
 
     def log_odds(
@@ -138,32 +144,48 @@ class WatchPrior:
             return self.log_odds_of(self.scores(user, items))
         rows = [self._u[u] for u in (like or ()) if u in self._u] or list(range(len(self.users)))
         columns = np.array([self._i.get(i, -1) for i in items], dtype=int)
-        mean = self.matrix[rows].mean(axis=0)
+        if isinstance(self.matrix, ScoreFactors):
+            mean = self.matrix.mean_row(np.asarray(rows))
+        else:
+            mean = self.matrix[rows].mean(axis=0)
         return self.log_odds_of(np.where(columns >= 0, mean[np.maximum(columns, 0)], self.fallback))
 
     def save(self, folder: Path) -> None:
-        """Write :data:`WATCH_PRIOR_FILE` (no pickles)."""
+        """Write :data:`WATCH_PRIOR_FILE` (no pickles): the dense matrix, or the
+        factors' arrays named ``factors_*``."""
+        if isinstance(self.matrix, ScoreFactors):
+            table = {f"factors_{k}": v for k, v in self.matrix.arrays().items()}
+        else:
+            table = {"matrix": self.matrix.astype("float32")}
         with atomic_path(folder / WATCH_PRIOR_FILE) as tmp, tmp.open("wb") as f:
             np.savez(
                 f,
                 kind=np.array(self.kind),
                 users=np.array(self.users, dtype=str),
                 items=np.array(self.items, dtype=str),
-                matrix=self.matrix.astype("float32"),
                 knots=self.knots.astype("float64"),
                 eps=np.array(self.eps),
                 fallback=np.array(self.fallback),
+                **table,
             )
 
     @classmethod
     def load(cls, folder: Path) -> WatchPrior:
         """Read what :meth:`save` wrote."""
         data = np.load(folder / WATCH_PRIOR_FILE, allow_pickle=False)
+        matrix: np.ndarray | ScoreFactors
+        if "matrix" in data.files:
+            matrix = data["matrix"]
+        else:
+            prefix = "factors_"
+            matrix = ScoreFactors.from_arrays(
+                {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}
+            )
         return cls(
             str(data["kind"]),
             [str(u) for u in data["users"]],
             [str(i) for i in data["items"]],
-            data["matrix"],
+            matrix,
             data["knots"],
             float(data["eps"]) if "eps" in data.files else _EPS,  # earlier files: 1e-3
             float(data["fallback"]) if "fallback" in data.files else 0.0,  # and 0
@@ -256,16 +278,24 @@ def fit_watch_prior(
         full = fit_scorer(pd.concat([train[cols], others[cols]], ignore_index=True))
     eps = _LOGISTIC_EPS if calibration == "logistic" else _EPS
     matrix = _matrix(full, users, items)
-    fallback = float(matrix.min()) if matrix.size else 0.0
+    if isinstance(matrix, ScoreFactors):
+        fallback = matrix.minimum()
+    else:
+        fallback = float(matrix.min()) if matrix.size else 0.0
     prior = WatchPrior(kind, users, items, matrix, knots, eps, fallback)
     return prior, prior.log_odds_of(oof)
 
 
-def _matrix(scorer: PairScorer, users: list[str], items: list[str]) -> np.ndarray:
-    """The users x items scores: in batches where the scorer has ``score_many``
-    (:class:`~personasim.cf.implicit.ImplicitScorer`), else user by user."""
+def _matrix(scorer: PairScorer, users: list[str], items: list[str]) -> np.ndarray | ScoreFactors:
+    """The users x items scores: the model's factors where the scorer gives them
+    (:meth:`~personasim.cf.implicit.ImplicitScorer.factors`), else a dense matrix (in
+    batches of users where the scorer has ``score_many``, else user by user)."""
     if not users:
         return np.zeros((0, 0))
+    factors = getattr(scorer, "factors", None)
+    table = factors(users, items) if callable(factors) else None
+    if table is not None:
+        return table
     many = getattr(scorer, "score_many", None)
     if callable(many):
         return many(users, items)

@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BatchScorer", "batch_scorer"]
+from personasim.cf.factors import ScoreFactors
+
+__all__ = ["BatchScorer", "batch_scorer", "score_factors"]
 
 BatchScorer = Callable[[Sequence[str], Sequence[Sequence[str]], Sequence[str]], np.ndarray]
 """``(users, histories, items) -> [users, items]`` scores (NaN: not scorable), where a
@@ -74,8 +76,10 @@ def _padded(histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return index, mask
 
 
-def _implicit_mf(scorer: Any) -> BatchScorer | None:
-    """ALS implicit MF: LensKit's fold-in of each user's query items, batched."""
+def _implicit_mf(
+    scorer: Any, users: Sequence[str], histories: Sequence[Sequence[str]], items: Sequence[str]
+) -> ScoreFactors | None:
+    """ALS implicit MF: each user's vector by LensKit's fold-in of their query items."""
     import torch
 
     config = scorer.config
@@ -96,78 +100,164 @@ def _implicit_mf(scorer: Any) -> BatchScorer | None:
             raise ValueError("implicit MF: a fold-in system is not positive definite")
         return torch.cholesky_solve((weight + 1.0) * m.sum(dim=1)[..., None], factor)[..., 0]
 
-    def score(
-        users: Sequence[str], histories: Sequence[Sequence[str]], items: Sequence[str]
-    ) -> np.ndarray:
-        known = [h[h >= 0] for h in (_numbers(scorer.items, list(h)) for h in histories)]
-        user_rows = _numbers(scorer.users, list(users))
-        vectors = torch.zeros((len(users), embeddings.shape[1]), dtype=embeddings.dtype)
-        # LensKit folds in a query with items; otherwise (or with "prefer") it takes the
-        # stored embedding of a known user, and cannot score an unknown one
-        fold = np.array([len(h) > 0 for h in known]) & (config.user_embeddings != "prefer")
-        from_store = ~fold & (user_rows >= 0) & (stored is not None)
-        folded = np.flatnonzero(fold)
-        for batch in _by_length([len(known[f]) for f in folded], embeddings.shape[1]):
-            rows = folded[batch]
-            vectors[torch.as_tensor(rows)] = fold_in([known[r] for r in rows])
-        rows = np.flatnonzero(from_store)
-        if len(rows):
-            vectors[torch.as_tensor(rows)] = torch.as_tensor(stored[user_rows[rows]])
-        columns = _numbers(scorer.items, items)
-        scores = np.full((len(users), len(items)), np.nan, dtype=np.float32)
-        inside = columns >= 0
-        scores[:, inside] = (vectors @ embeddings[torch.as_tensor(columns[inside])].T).numpy()
-        scores[~fold & ~from_store] = np.nan
-        return scores
+    known = [h[h >= 0] for h in (_numbers(scorer.items, list(h)) for h in histories)]
+    user_rows = _numbers(scorer.users, list(users))
+    vectors = torch.zeros((len(users), embeddings.shape[1]), dtype=embeddings.dtype)
+    # LensKit folds in a query with items; otherwise (or with "prefer") it takes the
+    # stored embedding of a known user, and cannot score an unknown one
+    fold = np.array([len(h) > 0 for h in known], dtype=bool) & (config.user_embeddings != "prefer")
+    from_store = ~fold & (user_rows >= 0) & (stored is not None)
+    folded = np.flatnonzero(fold)
+    for batch in _by_length([len(known[f]) for f in folded], embeddings.shape[1]):
+        rows = folded[batch]
+        vectors[torch.as_tensor(rows)] = fold_in([known[r] for r in rows])
+    rows = np.flatnonzero(from_store)
+    if len(rows):
+        vectors[torch.as_tensor(rows)] = torch.as_tensor(stored[user_rows[rows]])
+    columns = _numbers(scorer.items, items)
+    return ScoreFactors(
+        vectors.numpy(),
+        _rows_of(scorer.item_embeddings, columns),
+        np.zeros(len(users)),
+        np.zeros(len(items)),
+        user_known=fold | from_store,
+        item_known=columns >= 0,
+        missing=np.nan,
+    )
 
-    return score
+
+def _rows_of(table: Any, positions: np.ndarray) -> np.ndarray:
+    """Rows `positions` of `table` (a NumPy array or a tensor); zeros where -1."""
+    table = table.detach().cpu().numpy() if hasattr(table, "detach") else np.asarray(table)
+    out = np.zeros((len(positions), *table.shape[1:]), dtype=table.dtype)
+    inside = positions >= 0
+    out[inside] = table[positions[inside]]
+    return out
 
 
-def _flexmf(scorer: Any) -> BatchScorer | None:
-    """FlexMF: the model's score (biases plus the embeddings' dot product) as one product."""
-    import torch
-
+def _flexmf(
+    scorer: Any, users: Sequence[str], _histories: Sequence[Sequence[str]], items: Sequence[str]
+) -> ScoreFactors | None:
+    """FlexMF: the model's embeddings and biases (its score is their dot product plus
+    the biases)."""
     model = scorer.model
     if model.u_layers is not None or model.i_layers is not None:
         return None  # convolution layers: LensKit's own forward, user by user
-    users_embedded = model.u_embed.weight.detach()
-    items_embedded = model.i_embed.weight.detach()
-    user_bias = model.u_bias.weight.detach()[:, 0] if model.u_bias is not None else None
-    item_bias = model.i_bias.weight.detach()[:, 0] if model.i_bias is not None else None
-
-    def score(
-        users: Sequence[str], _histories: Sequence[Sequence[str]], items: Sequence[str]
-    ) -> np.ndarray:
-        rows = _numbers(scorer.users, list(users))
-        columns = _numbers(scorer.items, items)
-        scores = np.full((len(users), len(items)), np.nan, dtype=np.float32)
-        known, inside = np.flatnonzero(rows >= 0), np.flatnonzero(columns >= 0)
-        if len(known) and len(inside):
-            u, i = torch.as_tensor(rows[known]), torch.as_tensor(columns[inside])
-            with torch.inference_mode():
-                out = users_embedded[u] @ items_embedded[i].T
-                if user_bias is not None:
-                    out += user_bias[u][:, None]
-                if item_bias is not None:
-                    out += item_bias[i][None, :]
-            scores[np.ix_(known, inside)] = out.float().numpy()
-        return scores
-
-    return score
+    rows, columns = _numbers(scorer.users, list(users)), _numbers(scorer.items, items)
+    user_bias = np.zeros(len(users))
+    item_bias = np.zeros(len(items))
+    if model.u_bias is not None:
+        user_bias = _rows_of(model.u_bias.weight, rows)[:, 0].astype("float64")
+    if model.i_bias is not None:
+        item_bias = _rows_of(model.i_bias.weight, columns)[:, 0].astype("float64")
+    return ScoreFactors(
+        _rows_of(model.u_embed.weight, rows),
+        _rows_of(model.i_embed.weight, columns),
+        user_bias,
+        item_bias,
+        user_known=rows >= 0,
+        item_known=columns >= 0,
+        missing=np.nan,
+    )
 
 
-def _popularity(scorer: Any) -> BatchScorer:
-    """Popularity: the scorer's one row, for every user."""
+def _popularity(
+    scorer: Any, users: Sequence[str], _histories: Sequence[Sequence[str]], items: Sequence[str]
+) -> ScoreFactors:
+    """Popularity: one score per item (no user part)."""
     from lenskit.data import ItemList
 
-    def score(
-        users: Sequence[str], _histories: Sequence[Sequence[str]], items: Sequence[str]
-    ) -> np.ndarray:
+    row = None
+    if len(items):
         row = scorer(items=ItemList(item_ids=np.asarray(items, dtype=object))).scores()
-        row = np.full(len(items), np.nan) if row is None else np.asarray(row, dtype=np.float32)
-        return np.broadcast_to(row, (len(users), len(items))).copy()
+    row = np.full(len(items), np.nan) if row is None else np.asarray(row, dtype="float64")
+    return ScoreFactors(
+        np.zeros((len(users), 0), dtype="float32"),
+        np.zeros((len(items), 0), dtype="float32"),
+        np.zeros(len(users)),
+        np.nan_to_num(row),
+        item_known=~np.isnan(row),
+        missing=np.nan,
+    )
 
-    return score
+
+def _biased_mf(
+    scorer: Any, users: Sequence[str], _histories: Sequence[Sequence[str]], items: Sequence[str]
+) -> ScoreFactors:
+    """Explicit biased MF (ALS) for queries of a user id: the stored user embeddings plus
+    the bias model's global, user and item biases."""
+    rows, columns = _numbers(scorer.users, list(users)), _numbers(scorer.items, items)
+    return ScoreFactors(
+        _rows_of(scorer.user_embeddings, rows),
+        _rows_of(scorer.item_embeddings, columns),
+        _biases(scorer.bias, rows, "user"),
+        _biases(scorer.bias, columns, "item"),
+        float(scorer.bias.global_bias),
+        user_known=rows >= 0,
+        item_known=columns >= 0,
+        missing=np.nan,
+    )
+
+
+def _biases(model: Any, positions: np.ndarray, entity: str) -> np.ndarray:
+    """A LensKit bias model's user or item biases at `positions` (0 where -1 or none)."""
+    biases = getattr(model, f"{entity}_biases", None)
+    if biases is None:
+        return np.zeros(len(positions))
+    return _rows_of(np.asarray(biases, dtype="float64"), positions)
+
+
+def _bias(
+    scorer: Any, users: Sequence[str], _histories: Sequence[Sequence[str]], items: Sequence[str]
+) -> ScoreFactors:
+    """The user + item bias model for queries of a user id (no factors): every pair is
+    scored (an unknown user or item has no bias)."""
+    model = scorer.model_
+    rows = _numbers(model.users, list(users)) if model.users is not None else None
+    columns = _numbers(model.items, items) if model.items is not None else None
+    return ScoreFactors(
+        np.zeros((len(users), 0), dtype="float32"),
+        np.zeros((len(items), 0), dtype="float32"),
+        np.zeros(len(users)) if rows is None else _biases(model, rows, "user"),
+        np.zeros(len(items)) if columns is None else _biases(model, columns, "item"),
+        float(model.global_bias),
+    )
+
+
+FactorScorer = Callable[
+    [Any, Sequence[str], Sequence[Sequence[str]], Sequence[str]], ScoreFactors | None
+]
+
+
+def score_factors(
+    component: Any, users: Sequence[str], histories: Sequence[Sequence[str]], items: Sequence[str]
+) -> ScoreFactors | None:
+    """The `users` x `items` table of a fitted LensKit scorer as factors
+    (:class:`~personasim.cf.factors.ScoreFactors`; NaN where LensKit scores nothing), or
+    None for a scorer that is not low-rank.
+
+    Args:
+        component: The fitted scorer: implicit MF (folds in `histories`), FlexMF (BPR),
+            popularity, biased MF or the bias model (both for queries of a user id).
+        users: The rows.
+        histories: Each user's query items (read by implicit MF only).
+        items: The columns.
+    """
+    from lenskit.als import BiasedMFScorer, ImplicitMFScorer
+    from lenskit.basic import BiasScorer, PopScorer
+    from lenskit.flexmf import FlexMFImplicitScorer
+
+    makers: list[tuple[type, FactorScorer]] = [
+        (ImplicitMFScorer, _implicit_mf),
+        (FlexMFImplicitScorer, _flexmf),
+        (PopScorer, _popularity),
+        (BiasedMFScorer, _biased_mf),
+        (BiasScorer, _bias),
+    ]
+    for kind, make in makers:
+        if isinstance(component, kind):
+            return make(component, users, histories, items)
+    return None
 
 
 def _sasrec(scorer: Any) -> BatchScorer:
@@ -206,12 +296,22 @@ def batch_scorer(component: Any) -> BatchScorer | None:
 
     from personasim.cf.sequential import SASRecScorer
 
-    if isinstance(component, ImplicitMFScorer):
-        return _implicit_mf(component)
-    if isinstance(component, FlexMFImplicitScorer):
-        return _flexmf(component)
-    if isinstance(component, PopScorer):
-        return _popularity(component)
     if isinstance(component, SASRecScorer):
         return _sasrec(component)
-    return None
+    if isinstance(component, ImplicitMFScorer):
+        if component.config.use_ratings:
+            return None  # the fold-in would need each history's ratings
+    elif isinstance(component, FlexMFImplicitScorer):
+        if component.model.u_layers is not None or component.model.i_layers is not None:
+            return None  # convolution layers: LensKit's own forward, user by user
+    elif not isinstance(component, PopScorer):
+        return None  # (the explicit models score queries of a user id: score_factors)
+
+    def score(
+        users: Sequence[str], histories: Sequence[Sequence[str]], items: Sequence[str]
+    ) -> np.ndarray:
+        factors = score_factors(component, users, histories, items)
+        assert factors is not None
+        return factors.dense().astype("float32")
+
+    return score

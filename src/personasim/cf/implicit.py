@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.cf.dataset import training_dataset, training_options
+from personasim.cf.factors import ScoreFactors
 from personasim.config import ImplicitKind
 
 __all__ = [
@@ -92,6 +93,17 @@ class ImplicitScorer:
             return np.zeros(len(items))
         return np.nan_to_num(np.asarray(scores, dtype="float64"), nan=0.0)
 
+    def factors(self, users: Sequence[str], items: Sequence[str]) -> ScoreFactors | None:
+        """The ``[users, items]`` table as the model's factors (0 where the model has no
+        score), for the low-rank scorers (implicit MF, BPR, popularity); else None."""
+        from personasim.cf.batch_scores import score_factors
+
+        histories = [self._history(u) for u in users]
+        table = score_factors(self.pipeline.component("scorer"), users, histories, items)
+        if table is not None:
+            table.missing = 0.0
+        return table
+
     def score_many(self, users: Sequence[str], items: Sequence[str]) -> np.ndarray:
         """``[users, items]`` scores (0 where the model has none), batched when the scorer
         has a batched form, else :meth:`scores` per user."""
@@ -105,21 +117,18 @@ class ImplicitScorer:
         return out
 
     def score_pairs(self, pairs: pd.DataFrame) -> np.ndarray:
-        """Scores of ``user_id, item_id`` pairs, in their order."""
-        out = np.zeros(len(pairs))
+        """Scores of ``user_id, item_id`` pairs, in their order: every pair at once from
+        the model's factors where it has them, else user by user."""
+        users = pairs["user_id"].astype(str).to_numpy()
         items = pairs["item_id"].astype(str).to_numpy()
-        groups = list(pairs.groupby(pairs["user_id"].astype(str)).indices.items())
-        if self._batch is None:
-            for user, idx in groups:
-                out[idx] = self.scores(str(user), items[idx].tolist())
-            return out
-        for start in range(0, len(groups), _BATCH_USERS):
-            part = groups[start : start + _BATCH_USERS]
-            asked = sorted({i for _, idx in part for i in items[idx]})
-            column = {item: c for c, item in enumerate(asked)}
-            scores = self.score_many([u for u, _ in part], asked)
-            for row, (_, idx) in enumerate(part):
-                out[idx] = scores[row, [column[i] for i in items[idx]]]
+        user_codes, unique_users = pd.factorize(users)
+        item_codes, unique_items = pd.factorize(items)
+        table = self.factors(list(unique_users), list(unique_items)) if len(pairs) else None
+        if table is not None:
+            return table.cells(user_codes, item_codes)
+        out = np.zeros(len(pairs))
+        for user, idx in pd.Series(users).groupby(users).indices.items():
+            out[idx] = self.scores(str(user), items[idx].tolist())
         return out
 
 

@@ -342,7 +342,7 @@ class EvaluateStage(Stage):
         """The agents' rating prior alone on every test pair, and its note (`summary`:
         the train stage's)."""
         folder = self.workspace.stage_dir("adapters")
-        if not (folder / "prior.npy").exists():
+        if not CFPrior.saved_in(folder):
             return None
         note = {
             "kind": "prior",
