@@ -80,3 +80,50 @@ def test_ray_runs_the_heavy_stages_with_in_process_results(
     # run torch on one thread each, so sums are added in another order).
     pd.testing.assert_frame_equal(mine, theirs, check_exact=False, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(mine["predicted"], theirs["predicted"], atol=1e-4)
+
+
+def test_ray_spreads_the_sessions_over_workers_with_in_process_results(
+    agent_log_files, make_agent_config, tmp_path, monkeypatch
+):
+    """Agents on their priors (no model): chunks of users run on Ray workers, each
+    loading the agents from the run folder; the sessions are the in-process ones."""
+    import json
+
+    import ray
+    from tests.conftest import AGENT_STAGES
+
+    from personasim.config import load_config
+    from personasim.pipeline import SimulateStage
+    from personasim.pipeline.simulate_agents import LazyAgents
+
+    settings = json.loads(
+        make_agent_config(agent_log_files, language_model="off").model_dump_json()
+    )
+    settings["simulate"] = {
+        "users": 12,
+        "max_pages": 3,
+        "recommenders": ["random", "popular"],
+        "feedback_rounds": 1,
+        "ladder": [],
+        "leave_family_out": False,
+    }
+    local, remote = tmp_path / "in-process", tmp_path / "ray"
+    run_pipeline(local, load_config([("test", settings)]), stages=(*AGENT_STAGES, SimulateStage))
+    settings["scale"] = {"executor": "ray", "ray_cpus": 2}
+
+    def not_here(self):
+        raise AssertionError("the driver loaded the agents: the sessions did not go to Ray")
+
+    monkeypatch.setattr(LazyAgents, "get", not_here)
+    try:
+        run_pipeline(
+            remote, load_config([("test", settings)]), stages=(*AGENT_STAGES, SimulateStage)
+        )
+    finally:
+        ray.shutdown()
+    for table in ("events", "sessions", "feedback"):
+        mine = read_parquet(local / "simulate" / f"{table}.parquet")
+        theirs = read_parquet(remote / "simulate" / f"{table}.parquet")
+        if table == "feedback":
+            mine, theirs = mine.drop(columns="seconds"), theirs.drop(columns="seconds")
+        pd.testing.assert_frame_equal(mine, theirs)

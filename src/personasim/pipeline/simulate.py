@@ -40,9 +40,16 @@ from personasim.evaluation.bootstrap import mean_interval
 from personasim.evaluation.session_intervals import session_intervals
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.ingest import IngestStage
+from personasim.pipeline.simulate_agents import (
+    LazyAgents,
+    NoAgents,
+    SessionsOnWorker,
+    merge_session_logs,
+)
 from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_family_out_check
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
+from personasim.scale.executor import get_executor
 from personasim.simulation.feedback import (
     change_intervals,
     exposure_measures,
@@ -68,6 +75,8 @@ logger = logging.getLogger(__name__)
 OFFLINE_METRICS = ("ndcg", "recall")
 """Offline metrics per recommender (at ``offline_k``), from the held-out log."""
 
+_CHUNKS_PER_WORKER = 2
+"""Chunks of users per worker when the sessions are spread over an executor."""
 _RANKED_AT_ONCE = 1024
 """Users whose lists are asked for in one :func:`recommend_many` call."""
 _AGREEMENT_SIMULATED = ("likes", "watch_rate", "like_rate", "mean_rating", "exit_page")
@@ -176,7 +185,7 @@ class SimulateStage(Stage):
         novelty = item_novelty(counts.to_dict(), int(training["user_id"].nunique()))
         popularity = counts.rank(pct=True).to_dict()
         genres = dict(zip(items["item_id"].astype(str), items["genres"].map(list), strict=True))
-        agent: _LazyAgent | None = _LazyAgent(
+        agent: LazyAgents | None = LazyAgents(
             ws.root,
             cfg.agent,
             self._session_model(interactions, items),
@@ -347,7 +356,7 @@ class SimulateStage(Stage):
 
     def _other_priors(
         self,
-        agent: _LazyAgent,
+        agent: LazyAgents,
         interactions: pd.DataFrame,
         items: pd.DataFrame,
         recommenders: dict[str, Recommender],
@@ -480,7 +489,7 @@ class SimulateStage(Stage):
 
     def _checks(
         self,
-        agent: _LazyAgent,
+        agent: LazyAgents,
         interactions: pd.DataFrame,
         items: pd.DataFrame,
         shown: dict[str, dict[str, list[list[str]]]],
@@ -554,7 +563,7 @@ class SimulateStage(Stage):
 
     def _sessions(
         self,
-        agent: _LazyAgent | None,
+        agent: LazyAgents | None,
         name: str,
         round_: int,
         pages: dict[str, list[list[str]]],
@@ -584,28 +593,77 @@ class SimulateStage(Stage):
         scale = self.config.data.scale
         if agent is None:
             return run_sessions(
-                _NoAgents(), {u: [] for u in pages}, {}, cfg, seed=0, label="", scale=scale
+                NoAgents(), {u: [] for u in pages}, {}, cfg, seed=0, label="", scale=scale
             )
         if prepare is not None:  # e.g. swap in another prior: only for sessions to run
             prepare()
-        total = sum(len(page) for p in pages.values() for page in p)
-        with progress(
-            f"sessions: {name} (round {round_})", total=total, unit="items at most"
-        ) as advance:
-            log = run_sessions(
-                agent.get(),
-                pages,
-                {u: int(activity.get(u, 2)) for u in pages},
-                cfg,
-                seed=self.config.seed,
-                label=f"round{round_}",  # common random numbers across recommenders
-                advance=advance,
-                scale=scale,
-                rates=not self.config.data.implicit,
-            )
+        activity = {u: int(activity.get(u, 2)) for u in pages}
+        label = f"round{round_}"  # common random numbers across recommenders
+        executor = get_executor(self.config.scale)
+        # the checks' and other priors' sessions (variants) swap the driver's priors: here
+        if executor.parallelism > 1 and not variant and self._agents_portable():
+            log = self._sessions_on_workers(executor, agent, name, pages, activity, label)
+        else:
+            total = sum(len(page) for p in pages.values() for page in p)
+            with progress(
+                f"sessions: {name} (round {round_})", total=total, unit="items at most"
+            ) as advance:
+                log = run_sessions(
+                    agent.get(),
+                    pages,
+                    activity,
+                    cfg,
+                    seed=self.config.seed,
+                    label=label,
+                    advance=advance,
+                    scale=scale,
+                    rates=not self.config.data.implicit,
+                )
         write_parquet(log.sessions, sessions_path)
         write_parquet(log.events, events_path)
         return log
+
+    def _agents_portable(self) -> bool:
+        """Whether a worker that loads the agents from the run folder gets the driver's
+        agents: not when the stacked watch prior reads the sessions (its session model
+        is fitted here, not stored)."""
+        agents = self.config.agents
+        return not (self.config.simulate.session_recency and agents.watch_prior == "stacked")
+
+    def _sessions_on_workers(
+        self,
+        executor: Any,
+        agent: LazyAgents,
+        name: str,
+        pages: dict[str, list[list[str]]],
+        activity: dict[str, int],
+        label: str,
+    ) -> SessionLog:
+        """The sessions split into chunks of users over the executor's workers (each
+        loads the agents once), merged as one run writes them."""
+        users = list(pages)
+        parts = max(1, min(len(users), executor.parallelism * _CHUNKS_PER_WORKER))
+        bounds = np.linspace(0, len(users), parts + 1).astype(int)
+        chunks = [
+            (
+                {u: pages[u] for u in users[a:b]},
+                {u: activity[u] for u in users[a:b]},
+            )
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            if b > a
+        ]
+        work = SessionsOnWorker(
+            str(self.workspace.root),
+            agent.model,
+            agent.language_model,
+            self.config.simulate,
+            self.config.seed,
+            label,
+            self.config.data.scale,
+            not self.config.data.implicit,
+        )
+        logs = executor.map(work, chunks, label=f"sessions: {name} ({label}, {executor.name})")
+        return merge_session_logs(logs, users)
 
     def _user_agreement(
         self,
@@ -724,7 +782,7 @@ class SimulateStage(Stage):
 class _Context:
     """What the feedback rounds share with the first round."""
 
-    agent: _LazyAgent | None
+    agent: LazyAgents | None
     training: pd.DataFrame
     history: dict[str, list[str]]
     activity: dict[str, Any]
@@ -733,72 +791,6 @@ class _Context:
     popularity: dict[str, float]
     novelty: dict[str, float]
     catalogue: int
-
-
-class _NoAgents:
-    """Stands in when no agents were trained: every session is empty."""
-
-    def watch_probabilities(self, requests: Any) -> list[np.ndarray]:
-        raise AssertionError("no agents")
-
-    def rating_distributions(self, requests: Any) -> list[dict[str, np.ndarray]]:
-        raise AssertionError("no agents")
-
-
-class _LazyAgent:
-    """Loads the agents on first use (a fully checkpointed simulation never does): the
-    language-model agents with ``agents.language_model = "on"`` (and for the zero-shot
-    base model), else agents routed to their priors where the LM weights are 0."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        model: str,
-        on_load: Callable[[Any], None] | None = None,
-        language_model: str = "on",
-    ) -> None:
-        self.workdir = workdir
-        self.model = model
-        self.on_load = on_load
-        self.language_model = "on" if model == "zero-shot" else language_model
-        self._agent: Any = None
-
-    def _model_agents(self) -> Any:
-        from personasim.agents import UserAgent
-
-        logger.info("simulate: loading the %s agents' language model", self.model)
-        return UserAgent.from_workdir(self.workdir, mode=AGENT_ADAPTERS[self.model])
-
-    def get(self) -> Any:
-        if self._agent is None:
-            if self.language_model == "on":
-                agent = self._model_agents()
-            else:
-                from personasim.agents.prior_agents import RoutedAgents
-
-                load = None if self.language_model == "off" else self._model_agents
-                agent = RoutedAgents.from_workdir(self.workdir, AGENT_ADAPTERS[self.model], load)
-                logger.info(
-                    "simulate: the %s agents answer from their priors%s",
-                    self.model,
-                    " and the language model" if agent.uses_model else " alone",
-                )
-            if self.on_load is not None:
-                self.on_load(agent)
-            self._agent = agent
-        return self._agent
-
-    def decisions(self, events: pd.DataFrame, rates: bool) -> dict[str, int]:
-        """How many of the decisions in `events` the language model made and how many
-        the priors did (each shown item is a watch decision, each watched one a rating
-        when the agents rate); from the adapters' weights, so sessions restored from
-        checkpoints count too."""
-        from personasim.agents.prior_agents import Routing
-
-        mode = AGENT_ADAPTERS[self.model]
-        return Routing.from_workdir(self.workdir, mode, self.language_model).decisions(
-            events, rates
-        )
 
 
 def _sample(users: list[str], n: int, seed: int, purpose: str) -> list[str]:
