@@ -127,6 +127,9 @@ def build_examples(
         _check_without_ratings(config)
         oof_prior = np.full(len(train), np.nan)
     in_prompt = "prompt" in config.prior
+    samplers = [config.sampler] if isinstance(config.sampler, str) else list(config.sampler)
+    # the prior's scores of the whole catalogue, per user, only for samplers that read them
+    scored = rated and any(s not in SCORE_FREE_SAMPLERS for s in samplers)
     candidates = np.array([i for i, it in items.items() if it["count"] > 0])
     counts = np.array([items[i]["count"] for i in candidates], dtype="float64")
     rows: list[tuple[Any, ...]] = []
@@ -164,8 +167,8 @@ def build_examples(
             items=candidates,
             counts=counts,
             alpha=config.sampler_alpha,
-            scores=prior.predict(user, candidates.tolist()) if rated else None,
-            positive_score=float(np.mean(prior.predict(user, ids))) if rated else None,
+            scores=prior.predict(user, candidates.tolist()) if scored else None,
+            positive_score=float(np.mean(prior.predict(user, ids))) if scored else None,
         )
         negatives = sample_negatives(
             config.sampler, ctx, set(ids), len(positives) * config.negatives_per_positive, rng

@@ -117,7 +117,7 @@ def sample_negatives(
     """`n` item ids the user has not seen, drawn by sampler `name`, or by a mixture
     ``{sampler: share}`` (the `n` split among the samplers by a multinomial draw, no
     item drawn twice)."""
-    allowed = np.array([i not in seen for i in ctx.items])
+    allowed = ~np.isin(ctx.items, list(seen)) if seen else np.ones(len(ctx.items), dtype=bool)
     if isinstance(name, str):
         picked = _SAMPLERS[name](ctx, allowed, n, rng)
         return [str(ctx.items[i]) for i in picked]
