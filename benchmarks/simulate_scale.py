@@ -8,14 +8,18 @@ Two sources of users:
   feedback rounds);
 - ``--synthetic 100000``: a synthetic log of that many users
   (:func:`personasim.testing.write_large_log`: 50-150 ratings each, 3,000 items), every
-  user simulated: ingest, profile, personas and train (out of core, template profiles,
+  user simulated (``--sample N``: a seeded sample of N of them; ``--no-others``: the
+  models fitted on the sample's train part alone, ``split.include_other_users = false``):
+  ingest, profile, personas and train (out of core, template profiles,
   ``agents.language_model = "off"``: the priors only, biased MF and implicit MF) and
-  `simulate` with the recommenders whose lists are batched or cheap.
+  `simulate` with the recommenders whose lists are batched or cheap (``--executor ray``:
+  the sessions on a local Ray).
 
 Each stage's wall time and peak RSS (its manifest's, the stage's own high-water mark)
 are printed and written as JSON.
 
     .venv/bin/python benchmarks/simulate_scale.py --synthetic 100000 [--work /tmp/scale]
+    .venv/bin/python benchmarks/simulate_scale.py --synthetic 1000000 --sample 100000 --no-others
     .venv/bin/python benchmarks/simulate_scale.py --run runs/all36 --users 1000 6040
 """
 
@@ -48,12 +52,19 @@ def _stage_row(workdir: Path, folder: str, seconds: float) -> dict[str, Any]:
     }
 
 
-def _synthetic_config(ratings: Path, items: Path) -> dict[str, Any]:
+def _synthetic_config(
+    ratings: Path, items: Path, sample: int, others: bool, executor: str
+) -> dict[str, Any]:
     return {
         "seed": 0,
         "data": {"dataset": "custom", "path": str(ratings), "items_path": str(items)},
-        "split": {"users": 0, "min_ratings": 1, "max_ratings": 0},
-        "scale": {"tables": "duckdb", "memory_limit": "4GB"},
+        "split": {
+            "users": sample,
+            "min_ratings": 1,
+            "max_ratings": 0,
+            "include_other_users": others,
+        },
+        "scale": {"tables": "duckdb", "memory_limit": "4GB", "executor": executor},
         "llm": {"backend": "template"},
         "profile": {"rationales": False},
         "agents": {
@@ -75,8 +86,11 @@ def _synthetic_config(ratings: Path, items: Path) -> dict[str, Any]:
     }
 
 
-def synthetic(users: int, work: Path) -> dict[str, Any]:
-    """The whole pipeline up to `simulate` on a synthetic log of `users` users."""
+def synthetic(
+    users: int, work: Path, sample: int = 0, others: bool = True, executor: str = "in-process"
+) -> dict[str, Any]:
+    """The whole pipeline up to `simulate` on a synthetic log of `users` users (`sample`
+    of them simulated, 0: all; `others`: the other users' histories in the fits)."""
     from personasim.config import load_config
     from personasim.pipeline import (
         IngestStage,
@@ -94,18 +108,24 @@ def synthetic(users: int, work: Path) -> dict[str, Any]:
         shutil.rmtree(log, ignore_errors=True)
         write_large_log(log, users)
         (log / "done").write_text("")
-    workdir = work / f"run-{users}"
-    config = load_config([("scale", _synthetic_config(log / "ratings.parquet", log / "items.csv"))])
+    workdir = work / f"run-{users}-{sample}{'' if others else '-alone'}"
+    settings = _synthetic_config(
+        log / "ratings.parquet", log / "items.csv", sample, others, executor
+    )
+    config = load_config([("scale", settings)])
     ws = Workspace(workdir)
     rows = []
     for stage in (IngestStage, ProfileStage, PersonasStage, TrainStage, SimulateStage):
+        if stage is SimulateStage:  # timed afresh: no session restored from a checkpoint
+            shutil.rmtree(workdir / ".checkpoints" / "simulate", ignore_errors=True)
         t0 = time.perf_counter()
-        run_stage(stage, ws, config)
+        run_stage(stage, ws, config, force=stage is SimulateStage)
         rows.append(_stage_row(workdir, stage.folder, time.perf_counter() - t0))
         print(json.dumps(rows[-1]), flush=True)
     metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
     return {
-        "source": f"synthetic {users} users",
+        "source": f"synthetic {users} users" + ("" if others else ", models on the sample"),
+        "executor": executor,
         "users": metrics["settings"]["users"],
         "stages": rows,
         "simulate_recommenders_s": metrics["wall_time_s"]["recommenders"],
@@ -152,13 +172,19 @@ def main() -> None:
     parser.add_argument("--run", type=Path)
     parser.add_argument("--users", type=int, nargs="*", default=[])
     parser.add_argument("--synthetic", type=int, nargs="*", default=[])
+    parser.add_argument("--sample", type=int, default=0)
+    parser.add_argument("--no-others", action="store_true")
+    parser.add_argument("--executor", choices=["in-process", "ray"], default="in-process")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "scale")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.users and args.run is None:
         parser.error("--users needs --run (a trained run folder)")
     results = [sampled(args.run, n) for n in args.users]
-    results += [synthetic(n, args.work) for n in args.synthetic]
+    results += [
+        synthetic(n, args.work, args.sample, not args.no_others, args.executor)
+        for n in args.synthetic
+    ]
     for result in results:
         print(json.dumps(result))
     if args.json:
