@@ -71,12 +71,24 @@ class ImplicitScorer:
         from personasim.cf.batch_scores import batch_scorer
 
         self._batch = batch_scorer(self.pipeline.component("scorer"))
-        self._lookup = self.pipeline.component("history-lookup")
+        self._rows: Any = None
 
-    def _history(self, user: str) -> list[str]:
-        """The user's training items, as the pipeline's history lookup gives them."""
-        found = self._lookup(user).history_items
-        return [] if found is None else [str(i) for i in found.ids()]
+    def _histories(self, users: Sequence[str]) -> list[list[str]]:
+        """Each user's training items: the rows of the history lookup's interaction
+        matrix, read at once (the lookup itself lists its whole user vocabulary on every
+        call: quadratic in users)."""
+        matrix = getattr(self.pipeline.component("history-lookup"), "interactions", None)
+        if matrix is None:
+            return [[] for _ in users]
+        if self._rows is None:
+            items = np.asarray(matrix.col_vocabulary.ids(), dtype=object).astype(str)
+            self._rows = matrix.scipy(layout="csr"), items
+        csr, items = self._rows
+        numbers = matrix.row_vocabulary.numbers(np.asarray(users, dtype=object), missing="negative")
+        return [
+            items[csr.indices[csr.indptr[r] : csr.indptr[r + 1]]].tolist() if r >= 0 else []
+            for r in numbers
+        ]
 
     def scores(self, user: str, items: Sequence[str]) -> np.ndarray:
         """Scores of `items` for `user` (0 where the model has none)."""
@@ -98,7 +110,7 @@ class ImplicitScorer:
         score), for the low-rank scorers (implicit MF, BPR, popularity); else None."""
         from personasim.cf.batch_scores import score_factors
 
-        histories = [self._history(u) for u in users]
+        histories = self._histories(users)
         table = score_factors(self.pipeline.component("scorer"), users, histories, items)
         if table is not None:
             table.missing = 0.0
@@ -112,7 +124,7 @@ class ImplicitScorer:
         out = np.zeros((len(users), len(items)))
         for start in range(0, len(users), _BATCH_USERS):
             part = list(users[start : start + _BATCH_USERS])
-            scores = self._batch(part, [self._history(u) for u in part], items)
+            scores = self._batch(part, self._histories(part), items)
             out[start : start + len(part)] = np.nan_to_num(scores.astype("float64"), nan=0.0)
         return out
 
@@ -142,7 +154,8 @@ def implicit_pipeline(kind: str, settings: ImplicitSettings = ImplicitSettings()
     from lenskit.basic import PopScorer
     from lenskit.flexmf import FlexMFImplicitScorer
     from lenskit.knn import ItemKNNScorer, UserKNNScorer
-    from lenskit.pipeline import topn_pipeline
+
+    from personasim.cf.pipelines import topn_pipeline
 
     if kind == "popularity":
         scorer: Any = PopScorer(score="count")

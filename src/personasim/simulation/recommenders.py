@@ -136,7 +136,8 @@ class LensKitRecommender:
         from lenskit.basic import PopScorer
         from lenskit.flexmf import FlexMFImplicitScorer
         from lenskit.knn import ItemKNNScorer, UserKNNScorer
-        from lenskit.pipeline import topn_pipeline
+
+        from personasim.cf.pipelines import topn_pipeline
 
         if self.kind == "random":
             return _random_pipeline(self.name, seed)
@@ -256,18 +257,16 @@ def _random_pipeline(name: str, seed: int) -> Any:
     The seed is ``(seed, "user")``: each user gets their own seeded order, whatever
     the order in which users are asked.
     """
-    from lenskit.basic import (
-        RandomSelector,
-        UnratedTrainingItemsCandidateSelector,
-        UserTrainingHistoryLookup,
-    )
+    from lenskit.basic import RandomSelector, UnratedTrainingItemsCandidateSelector
     from lenskit.data import ID, ItemList, RecQuery
     from lenskit.pipeline import PipelineBuilder
+
+    from personasim.cf.pipelines import HistoryLookup
 
     pipe = PipelineBuilder(name=name)
     query = pipe.create_input("query", RecQuery, ID, ItemList)
     n = pipe.create_input("n", int, None)
-    lookup = pipe.add_component("history-lookup", UserTrainingHistoryLookup(), query=query)
+    lookup = pipe.add_component("history-lookup", HistoryLookup(), query=query)
     candidates = pipe.add_component(
         "candidate-selector", UnratedTrainingItemsCandidateSelector(), query=lookup
     )
