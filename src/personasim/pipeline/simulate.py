@@ -3,9 +3,12 @@
 For each recommender (LensKit built-ins and plug-ins, fitted on the training log that
 the baselines use):
 
-1. it ranks the unrated items of every simulated user; the first pages go to the
-   user's agent in a session (:mod:`personasim.simulation.sessions`), the top
-   ``offline_k`` are scored against the user's held-out items (nDCG, Recall);
+1. it ranks the unrated items of every simulated user (a batch of users at once where
+   its scorer allows: :func:`~personasim.simulation.recommenders.recommend_many`); the
+   first pages go to the user's agent in a session
+   (:mod:`personasim.simulation.sessions`; with the Ray executor, chunks of users on
+   its workers: :mod:`personasim.pipeline.simulate_agents`), the top ``offline_k`` are
+   scored against the user's held-out items (nDCG, Recall);
 2. the simulated metrics (watch rate, likes, mean rating, exit page, coverage,
    novelty), overall and per persona, are set beside the offline ones, and the two
    orderings of the recommenders are compared (Kendall, Spearman), overall and per user;
