@@ -101,3 +101,38 @@ def test_list_drift_entropy_and_popularity():
     assert got["genres_per_user"] == pytest.approx(1.5)
     assert got["popularity"] == pytest.approx(2.5 / 3)
     assert got["coverage_items"] == 2
+
+
+def test_offline_metrics_are_lenskits_on_many_lists():
+    """The vectorised metrics against LensKit's RunAnalysis, list by list."""
+    from lenskit.data import ItemList, ItemListCollection
+    from lenskit.metrics import NDCG, LogRankWeight, Recall, RunAnalysis
+
+    rng = np.random.default_rng(0)
+    catalogue = [f"i{j}" for j in range(40)]
+    users = [f"u{j}" for j in range(60)]
+    recommended = {
+        u: list(rng.choice(catalogue, rng.integers(0, 15), replace=False)) for u in users
+    }
+    rows = [
+        (u, i)
+        for u in users[:55]
+        for i in rng.choice(catalogue, rng.integers(1, 20), replace=False)
+    ]
+    test = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    got = offline_metrics(recommended, test, k=10).set_index("user_id")
+    truth = test.groupby("user_id")["item_id"].agg(list)
+    kept = [u for u in users if u in truth.index]
+    analysis = RunAnalysis()
+    analysis.add_metric(NDCG(10, weight=LogRankWeight(offset=1)), "ndcg")
+    analysis.add_metric(Recall(10), "recall")
+    expected = analysis.compute(
+        ItemListCollection.from_dict(
+            {u: ItemList(recommended[u][:10], ordered=True) for u in kept}, key="user_id"
+        ),
+        ItemListCollection.from_dict({u: ItemList(truth[u]) for u in kept}, key="user_id"),
+    ).list_metrics()
+    expected.index = expected.index.astype(str)
+    assert list(got.index) == kept
+    np.testing.assert_allclose(got["ndcg"], expected.loc[kept, "ndcg"], atol=1e-12)
+    np.testing.assert_allclose(got["recall"], expected.loc[kept, "recall"], atol=1e-12)

@@ -116,25 +116,35 @@ def offline_metrics(
     Returns:
         One row per user of `recommended`: ``user_id``, ``ndcg``, ``recall``, ``hits``.
     """
-    from lenskit.data import ItemList, ItemListCollection
-    from lenskit.metrics import NDCG, LogRankWeight, Recall, RunAnalysis
-
-    truth = test.groupby("user_id")["item_id"].agg(list).to_dict()
-    users = [u for u in recommended if u in truth]
-    outputs = ItemListCollection.from_dict(
-        {u: ItemList(recommended[u][:k], ordered=True) for u in users}, key="user_id"
+    # LensKit's NDCG (with LogRankWeight(offset=1)) and Recall, for every list at once:
+    # the discount 1 / log2(rank + 1), the common definition (scikit-learn's too); the
+    # ideal DCG and Recall's denominator count min(k, relevant items)
+    relevant = test[["user_id", "item_id"]].astype(str).drop_duplicates()
+    n_relevant = relevant.groupby("user_id").size()
+    users = [u for u in recommended if u in n_relevant.index]
+    lengths = [min(len(recommended[u]), k) for u in users]
+    shown = pd.DataFrame(
+        {
+            "user_id": np.repeat(np.asarray(users, dtype=object), lengths),
+            "item_id": [i for u in users for i in recommended[u][:k]],
+            "rank": np.concatenate([np.arange(1, n + 1) for n in lengths] or [np.zeros(0)]),
+        }
     )
-    targets = ItemListCollection.from_dict({u: ItemList(truth[u]) for u in users}, key="user_id")
-    analysis = RunAnalysis()
-    # discount 1 / log2(rank + 1), the common definition (scikit-learn's too); LensKit's
-    # default clips ranks instead, giving ranks 1 and 2 the same weight
-    analysis.add_metric(NDCG(k, weight=LogRankWeight(offset=1)), "ndcg")
-    analysis.add_metric(Recall(k), "recall")
-    per_list = analysis.compute(outputs, targets).list_metrics().reset_index()
-    per_list["user_id"] = per_list["user_id"].astype(str)
-    hits = {u: len(set(recommended[u][:k]) & set(truth[u])) for u in users}
-    per_list["hits"] = per_list["user_id"].map(hits)
-    return per_list[["user_id", "ndcg", "recall", "hits"]]
+    hit = shown.merge(relevant.assign(hit=1.0), on=["user_id", "item_id"], how="left")["hit"]
+    shown["gain"] = hit.fillna(0.0).to_numpy() / np.log2(shown["rank"].to_numpy() + 1.0)
+    shown["hit"] = hit.notna().to_numpy()
+    per_user = shown.groupby("user_id", sort=False).agg(dcg=("gain", "sum"), hits=("hit", "sum"))
+    per_user = per_user.reindex(users, fill_value=0)
+    wanted = np.minimum(n_relevant.reindex(users).to_numpy(), k)
+    ideal = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1.0))])
+    return pd.DataFrame(
+        {
+            "user_id": users,
+            "ndcg": per_user["dcg"].to_numpy() / ideal[wanted],
+            "recall": per_user["hits"].to_numpy() / wanted,
+            "hits": per_user["hits"].to_numpy().astype(int),
+        }
+    )
 
 
 def rank_agreement(first: Mapping[str, float], second: Mapping[str, float]) -> dict[str, float]:
