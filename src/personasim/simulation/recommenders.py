@@ -30,7 +30,8 @@ session, so a plug-in need not filter them.
 
 :func:`recommend_many` asks for many users' lists at once: the LensKit recommenders whose
 scorer has a batched form (:mod:`personasim.cf.batch_scores`: MF, BPR, popular, SASRec)
-score a batch of users in one product and cut each row's top N; the others are asked
+score a batch of users in one product and cut each row's top N; ``random`` draws each
+user's list as its pipeline does, without running the pipeline; the others are asked
 user by user.
 """
 
@@ -212,6 +213,8 @@ class LensKitRecommender:
     ) -> list[list[str]]:
         """Each user's top `n` unrated training items: one batched scoring per chunk of
         users where the scorer has a batched form, else :meth:`recommend` per user."""
+        if self.kind == "random":
+            return self._random_lists(users, histories, n)
         if self._batch is None:
             return [self.recommend(u, h, n) for u, h in zip(users, histories, strict=True)]
         column = {item: c for c, item in enumerate(self._candidates)}
@@ -223,6 +226,38 @@ class LensKitRecommender:
                 seen = [column[i] for i in history if i in column]
                 row[seen] = np.nan  # LensKit's candidates leave the history out
                 out.append([self._candidates[c] for c in top_positions(row, n)])
+        return out
+
+    def _random_lists(
+        self, users: Sequence[str], histories: Sequence[Sequence[str]], n: int
+    ) -> list[list[str]]:
+        """The random pipeline's lists without running the pipeline per user: the same
+        candidates (the training items not in the history, in the vocabulary's order),
+        the same generator per user (LensKit's derivation from the seed and the user id)
+        and the same draw."""
+        from lenskit.data import RecQuery
+        from lenskit.random import derivable_rng
+
+        if self._pipeline is None:
+            raise RuntimeError(f"recommender {self.name!r} used before fit()")
+        vocabulary = self._pipeline.component("candidate-selector").items_
+        ids = np.asarray(vocabulary.ids(), dtype=object)
+        generator_of = derivable_rng((self._seed, "user"))
+        out = []
+        for user, history in zip(users, histories, strict=True):
+            keep = np.ones(len(ids), dtype=bool)
+            if len(history):
+                taken = vocabulary.numbers(np.asarray(history, dtype=object), missing="negative")
+                keep[taken[taken >= 0]] = False
+            candidates = ids[keep]
+            size = min(n, len(candidates)) if n >= 0 else len(candidates)
+            if size <= 0:
+                out.append([])
+                continue
+            rng = generator_of(RecQuery(user_id=user))
+            out.append(
+                [str(i) for i in candidates[rng.choice(len(candidates), size, replace=False)]]
+            )
         return out
 
 
