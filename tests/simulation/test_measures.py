@@ -136,3 +136,21 @@ def test_offline_metrics_are_lenskits_on_many_lists():
     assert list(got.index) == kept
     np.testing.assert_allclose(got["ndcg"], expected.loc[kept, "ndcg"], atol=1e-12)
     np.testing.assert_allclose(got["recall"], expected.loc[kept, "recall"], atol=1e-12)
+
+
+def test_per_user_agreement_is_scipys_per_user():
+    """The vectorised per-user tau-b and rho against rank_agreement (scipy) user by user,
+    with ties, constant users and unscored recommenders."""
+    rng = np.random.default_rng(1)
+    users = [f"u{j}" for j in range(200)]
+    names = ["a", "b", "c", "d", "e"]
+    simulated = pd.DataFrame(rng.integers(0, 4, (200, 5)).astype(float), users, names)
+    offline = pd.DataFrame(rng.integers(0, 3, (200, 5)).astype(float), users, names)
+    offline.iloc[:20] = 0.0  # constant: undefined
+    simulated.iloc[20:30, 1] = np.nan  # one recommender unscored
+    got = per_user_agreement(simulated, offline).set_index("user_id")
+    for user in users:
+        expected = rank_agreement(simulated.loc[user].to_dict(), offline.loc[user].to_dict())
+        for ours, theirs in (("kendall_tau", "kendall_tau"), ("spearman", "spearman")):
+            np.testing.assert_allclose(got.loc[user, ours], expected[theirs], atol=1e-12)
+    assert got["kendall_tau"].notna().sum() > 100
