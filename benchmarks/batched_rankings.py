@@ -28,13 +28,19 @@ from common import Row, peak_mib, print_rows  # noqa: E402
 
 
 def _training(workdir: Path) -> tuple[Any, list[str], list[list[str]]]:
+    """What the run's simulate stage fits the recommenders on, and each simulated user's
+    train items."""
     import pandas as pd
 
+    from personasim.cf.dataset import training_log
+    from personasim.workspace import Workspace
+
     interactions = pd.read_parquet(workdir / "data" / "interactions.parquet")
-    others = pd.read_parquet(workdir / "data" / "others.parquet")
+    interactions = interactions.astype({"user_id": str, "item_id": str})
+    training, _ = training_log(Workspace(workdir), interactions)
     columns = ["user_id", "item_id", "rating", "timestamp"]
-    train = interactions[interactions["split"] == "train"].astype({"user_id": str, "item_id": str})
-    training = pd.concat([train[columns], others[columns].astype({"user_id": str, "item_id": str})])
+    training = training[columns].astype({"user_id": str, "item_id": str})
+    train = interactions[interactions["split"] == "train"]
     history = train.groupby("user_id")["item_id"].agg(list)
     return training.reset_index(drop=True), list(history.index), list(history)
 

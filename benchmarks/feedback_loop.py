@@ -41,34 +41,41 @@ def copy_run(source: Path, scratch: Path) -> Path:
     return workdir
 
 
+def prior_only_config(source: Path, simulate: dict[str, Any]) -> Any:
+    """The run folder's configuration with the agents on their priors
+    (``agents.language_model = "off"``), no checks or other priors, and `simulate` on top
+    of its `[simulate]`."""
+    from personasim.config import load_config
+
+    settings = tomllib.loads((source / "config.toml").read_text())
+    base = json.loads(load_config([("run", settings)]).model_dump_json())
+    base["agents"]["language_model"] = "off"
+    checks_off = {"ladder": [], "leave_family_out": False, "other_watch_priors": []}
+    base["simulate"].update({**checks_off, **simulate})
+    return load_config([("benchmark", base)])
+
+
 def run(
     source: Path, rounds: int, users: int, recommenders: list[str], recency: bool
 ) -> dict[str, Any]:
     """Run the study on a copy of `source`; its metrics, timings and peak memory."""
     import pandas as pd
 
-    from personasim.config import load_config
     from personasim.pipeline import SimulateStage, run_stage
     from personasim.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as scratch:
         workdir = copy_run(source, Path(scratch))
-        settings = tomllib.loads((source / "config.toml").read_text())
-        base = json.loads(load_config([("run", settings)]).model_dump_json())
-        base["agents"]["language_model"] = "off"
-        base["simulate"].update(
+        cfg = prior_only_config(
+            source,
             {
                 "users": users,
                 "recommenders": recommenders,
                 "feedback_rounds": rounds,
                 "feedback_users": 0,
-                "ladder": [],
-                "leave_family_out": False,
-                "other_watch_priors": [],
                 "session_recency": recency,
-            }
+            },
         )
-        cfg = load_config([("benchmark", base)])
         started = time.perf_counter()
         run_stage(SimulateStage, Workspace(workdir), cfg)
         seconds = time.perf_counter() - started

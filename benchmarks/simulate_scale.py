@@ -31,13 +31,12 @@ import shutil
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from feedback_loop import copy_run  # noqa: E402
+from feedback_loop import copy_run, prior_only_config  # noqa: E402
 
 SYNTHETIC_RECOMMENDERS = ["random", "popular", "unpopular", "mf", "bpr"]
 
@@ -135,26 +134,14 @@ def synthetic(
 
 def sampled(run: Path, users: int) -> dict[str, Any]:
     """`simulate` again on a copy of a trained run, for a sample of `users` users."""
-    from personasim.config import load_config
     from personasim.pipeline import SimulateStage, run_stage
     from personasim.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as scratch:
         workdir = copy_run(run, Path(scratch))
-        settings = tomllib.loads((run / "config.toml").read_text())
-        base = json.loads(load_config([("run", settings)]).model_dump_json())
-        base["agents"]["language_model"] = "off"
-        base["simulate"].update(
-            {
-                "users": users,
-                "feedback_rounds": 0,
-                "ladder": [],
-                "leave_family_out": False,
-                "other_watch_priors": [],
-            }
-        )
+        config = prior_only_config(run, {"users": users, "feedback_rounds": 0})
         t0 = time.perf_counter()
-        run_stage(SimulateStage, Workspace(workdir), load_config([("benchmark", base)]))
+        run_stage(SimulateStage, Workspace(workdir), config)
         row = _stage_row(workdir, "simulate", time.perf_counter() - t0)
         metrics = json.loads((workdir / "simulate" / "metrics.json").read_text())
     return {

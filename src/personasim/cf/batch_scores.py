@@ -78,13 +78,11 @@ def _padded(histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def _implicit_mf(
     scorer: Any, users: Sequence[str], histories: Sequence[Sequence[str]], items: Sequence[str]
-) -> ScoreFactors | None:
+) -> ScoreFactors:
     """ALS implicit MF: each user's vector by LensKit's fold-in of their query items."""
     import torch
 
     config = scorer.config
-    if config.use_ratings or scorer.item_embeddings is None:
-        return None  # the fold-in would need each history's ratings
     embeddings = torch.as_tensor(scorer.item_embeddings)
     otor = torch.as_tensor(scorer._OtOr)
     weight = float(config.weight)
@@ -137,12 +135,10 @@ def _rows_of(table: Any, positions: np.ndarray) -> np.ndarray:
 
 def _flexmf(
     scorer: Any, users: Sequence[str], _histories: Sequence[Sequence[str]], items: Sequence[str]
-) -> ScoreFactors | None:
+) -> ScoreFactors:
     """FlexMF: the model's embeddings and biases (its score is their dot product plus
     the biases)."""
     model = scorer.model
-    if model.u_layers is not None or model.i_layers is not None:
-        return None  # convolution layers: LensKit's own forward, user by user
     rows, columns = _numbers(scorer.users, list(users)), _numbers(scorer.items, items)
     user_bias = np.zeros(len(users))
     item_bias = np.zeros(len(items))
@@ -224,9 +220,20 @@ def _bias(
     )
 
 
-FactorScorer = Callable[
-    [Any, Sequence[str], Sequence[Sequence[str]], Sequence[str]], ScoreFactors | None
-]
+FactorScorer = Callable[[Any, Sequence[str], Sequence[Sequence[str]], Sequence[str]], ScoreFactors]
+
+
+def _low_rank(component: Any) -> bool:
+    """Whether a fitted scorer's table is low-rank as LensKit computes it: not implicit
+    MF whose fold-in reads ratings, nor FlexMF with convolution layers."""
+    from lenskit.als import ImplicitMFScorer
+    from lenskit.flexmf import FlexMFImplicitScorer
+
+    if isinstance(component, ImplicitMFScorer):
+        return not component.config.use_ratings and component.item_embeddings is not None
+    if isinstance(component, FlexMFImplicitScorer):
+        return component.model.u_layers is None and component.model.i_layers is None
+    return True
 
 
 def score_factors(
@@ -256,7 +263,7 @@ def score_factors(
     ]
     for kind, make in makers:
         if isinstance(component, kind):
-            return make(component, users, histories, items)
+            return make(component, users, histories, items) if _low_rank(component) else None
     return None
 
 
@@ -298,14 +305,10 @@ def batch_scorer(component: Any) -> BatchScorer | None:
 
     if isinstance(component, SASRecScorer):
         return _sasrec(component)
-    if isinstance(component, ImplicitMFScorer):
-        if component.config.use_ratings:
-            return None  # the fold-in would need each history's ratings
-    elif isinstance(component, FlexMFImplicitScorer):
-        if component.model.u_layers is not None or component.model.i_layers is not None:
-            return None  # convolution layers: LensKit's own forward, user by user
-    elif not isinstance(component, PopScorer):
-        return None  # (the explicit models score queries of a user id: score_factors)
+    # (the explicit models score queries of a user id: score_factors)
+    implicit = (ImplicitMFScorer, FlexMFImplicitScorer, PopScorer)
+    if not isinstance(component, implicit) or not _low_rank(component):
+        return None
 
     def score(
         users: Sequence[str], histories: Sequence[Sequence[str]], items: Sequence[str]
