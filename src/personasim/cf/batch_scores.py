@@ -29,11 +29,15 @@ import numpy as np
 
 from personasim.cf.factors import ScoreFactors
 
-__all__ = ["BatchScorer", "batch_scorer", "score_factors"]
+__all__ = ["BATCH_USERS", "BatchScorer", "batch_scorer", "score_factors"]
 
 BatchScorer = Callable[[Sequence[str], Sequence[Sequence[str]], Sequence[str]], np.ndarray]
 """``(users, histories, items) -> [users, items]`` scores (NaN: not scorable), where a
 user's history is the items of their query (what LensKit's history lookup gives)."""
+
+BATCH_USERS = 256
+"""Users scored in one batch by the callers of a batched scorer (a batch's scores are
+users x items floats: 3.8 MB for ML-1M's catalogue)."""
 
 _GATHER_BUDGET = 2**22
 """Item embeddings gathered at once by the MF fold-in (users x longest history x
@@ -285,8 +289,8 @@ def _sasrec(scorer: Any) -> BatchScorer:
 
         sequences = [sequence(u, h) for u, h in zip(users, histories, strict=True)]
         rows = np.flatnonzero([len(s) > 0 for s in sequences])
-        for start in range(0, len(rows), 256):
-            batch = rows[start : start + 256]
+        for start in range(0, len(rows), BATCH_USERS):
+            batch = rows[start : start + BATCH_USERS]
             logits = scorer.logits([sequences[b] for b in batch], columns[inside] + 1)
             scores[np.ix_(batch, inside)] = logits
         return scores

@@ -26,6 +26,7 @@ from typing import Any, get_args
 import numpy as np
 import pandas as pd
 
+from personasim.cf.batch_scores import BATCH_USERS
 from personasim.cf.dataset import training_dataset, training_options
 from personasim.cf.factors import ScoreFactors
 from personasim.config import ImplicitKind
@@ -53,10 +54,6 @@ class ImplicitSettings:
     """Epochs of implicit MF (ALS) and BPR."""
     sequential_epochs: int = 10
     """Epochs of SASRec."""
-
-
-_BATCH_USERS = 256
-"""Users scored at once by the batched scorers."""
 
 
 @dataclass
@@ -122,8 +119,8 @@ class ImplicitScorer:
         if self._batch is None:
             return np.stack([self.scores(u, items) for u in users]).reshape(len(users), -1)
         out = np.zeros((len(users), len(items)))
-        for start in range(0, len(users), _BATCH_USERS):
-            part = list(users[start : start + _BATCH_USERS])
+        for start in range(0, len(users), BATCH_USERS):
+            part = list(users[start : start + BATCH_USERS])
             scores = self._batch(part, self._histories(part), items)
             out[start : start + len(part)] = np.nan_to_num(scores.astype("float64"), nan=0.0)
         return out

@@ -48,6 +48,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from personasim.cf.batch_scores import BATCH_USERS
 from personasim.config import BUILTIN_RECOMMENDERS, SimulateConfig
 from personasim.errors import ConfigError
 
@@ -81,10 +82,6 @@ class Recommender(Protocol):
 
     def recommend(self, user_id: str, history: Sequence[str], n: int) -> list[str]:
         """Up to `n` item ids for the user, best first, none of `history`."""
-
-
-_BATCH_USERS = 256
-"""Users scored at once by :meth:`LensKitRecommender.recommend_many`."""
 
 
 def top_positions(scores: np.ndarray, n: int) -> np.ndarray:
@@ -219,8 +216,8 @@ class LensKitRecommender:
             return [self.recommend(u, h, n) for u, h in zip(users, histories, strict=True)]
         column = {item: c for c, item in enumerate(self._candidates)}
         out: list[list[str]] = []
-        for start in range(0, len(users), _BATCH_USERS):
-            part = slice(start, start + _BATCH_USERS)
+        for start in range(0, len(users), BATCH_USERS):
+            part = slice(start, start + BATCH_USERS)
             scores = self._batch(users[part], histories[part], self._candidates)
             for row, history in zip(scores, histories[part], strict=True):
                 seen = [column[i] for i in history if i in column]
