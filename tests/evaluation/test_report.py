@@ -101,7 +101,8 @@ def test_report_renders_in_headless_chromium(reported_run, tmp_path):
 
 
 def test_the_verdict_names_the_best_agent_against_the_best_baseline():
-    from personasim.evaluation.report import ReportData, verdict
+    from personasim.evaluation.report_data import ReportData
+    from personasim.evaluation.report_sentences import verdict
 
     def rating(rmse, vs=None):
         entry = {"rmse": rmse}

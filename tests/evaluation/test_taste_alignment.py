@@ -218,7 +218,7 @@ def test_shown_lists_are_a_recommenders_top_unrated_items_labelled_by_the_test_p
 
 def test_shown_lists_are_measured_by_auc_against_the_best_baseline(log, tmp_path):
     from personasim.config import EvaluateConfig
-    from personasim.evaluation.report import taste_matrix
+    from personasim.evaluation.report_tables import taste_matrix
     from personasim.evaluation.taste import shown_lists
     from personasim.evaluation.taste_fidelity import WATCH_PRIOR_MODEL, taste_lists, taste_metrics
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from personasim.evaluation.report import collect_report, render_html, render_markdown
+from personasim.evaluation.report import render_html, render_markdown
+from personasim.evaluation.report_data import collect_report
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.stage import Stage
 from personasim.workspace import atomic_write_text
