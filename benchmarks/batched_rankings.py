@@ -57,7 +57,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from personasim.config import SimulateConfig
-    from personasim.simulation.recommenders import create_recommender, recommend_many
+    from personasim.simulation.batched_lists import recommend_many
+    from personasim.simulation.recommenders import create_recommender
 
     training, users, histories = _training(args.workdir)
     rows: list[Row] = []

@@ -115,7 +115,7 @@ def test_lists_asked_for_many_users_at_once_are_the_lists_asked_one_by_one(train
     up to ties (compared by the reference scorer's scores, position by position)."""
     from lenskit.data import ItemList, RecQuery
 
-    from personasim.simulation.recommenders import recommend_many
+    from personasim.simulation.batched_lists import recommend_many
 
     rec = create_recommender(name, SimulateConfig(mf_epochs=3))
     rec.fit(training, seed=3)

@@ -4,7 +4,7 @@ For each recommender (LensKit built-ins and plug-ins, fitted on the training log
 the baselines use):
 
 1. it ranks the unrated items of every simulated user (a batch of users at once where
-   its scorer allows: :func:`~personasim.simulation.recommenders.recommend_many`); the
+   its scorer allows: :func:`~personasim.simulation.batched_lists.recommend_many`); the
    first pages go to the user's agent in a session
    (:mod:`personasim.simulation.sessions`; with the Ray executor, chunks of users on
    its workers: :mod:`personasim.pipeline.simulate_agents`), the top ``offline_k`` are
@@ -53,6 +53,7 @@ from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_f
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
 from personasim.scale.executor import get_executor
+from personasim.simulation.batched_lists import recommend_many
 from personasim.simulation.feedback import (
     change_intervals,
     exposure_measures,
@@ -67,7 +68,7 @@ from personasim.simulation.measures import (
     session_metrics,
     user_session_metrics,
 )
-from personasim.simulation.recommenders import Recommender, create_recommender, recommend_many
+from personasim.simulation.recommenders import Recommender, create_recommender
 from personasim.simulation.sessions import SessionLog, pages_of, run_sessions
 from personasim.workspace import atomic_write_text, file_sha256
 

@@ -1,5 +1,6 @@
 """Recommenders evaluated by simulated users: recommenders, sessions, measures."""
 
+from personasim.simulation.lenskit_recommender import LensKitRecommender
 from personasim.simulation.measures import (
     SIMULATED_METRICS,
     item_novelty,
@@ -12,7 +13,6 @@ from personasim.simulation.measures import (
 )
 from personasim.simulation.recommenders import (
     BUILTIN_RECOMMENDERS,
-    LensKitRecommender,
     PluginRecommender,
     Recommender,
     create_recommender,
