@@ -10,7 +10,8 @@ from sklearn.metrics import roc_auc_score
 
 from personasim.cf import fit_implicit
 from personasim.cf.choice import _time_split, choice_families, fit_stacked_choice
-from personasim.cf.choice_features import ChoiceSettings, fit_choice_features, item_genres
+from personasim.cf.choice_features import ChoiceSettings, item_genres
+from personasim.cf.choice_fitting import fit_choice_features
 
 _DAY = 86_400
 
@@ -177,7 +178,7 @@ def test_a_sessions_features_are_those_of_the_whole_computation(drifting_model):
 def test_a_logs_models_are_fitted_once_whatever_families_are_asked(monkeypatch):
     """Asked again for a log, with other families, only the scorers not fitted yet
     train; a view of fewer families computes what a fresh fit of them computes."""
-    import personasim.cf.choice_features as cf
+    import personasim.cf.choice_fitting as cf
 
     train, _, genres = _drifting_log(seed=3)
     cf._FITTED.clear()  # whatever another test of this process fitted

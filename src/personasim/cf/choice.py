@@ -24,12 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personasim.cf.choice_features import (
-    CHOICE_FAMILIES,
-    ChoiceFeatures,
-    ChoiceSettings,
-    fit_choice_features,
-)
+from personasim.cf.choice_features import CHOICE_FAMILIES, ChoiceFeatures, ChoiceSettings
+from personasim.cf.choice_fitting import fit_choice_features
 
 __all__ = ["ChoiceScorer", "StackedChoice", "choice_families", "fit_stacked_choice"]
 

@@ -21,12 +21,13 @@ combiner (:mod:`personasim.cf.choice`) learns to read. Each feature also comes a
 percentile among the user's reference items (up to `reference_items` items the user has
 not taken, a sample fixed per user): where an item would stand in this user's own
 ranking, comparable across users whose raw scores are on other scales.
+
+:func:`~personasim.cf.choice_fitting.fit_choice_features` fits the families on a log;
+:class:`ChoiceFeatures` computes the features of pairs from what it fitted.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,14 +38,13 @@ import numpy as np
 import pandas as pd
 from cachetools import LRUCache
 
-from personasim.cf.implicit import ImplicitSettings, implicit_pipeline
 from personasim.config import ChoiceFamily
 
 __all__ = [
     "CHOICE_FAMILIES",
+    "SCORER_FAMILIES",
     "ChoiceFeatures",
     "ChoiceSettings",
-    "fit_choice_features",
     "genre_matrix",
     "item_genres",
 ]
@@ -52,7 +52,9 @@ __all__ = [
 CHOICE_FAMILIES: tuple[str, ...] = get_args(ChoiceFamily)
 """The feature families of the choice model, in feature order."""
 
-_SCORER_FAMILIES = ("itemknn", "implicit_mf", "bpr", "userknn", "sasrec")
+SCORER_FAMILIES = ("itemknn", "implicit_mf", "bpr", "userknn", "sasrec")
+"""The families whose features are a LensKit scorer's (trained by
+:func:`~personasim.cf.choice_fitting.fit_choice_features`)."""
 _SESSION_FAMILIES = ("itemknn", "sasrec", "genre", "activity")
 """The families whose features read a session's watches (the rest see the log only)."""
 _REFERENCE_CACHE = 1024
@@ -214,7 +216,7 @@ class ChoiceFeatures:
                     columns.append(self._score("itemknn", user, items, history[-last:]))
             elif family == "sasrec":
                 columns.append(self._score(family, user, items, None, session=recent))
-            elif family in _SCORER_FAMILIES:
+            elif family in SCORER_FAMILIES:
                 columns.append(self._score(family, user, items, None))
             elif family == "genre":
                 shares = self._genre_shares(user, history)
@@ -305,115 +307,3 @@ def genre_matrix(item_ids: np.ndarray, genres: Mapping[str, Iterable[str]]) -> n
         if mine:
             matrix[row, mine] = 1.0 / len(mine)
     return matrix
-
-
-def fit_choice_features(
-    log: pd.DataFrame,
-    genres: Mapping[str, Iterable[str]],
-    *,
-    seed: int,
-    families: Sequence[str] = CHOICE_FAMILIES,
-    settings: ChoiceSettings = ChoiceSettings(),
-) -> ChoiceFeatures:
-    """Fit the feature families on `log` (``user_id, item_id, rating, timestamp``).
-
-    The models fitted on a log are kept (for the last :data:`_FITTED_LOGS` logs, by
-    content, seed and settings): asked again for the same log, with the same or other
-    families, only the scorers not fitted yet are trained. The stacked prior without
-    one family (the simulation's leave-family-out check) then costs its combiner, not
-    seven fits of every model.
-
-    Args:
-        log: The interactions the features see (every row counts as one choice).
-        genres: Item id -> its genres (items without are fine).
-        seed: The models' seed.
-        families: The families to compute (a subset of :data:`CHOICE_FAMILIES`).
-        settings: The hyper-parameters.
-
-    Raises:
-        ValueError: An unknown family.
-    """
-    unknown = sorted(set(families) - set(CHOICE_FAMILIES))
-    if unknown:
-        raise ValueError(
-            f"unknown choice feature families {unknown}; known: {list(CHOICE_FAMILIES)}"
-        )
-    chosen = tuple(f for f in CHOICE_FAMILIES if f in families)
-    frame = log[["user_id", "item_id", "rating", "timestamp"]].copy()
-    frame["user_id"] = frame["user_id"].astype(str)
-    frame["item_id"] = frame["item_id"].astype(str)
-    frame["timestamp"] = frame["timestamp"].astype("float64")
-    key = (_digest(frame, genres), seed, settings)
-    fitted = _FITTED.get(key)
-    if fitted is None:
-        fitted = _log_features(frame, genres, settings)
-        _FITTED[key] = fitted
-    _train_scorers(fitted, frame, [f for f in chosen if f in _SCORER_FAMILIES], seed)
-    return dataclasses.replace(fitted, families=chosen)
-
-
-_FITTED_LOGS = 8
-"""Logs whose fitted features :func:`fit_choice_features` keeps (a stacked fit reads
-seven: the earlier part, the whole log and five out-of-fold folds)."""
-_FITTED: Any = LRUCache(maxsize=_FITTED_LOGS)
-
-
-def _digest(frame: pd.DataFrame, genres: Mapping[str, Iterable[str]]) -> str:
-    """The log's rows, in order, and the genres."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    for item in sorted(genres):
-        digest.update(f"{item}\x1f{'|'.join(map(str, genres[item]))}\x1e".encode())
-    return digest.hexdigest()
-
-
-def _log_features(
-    frame: pd.DataFrame, genres: Mapping[str, Iterable[str]], settings: ChoiceSettings
-) -> ChoiceFeatures:
-    """What the log alone gives (histories, counts, times, genres): no scorer yet."""
-    item_ids, codes = np.unique(frame["item_id"].to_numpy(), return_inverse=True)
-    times = frame["timestamp"].to_numpy()
-    start = float(times.min()) if len(times) else 0.0
-    span = float(times.max() - start + 1.0) if len(times) else 1.0
-    keys = np.sort(codes * span + (times - start))
-    ordered = frame.assign(code=codes).sort_values(["user_id", "timestamp"], kind="stable")
-    histories = {
-        str(u): g["item_id"].to_numpy(dtype=object)
-        for u, g in ordered.groupby("user_id", sort=False)
-    }
-    now = ordered.groupby("user_id")["timestamp"].max() - start
-    return ChoiceFeatures(
-        families=(),
-        settings=settings,
-        pipelines={},
-        histories=histories,
-        now={str(u): float(t) for u, t in now.items()},
-        item_code={str(i): k for k, i in enumerate(item_ids)},
-        item_count=np.bincount(codes, minlength=len(item_ids)).astype("float64"),
-        item_first=pd.Series(times - start).groupby(codes).min().to_numpy(),
-        time_keys=keys,
-        time_span=span,
-        item_genres=genre_matrix(item_ids, genres),
-    )
-
-
-def _train_scorers(
-    features: ChoiceFeatures, frame: pd.DataFrame, families: Sequence[str], seed: int
-) -> None:
-    """Train the scorers of `families` that `features` does not have yet (in place)."""
-    from personasim.cf.dataset import training_dataset, training_options
-
-    missing = [f for f in families if f not in features.pipelines]
-    if not missing:
-        return
-    dataset = training_dataset(frame)
-    settings = features.settings
-    implicit = ImplicitSettings(
-        settings.neighbors, settings.embedding_size, settings.epochs, settings.sequential_epochs
-    )
-    for family in missing:
-        pipeline = implicit_pipeline(family, implicit)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
-            pipeline.train(dataset, training_options(seed, len(frame)))
-        features.pipelines[family] = pipeline
