@@ -12,7 +12,7 @@ import pytest
 from personasim.agents import UserAgent
 from personasim.errors import ConfigError
 from personasim.serve import AgentService, ServeSettings, create_app
-from personasim.serve.app import COLD_PREFIX
+from personasim.serve.service import COLD_PREFIX
 
 pytestmark = pytest.mark.slow
 
@@ -339,7 +339,7 @@ def test_agents_that_fail_to_load_are_reported_not_hidden(trained_run):
 
 
 def test_the_cold_user_asked_for_last_is_forgotten_last():
-    from personasim.serve.app import _ForgettingLRU
+    from personasim.serve.service import _ForgettingLRU
 
     forgotten: list[str] = []
     cold = _ForgettingLRU(2, forgotten.append)

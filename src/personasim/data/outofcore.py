@@ -1,6 +1,6 @@
 """Out-of-core ingestion: logs too big for memory, streamed and joined by DuckDB.
 
-The log is read in batches (:func:`~personasim.data.reading.iter_table_file`) and each
+The log is staged in batches (:func:`~personasim.data.staging.stage_log`) and each
 batch is validated by the same functions as the in-memory path, so a bad value is refused
 with the same message, file, row and column. The typed rows go to a staging Parquet file;
 DuckDB then checks duplicates, counts, samples, splits and aggregates over it in bounded
@@ -13,9 +13,6 @@ in-memory path, row for row (tests check it on logs both can read).
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,154 +22,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from personasim.config import ScaleConfig, SplitConfig
-from personasim.data.log import (
-    _item_meta_columns,
-    _item_table,
-    _with_present_item_columns,
-    read_items_file,
-    read_users_file,
-)
-from personasim.data.reading import RawTable, iter_table_file
+from personasim.data.items import item_meta_columns, item_table, read_items_file
+from personasim.data.raw_table import RawTable
 from personasim.data.sources import LogSpec
 from personasim.data.splitting import n_train, select_from_counts, too_few_to_split
+from personasim.data.sql import copy_to_parquet, duckdb_connection, fetch_one, sql_literal
+from personasim.data.staging import stage_log
 from personasim.data.tables import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, OTHERS_SCHEMA, write_parquet
-from personasim.data.validation import parse_ids, parse_ratings, parse_timestamps
+from personasim.data.users import read_users_file
 from personasim.errors import ConfigError, DataError
 from personasim.progress import progress
 from personasim.workspace import atomic_path
 
-__all__ = ["duckdb_connection", "ingest_out_of_core", "sql_literal"]
+__all__ = ["ingest_out_of_core"]
 
 logger = logging.getLogger(__name__)
-
-_STAGED = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("item_id", pa.string()),
-        ("rating", pa.float64()),
-        ("timestamp", pa.int64()),
-        ("row", pa.int64()),
-    ]
-)
-_META = ("title", "year", "genres")
-
-
-@contextmanager
-def duckdb_connection(scale: ScaleConfig, scratch: Path) -> Iterator[Any]:
-    """An in-memory DuckDB bounded by `scale.memory_limit`, spilling into `scratch`."""
-    import duckdb
-
-    scratch.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        config={
-            "memory_limit": scale.memory_limit,
-            "temp_directory": str(scratch),
-            "threads": os.cpu_count() or 1,
-            # Order is restored with ORDER BY where it matters; not preserving it lets
-            # DuckDB stream and spill more freely.
-            "preserve_insertion_order": False,
-        }
-    )
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def _one(con: Any, query: str, params: list[Any] | None = None) -> Any:
-    """The first row of a query (None without rows), the result consumed whole: DuckDB
-    refuses new work on a connection with an unfinished result."""
-    rows = con.execute(query, params).fetchall() if params else con.execute(query).fetchall()
-    return rows[0] if rows else None
-
-
-def sql_literal(path: Path | str) -> str:
-    """A path (or any text) as an SQL string literal (for DuckDB's table functions)."""
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _copy(con: Any, query: str, path: Path) -> None:
-    """Write a query's result to Parquet (zstd), atomically."""
-    with atomic_path(path) as tmp:
-        _one(con, f"COPY ({query}) TO {sql_literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
-
-
-def _stage(spec: LogSpec, staged: Path) -> tuple[LogSpec, int]:
-    """Stream, validate and type the log into `staged`; return the spec (item metadata
-    columns present) and the number of rows."""
-    cols = spec.columns
-    if cols.user_attributes and spec.users_path is None:
-        raise ConfigError(
-            'scale.tables = "duckdb" reads user attributes from data.users_path only; '
-            "set it, or empty data.columns.user_attributes"
-        )
-    writer: pq.ParquetWriter | None = None
-    meta_writer: pq.ParquetWriter | None = None
-    rows = 0
-    meta: list[tuple[str, str]] = []
-    with atomic_path(staged) as tmp, progress(f"reading {spec.path.name}", total=None) as advance:
-        for raw in iter_table_file(
-            spec.path, delimiter=spec.delimiter, encoding=spec.encoding, quoting=spec.quoting
-        ):
-            if writer is None:
-                needed = [("user", cols.user), ("item", cols.item), ("rating", cols.rating)]
-                if cols.timestamp:
-                    needed.append(("timestamp", cols.timestamp))
-                if spec.items_path is None:
-                    spec = _with_present_item_columns(spec, raw)
-                    meta = _item_meta_columns(spec)
-                raw.require_columns(needed + meta)
-                writer = pq.ParquetWriter(tmp, _STAGED, compression="zstd")
-                if meta:
-                    meta_writer = pq.ParquetWriter(tmp.with_suffix(".meta"), _meta_schema(meta))
-            row = np.arange(raw.first_row, raw.first_row + raw.table.num_rows, dtype="int64")
-            # Without a timestamp column, row order is time order (as in memory).
-            timestamps = (
-                parse_timestamps(raw, cols.timestamp)
-                if cols.timestamp
-                else np.arange(rows, rows + raw.table.num_rows)
-            )
-            batch = pa.table(
-                [
-                    parse_ids(raw, cols.user),
-                    parse_ids(raw, cols.item),
-                    pa.array(parse_ratings(raw, cols.rating, spec.scale)),
-                    pa.array(np.asarray(timestamps, dtype="int64")),
-                    pa.array(row),
-                ],
-                schema=_STAGED,
-            )
-            writer.write_table(batch)
-            if meta_writer is not None:
-                meta_writer.write_table(_meta_batch(raw, meta, batch))
-            rows += raw.table.num_rows
-            advance(raw.table.num_rows)
-        assert writer is not None
-        writer.close()
-        if meta_writer is not None:
-            meta_writer.close()
-            tmp.with_suffix(".meta").replace(staged.with_suffix(".meta.parquet"))
-    return spec, rows
-
-
-def _meta_schema(meta: list[tuple[str, str]]) -> pa.Schema:
-    return pa.schema(
-        [("item_id", pa.string()), ("row", pa.int64())]
-        + [(f"m_{name}", pa.string()) for name, _ in meta]
-    )
-
-
-def _meta_batch(raw: RawTable, meta: list[tuple[str, str]], batch: pa.Table) -> pa.Table:
-    """The item metadata columns of a batch, as text, for the items seen in the log."""
-    arrays = [batch.column("item_id"), batch.column("row")]
-    for _, column in meta:
-        arrays.append(raw.column(column).cast(pa.string()))
-    return pa.table(arrays, schema=_meta_schema(meta))
 
 
 def _check_duplicates(con: Any, spec: LogSpec) -> int:
     """Refuse repeated (user, item) ratings, or keep the latest; return how many went."""
-    first = _one(
+    first = fetch_one(
         con,
         "SELECT user_id, item_id, min(row) AS first_row, count(*) AS n FROM log "
         "GROUP BY user_id, item_id HAVING count(*) > 1 ORDER BY min(row) LIMIT 1",
@@ -180,13 +49,13 @@ def _check_duplicates(con: Any, spec: LogSpec) -> int:
     if first is None:
         return 0
     if spec.duplicates == "keep_last":
-        before = _one(con, "SELECT count(*) FROM log")[0]
-        _one(
+        before = fetch_one(con, "SELECT count(*) FROM log")[0]
+        fetch_one(
             con,
             "CREATE OR REPLACE VIEW log AS SELECT * FROM staged QUALIFY row_number() OVER "
             "(PARTITION BY user_id, item_id ORDER BY timestamp DESC, row DESC) = 1",
         )
-        dropped = before - _one(con, "SELECT count(*) FROM log")[0]
+        dropped = before - fetch_one(con, "SELECT count(*) FROM log")[0]
         logger.warning(
             "%s: %d repeated ratings of the same item by the same user; kept the latest of each",
             spec.path,
@@ -194,13 +63,13 @@ def _check_duplicates(con: Any, spec: LogSpec) -> int:
         )
         return int(dropped)
     # The first repeat in file order, as the in-memory path reports it.
-    user, item, row = _one(
+    user, item, row = fetch_one(
         con,
         "SELECT user_id, item_id, row FROM (SELECT user_id, item_id, row, row_number() OVER "
         "(PARTITION BY user_id, item_id ORDER BY row) AS k FROM log) WHERE k = 2 "
         "ORDER BY row LIMIT 1",
     )
-    first_row = _one(
+    first_row = fetch_one(
         con, "SELECT min(row) FROM log WHERE user_id = ? AND item_id = ?", [user, item]
     )[0]
     raise DataError(
@@ -214,7 +83,7 @@ def _check_duplicates(con: Any, spec: LogSpec) -> int:
 
 def _require_known(con: Any, key: str, table: str, spec: LogSpec, mapping: Path) -> None:
     """Every id of the log's `key` column is in the registered `table` (of `mapping`)."""
-    found = _one(
+    found = fetch_one(
         con,
         f"SELECT {key}, min(row) FROM log ANTI JOIN {table} USING ({key}) "
         f"GROUP BY {key} ORDER BY min(row) LIMIT 1",
@@ -222,7 +91,7 @@ def _require_known(con: Any, key: str, table: str, spec: LogSpec, mapping: Path)
     if found is None:
         return
     what = key.removesuffix("_id")
-    n = _one(con, f"SELECT count(*) FROM log ANTI JOIN {table} USING ({key})")[0]
+    n = fetch_one(con, f"SELECT count(*) FROM log ANTI JOIN {table} USING ({key})")[0]
     column = spec.columns.user if what == "user" else spec.columns.item
     raise DataError(
         f"{what} {found[0]!r} is not in {mapping} ({int(n)} rating(s) name {what}s missing "
@@ -247,8 +116,8 @@ def _items(con: Any, spec: LogSpec, staged: Path) -> pd.DataFrame:
         ).to_arrow_table()
         ids = first.column("item_id").to_numpy(zero_copy_only=False)
         raw = RawTable(pa.table({"item_id": ids}), spec.path, 1, first.column("row").to_numpy())
-        return _item_table(raw, ids, spec)
-    meta = _item_meta_columns(spec)
+        return item_table(raw, ids, spec)
+    meta = item_meta_columns(spec)
     picks = ", ".join(f'arg_min(m_{name}, row) AS "{column}"' for name, column in meta)
     source = f"read_parquet({sql_literal(meta_path)})"
     first = con.sql(
@@ -257,7 +126,7 @@ def _items(con: Any, spec: LogSpec, staged: Path) -> pd.DataFrame:
     ).to_arrow_table()
     ids = first.column("item_id").to_numpy(zero_copy_only=False)
     raw = RawTable(first, spec.path, 1, first.column("row").to_numpy())
-    return _item_table(raw, ids, spec)
+    return item_table(raw, ids, spec)
 
 
 def ingest_out_of_core(
@@ -294,10 +163,10 @@ def ingest_out_of_core(
             'in memory: use scale.tables = "pandas"'
         )
     staged = scratch / "log.parquet"
-    spec, n_rows = _stage(spec, staged)
+    spec, n_rows = stage_log(spec, staged)
     with duckdb_connection(scale, scratch / "duckdb") as con:
-        _one(con, f"CREATE VIEW staged AS SELECT * FROM read_parquet({sql_literal(staged)})")
-        _one(con, "CREATE VIEW log AS SELECT * FROM staged")
+        fetch_one(con, f"CREATE VIEW staged AS SELECT * FROM read_parquet({sql_literal(staged)})")
+        fetch_one(con, "CREATE VIEW log AS SELECT * FROM staged")
         with progress("checking duplicates", total=None):
             _check_duplicates(con, spec)
         items = _items(con, spec, staged)
@@ -328,7 +197,7 @@ def ingest_out_of_core(
         bad = np.flatnonzero((cut == 0) | (cut == n))
         if len(bad):
             user = str(users[bad[0]])
-            row = _one(con, "SELECT min(row) FROM log WHERE user_id = ?", [user])[0]
+            row = fetch_one(con, "SELECT min(row) FROM log WHERE user_id = ?", [user])[0]
             raise too_few_to_split(
                 user,
                 int(n[bad[0]]),
@@ -339,7 +208,7 @@ def ingest_out_of_core(
             )
         con.register("sampled", pa.table({"user_id": users.astype(str), "cut": cut}))
         with progress("splitting in time", total=None):
-            _copy(
+            copy_to_parquet(
                 con,
                 "SELECT user_id, item_id, rating, timestamp, CASE WHEN row_number() OVER "
                 "(PARTITION BY user_id ORDER BY timestamp, item_id) <= cut THEN 'train' "
@@ -353,7 +222,7 @@ def ingest_out_of_core(
             )
             if not split.include_other_users:
                 others += " LIMIT 0"
-            _copy(con, others, out / "others.parquet")
+            copy_to_parquet(con, others, out / "others.parquet")
         interactions = sql_literal(out / "interactions.parquet")
         others_path = sql_literal(out / "others.parquet")
         stats = con.execute(
@@ -376,7 +245,7 @@ def ingest_out_of_core(
         if attributes is not None:
             user_rows = user_rows.merge(attributes, on="user_id", how="left")
         write_parquet(user_rows, out / "users.parquet")
-        totals = _one(
+        totals = fetch_one(
             con, "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) FROM log"
         )
         split_counts = dict(
@@ -384,7 +253,7 @@ def ingest_out_of_core(
                 f"SELECT split, count(*) FROM read_parquet({interactions}) GROUP BY split"
             ).fetchall()
         )
-        other = _one(
+        other = fetch_one(
             con, f"SELECT count(*), count(DISTINCT user_id) FROM read_parquet({others_path})"
         )
     _check_schema(out)

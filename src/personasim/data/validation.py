@@ -11,11 +11,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from personasim.data.reading import RawTable
+from personasim.data.raw_table import RawTable
 from personasim.errors import DataError
 from personasim.rating_scale import RatingScale
 
-__all__ = ["MISSING_MARKERS", "parse_ids", "parse_ratings", "parse_timestamps", "parse_years"]
+__all__ = [
+    "MISSING_MARKERS",
+    "object_array",
+    "parse_ids",
+    "parse_ratings",
+    "parse_timestamps",
+    "parse_years",
+]
 
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "unknown", "-", "?"})
 """Values of optional metadata columns that mean "unknown" (compared lower-case)."""
@@ -41,6 +48,11 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         column = pc.cast(column, pa.string())
     return pc.utf8_trim_whitespace(column)
+
+
+def object_array(column: pa.ChunkedArray) -> np.ndarray:
+    """Arrow strings as a NumPy object array (what pandas and LensKit take as ids)."""
+    return column.to_numpy(zero_copy_only=False)
 
 
 def parse_ids(raw: RawTable, column: str) -> pa.ChunkedArray:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.config import RunConfig
-from personasim.data.reading import RawTable
+from personasim.data.raw_table import RawTable
 from personasim.data.tables import read_parquet
 from personasim.data.validation import parse_ids, parse_ratings, parse_timestamps
 from personasim.errors import DataError

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from personasim.config import ScaleConfig
-from personasim.data.outofcore import duckdb_connection, sql_literal
+from personasim.data.sql import duckdb_connection, sql_literal
 from personasim.personas.features import SHRINKAGE
 
 __all__ = ["taste_features_out_of_core"]

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from personasim.config import ScaleConfig
-from personasim.data.outofcore import duckdb_connection, sql_literal
+from personasim.data.sql import duckdb_connection, sql_literal
 from personasim.profiles.builder import PROFILE_COLUMNS, compose_profile
 from personasim.profiles.taste import render_taste, taste_from_stats
 from personasim.profiles.traits import GENRE_MASS_SHARE, trait_levels

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from personasim.serve.app import AgentService, ServeSettings, create_app, parse_api_keys
+from personasim.serve.app import create_app
 from personasim.serve.batching import BatchStats, DynamicBatcher
+from personasim.serve.service import AgentService
+from personasim.serve.settings import ServeSettings, parse_api_keys
 
 __all__ = [
     "AgentService",
