@@ -163,8 +163,8 @@ def agent_config(log_files, base_model: str | Path = "smollm2", **agents):
                     "split": {"users": 12, "min_ratings": 20, "max_ratings": 0},
                     "llm": {"backend": "template"},
                     "personas": {"k": 2, "min_size": 2, "n_init": 2},
+                    "cf": {"mf_epochs": 3},
                     "evaluate": {
-                        "mf_epochs": 3,
                         "agent_pairs_per_user": 3,
                         "bootstrap_rounds": 200,
                         "taste_candidates": 4,

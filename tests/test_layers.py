@@ -17,7 +17,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "personasim"
 
 LAYERS = {
     **dict.fromkeys(
-        ("errors", "config", "workspace", "progress", "_version", "scale", "rating_scale"), 0
+        (
+            "errors",
+            "config",
+            "workspace",
+            "run_folder",
+            "progress",
+            "_version",
+            "scale",
+            "rating_scale",
+        ),
+        0,
     ),
     "data": 1,
     **dict.fromkeys(("cf", "llm"), 2),

@@ -37,6 +37,6 @@ def test_the_pages_link_to_files_that_exist():
 
 def test_the_readme_stays_a_front_page():
     text = (ROOT / "README.md").read_text()
-    assert len(text) < 15_000, "move the detail to docs/ (the README is the front page)"
+    assert len(text.splitlines()) <= 120, "move the detail to docs/ (the README is the front page)"
     for page in (ROOT / "docs").glob("*.md"):
         assert f"docs/{page.name}" in text, f"the README does not link to docs/{page.name}"

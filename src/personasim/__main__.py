@@ -1,3 +1,5 @@
+"""`python -m personasim`: the command-line tool."""
+
 from __future__ import annotations
 
 from personasim.cli import main

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from personasim.agents.prior import BLEND_PARTS, CFPrior, fit_prior, out_of_fold_priors
-from personasim.config import EvaluateConfig
+from personasim.config import CFConfig
 from personasim.evaluation.metrics import rmse
 
 
@@ -73,7 +73,7 @@ def test_blend_prior_is_the_least_squares_stack_of_its_parts(run_data):
     """Its out-of-fold error is at most the best part's (each part alone is a feasible
     stack), its weights are non-negative, and its matrix is the same stack of theirs."""
     train, others, users, items = run_data
-    args = (EvaluateConfig(), train, others, users, items, (1.0, 5.0), 0)
+    args = (CFConfig(), train, others, users, items, (1.0, 5.0), 0)
     blend = fit_prior("blend", *args)
     parts = {p: fit_prior(p, *args) for p in BLEND_PARTS}
     errors = {p: rmse(train.rating, f.out_of_fold) for p, f in parts.items()}
@@ -86,7 +86,7 @@ def test_blend_prior_is_the_least_squares_stack_of_its_parts(run_data):
 
 def test_out_of_fold_predictions_do_not_depend_on_the_other_kinds_asked_for(run_data):
     train, others, _, _ = run_data
-    config = EvaluateConfig()
+    config = CFConfig()
     both = out_of_fold_priors(["item_knn", "biased_mf"], config, train, others, (1.0, 5.0), 0)
     alone = out_of_fold_priors(["item_knn"], config, train, others, (1.0, 5.0), 0)
     np.testing.assert_array_equal(both["item_knn"], alone["item_knn"])
@@ -97,7 +97,7 @@ def test_an_out_of_fold_prediction_never_sees_the_rating_it_predicts(run_data):
     was, while the model fitted on every rating (the prior's matrix) moves with it.
     (The folds' fit is the same for every kind: two quick ones stand for all.)"""
     train, others, users, items = run_data
-    config, kinds, scale = EvaluateConfig(), ["user_item_bias", "biased_mf"], (1, 5)
+    config, kinds, scale = CFConfig(), ["user_item_bias", "biased_mf"], (1, 5)
     before = out_of_fold_priors(kinds, config, train, others, scale, 0)
     fitted = fit_prior("user_item_bias", config, train, others, users, items, scale, 0).prior
     for row in (0, len(train) - 1):
@@ -151,7 +151,7 @@ def test_a_prior_kept_as_factors_is_lenskits_scores_filled_by_the_bias_model(
     from personasim.cf.factors import ScoreFactors
 
     train, others, users, items = run_data
-    config = EvaluateConfig()
+    config = CFConfig()
     prior = fit_prior(kind, config, train, others, users, items, (1.0, 5.0), 0).prior
     assert isinstance(prior.matrix, ScoreFactors)
     dataset = training_dataset(pd.concat([train, others], ignore_index=True))
@@ -183,7 +183,7 @@ def test_out_of_fold_predictions_of_a_factor_model_are_lenskits_per_user(run_dat
     from personasim.cf.explicit import fit_baseline, training_dataset
 
     train, others, _, _ = run_data
-    config = EvaluateConfig()
+    config = CFConfig()
     got = out_of_fold_priors(["biased_mf"], config, train, others, (1.0, 5.0), 4)["biased_mf"]
     fold_of = np.random.default_rng(4).integers(0, 5, len(train))
     cols = ["user_id", "item_id", "rating", "timestamp"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from personasim.cf.explicit import fit_baseline, predict_baseline, training_dataset
-from personasim.config import EvaluateConfig
+from personasim.config import CFConfig
 from personasim.data.splitting import split_temporal
 from personasim.evaluation.metrics import rmse
 
@@ -19,7 +19,7 @@ def split(small_log):
 
 
 def _predict(name, split, seed=0, **cfg):
-    config = EvaluateConfig(**cfg)
+    config = CFConfig(**cfg)
     ds = training_dataset(split.training_data())
     scorer = fit_baseline(name, config, ds, seed)
     fallback = fit_baseline("user_item_bias", config, ds, seed)
@@ -59,7 +59,7 @@ def test_mf_is_deterministic_for_a_seed_and_clipped(split):
 def test_unknown_items_fall_back_and_are_counted(split):
     test = split.test.copy()
     test.loc[test.index[:3], "item_id"] = "never-seen"
-    config = EvaluateConfig()
+    config = CFConfig()
     ds = training_dataset(split.training_data())
     mf = fit_baseline("biased_mf", config, ds, 0)
     fallback = fit_baseline("user_item_bias", config, ds, 0)
@@ -94,7 +94,7 @@ def _knn_by_hand(train, user, item, neighbours=20):
 def test_item_knn_matches_the_formula_written_out(split):
     train = split.training_data()
     ds = training_dataset(train)
-    scorer = fit_baseline("item_knn", EvaluateConfig(knn_neighbours=5), ds, 0)
+    scorer = fit_baseline("item_knn", CFConfig(knn_neighbours=5), ds, 0)
     pairs = split.test.groupby("user_id").head(2).head(40)
     pairs = pairs[pairs.item_id.isin(set(train.item_id))]
     predicted = predict_baseline(scorer, pairs).predicted
@@ -110,7 +110,7 @@ def test_item_knn_knows_a_user_by_the_training_ratings_and_beats_the_mean(split)
     truth = split.test.rating.to_numpy()
     knn = _predict("item_knn", split)
     assert rmse(truth, knn.predicted) < rmse(truth, _predict("global_mean", split).predicted) - 0.05
-    config = EvaluateConfig()
+    config = CFConfig()
     scorer = fit_baseline("item_knn", config, training_dataset(split.training_data()), 0)
     stranger = split.test.head(3).assign(user_id="nobody")
     assert np.isnan(predict_baseline(scorer, stranger).predicted).all()

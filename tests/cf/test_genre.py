@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from personasim.cf.explicit import fit_baseline, predict_baseline, training_dataset
-from personasim.config import EvaluateConfig
+from personasim.config import CFConfig
 from personasim.data.splitting import split_temporal
 from personasim.evaluation.metrics import rmse
 
@@ -39,7 +39,7 @@ def _by_hand(train, genres, user, item, damping):
 def test_user_genre_matches_the_formula_written_out(split, genres):
     train = split.training_data()
     scorer = fit_baseline(
-        "user_genre", EvaluateConfig(bias_damping=3.0), training_dataset(train), 0, genres=genres
+        "user_genre", CFConfig(bias_damping=3.0), training_dataset(train), 0, genres=genres
     )
     pairs = split.test.groupby("user_id").head(2).head(30)
     predicted = predict_baseline(scorer, pairs).predicted
@@ -61,7 +61,7 @@ def test_user_genre_predicts_items_nobody_rated_better_than_the_user_mean(split,
     pairs = test[test.item_id.isin(new)]
     assert len(pairs) > 100
     ds = training_dataset(train)
-    config = EvaluateConfig()
+    config = CFConfig()
     genre = predict_baseline(fit_baseline("user_genre", config, ds, 0, genres=genres), pairs)
     user = predict_baseline(fit_baseline("user_item_bias", config, ds, 0), pairs)
     truth = pairs.rating.to_numpy()
@@ -73,4 +73,4 @@ def test_user_genre_needs_the_genres():
         pd.DataFrame({"user_id": ["u"], "item_id": ["i"], "rating": [4.0], "timestamp": [0]})
     )
     with pytest.raises(ValueError, match="genres"):
-        fit_baseline("user_genre", EvaluateConfig(), ds, 0)
+        fit_baseline("user_genre", CFConfig(), ds, 0)

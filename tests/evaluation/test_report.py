@@ -25,7 +25,8 @@ def reported_run(small_log, log_config, tmp_path_factory) -> Path:
         split={"users": 20, "min_ratings": 20, "max_ratings": 0},
         personas={"k": 2, "min_size": 2, "n_init": 2},
         agents={"modes": []},
-        evaluate={"mf_epochs": 3, "agents": [], "taste_candidates": 8, "bootstrap_rounds": 200},
+        cf={"mf_epochs": 3},
+        evaluate={"agents": [], "taste_candidates": 8, "bootstrap_rounds": 200},
         report={"title": "A <test> report"},
         simulate={"agent_optional": True},
     )

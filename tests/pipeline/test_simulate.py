@@ -26,10 +26,10 @@ def _config(base, **simulate):
     settings = json.loads(base.model_dump_json())
     # the checks' leave-family-out refits the stacked prior (the run's own is item-kNN's)
     settings["agents"]["watch_prior"] = "stacked"
+    settings["cf"]["implicit_mf_epochs"] = 3
     settings["simulate"] = {
         "users": 6,
         "max_pages": 2,
-        "mf_epochs": 3,
         "plugins": {"recent": PLUGIN},
         "recommenders": ["random", "popular", "itemknn", "mf", "recent"],
         "feedback_rounds": 0,

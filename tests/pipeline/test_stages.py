@@ -32,7 +32,8 @@ def _config(log_files, **split) -> RunConfig:
                         "users_path": str(users),
                     },
                     "split": settings,
-                    "evaluate": {"mf_epochs": 5, "agents": []},
+                    "cf": {"mf_epochs": 5},
+                    "evaluate": {"agents": []},
                     "llm": {"backend": "template"},
                     "agents": {"modes": []},
                     # the stage mechanism needs a simulation, not every recommender

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.config import SimulateConfig
+from personasim.config import CFConfig, SimulateConfig
 from personasim.errors import ConfigError
 from personasim.simulation import BUILTIN_RECOMMENDERS, create_recommender
 
@@ -18,16 +18,16 @@ def training(small_log):
 
 @pytest.mark.parametrize("name", BUILTIN_RECOMMENDERS)
 def test_builtin_recommenders_rank_unrated_items_deterministically(training, name):
-    cfg = SimulateConfig(mf_epochs=3)
+    cfg, cf = SimulateConfig(), CFConfig(implicit_mf_epochs=3)
     history = training.loc[training["user_id"] == training["user_id"].iloc[0], "item_id"].tolist()
     user = training["user_id"].iloc[0]
-    first = create_recommender(name, cfg)
+    first = create_recommender(name, cfg, cf)
     first.fit(training, seed=3)
     ranked = first.recommend(user, history, 10)
     assert len(ranked) == 10 and len(set(ranked)) == 10
     assert not set(ranked) & set(history)
     assert set(ranked) <= set(training["item_id"])
-    again = create_recommender(name, cfg)
+    again = create_recommender(name, cfg, cf)
     again.fit(training, seed=3)
     assert again.recommend(user, history, 10) == ranked
 
@@ -117,7 +117,7 @@ def test_lists_asked_for_many_users_at_once_are_the_lists_asked_one_by_one(train
 
     from personasim.simulation.batched_lists import recommend_many
 
-    rec = create_recommender(name, SimulateConfig(mf_epochs=3))
+    rec = create_recommender(name, SimulateConfig(), CFConfig(implicit_mf_epochs=3))
     rec.fit(training, seed=3)
     history = training.groupby("user_id")["item_id"].agg(list)
     users = [*history.index[:20], "a new user"]

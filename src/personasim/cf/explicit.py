@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from personasim.cf.dataset import training_dataset
+from personasim.cf.fitted import FittedModels
 from personasim.cf.genre import UserGenreScorer
-from personasim.config import EvaluateConfig
+from personasim.config import CFConfig, part_settings
 
 __all__ = [
     "PARTIAL_BASELINES",
@@ -42,7 +43,7 @@ rated neighbour. The user+item bias model fills in."""
 logger = logging.getLogger(__name__)
 
 
-def _scorer(name: str, config: EvaluateConfig) -> Any:
+def _scorer(name: str, config: CFConfig) -> Any:
     from lenskit.als import BiasedMFScorer
     from lenskit.basic import BiasScorer
     from lenskit.knn import ItemKNNScorer
@@ -85,19 +86,22 @@ class _WithHistory:
 
 def fit_baseline(
     name: str,
-    config: EvaluateConfig,
+    config: CFConfig,
     dataset: Any,
     seed: int,
     genres: Mapping[str, Sequence[str]] | None = None,
+    models: FittedModels | None = None,
 ) -> Any:
     """Fit one baseline on a LensKit dataset, deterministically for a seed.
 
     Args:
         name: A baseline name (:data:`~personasim.config.BaselineName`).
-        config: Its hyper-parameters.
+        config: Its hyper-parameters (`[cf]`).
         dataset: The training data.
         seed: The seed of randomly initialised models.
         genres: Item id -> genres; "user_genre" needs them.
+        models: The run's fitted models on the same training data: the LensKit model is
+            read from there when a stage already fitted it, and kept there otherwise.
 
     Returns:
         A callable ``(user_id, ItemList) -> ItemList`` with scores (NaN where the model
@@ -109,8 +113,14 @@ def fit_baseline(
         if genres is None:
             raise ValueError("the user_genre baseline needs the items' genres")
         return UserGenreScorer(dataset, genres, config.bias_damping)
-    scorer = _scorer(name, config)
-    scorer.train(dataset, TrainingOptions(rng=seed))
+
+    def train() -> Any:
+        scorer = _scorer(name, config)
+        scorer.train(dataset, TrainingOptions(rng=seed))
+        return scorer
+
+    ratings = part_settings(config, "ratings")
+    scorer = train() if models is None else models.get(name, ratings, seed, train)
     if name == "item_knn":
         return _WithHistory(scorer, dataset)
     return scorer

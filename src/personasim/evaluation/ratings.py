@@ -11,7 +11,8 @@ import pandas as pd
 from personasim.agents.prior import CFPrior
 from personasim.cf.dataset import training_dataset
 from personasim.cf.explicit import PARTIAL_BASELINES, fit_baseline, predict_baseline
-from personasim.config import AGENT_ADAPTERS, EvaluateConfig
+from personasim.cf.fitted import FittedModels
+from personasim.config import AGENT_ADAPTERS, CFConfig, EvaluateConfig
 from personasim.evaluation.bootstrap import paired_rmse_difference, rmse_mae_intervals
 from personasim.evaluation.checkpoints import UnitStore
 from personasim.evaluation.fidelity import distribution_distance, rating_histograms
@@ -55,10 +56,13 @@ class FittedBaselines:
         self,
         training: pd.DataFrame,
         config: EvaluateConfig,
+        cf: CFConfig,
         seed: int,
         genres: dict[str, list[str]],
+        models: FittedModels | None = None,
     ) -> None:
         self.training, self.config, self.seed, self.genres = training, config, seed, genres
+        self.cf, self.models = cf, models
         self.dataset: Any = None
         self.fitted: dict[str, Any] = {}
 
@@ -68,7 +72,7 @@ class FittedBaselines:
             if self.dataset is None:
                 self.dataset = training_dataset(self.training)
             self.fitted[name] = fit_baseline(
-                name, self.config, self.dataset, self.seed, genres=self.genres
+                name, self.cf, self.dataset, self.seed, genres=self.genres, models=self.models
             )
         return self.fitted[name]
 

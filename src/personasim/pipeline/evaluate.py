@@ -32,7 +32,14 @@ import pandas as pd
 from personasim.agents.prior import CFPrior
 from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
 from personasim.cf.dataset import training_log
-from personasim.config import AGENT_ADAPTERS, NO_RATINGS, config_hash
+from personasim.cf.fitted import FittedModels
+from personasim.config import (
+    AGENT_ADAPTERS,
+    NO_RATINGS,
+    config_hash,
+    part_settings,
+    stage_settings,
+)
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.errors import StageError
 from personasim.evaluation.agent_scores import AgentScoring, free_generation_summary
@@ -58,36 +65,13 @@ from personasim.evaluation.taste_fidelity import (
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
-from personasim.simulation.recommenders import create_recommender
+from personasim.run_folder import RUN
+from personasim.simulation.recommenders import create_recommender, fit_recommender
 from personasim.workspace import atomic_write_text
 
 __all__ = ["EvaluateStage"]
 
 logger = logging.getLogger(__name__)
-
-_RATING_SETTINGS = (
-    "baselines",
-    "bias_damping",
-    "mf_embedding_size",
-    "mf_epochs",
-    "mf_regularization",
-    "knn_neighbours",
-    "clip_to_scale",
-    "agent_pairs_per_user",
-)
-"""What the rating predictions depend on, besides the inputs and the seed."""
-_TASTE_SETTINGS = (
-    "taste_candidates",
-    "taste_ratios",
-    "taste_samplers",
-    "taste_users",
-    "taste_shown",
-    "taste_baselines",
-)
-"""What the taste scores depend on, besides the rating settings (the baselines)."""
-_GENERATION_SETTINGS = ("free_generation_pairs", "free_generation_tokens", "agent_pairs_per_user")
-"""What the free answers depend on."""
-
 
 RATINGS_NOT_MEASURED = (
     "rating fidelity (RMSE, MAE, URR; the rating baselines and the rating prior): "
@@ -121,38 +105,38 @@ class EvaluateStage(Stage):
         return (IngestStage, ProfileStage, PersonasStage, TrainStage)
 
     def settings(self) -> list[Any]:
-        """The `[evaluate]` section, the rating scale and the seed (and, with shown lists,
-        the settings their recommenders are fitted with)."""
-        # whether missing agents fail the stage or warn changes no result
-        evaluate = self.config.evaluate.model_dump(
-            mode="json", exclude_none=True, exclude={"agents_optional"}
-        )
-        settings = [evaluate, list(self.config.data.rating_scale), self.config.seed]
-        if self.config.evaluate.taste_shown:
-            settings.append(self._shown_settings())
-        return settings
+        """The `[evaluate]` settings that change a result, the `[cf]` models', the rating
+        scale and the seed."""
+        return [
+            stage_settings(self.config.evaluate),
+            *self._cf_settings(),
+            list(self.config.data.rating_scale),
+            self.config.seed,
+        ]
 
-    def _shown_settings(self) -> list[Any]:
-        """What the shown lists' recommenders depend on, besides the training data."""
-        sim = self.config.simulate
-        return [sim.itemknn_neighbors, sim.mf_embedding_size, sim.mf_epochs]
+    def _cf_settings(self) -> list[Any]:
+        """The `[cf]` settings of the rating models (and, with shown lists, of the
+        recommenders that show them)."""
+        cf = [part_settings(self.config.cf, "ratings")]
+        if self.config.evaluate.taste_shown:
+            cf.append(part_settings(self.config.cf, "recommenders"))
+        return cf
 
     def _stores(self) -> dict[str, UnitStore]:
-        """The checkpoint store of each part, named after the settings it depends on."""
+        """The checkpoint store of each part, keyed by the settings it depends on (the
+        fields of `[evaluate]` and `[cf]` that enter the part's key)."""
         cfg = self.config.evaluate
         base = self.workspace.checkpoint_dir(
             self.folder, config_hash(self.input_hashes(), self.config.seed)[:16]
         )
         scale = list(self.config.data.rating_scale)
-        rating = [{k: getattr(cfg, k) for k in _RATING_SETTINGS}, scale]
-        taste = [{k: getattr(cfg, k) for k in _TASTE_SETTINGS}, *rating]
-        if cfg.taste_shown:  # the shown lists' recommenders are fitted as simulate's
-            taste.append(self._shown_settings())
-        generation = {k: getattr(cfg, k) for k in _GENERATION_SETTINGS}
+        models = self._cf_settings()
+        rating = [part_settings(cfg, "ratings"), models[0], scale]
+        taste = [part_settings(cfg, "taste"), *rating, *models[1:]]
         return {
             "ratings": UnitStore(base, "ratings", *rating),
             "taste": UnitStore(base, "taste", *taste),
-            "generation": UnitStore(base, "generation", generation),
+            "generation": UnitStore(base, "generation", part_settings(cfg, "generation")),
         }
 
     # --- the stage -----------------------------------------------------------------------
@@ -172,7 +156,8 @@ class EvaluateStage(Stage):
             str(i): [] if g is None else list(g)
             for i, g in zip(items["item_id"], items["genres"], strict=True)
         }
-        fitted = FittedBaselines(training, cfg, seed, genres)
+        models = FittedModels(self.workspace.root / RUN.fitted_models, training)
+        fitted = FittedBaselines(training, cfg, self.config.cf, seed, genres, models)
         trained = (self.workspace.read_manifest("adapters") or {}).get("summary", {})
         agents = self._agents(trained)
         if self.config.data.implicit:
@@ -360,8 +345,8 @@ class EvaluateStage(Stage):
         recommend = {}
         with progress("shown lists: fitting", total=len(cfg.taste_shown), unit="models") as advance:
             for name in cfg.taste_shown:
-                recommender = create_recommender(name, self.config.simulate)
-                recommender.fit(fitted.training, seed=self.config.seed)
+                recommender = create_recommender(name, self.config.simulate, self.config.cf)
+                fit_recommender(recommender, fitted.training, self.config.seed, fitted.models)
                 recommend[name] = recommender.recommend
                 advance(1)
         users = taste_users(interactions, cfg, self.config.seed)

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from personasim.cf.batch_scores import BATCH_USERS
-from personasim.config import SimulateConfig
+from personasim.cf.fitted import FittedModels
+from personasim.config import CFConfig, part_settings
 from personasim.simulation.batched_lists import top_positions
 
 __all__ = ["LensKitRecommender"]
@@ -38,7 +39,7 @@ __all__ = ["LensKitRecommender"]
 class LensKitRecommender:
     """A LensKit top-N pipeline over the unrated training items of a user."""
 
-    def __init__(self, name: str, kind: str, config: SimulateConfig) -> None:
+    def __init__(self, name: str, kind: str, config: CFConfig) -> None:
         self.name = name
         self.kind = kind
         self.config = config
@@ -65,14 +66,14 @@ class LensKitRecommender:
             scorer = UserKNNScorer(max_nbrs=self.config.itemknn_neighbors, feedback="implicit")
         elif self.kind == "mf":
             scorer = ImplicitMFScorer(
-                embedding_size=self.config.mf_embedding_size,
-                epochs=self.config.mf_epochs,
+                embedding_size=self.config.implicit_mf_embedding_size,
+                epochs=self.config.implicit_mf_epochs,
                 use_ratings=False,
             )
         elif self.kind == "bpr":
             scorer = FlexMFImplicitScorer(
-                embedding_size=self.config.mf_embedding_size,
-                epochs=self.config.mf_epochs,
+                embedding_size=self.config.implicit_mf_embedding_size,
+                epochs=self.config.implicit_mf_epochs,
                 loss="pairwise",
             )
         elif self.kind == "sasrec":
@@ -83,16 +84,25 @@ class LensKitRecommender:
             raise ValueError(self.kind)
         return topn_pipeline(scorer, name=self.name)
 
-    def fit(self, training: pd.DataFrame, *, seed: int) -> None:
-        """Train the LensKit pipeline on `training`, deterministically for `seed`."""
+    def fit(self, training: pd.DataFrame, *, seed: int, models: FittedModels | None = None) -> None:
+        """Train the LensKit pipeline on `training`, deterministically for `seed` (read
+        from `models`, the run's fitted models on `training`, when a stage fitted it)."""
         from personasim.cf.dataset import training_dataset, training_options
 
+        def train() -> Any:
+            pipeline = self._build(seed)
+            with warnings.catch_warnings():
+                # LensKit's item statistics trip a pandas FutureWarning (NaT into int64)
+                warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
+                pipeline.train(training_dataset(training), training_options(seed, len(training)))
+            return pipeline
+
         self._seed = seed
-        pipeline = self._build(seed)
-        with warnings.catch_warnings():
-            # LensKit's item statistics trip a pandas FutureWarning (NaT into int64)
-            warnings.filterwarnings("ignore", category=FutureWarning, module=r"lenskit\..*")
-            pipeline.train(training_dataset(training), training_options(seed, len(training)))
+        if models is None:
+            pipeline = train()
+        else:
+            settings = {"name": self.name, **part_settings(self.config, "recommenders")}
+            pipeline = models.get(f"recommender-{self.kind}", settings, seed, train)
         self._pipeline = pipeline
         self._batch, self._candidates = None, []
         if self.kind != "random":

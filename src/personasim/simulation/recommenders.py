@@ -35,7 +35,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from personasim.config import BUILTIN_RECOMMENDERS, SimulateConfig
+from personasim.cf.fitted import FittedModels
+from personasim.config import BUILTIN_RECOMMENDERS, CFConfig, SimulateConfig
 from personasim.errors import ConfigError
 from personasim.simulation.lenskit_recommender import LensKitRecommender
 
@@ -45,6 +46,7 @@ __all__ = [
     "Recommender",
     "UnpopularRecommender",
     "create_recommender",
+    "fit_recommender",
     "load_object",
     "stable_seed",
 ]
@@ -172,9 +174,23 @@ def _entry_points() -> dict[str, str]:
     return {e.name: e.value for e in importlib.metadata.entry_points(group=_ENTRY_POINT_GROUP)}
 
 
-def create_recommender(name: str, config: SimulateConfig) -> Recommender:
-    """The recommender called `name`: built-in, from ``[simulate] plugins`` or from an
-    installed package's ``personasim.recommenders`` entry point.
+def fit_recommender(
+    recommender: Recommender, training: pd.DataFrame, seed: int, models: FittedModels | None
+) -> None:
+    """Fit `recommender` on `training`; a built-in one is read from `models` (the run's
+    fitted models on `training`) when a stage already fitted it."""
+    if isinstance(recommender, LensKitRecommender):
+        recommender.fit(training, seed=seed, models=models)
+    else:
+        recommender.fit(training, seed=seed)
+
+
+def create_recommender(
+    name: str, config: SimulateConfig, cf: CFConfig | None = None
+) -> Recommender:
+    """The recommender called `name`: built-in (with the `[cf]` models' settings), from
+    ``[simulate] plugins`` or rankings, or from an installed package's
+    ``personasim.recommenders`` entry point.
 
     Raises:
         ConfigError: No recommender has that name, or its plug-in cannot be loaded.
@@ -189,7 +205,7 @@ def create_recommender(name: str, config: SimulateConfig) -> Recommender:
     if name == "unpopular":
         return UnpopularRecommender(name)
     if name in BUILTIN_RECOMMENDERS:
-        return LensKitRecommender(name, name, config)
+        return LensKitRecommender(name, name, cf or CFConfig())
     installed = _entry_points()
     if name in installed:
         return PluginRecommender(name, load_object(installed[name]), installed[name])
