@@ -42,6 +42,7 @@ class AgentQuestions:
         items: The item records, by id.
         prior: The CF prior (None without one).
         index: The rationale index (None without rationales).
+        rates: Whether the run's log has ratings.
     """
 
     config: RunConfig
@@ -53,7 +54,7 @@ class AgentQuestions:
     items: dict[str, dict[str, Any]]
     prior: CFPrior | None
     index: RationaleIndex | None
-    rates: bool  # whether the log has ratings
+    rates: bool
 
     def _adapter(self, user: str, mode: AgentMode | None = None) -> str:
         """The adapter that answers for `user` in `mode` (this agent's when None)."""
