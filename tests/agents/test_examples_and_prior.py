@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.agents.prior import BLEND_PARTS, CFPrior, fit_prior, out_of_fold_priors
+from personasim.agents.prior import CFPrior
+from personasim.agents.prior_fitting import BLEND_PARTS, fit_prior, out_of_fold_priors
 from personasim.config import CFConfig
 from personasim.evaluation.metrics import rmse
 

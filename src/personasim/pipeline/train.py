@@ -33,7 +33,7 @@ from personasim.agents.calibration import (
 from personasim.agents.choice_prior import fit_choice_prior
 from personasim.agents.examples import build_examples, item_records, select_examples
 from personasim.agents.modeling import AgentLM
-from personasim.agents.prior import fit_prior
+from personasim.agents.prior_fitting import fit_prior
 from personasim.agents.prompts import AGENT_PROMPT_VERSION, agent_profiles, recent_items
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.selection import gradient_scores
