@@ -28,16 +28,16 @@ from personasim.agents.adapters import (
     adapter_folders,
     fitted_lm_weights,
 )
-from personasim.agents.calibration import weighted_digit_probs, weighted_watch_probs
-from personasim.agents.examples import described_item, item_records
-from personasim.agents.modeling import (
-    BASE_ADAPTER,
-    AgentLM,
+from personasim.agents.answers import (
     AnswerScores,
     answer_distribution,
     with_prior,
     with_watch_prior,
 )
+from personasim.agents.calibration import weighted_digit_probs, weighted_watch_probs
+from personasim.agents.examples import described_item, item_records
+from personasim.agents.lm import AgentLM
+from personasim.agents.packing import BASE_ADAPTER
 from personasim.agents.prior import CFPrior, prior_logits
 from personasim.agents.prompts import (
     agent_profiles,
