@@ -96,6 +96,12 @@ class Decoder:
                 self.model.set_adapter(name)
             yield
         else:
+            # Private on purpose: PEFT 0.21's public `adapter_names=` exists only on the
+            # whole model's forward/generate (embeddings to LM head on every position; over
+            # all layers it is bitwise this loop's result, float32 and bfloat16). A layer
+            # range from given hidden states (cached lower layers, prefix states split at
+            # lora_start) has no public route: a decoder layer silently drops
+            # `adapter_names` (its **kwargs), only these hooks route the rows.
             with self.model._enable_peft_forward_hooks(adapter_names=list(names)):
                 yield
 
