@@ -77,8 +77,9 @@ def _variant(workdir: str, changes: dict, examples_n: int, epochs: int, users: i
     from peft import get_peft_model
 
     from personasim.agents.adapters import lora_config
-    from personasim.agents.modeling import AgentLM
-    from personasim.agents.training import make_packs, train_adapter
+    from personasim.agents.lm import AgentLM
+    from personasim.agents.objective import make_packs
+    from personasim.agents.training import train_adapter
     from personasim.data.tables import read_parquet
 
     cfg = _config(epochs, users)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from personasim import UserAgent, run_pipeline
+from personasim.agents.answers import answer_distribution, with_prior
 from personasim.agents.calibration import fit_lm_weight, weighted_digit_probs
-from personasim.agents.modeling import answer_distribution, with_prior
 from personasim.pipeline import IngestStage, PersonasStage, ProfileStage, TrainStage
 from personasim.workspace import Workspace
 

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from personasim.agents.modeling import BASE_ADAPTER, AgentLM, Pack, answer_distribution, with_prior
+from personasim.agents.answers import answer_distribution, with_prior
+from personasim.agents.lm import AgentLM
+from personasim.agents.packing import BASE_ADAPTER, Pack
 from personasim.agents.prior import prior_logits
 from personasim.config import AgentConfig
 
@@ -212,7 +214,7 @@ def test_a_prompt_asked_of_several_adapters_equals_the_models_forward(lm):
 @pytest.mark.slow
 def test_cached_lower_layers_equal_the_models_forward(lm):
     """Training runs the frozen lower layers once and the LoRA layers every epoch."""
-    from personasim.agents.modeling import collate
+    from personasim.agents.packing import collate
 
     prefixes, suffixes = _prompts(lm)
     packs = [Pack(prefixes[0], tuple(suffixes[:2]), "p0"), Pack(prefixes[1], (suffixes[2],), "p1")]
@@ -256,7 +258,7 @@ def test_bfloat16_scoring_stays_close_to_the_float32_model(lm, bf16_lm):
 def test_answered_packs_read_the_answer_and_what_follows_it(lm):
     """Training packs end each suffix with its answer: the answer is read where the
     prompt ends, the end of the turn at the answer token, both as the model would."""
-    from personasim.agents.modeling import collate
+    from personasim.agents.packing import collate
 
     prefixes, suffixes = _prompts(lm)
     digit = lm.digit_ids[3]
@@ -278,7 +280,7 @@ def test_answered_packs_read_the_answer_and_what_follows_it(lm):
 def test_kept_answers_renormalise_and_decide_as_the_whole_vocabulary():
     """Only the answer tokens' log-probabilities are kept (plus the rest's total and
     maximum): priors and greedy decisions come out as over the whole vocabulary."""
-    from personasim.agents.modeling import keep_answers
+    from personasim.agents.answers import keep_answers
 
     torch.manual_seed(0)
     log_probs = torch.log_softmax(torch.randn(6, 300) * 3, dim=-1)

@@ -14,8 +14,8 @@ import torch
 from scipy.special import expit
 
 from personasim import UserAgent, run_pipeline
+from personasim.agents.answers import answer_distribution, with_watch_prior
 from personasim.agents.calibration import fit_watch_lm_weight, weighted_watch_probs
-from personasim.agents.modeling import answer_distribution, with_watch_prior
 from personasim.agents.prior import CFPrior
 from personasim.agents.prior_agents import PriorAgents, RoutedAgents, Routing
 from personasim.config import load_config

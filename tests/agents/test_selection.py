@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from personasim import UserAgent
+from personasim.agents.answers import answer_distribution, with_prior
 from personasim.agents.examples import select_examples
-from personasim.agents.modeling import AgentLM, answer_distribution, with_prior
+from personasim.agents.lm import AgentLM
 from personasim.agents.prior import prior_logits
 from personasim.agents.selection import el2n_scores, gradient_scores
 

@@ -13,15 +13,12 @@ from scipy.special import logit
 
 from personasim import UserAgent, run_pipeline
 from personasim.agents.adapters import lora_config
-from personasim.agents.modeling import (
-    AgentLM,
-    answer_distribution,
-    collate,
-    with_prior,
-    with_watch_prior,
-)
+from personasim.agents.answers import answer_distribution, with_prior, with_watch_prior
+from personasim.agents.lm import AgentLM
+from personasim.agents.objective import batch_loss, make_packs
+from personasim.agents.packing import collate
 from personasim.agents.prior import CFPrior, prior_logits
-from personasim.agents.training import batch_loss, make_packs, train_adapter
+from personasim.agents.training import train_adapter
 from personasim.errors import ConfigError
 from personasim.pipeline import EvaluateStage, IngestStage, PersonasStage, ProfileStage, TrainStage
 from personasim.testing import TINY_SHAPE

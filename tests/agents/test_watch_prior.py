@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from personasim.agents.modeling import with_watch_prior
+from personasim.agents.answers import with_watch_prior
 from personasim.agents.samplers import SamplerContext, sample_negatives
 from personasim.agents.watch_prior import WatchPrior, fit_watch_prior
 

@@ -100,14 +100,15 @@ def _checkpoints(workdir: Path, stage: str, pattern: str) -> list[Path]:
 # (saved every step): the first adapter is finished, the second half trained.
 IN_THE_SECOND_ADAPTER = """
 import personasim.agents.training as training
+import personasim.agents.training_progress as training_progress
 training.SAVE_EVERY_S = 0.0
-real, saves = training.TrainingProgress.save, []
+real, saves = training_progress.TrainingProgress.save, []
 def save(self, *args, **kwargs):
     real(self, *args, **kwargs)
     saves.append(self.seed)
     if len(set(saves)) == 2 and saves.count(self.seed) == 2:
         kill()
-training.TrainingProgress.save = save
+training_progress.TrainingProgress.save = save
 """
 
 # Killed once the persona agents' answers are checkpointed (the global one's are not).

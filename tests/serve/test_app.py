@@ -118,7 +118,7 @@ def test_the_token_cache_is_bounded_by_bytes(agent):
     try:
         from cachetools import LRUCache
 
-        from personasim.agents.modeling import _token_entry_bytes
+        from personasim.agents.lm import _token_entry_bytes
 
         lm.token_cache = LRUCache(maxsize=20_000, getsizeof=_token_entry_bytes)
         reference = lm._encode_prefix("profile 0 " * 50)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from personasim.agents.modeling import AgentLM
+from personasim.agents.lm import AgentLM
 from personasim.config import AgentConfig, LLMConfig
 from personasim.llm.models import hf_model_path
 from personasim.testing import TINY_SHAPE, write_tiny_model

@@ -22,10 +22,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from personasim.agents.answers import AnswerScores
 from personasim.agents.cold_start import ColdStartUsers
 from personasim.agents.described_items import DescribedItems
+from personasim.agents.lm import AgentLM
 from personasim.agents.loading import load_agents
-from personasim.agents.modeling import AgentLM, AnswerScores
 from personasim.agents.pair_predictions import pair_predictions
 from personasim.agents.posterior import rating_answer, watch_answer
 from personasim.agents.prior import CFPrior

@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, logsumexp, softmax
 
-from personasim.agents.modeling import AgentLM
+from personasim.agents.lm import AgentLM
 from personasim.agents.prior import prior_logits
 from personasim.config import AgentConfig
 

@@ -22,7 +22,7 @@ from personasim.agents.adapters import (
     fitted_lm_weights,
 )
 from personasim.agents.examples import item_records
-from personasim.agents.modeling import AgentLM
+from personasim.agents.lm import AgentLM
 from personasim.agents.prior import CFPrior
 from personasim.agents.prompts import agent_profiles, recent_items
 from personasim.agents.retrieval import RationaleIndex

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from personasim.agents.calibration import weighted_digit_probs, weighted_watch_probs
-from personasim.agents.modeling import (
+from personasim.agents.answers import (
     AnswerScores,
     answer_distribution,
     with_prior,
     with_watch_prior,
 )
+from personasim.agents.calibration import weighted_digit_probs, weighted_watch_probs
 from personasim.agents.prior import prior_logits
 from personasim.config import AgentConfig
 from personasim.rating_scale import RatingScale

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from personasim.agents.adapters import GLOBAL_ADAPTER
-from personasim.agents.modeling import BASE_ADAPTER
+from personasim.agents.packing import BASE_ADAPTER
 from personasim.agents.prior import CFPrior
 from personasim.agents.prompts import rating_question, watch_question
 from personasim.agents.retrieval import RationaleIndex

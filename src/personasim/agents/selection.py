@@ -21,8 +21,9 @@ import pandas as pd
 
 from personasim.agents.adapters import lora_config
 from personasim.agents.calibration import digit_log_probs, weighted_digit_probs
-from personasim.agents.modeling import AgentLM
-from personasim.agents.training import make_packs, train_adapter
+from personasim.agents.lm import AgentLM
+from personasim.agents.objective import make_packs
+from personasim.agents.training import train_adapter
 from personasim.config import AgentConfig
 
 __all__ = ["WARMUP_CHECKPOINTS", "el2n_scores", "gradient_scores"]

@@ -19,116 +19,38 @@ seconds (LoRA weights, optimiser, schedule, random state, loss curve) and resume
 it when it exists: a killed hour-long training loses at most those seconds, and the
 resumed run ends with the weights the uninterrupted one would have.
 
-The rating loss is cross-entropy on the digit and/or the squared error of the expected
-rating over the digits; with the logit prior, a Gaussian log-prior over the digits
-whose expectation is the CF prediction is added to the digit logits, so the adapter
-learns corrections to CF.
+The examples, their packs and the loss live in :mod:`personasim.agents.objective`; the
+saved progress in :mod:`personasim.agents.training_progress`.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from personasim.agents.modeling import (
-    AgentLM,
-    Pack,
-    PackedBatch,
-    answer_distribution,
-    collate,
-    with_prior,
-    with_watch_prior,
-)
-from personasim.agents.prior import prior_logits
+from personasim.agents.lm import AgentLM
+from personasim.agents.objective import PackedExamples, batch_loss
+from personasim.agents.packing import Pack, PackedBatch, collate
+from personasim.agents.training_progress import TrainingProgress
 from personasim.config import AgentConfig
-from personasim.workspace import atomic_path
 
 __all__ = [
-    "PackedExamples",
     "TrainResult",
-    "TrainingProgress",
-    "batch_loss",
     "linear_decay",
-    "make_packs",
     "train_adapter",
 ]
-
-logger = logging.getLogger(__name__)
 
 PLAIN_BATCH = 8
 """Examples per step of the plain loop."""
 
 SAVE_EVERY_S = 300.0
 """How often a training with a `state_path` saves its progress, in seconds."""
-
-
-@dataclass
-class PackedExamples:
-    """A pack with the targets of its suffixes."""
-
-    pack: Pack
-    tasks: list[str]
-    targets: list[int]
-    """Per suffix: the rating's level number on the scale (0 = lowest), or 1/0 for
-    watch yes/no."""
-    priors: list[float]
-
-
-def make_packs(
-    examples: pd.DataFrame,
-    profiles: dict[str, str],
-    lm: AgentLM,
-    *,
-    items_per_pack: int,
-    adapter: str,
-    answered: bool = False,
-) -> list[PackedExamples]:
-    """Group one adapter's examples into packs: one user's profile, then its items.
-
-    With `answered`, each item's suffix ends with its answer token, so the loss can also
-    teach what follows the answer (the end of the turn).
-    """
-    packs = []
-    for user, frame in examples.groupby("user_id", sort=True):
-        prefix = lm.encode_prefix(profiles[str(user)])
-        rows = list(frame.itertuples(index=False))
-        for start in range(0, len(rows), items_per_pack):
-            chunk = rows[start : start + items_per_pack]
-            suffixes = tuple(
-                lm.encode_suffix(r.question) + ((_answer_token(lm, r),) if answered else ())
-                for r in chunk
-            )
-            packs.append(
-                PackedExamples(
-                    pack=Pack(prefix, suffixes, adapter, answered=answered),
-                    tasks=[r.task for r in chunk],
-                    targets=[_target(lm, r) for r in chunk],
-                    priors=[float(r.prior) for r in chunk],
-                )
-            )
-    return packs
-
-
-def _target(lm: AgentLM, row: Any) -> int:
-    """An example's answer: the level number of its rating, or 1/0 (watch yes/no)."""
-    if row.task == "rate":
-        return int(lm.scale.index([row.target])[0])
-    return int(row.target)
-
-
-def _answer_token(lm: AgentLM, row: Any) -> int:
-    """The token of an example's answer: its rating's digit, or "yes" / "no"."""
-    if row.task == "rate":
-        return lm.digit_ids[_target(lm, row)]
-    return lm.yes_ids[0] if int(row.target) == 1 else lm.no_ids[0]
 
 
 @dataclass
@@ -158,63 +80,6 @@ class TrainResult:
             "examples_per_s": round(self.examples_per_s, 3),
             "curve": [(s, round(v, 4)) for s, v in self.curve],
         }
-
-
-def batch_loss(
-    lm: AgentLM,
-    batch: PackedBatch,
-    hidden: Any,
-    items: Sequence[PackedExamples],
-    config: AgentConfig,
-) -> Any:
-    """Mean loss over the answers of a batch (rating and watch)."""
-    import torch
-
-    log_probs = lm.answer_log_probs(batch, hidden)
-    tasks = [t for p in items for t in p.tasks]
-    targets = torch.tensor([t for p in items for t in p.targets], device=log_probs.device)
-    priors = torch.tensor(
-        [v for p in items for v in p.priors], device=log_probs.device, dtype=torch.float32
-    )
-    rate = torch.tensor([t == "rate" for t in tasks], device=log_probs.device)
-    losses = []
-    if rate.any():
-        offsets = (
-            prior_logits(priors[rate], config.prior_sigma, config.prior_centre, lm.scale)
-            if "logit" in config.prior
-            else None
-        )
-        # The answer is a token like any other: the cross-entropy is over the whole
-        # vocabulary (so the agent learns to answer with a rating at all), after the
-        # CF log-prior is added to the digits' logits.
-        adjusted = with_prior(log_probs[rate], lm.digit_ids, offsets)
-        target = targets[rate]
-        digit_tokens = torch.tensor(lm.digit_ids, device=log_probs.device)[target]
-        per = torch.zeros(int(rate.sum()), device=log_probs.device)
-        if config.loss in ("ce", "ce+mse"):
-            per = per - adjusted[torch.arange(len(target)), digit_tokens]
-        if config.loss in ("mse", "ce+mse"):
-            probs, _ = answer_distribution(adjusted, [[i] for i in lm.digit_ids])
-            levels = torch.tensor(lm.scale.levels, dtype=probs.dtype, device=probs.device)
-            # in stars of a 1-5 scale, so that mse_weight means the same on every scale
-            error = (probs @ levels - levels[target]) / lm.scale.span
-            per = per + config.mse_weight * error**2
-        losses.append(per)
-    watch = ~rate
-    if watch.any():
-        # the watch prior's log-odds (NaN: none) moves logit(yes) - logit(no)
-        odds = torch.nan_to_num(priors[watch], nan=0.0) if config.watch_prior != "none" else None
-        adjusted = with_watch_prior(log_probs[watch], lm.yes_ids, lm.no_ids, odds)
-        yes = torch.logsumexp(adjusted[:, lm.yes_ids], dim=-1)
-        no = torch.logsumexp(adjusted[:, lm.no_ids], dim=-1)
-        losses.append(-torch.where(targets[watch] == 1, yes, no))
-    per = torch.cat(losses)
-    if batch.answer_positions is not None and config.end_of_turn_weight > 0:
-        # after the answer, the turn ends: free-text answers stop at the digit
-        after = lm.head_log_probs(hidden[batch.rows, batch.answer_positions])
-        order = torch.cat([torch.nonzero(rate).flatten(), torch.nonzero(~rate).flatten()])
-        per = per - config.end_of_turn_weight * after[order, lm.end_of_turn_id]
-    return per.mean()
 
 
 def linear_decay(optimizer: Any, total_steps: int) -> Any:
@@ -357,74 +222,3 @@ def train_adapter(
         precompute_seconds=precompute,
         curve=curve,
     )
-
-
-@dataclass
-class TrainingProgress:
-    """How far a training got: saved with the weights and the optimiser's state so a
-    killed training resumes at the step after the last save."""
-
-    total_steps: int
-    examples: int
-    seed: int
-    step: int = 0
-    examples_done: int = 0
-    running: float | None = None
-    seconds_before: float = 0.0
-    """Training seconds of the runs before this one."""
-    curve: list[tuple[int, float]] = field(default_factory=list)
-
-    def _identity(self) -> tuple[int, int, int]:
-        return (self.total_steps, self.examples, self.seed)
-
-    def save(self, path: Path, model: Any, optimizer: Any, scheduler: Any) -> None:
-        """Write the progress, the trainable weights, the optimiser and the schedule
-        atomically (a kill while saving leaves the previous save)."""
-        import torch
-
-        state = {
-            "identity": self._identity(),
-            "step": self.step,
-            "examples_done": self.examples_done,
-            "running": self.running,
-            "seconds_before": self.seconds_before,
-            "curve": list(self.curve),
-            "weights": {
-                n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
-            },
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-        logger.debug("training progress saved at step %d of %d", self.step, self.total_steps)
-
-    def resume(self, path: Path, model: Any, optimizer: Any, scheduler: Any) -> TrainingProgress:
-        """The progress saved at `path`, its weights and optimiser state loaded into
-        `model`, `optimizer` and `scheduler`; this (unchanged, nothing loaded) when the
-        save belongs to another training (other examples, steps or seed)."""
-        import torch
-
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if tuple(state["identity"]) != self._identity():
-            logger.warning("%s is the progress of another training: starting over", path)
-            return self
-        weights = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in state["weights"].items():
-                weights[name].copy_(value)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        logger.info("training resumed at step %d of %d", state["step"], self.total_steps)
-        return TrainingProgress(
-            total_steps=self.total_steps,
-            examples=self.examples,
-            seed=self.seed,
-            step=state["step"],
-            examples_done=state["examples_done"],
-            running=state["running"],
-            seconds_before=state["seconds_before"],
-            curve=[(int(a), float(b)) for a, b in state["curve"]],
-        )

@@ -32,12 +32,13 @@ from personasim.agents.calibration import (
 )
 from personasim.agents.choice_prior import fit_choice_prior
 from personasim.agents.examples import build_examples, item_records, select_examples
-from personasim.agents.modeling import AgentLM
+from personasim.agents.lm import AgentLM
+from personasim.agents.objective import make_packs
 from personasim.agents.prior_fitting import fit_prior
 from personasim.agents.prompts import AGENT_PROMPT_VERSION, agent_profiles, recent_items
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.selection import gradient_scores
-from personasim.agents.training import make_packs, train_adapter
+from personasim.agents.training import train_adapter
 from personasim.config import NO_RATINGS, AgentConfig, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.metrics import rmse
