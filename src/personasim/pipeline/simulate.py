@@ -41,7 +41,7 @@ from personasim.data.tables import read_parquet, write_parquet
 from personasim.errors import ConfigError
 from personasim.evaluation.bootstrap import mean_interval
 from personasim.evaluation.session_intervals import session_intervals
-from personasim.pipeline.evaluate import EvaluateStage
+from personasim.personas.assignment import read_user_personas
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.simulate_agents import (
     LazyAgents,
@@ -166,7 +166,7 @@ class SimulateStage(Stage):
         )
         history = {u: history.get(u, []) for u in users}
         activity = dict(zip(profiles["user_id"].astype(str), profiles["activity"], strict=True))
-        persona_of = EvaluateStage(ws, self.config)._personas()
+        persona_of = read_user_personas(ws)
         # rounds run so far stay valid when only the number of rounds changes
         # (and each recommender's sessions stay valid when others join or leave the list)
         session_settings = cfg.model_dump(
