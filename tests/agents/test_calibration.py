@@ -71,7 +71,7 @@ AGENT_STAGES = (IngestStage, ProfileStage, PersonasStage, TrainStage)
 def test_the_weight_is_fitted_on_held_out_ratings_without_training_again(
     agent_log_files, make_agent_config, tmp_path, monkeypatch
 ):
-    import personasim.pipeline.train as train_module
+    import personasim.pipeline.train_adapters as train_module
 
     fit_cfg = make_agent_config(agent_log_files, modes=["global"], lm_weight="fit")
     run_pipeline(tmp_path, fit_cfg, stages=AGENT_STAGES)

@@ -403,7 +403,7 @@ def test_a_killed_training_resumes_at_the_next_adapter(
     agent_log_files, make_agent_config, tmp_path, monkeypatch
 ):
     import personasim.agents.training as training_module
-    import personasim.pipeline.train as train_module
+    import personasim.pipeline.train_adapters as train_module
 
     real = train_module.train_adapter
     calls = []

@@ -404,15 +404,16 @@ def test_the_sessions_get_back_the_stacked_model_the_train_stage_fitted(real_tra
 
     from personasim.agents.watch_prior import WatchPrior
     from personasim.data.tables import read_parquet
+    from personasim.pipeline.simulate_priors import session_model_attacher
     from personasim.workspace import resolve_config
 
     ws = Workspace(real_trained_run)
     prior = WatchPrior.load(ws.stage_dir("adapters"))
     assert prior.kind == "stacked" and prior.session is None
-    stage = SimulateStage(ws, resolve_config(ws))
     interactions = read_parquet(ws.path("data", "interactions.parquet"))
     items = read_parquet(ws.path("data", "items.parquet"))
-    stage._session_model(interactions, items)(SimpleNamespace(watch_prior=prior))
+    attach = session_model_attacher(ws, resolve_config(ws), interactions, items)
+    attach(SimpleNamespace(watch_prior=prior))
     for row, user in enumerate(prior.users[:4]):
         again = prior.session.scores(user, prior.items)
         np.testing.assert_allclose(again, prior.matrix[row], rtol=1e-5, atol=1e-5)

@@ -15,13 +15,24 @@ from personasim.data.tables import read_parquet
 from personasim.errors import StageError
 from personasim.personas.embedding import embed_texts
 from personasim.personas.features import FeatureSpace, trait_features
+from personasim.workspace import Workspace
 
-__all__ = ["Assignment", "PersonaModel", "soft_membership"]
+__all__ = ["Assignment", "PersonaModel", "read_user_personas", "soft_membership"]
 
 
 def soft_membership(distances: np.ndarray, temperature: float) -> np.ndarray:
     """Softmax over minus the distances divided by `temperature`, row by row."""
     return softmax(-np.asarray(distances, dtype="float64") / temperature, axis=1)
+
+
+def read_user_personas(workspace: Workspace) -> dict[str, str]:
+    """Each user's persona, from the run folder's ``personas/assignments.parquet``
+    (empty when the personas stage has not written it)."""
+    path = workspace.path("personas", "assignments.parquet")
+    if not path.exists():
+        return {}
+    frame = read_parquet(path)
+    return dict(zip(frame["user_id"].astype(str), frame["persona"], strict=True))
 
 
 @dataclass

@@ -62,6 +62,7 @@ from personasim.evaluation.taste_fidelity import (
     taste_metrics,
     taste_users,
 )
+from personasim.personas.assignment import read_user_personas
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
@@ -268,7 +269,7 @@ class EvaluateStage(Stage):
         predictions = pd.concat(frames, ignore_index=True)
         if "greedy_is_digit" in predictions:
             predictions["greedy_is_digit"] = predictions["greedy_is_digit"].astype("boolean")
-        persona_of = self._personas()
+        persona_of = read_user_personas(self.workspace)
         predictions["persona"] = pd.array(
             predictions["user_id"].map(persona_of).to_numpy(dtype=object), dtype="string"
         )
@@ -356,13 +357,6 @@ class EvaluateStage(Stage):
         folder = self.workspace.stage_dir("adapters")
         return WatchPrior.load(folder) if (folder / WATCH_PRIOR_FILE).is_file() else None
 
-    def _personas(self) -> dict[str, str]:
-        path = self.workspace.path("personas", "assignments.parquet")
-        if not path.exists():
-            return {}
-        frame = read_parquet(path)
-        return dict(zip(frame["user_id"].astype(str), frame["persona"], strict=True))
-
     def _groups(self) -> pd.DataFrame | None:
         """``user_id, persona, activity, conformity, diversity`` where known."""
         path = self.workspace.path("profiles", "profiles.parquet")
@@ -371,7 +365,7 @@ class EvaluateStage(Stage):
         profiles = read_parquet(path)
         groups = profiles[["user_id", *[t for t in TRAITS if t in profiles]]].copy()
         groups["user_id"] = groups["user_id"].astype(str)
-        persona_of = self._personas()
+        persona_of = read_user_personas(self.workspace)
         if persona_of:
             groups.insert(1, "persona", groups["user_id"].map(persona_of))
         return groups

@@ -7,6 +7,8 @@
   the same lists;
 - *leave-family-out*: each built-in recommender simulated again with its own family left
   out of the stacked watch prior; its rank among the others must hold (within one place).
+
+:func:`simulation_checks` runs those the configuration asks for.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import pandas as pd
 
 from personasim.evaluation.bootstrap import mean_interval
 from personasim.evaluation.session_intervals import session_intervals
+from personasim.pipeline.simulate_agents import LazyAgents
+from personasim.pipeline.simulate_priors import watch_prior_fitter
+from personasim.pipeline.simulate_sessions import SessionRunner
 from personasim.simulation import SessionLog
 from personasim.simulation.ladder import degrade_pages
 from personasim.simulation.measures import offline_metrics
 
-__all__ = ["FAMILY_OF", "ladder_check", "leave_family_out_check"]
+__all__ = ["FAMILY_OF", "ladder_check", "leave_family_out_check", "simulation_checks"]
 
 FAMILY_OF = {
     "popular": "popularity",
@@ -220,3 +225,89 @@ def leave_family_out_check(
         else ""
     )
     return out
+
+
+def simulation_checks(
+    runner: SessionRunner,
+    agent: LazyAgents,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    shown: dict[str, dict[str, list[list[str]]]],
+    logs: dict[str, SessionLog],
+    history: dict[str, list[str]],
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The ladder and leave-family-out checks that ``[simulate]`` asks for.
+
+    Args:
+        runner: Runs (or restores) the checks' sessions.
+        agent: The agents, whose prior the leave-family-out check swaps (and puts back).
+        interactions: The run's interactions (the held-out log, the priors' data).
+        items: The items (the ladder's random ones: those with training ratings).
+        shown: Each recommender's pages per user.
+        logs: Each recommender's first-round sessions.
+        history: Each simulated user's training items (never shown).
+        metrics: The metrics so far (each recommender's row).
+
+    Returns:
+        ``ladder`` and ``leave_family_out``, where they ran.
+    """
+    config = runner.config
+    cfg = config.simulate
+    seed = config.seed
+
+    def simulate(
+        name: str,
+        pages: dict[str, list[list[str]]],
+        variant: str,
+        prepare: Callable[[], None] | None = None,
+    ) -> SessionLog:
+        return runner.sessions(name, 0, pages, variant, prepare=prepare)
+
+    checks: dict[str, Any] = {}
+    table = metrics["recommenders"]
+    measures = ("watch_rate",) if config.data.implicit else ("watch_rate", "likes")
+    strong = [n for n in cfg.recommenders if n in FAMILY_OF]
+    if cfg.ladder and strong:
+        best = max(strong, key=lambda n: table[n]["ndcg"])
+        test = interactions[interactions["split"] == "test"]
+        catalogue = items.loc[items["train_count"] > 0, "item_id"].astype(str).tolist()
+        checks["ladder"] = ladder_check(
+            best,
+            shown[best],
+            logs[best],
+            history,
+            catalogue,
+            test.astype({"user_id": str, "item_id": str}),
+            simulate,
+            shares=cfg.ladder,
+            k=cfg.offline_k,
+            seed=seed,
+            rounds=config.evaluate.bootstrap_rounds,
+            measures=measures,
+        )
+    agents_cfg = config.agents
+    if cfg.leave_family_out and agents_cfg.watch_prior == "stacked" and strong:
+        fit = watch_prior_fitter(runner.workspace, config, interactions, items)
+        own: dict[str, Any] = {}
+
+        def use(prior: Any) -> None:
+            """Swap the agents' prior; None puts their own back (loads nothing when
+            every session came from a checkpoint)."""
+            if prior is None:
+                if own:
+                    agent.get().watch_prior = own["prior"]
+                return
+            loaded = agent.get()
+            own.setdefault("prior", loaded.watch_prior)
+            loaded.watch_prior = prior
+
+        checks["leave_family_out"] = leave_family_out_check(
+            {n: table[n] for n in cfg.recommenders},
+            shown,
+            lambda family: fit("stacked", [*agents_cfg.watch_prior_exclude, family]),
+            use,
+            simulate,
+            measures=measures,
+        )
+    return checks

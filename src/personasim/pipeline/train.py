@@ -4,6 +4,7 @@ global one), saved in PEFT's format under ``adapters/<name>/``.
 Each finished adapter is kept in the stage's checkpoint folder at once, so a killed run
 resumes at the next adapter; the adapter in training saves its progress there every few
 minutes (``<adapter>.progress.pt``), so a killed training resumes at its last save.
+One adapter's training and LM weights: :mod:`personasim.pipeline.train_adapters`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,36 +21,32 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from personasim.agents.adapters import GLOBAL_ADAPTER, lora_config, save_adapter
-from personasim.agents.calibration import (
-    digit_log_probs,
-    fit_lm_weight,
-    fit_watch_lm_weight,
-    held_out_ratings,
-    watch_margins,
-)
+from personasim.agents.adapters import GLOBAL_ADAPTER
+from personasim.agents.calibration import held_out_ratings
 from personasim.agents.choice_prior import fit_choice_prior
 from personasim.agents.examples import build_examples, item_records, select_examples
 from personasim.agents.lm import AgentLM
-from personasim.agents.objective import make_packs
 from personasim.agents.prior_fitting import fit_prior
 from personasim.agents.prompts import AGENT_PROMPT_VERSION, agent_profiles, recent_items
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.selection import gradient_scores
-from personasim.agents.training import train_adapter
-from personasim.config import NO_RATINGS, AgentConfig, config_hash
+from personasim.config import NO_RATINGS, config_hash
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.metrics import rmse
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.personas import PersonasStage
 from personasim.pipeline.profile import ProfileStage
 from personasim.pipeline.stage import Stage
+from personasim.pipeline.train_adapters import (
+    AdapterJob,
+    adapter_lm_weights,
+    train_on_worker,
+    train_one_adapter,
+)
 from personasim.progress import progress
-from personasim.rating_scale import RatingScale
 from personasim.scale.executor import get_executor
-from personasim.workspace import atomic_write_text
 
-__all__ = ["AdapterJob", "TrainStage", "adapter_groups", "train_one_adapter"]
+__all__ = ["TrainStage", "adapter_groups"]
 
 logger = logging.getLogger(__name__)
 
@@ -352,7 +347,8 @@ class TrainStage(Stage):
         # loaded only if a fit needs it
         model = functools.cache(lambda: trained or AgentLM.load(cfg, scale))
         for job in jobs:
-            results[job.name] = {**results[job.name], **self._lm_weight(job, texts, model)}
+            weights = adapter_lm_weights(job, texts, model, implicit=self.config.data.implicit)
+            results[job.name] = {**results[job.name], **weights}
             shutil.copytree(job.folder, out / job.name)
         return {name: results[name] for name in groups}
 
@@ -362,75 +358,6 @@ class TrainStage(Stage):
         cfg = self.config.agents
         return cfg.lm_weight == "fit" and cfg.watch_task and cfg.watch_prior != "none"
 
-    def _lm_weight(
-        self, job: AdapterJob, texts: dict[str, str], model: Callable[[], AgentLM]
-    ) -> dict[str, Any]:
-        """The adapter's LM weights: the configured one, or fitted on its held-out rating
-        and watch examples (each fit kept beside its checkpoint, so a resumed run does
-        not score them again) with the base model `model()`."""
-        cfg = self.config.agents
-        if cfg.lm_weight != "fit":
-            return {"lm_weight": float(cfg.lm_weight)}
-        out: dict[str, Any] = {}
-        if self.config.data.implicit:
-            out = {"lm_weight": 1.0, "lm_weight_fit": {"note": "no ratings to fit it on"}}
-        else:
-            assert job.held_out is not None
-            path = job.folder.with_name(f"{job.folder.name}.lm-weight-{len(job.held_out)}.json")
-
-            def rating_fit(lm: AgentLM) -> dict[str, Any]:
-                assert job.held_out is not None
-                lm_digits, offsets = digit_log_probs(lm, job.held_out, texts, cfg, "default")
-                truth = job.held_out["target"].to_numpy()
-                return fit_lm_weight(lm_digits, offsets, truth, lm.scale.levels)
-
-            fit = self._weight_fit(path, job, job.held_out, model, rating_fit, "lm_weight")
-            logger.info("train: adapter %s, LM weight %.3f", job.name, fit["lm_weight"])
-            out = {"lm_weight": fit["lm_weight"], "lm_weight_fit": fit}
-        watch = job.held_out_watch
-        if watch is not None:
-            path = job.folder.with_name(f"{job.folder.name}.watch-weight-{len(watch)}.json")
-
-            def watch_fit(lm: AgentLM) -> dict[str, Any]:
-                margins = watch_margins(lm, watch, texts, cfg, "default")
-                odds = watch["prior"].to_numpy("float64")
-                return fit_watch_lm_weight(margins, odds, watch["target"].to_numpy())
-
-            fit = self._weight_fit(path, job, watch, model, watch_fit, "watch_lm_weight")
-            logger.info("train: adapter %s, watch LM weight %.3f", job.name, fit["watch_lm_weight"])
-            out.update({"watch_lm_weight": fit["watch_lm_weight"], "watch_lm_weight_fit": fit})
-        return out
-
-    @staticmethod
-    def _weight_fit(
-        path: Path,
-        job: AdapterJob,
-        held_out: pd.DataFrame,
-        model: Callable[[], AgentLM],
-        fit: Callable[[AgentLM], dict[str, Any]],
-        key: str,
-    ) -> dict[str, Any]:
-        """One LM weight of an adapter: read from `path`, 1 without held-out examples,
-        else `fit` with the adapter loaded on `model()` (then written to `path`)."""
-        if path.exists():
-            return json.loads(path.read_text())
-        if held_out.empty:
-            return {key: 1.0, "examples": 0}  # nothing to fit on: as trained
-        from peft import PeftModel
-
-        lm = model()
-        base = lm.model
-        lm.model = PeftModel.from_pretrained(base, str(job.folder), is_trainable=False)
-        lm.prefix_states_cache.clear()  # states of another adapter of the same name
-        try:
-            with progress(f"{key.replace('_', ' ')} of {job.name}", total=None):
-                result = fit(lm)
-        finally:
-            lm.model = lm.model.unload()
-            lm.prefix_states_cache.clear()
-        atomic_write_text(path, json.dumps(result, indent=2) + "\n")
-        return result
-
     @staticmethod
     def _gradient_scores(path: Path) -> pd.Series | None:
         """An adapter's gradient scores from its checkpoint (a resumed run keeps them)."""
@@ -438,67 +365,3 @@ class TrainStage(Stage):
             return None
         frame = read_parquet(path)
         return pd.Series(frame["score"].to_numpy(), index=frame["row"].to_numpy())
-
-
-@dataclass
-class AdapterJob:
-    """One adapter to train: its examples, its users' profiles and where it goes."""
-
-    name: str
-    examples: pd.DataFrame
-    texts: dict[str, str]
-    users: int
-    folder: Path
-    config: AgentConfig
-    seed: int
-    held_out: pd.DataFrame | None = None
-    """Rating examples of its users it does not train on (the LM weight's fit)."""
-    held_out_watch: pd.DataFrame | None = None
-    """Watch examples of its users it does not train on (the watch LM weight's fit)."""
-    scale: RatingScale = field(default_factory=RatingScale)
-    """The rating scale the adapter answers on."""
-
-
-def train_one_adapter(lm: Any, job: AdapterJob, on_step: Any = None) -> dict[str, Any]:
-    """Train one LoRA adapter on `lm` and save it (PEFT format) into ``job.folder``.
-
-    The adapter's initial weights and its training draw only from ``job.seed``, so an
-    adapter is the same whichever adapters were trained before it, here or on a worker.
-    """
-    import torch
-    from peft import get_peft_model
-
-    cfg = job.config
-    torch.manual_seed(job.seed)
-    base = lm.model
-    lm.model = get_peft_model(base, lora_config(cfg, lm.n_layers))
-    try:
-        packs = make_packs(
-            job.examples,
-            job.texts,
-            lm,
-            items_per_pack=cfg.items_per_pack,
-            adapter="default",
-            answered=cfg.end_of_turn_weight > 0,
-        )
-        # beside the adapter's folder: a killed training resumes at its last save
-        state = job.folder.with_name(f"{job.folder.name}.progress.pt")
-        result = train_adapter(lm, packs, cfg, seed=job.seed, on_step=on_step, state_path=state)
-        meta = {"adapter": job.name, "users": job.users, "dtype": lm.dtype_name, **result.as_dict()}
-        save_adapter(lm.model, job.folder, meta, base_name=AgentLM.portable_base(cfg))
-        state.unlink(missing_ok=True)
-        logger.info(
-            "train: adapter %s, %d examples, %.1f examples/s",
-            job.name,
-            result.examples,
-            result.examples_per_s,
-        )
-    finally:
-        lm.model = lm.model.unload()
-    return meta
-
-
-def train_on_worker(job: AdapterJob) -> dict[str, Any]:
-    """A Ray task: load the base model on the worker (its GPU if it was given one)
-    and train one adapter."""
-    return train_one_adapter(AgentLM.load(job.config, job.scale), job)
