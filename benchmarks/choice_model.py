@@ -81,7 +81,7 @@ def main() -> None:
 
     recommend = {}
     for name in SHOWN:
-        recommender = create_recommender(name, config.simulate)
+        recommender = create_recommender(name, config.simulate, config.cf)
         recommender.fit(training, seed=seed)
         recommend[name] = recommender.recommend
     users = taste_users(interactions, cfg, seed)

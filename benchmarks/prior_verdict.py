@@ -127,7 +127,7 @@ def main() -> None:
     pages, ndcg = {}, {}
     started = time.perf_counter()
     for name in RECOMMENDERS:
-        recommender = create_recommender(name, sim)
+        recommender = create_recommender(name, sim, cfg.cf)
         recommender.fit(training, seed=seed)
         pages[name] = {}
         top = {}

@@ -15,9 +15,8 @@ def _spelt(path: Path, names: set[str]) -> list[str]:
     """``line: name`` of every string constant in a module that is an artifact's name."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if node.value in names:
-                found.append(f"{node.lineno}: {node.value}")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+            found.append(f"{node.lineno}: {node.value}")
     return found
 
 

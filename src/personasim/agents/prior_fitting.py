@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,8 @@ import pandas as pd
 from personasim.agents.prior import CFPrior
 from personasim.cf.batch_scores import score_factors
 from personasim.cf.explicit import PARTIAL_BASELINES, fit_baseline, training_dataset
-from personasim.config import EvaluateConfig
+from personasim.cf.fitted import FittedModels
+from personasim.config import CFConfig
 
 __all__ = [
     "BLEND_PARTS",
@@ -72,23 +74,29 @@ class FittedPrior:
 
 def fit_prior(
     kind: str,
-    config: EvaluateConfig,
+    config: CFConfig,
     train: pd.DataFrame,
     others: pd.DataFrame,
     users: list[str],
     items: pd.DataFrame,
     scale: tuple[float, float],
     seed: int,
+    models_folder: Path | None = None,
 ) -> FittedPrior:
     """Fit the prior model `kind` (a rating baseline, or "blend") for `users`.
 
     The blend is a non-negative least-squares stack (scikit-learn ``LinearRegression``
     with ``positive=True``) of its parts' out-of-fold predictions of `train`; its few
     weights are fitted on the same out-of-fold predictions they are then applied to.
+    The models fitted on all training data are kept in `models_folder` (the run's fitted
+    models, which the baselines of `evaluate` read instead of fitting them again).
     """
     parts = prior_parts(kind)
     training = pd.concat([train, others], ignore_index=True)
-    matrices = [fit_prior_matrix(p, config, training, users, items, scale, seed) for p in parts]
+    models = FittedModels(models_folder, training)
+    matrices = [
+        fit_prior_matrix(p, config, training, users, items, scale, seed, models) for p in parts
+    ]
     folds = out_of_fold_priors(parts, config, train, others, scale, seed)
     if kind != "blend":
         return FittedPrior(matrices[0], folds[kind])
@@ -117,12 +125,13 @@ def fit_prior(
 
 def fit_prior_matrix(
     kind: str,
-    config: EvaluateConfig,
+    config: CFConfig,
     training: pd.DataFrame,
     users: list[str],
     items: pd.DataFrame,
     scale: tuple[float, float],
     seed: int,
+    models: FittedModels | None = None,
 ) -> CFPrior:
     """Fit one rating baseline on all training data and score the users x catalogue
     (kept as the model's factors for the user+item bias and biased MF).
@@ -133,7 +142,7 @@ def fit_prior_matrix(
     catalogue.
     """
     dataset = training_dataset(training)
-    scorer = fit_baseline(kind, config, dataset, seed)
+    scorer = fit_baseline(kind, config, dataset, seed, models=models)
     catalogue = items["item_id"].astype(str).tolist()
     columns = [*catalogue, _UNSEEN_ITEM]
     global_mean = float(training["rating"].mean())
@@ -149,7 +158,8 @@ def fit_prior_matrix(
         return CFPrior(users, catalogue, factors, fallback, global_mean, by_user)
     matrix = _scores(scorer, users, columns)
     if np.isnan(matrix).any():
-        bias = _scores(fit_baseline("user_item_bias", config, dataset, seed), users, columns)
+        bias_model = fit_baseline("user_item_bias", config, dataset, seed, models=models)
+        bias = _scores(bias_model, users, columns)
         matrix = np.where(np.isnan(matrix), bias, matrix)
     matrix = np.clip(np.nan_to_num(matrix, nan=global_mean), *scale)
     return CFPrior(
@@ -164,7 +174,7 @@ def fit_prior_matrix(
 
 def out_of_fold_priors(
     kinds: Sequence[str],
-    config: EvaluateConfig,
+    config: CFConfig,
     train: pd.DataFrame,
     others: pd.DataFrame,
     scale: tuple[float, float],

@@ -40,7 +40,8 @@ from typing import Any
 import pandas as pd
 
 from personasim.cf.dataset import training_log
-from personasim.config import AGENT_ADAPTERS, config_hash
+from personasim.cf.fitted import FittedModels
+from personasim.config import AGENT_ADAPTERS, config_hash, part_settings, stage_settings
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.errors import ConfigError
 from personasim.evaluation.bootstrap import mean_interval
@@ -52,11 +53,16 @@ from personasim.pipeline.simulate_checks import simulation_checks
 from personasim.pipeline.simulate_priors import other_priors_sessions, session_model_attacher
 from personasim.pipeline.simulate_sessions import SessionRunner
 from personasim.pipeline.stage import Stage
+from personasim.run_folder import RUN
 from personasim.simulation.experiment import ranked_pages, sample_users
 from personasim.simulation.feedback import loop_trend
 from personasim.simulation.feedback_rounds import FeedbackContext, feedback_rounds
 from personasim.simulation.measures import item_novelty, offline_metrics
-from personasim.simulation.recommenders import Recommender, create_recommender
+from personasim.simulation.recommenders import (
+    Recommender,
+    create_recommender,
+    fit_recommender,
+)
 from personasim.simulation.sessions import SessionLog
 from personasim.simulation.summary import (
     rank_agreements,
@@ -100,18 +106,18 @@ class SimulateStage(Stage):
         return agent == "zero-shot" or AGENT_ADAPTERS[agent] in self.config.agents.modes
 
     def settings(self) -> list[Any]:
-        """The `[simulate]` section, the content of its rankings files, and the seed."""
+        """The `[simulate]` settings that change a result, the recommenders' `[cf]`
+        settings, the content of the rankings files, and the seed."""
         rankings = {
             name: file_sha256(Path(path)) if Path(path).is_file() else "missing"
             for name, path in sorted(self.config.simulate.rankings.items())
         }
         # (whether a missing agent fails the stage or warns changes no result)
-        simulate = self.config.simulate.model_dump(
-            mode="json", exclude_none=True, exclude={"agent_optional"}
-        )
+        simulate = stage_settings(self.config.simulate)
         # the threshold in effect (older runs, which set 4 on 1-5, keep their hash)
         simulate["like_threshold"] = self.config.simulate.likes_from(self.config.data.scale)
-        return [simulate, rankings, self.config.seed]
+        recommenders = part_settings(self.config.cf, "recommenders")
+        return [simulate, recommenders, rankings, self.config.seed]
 
     # --- the stage -----------------------------------------------------------------------
 
@@ -229,10 +235,11 @@ class SimulateStage(Stage):
         cfg = self.config.simulate
         first = _FirstRound()
         offline: list[pd.DataFrame] = []
+        models = FittedModels(self.workspace.root / RUN.fitted_models, training)
         for name in cfg.recommenders:
             t0 = time.perf_counter()
-            recommender = create_recommender(name, cfg)
-            recommender.fit(training, seed=self.config.seed)
+            recommender = create_recommender(name, cfg, self.config.cf)
+            fit_recommender(recommender, training, self.config.seed, models)
             first.recommenders[name] = recommender
             pages, top = ranked_pages(recommender, users, history, cfg)
             first.tops[name] = top
@@ -280,20 +287,10 @@ class SimulateStage(Stage):
         """The sessions' checkpoint folder, named after the settings they depend on:
         rounds run so far stay valid when only the number of rounds changes (and each
         recommender's sessions stay valid when others join or leave the list)."""
-        session_settings = self.config.simulate.model_dump(
-            exclude={
-                "feedback_rounds",
-                "feedback_users",
-                "recommenders",
-                "plugins",
-                "rankings",
-                "ladder",
-                "leave_family_out",
-            }
-        )
-        return self.workspace.checkpoint_dir(
-            self.folder, config_hash(self.input_hashes(), session_settings, self.config.seed)[:16]
-        )
+        sessions = part_settings(self.config.simulate, "sessions")
+        recommenders = part_settings(self.config.cf, "recommenders")
+        key = config_hash(self.input_hashes(), sessions, recommenders, self.config.seed)
+        return self.workspace.checkpoint_dir(self.folder, key[:16])
 
     def _agents(self, interactions: pd.DataFrame, items: pd.DataFrame) -> LazyAgents | None:
         """The agents that play the users, loaded on first use; None when they are not

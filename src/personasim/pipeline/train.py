@@ -30,7 +30,7 @@ from personasim.agents.prior_fitting import fit_prior
 from personasim.agents.prompts import AGENT_PROMPT_VERSION, agent_profiles, recent_items
 from personasim.agents.retrieval import RationaleIndex
 from personasim.agents.selection import gradient_scores
-from personasim.config import NO_RATINGS, config_hash
+from personasim.config import NO_RATINGS, config_hash, part_settings, stage_settings
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.evaluation.metrics import rmse
 from personasim.pipeline.ingest import IngestStage
@@ -44,6 +44,7 @@ from personasim.pipeline.train_adapters import (
     train_one_adapter,
 )
 from personasim.progress import progress
+from personasim.run_folder import RUN
 from personasim.scale.executor import get_executor
 
 __all__ = ["TrainStage", "adapter_groups"]
@@ -62,14 +63,6 @@ def adapter_groups(modes: list[str], assignments: pd.DataFrame) -> dict[str, lis
     return groups
 
 
-SCORING_ONLY = ("score_batch_items", "prefix_cache_mib", "token_cache_mib")
-"""`[agents]` settings of scoring alone: changing them retrains no adapter."""
-
-LM_WEIGHT_SETTINGS = ("lm_weight", "lm_weight_examples")
-"""`[agents]` settings of the LM weight, fitted on trained adapters: they change the
-stage's output, not its adapters (which stay in their checkpoints)."""
-
-
 LANGUAGE_MODEL_OFF = (
     "off (agents.language_model): no adapter trained; the agents answer from their priors"
 )
@@ -85,34 +78,33 @@ class TrainStage(Stage):
     upstream = (IngestStage, ProfileStage, PersonasStage)
     keeps_checkpoints = True  # each trained adapter: reused when only the LM weight changes
 
-    def settings(self, exclude: tuple[str, ...] = ()) -> list[Any]:
-        """`[agents]` (less the scoring-only settings and `exclude`), the prior's model
-        settings (it is fitted with the `[evaluate]` models' hyper-parameters), the base
-        weights, prompts, seed."""
-        prior_model = self.config.evaluate.model_dump(
-            include={
-                "bias_damping",
-                "mf_embedding_size",
-                "mf_epochs",
-                "mf_regularization",
-                "knn_neighbours",
-            }
-        )
-        agents = self.config.agents
-        excluded = set(SCORING_ONLY) | set(exclude)
+    def settings(self) -> list[Any]:
+        """The `[agents]` settings that change a result, the rating prior's `[cf]` model
+        settings, the base weights, prompts and seed."""
+        return self._settings(stage_settings(self.config.agents))
+
+    def adapter_settings(self) -> list[Any]:
+        """What the trained adapters depend on: the stage's settings less those that only
+        change what is done with trained adapters (the LM weight, fitted on them)."""
+        return self._settings(part_settings(self.config.agents, "adapters"))
+
+    def _settings(self, agents: dict[str, Any]) -> list[Any]:
+        """`agents` (a selection of `[agents]`) less what this run's other settings make
+        irrelevant, with the prior's model settings, the base weights, prompts, seed."""
+        config = self.config.agents
         for name in ("watch_prior_exclude", "recent_titles"):  # older runs keep their hash
-            if not getattr(agents, name):
-                excluded.add(name)
-        if agents.language_model != "off":  # answering only, unless no adapter is trained
-            excluded.add("language_model")
-        if agents.selection == "gradient":  # it scores the candidates in such batches
-            excluded.discard("score_batch_items")
+            if not getattr(config, name):
+                agents.pop(name, None)
+        if config.language_model != "off":  # answering only, unless no adapter is trained
+            agents.pop("language_model", None)
+        if config.selection == "gradient":  # it scores the candidates in such batches
+            agents["score_batch_items"] = config.score_batch_items
         else:  # only the gradient selection has a pool (older runs keep their hash)
-            excluded.add("selection_pool")
+            agents.pop("selection_pool", None)
         return [
-            agents.model_dump(mode="json", exclude=excluded),
-            prior_model,
-            AgentLM.identity(self.config.agents),
+            agents,
+            part_settings(self.config.cf, "ratings"),
+            AgentLM.identity(config),
             AGENT_PROMPT_VERSION,
             self.config.seed,
         ]
@@ -145,7 +137,15 @@ class TrainStage(Stage):
         if not implicit:  # a log without ratings has no rating prior
             with progress("collaborative prior", total=None):
                 fitted = fit_prior(
-                    cfg.prior_model, self.config.evaluate, train, others, users, items, scale, seed
+                    cfg.prior_model,
+                    self.config.cf,
+                    train,
+                    others,
+                    users,
+                    items,
+                    scale,
+                    seed,
+                    models_folder=ws.root / RUN.fitted_models,
                 )
             prior, oof, weights = fitted.prior, fitted.out_of_fold, fitted.weights
             prior.save(out)
@@ -259,7 +259,7 @@ class TrainStage(Stage):
         scale = self.config.data.scale
         # The adapters' checkpoints are named without the LM weight's settings: fitting
         # the weight, or changing it, trains no adapter again.
-        adapter_settings = config_hash(*self.settings(exclude=LM_WEIGHT_SETTINGS))
+        adapter_settings = config_hash(*self.adapter_settings())
         checkpoints = self.workspace.checkpoint_dir(
             self.folder, config_hash(adapter_settings, self.input_hashes())[:16]
         )
