@@ -43,6 +43,7 @@ from personasim.evaluation.taste_fidelity import (
     taste_users,
 )
 from personasim.pipeline.ingest import IngestStage
+from personasim.run_folder import DATA
 from personasim.simulation.recommenders import create_recommender
 from personasim.workspace import Workspace
 
@@ -70,9 +71,9 @@ def main() -> None:
     )
     run_pipeline(workdir, config, stages=(IngestStage,))
     ws = Workspace(workdir)
-    interactions = pd.read_parquet(ws.path("data", "interactions.parquet"))
-    items = pd.read_parquet(ws.path("data", "items.parquet"))
-    others = pd.read_parquet(ws.path("data", "others.parquet"))
+    interactions = pd.read_parquet(ws.path(DATA.interactions))
+    items = pd.read_parquet(ws.path(DATA.items))
+    others = pd.read_parquet(ws.path(DATA.others))
     cols = ["user_id", "item_id", "rating", "timestamp"]
     train = interactions[interactions["split"] == "train"][cols]
     training = pd.concat([train, others[cols]], ignore_index=True)

@@ -36,6 +36,7 @@ def main() -> None:
     from personasim.personas.features import taste_features
     from personasim.pipeline.runner import resolve_config
     from personasim.profiles.builder import build_profiles
+    from personasim.run_folder import DATA, PROFILES
     from personasim.workspace import Workspace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,7 +50,7 @@ def main() -> None:
     ws = Workspace(args.workdir)
     config = resolve_config(ws)
     rng = np.random.default_rng(args.seed)
-    others = read_parquet(ws.require("data", "others.parquet"))
+    others = read_parquet(ws.require(DATA.others))
     counts = others.groupby("user_id").size()
     low, high = config.split.min_ratings, config.split.max_ratings or 10**9
     pool = np.sort(counts[(counts >= low) & (counts <= high)].index.to_numpy())
@@ -62,8 +63,8 @@ def main() -> None:
     test = test.groupby("user_id", group_keys=False).apply(
         lambda f: f.sample(n=min(args.items, len(f)), random_state=args.seed)
     )
-    items = read_parquet(ws.require("data", "items.parquet"))
-    reference = read_parquet(ws.require("profiles", "profiles.parquet"))
+    items = read_parquet(ws.require(DATA.items))
+    reference = read_parquet(ws.require(PROFILES.profiles))
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,6 +38,7 @@ from personasim.cf.dataset import training_log
 from personasim.config import BUILTIN_RECOMMENDERS
 from personasim.evaluation.session_intervals import session_intervals
 from personasim.pipeline.simulate_checks import FAMILY_OF, ladder_check, leave_family_out_check
+from personasim.run_folder import ADAPTERS, DATA, PROFILES
 from personasim.simulation import SessionLog, pages_of, run_sessions
 from personasim.simulation.measures import offline_metrics, rank_agreement
 from personasim.simulation.rankings import RankingsRecommender
@@ -95,11 +96,11 @@ def main() -> None:
     cfg = resolve_config(ws)
     sim = cfg.simulate.model_copy(update={"users": 0, "max_pages": 5, "page_size": 4})
     seed = cfg.seed
-    interactions = pd.read_parquet(ws.path("data", "interactions.parquet"))
-    items = pd.read_parquet(ws.path("data", "items.parquet"))
-    others = pd.read_parquet(ws.path("data", "others.parquet"))
-    examples = pd.read_parquet(ws.path("adapters", "examples.parquet"))
-    profiles = pd.read_parquet(ws.path("profiles", "profiles.parquet"))
+    interactions = pd.read_parquet(ws.path(DATA.interactions))
+    items = pd.read_parquet(ws.path(DATA.items))
+    others = pd.read_parquet(ws.path(DATA.others))
+    examples = pd.read_parquet(ws.path(ADAPTERS.examples))
+    profiles = pd.read_parquet(ws.path(PROFILES.profiles))
     watch = examples[examples["task"] == "watch"][["user_id", "item_id", "target"]]
     train = interactions[interactions["split"] == "train"]
     test = interactions[interactions["split"] == "test"].astype({"user_id": str, "item_id": str})

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from personasim.errors import ConfigError
+from personasim.errors import ConfigError, StageError
+from personasim.run_folder import ADAPTERS, DATA, MANIFEST
 from personasim.workspace import Workspace, atomic_path, atomic_write_text
 
 
@@ -64,6 +65,19 @@ def test_verify_outputs_detects_altered_and_missing(tmp_path: Path):
     (d / "a").write_text("aaab")  # same size, other content
     (d / "b").unlink()
     assert ws.verify_outputs("s", manifest) == ["a", "b"]
+
+
+def test_require_names_the_command_that_writes_the_artifact(tmp_path: Path):
+    ws = Workspace(tmp_path / "run")
+    with pytest.raises(StageError, match="run `personasim ingest --workdir"):
+        ws.require(DATA.interactions)
+    with ws.staging(DATA.stage.folder) as out:
+        DATA.interactions.under(out).write_text("x")
+        (out / MANIFEST).write_text("{}")
+    assert ws.require(DATA.interactions) == ws.root / "data" / "interactions.parquet"
+    assert ws.path(ADAPTERS.watch_prior) == ws.stage_dir(ADAPTERS.stage) / "watch_prior.npz"
+    with pytest.raises(StageError, match="run `personasim train --workdir"):
+        ws.require(ADAPTERS.watch_prior)
 
 
 def test_workdir_that_is_a_file_is_a_usage_error(tmp_path: Path):

@@ -1,7 +1,8 @@
 """Every stage's artifacts by name: the one module that spells the run folder's files.
 
-A stage writes its artifacts into its folder (``out / Files.x.name`` while it builds) and
-every other module reads them through these constants (``workspace.require(Files.x)``),
+A stage writes its artifacts into its folder (``DATA.interactions.under(out)`` while it
+builds) and every other module reads them through these constants
+(``workspace.require(DATA.interactions)``, ``workspace.path(EVAL.metrics)``),
 so a file is renamed in one place and no module reaches into another stage's folder by a
 name of its own (tests/test_run_folder.py checks that no other module spells them).
 

@@ -30,6 +30,7 @@ import filelock
 
 from personasim.config import RunConfig, load_config, read_toml
 from personasim.errors import ConfigError, StageError
+from personasim.run_folder import MANIFEST, RUN, Artifact, StageFolder
 
 __all__ = [
     "Workspace",
@@ -42,9 +43,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def _folder(stage: StageFolder | str) -> str:
+    """The folder name of a stage, given as a `StageFolder` or as its folder's name."""
+    return stage.folder if isinstance(stage, StageFolder) else stage
 
 
 def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -113,31 +118,31 @@ class Workspace:
     @property
     def config_path(self) -> Path:
         """The configuration the run folder last ran with."""
-        return self.root / "config.toml"
+        return self.root / RUN.config
 
-    def stage_dir(self, stage: str) -> Path:
-        """The folder of a stage's finished artifacts."""
-        return self.root / stage
+    def stage_dir(self, stage: StageFolder | str) -> Path:
+        """The folder of a stage's finished artifacts (a `StageFolder` or its name)."""
+        return self.root / _folder(stage)
 
-    def path(self, stage: str, name: str) -> Path:
-        """The path of one artifact of a finished stage."""
-        return self.stage_dir(stage) / name
+    def path(self, artifact: Artifact) -> Path:
+        """The path of one artifact of a finished stage (which may not exist)."""
+        return artifact.under(self.stage_dir(artifact.stage))
 
-    def require(self, stage: str, name: str) -> Path:
+    def require(self, artifact: Artifact) -> Path:
         """The path of an artifact that a later stage needs.
 
         Raises:
-            StageError: The stage has not finished in this run folder.
+            StageError: The stage that writes it has not finished in this run folder.
         """
-        path = self.path(stage, name)
-        if self.read_manifest(stage) is None or not path.exists():
+        path = self.path(artifact)
+        if self.read_manifest(artifact.stage) is None or not path.exists():
             raise StageError(
-                f"{path} is missing: run `personasim {stage} --workdir {self.root}` first "
-                f"(or `personasim run`)"
+                f"{path} is missing: run `personasim {artifact.stage.command} --workdir "
+                f"{self.root}` first (or `personasim run`)"
             )
         return path
 
-    def read_manifest(self, stage: str) -> dict[str, Any] | None:
+    def read_manifest(self, stage: StageFolder | str) -> dict[str, Any] | None:
         """The manifest of a finished stage, or None if the stage has not finished."""
         path = self.stage_dir(stage) / MANIFEST
         try:
@@ -148,7 +153,7 @@ class Workspace:
             logger.warning("%s is unreadable; the stage will be redone", path)
             return None
 
-    def verify_outputs(self, stage: str, manifest: dict[str, Any]) -> list[str]:
+    def verify_outputs(self, stage: StageFolder | str, manifest: dict[str, Any]) -> list[str]:
         """Names of the outputs listed in a manifest that are missing or altered."""
         bad = []
         for name, meta in manifest.get("outputs", {}).items():

@@ -11,6 +11,7 @@ import pytest
 from personasim.data.tables import read_parquet
 from personasim.errors import DataError
 from personasim.pipeline.ingest import IngestStage
+from personasim.run_folder import DATA, PROFILES
 from personasim.workspace import Workspace
 
 TABLES = ("interactions", "items", "users", "others")
@@ -19,7 +20,7 @@ TABLES = ("interactions", "items", "users", "others")
 def _ingest(tmp_path: Path, name: str, config) -> dict[str, pd.DataFrame]:
     ws = Workspace(tmp_path / name)
     IngestStage(ws, config).run()
-    return {t: read_parquet(ws.path("data", f"{t}.parquet")) for t in TABLES}
+    return {t: read_parquet(ws.path(getattr(DATA, t))) for t in TABLES}
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -113,7 +114,7 @@ def test_out_of_core_template_profiles_equal_in_memory(log_files, log_config, tm
         ws = Workspace(tmp_path / name)
         IngestStage(ws, config).run()
         ProfileStage(ws, config).run()
-        frames.append(read_parquet(ws.path("profiles", "profiles.parquet")))
+        frames.append(read_parquet(ws.path(PROFILES.profiles)))
     memory, duck = frames
     assert len(duck) == 60
     assert list(memory.columns) == list(duck.columns)

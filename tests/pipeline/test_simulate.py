@@ -15,6 +15,7 @@ from scipy.stats import kendalltau
 from personasim.config import load_config
 from personasim.errors import ConfigError
 from personasim.pipeline import EvaluateStage, ReportStage, SimulateStage, run_stage
+from personasim.run_folder import DATA
 from personasim.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -410,8 +411,8 @@ def test_the_sessions_get_back_the_stacked_model_the_train_stage_fitted(real_tra
     ws = Workspace(real_trained_run)
     prior = WatchPrior.load(ws.stage_dir("adapters"))
     assert prior.kind == "stacked" and prior.session is None
-    interactions = read_parquet(ws.path("data", "interactions.parquet"))
-    items = read_parquet(ws.path("data", "items.parquet"))
+    interactions = read_parquet(ws.path(DATA.interactions))
+    items = read_parquet(ws.path(DATA.items))
     attach = session_model_attacher(ws, resolve_config(ws), interactions, items)
     attach(SimpleNamespace(watch_prior=prior))
     for row, user in enumerate(prior.users[:4]):

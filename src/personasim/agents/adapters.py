@@ -12,6 +12,7 @@ from typing import Any
 
 from personasim.config import AgentConfig
 from personasim.errors import StageError
+from personasim.run_folder import ADAPTERS, MANIFEST
 
 __all__ = [
     "adapter_base",
@@ -54,7 +55,7 @@ def save_adapter(model: Any, folder: Path, meta: dict[str, Any], base_name: str)
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         _normalise_config(tmp / "adapter_config.json", base_name)
-        (tmp / "training.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / ADAPTERS.training).write_text(json.dumps(meta, indent=2) + "\n")
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -86,9 +87,12 @@ def adapter_folders(workdir: Path) -> dict[str, Path]:
     Raises:
         StageError: The train stage has not run there.
     """
-    root = Path(workdir) / "adapters"
-    if not (root / "manifest.json").exists():
-        raise StageError(f"{root} is missing: run `personasim train --workdir {workdir}` first")
+    root = Path(workdir) / ADAPTERS.stage.folder
+    if not (root / MANIFEST).exists():
+        raise StageError(
+            f"{root} is missing: run `personasim {ADAPTERS.stage.command} --workdir {workdir}` "
+            "first"
+        )
     return {
         p.name: p
         for p in sorted(root.iterdir())

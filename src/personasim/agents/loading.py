@@ -26,10 +26,11 @@ from personasim.agents.lm import AgentLM
 from personasim.agents.prior import CFPrior
 from personasim.agents.prompts import agent_profiles, recent_items
 from personasim.agents.retrieval import RationaleIndex
-from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
+from personasim.agents.watch_prior import WatchPrior
 from personasim.config import RunConfig
 from personasim.data.tables import read_parquet
 from personasim.errors import ConfigError, StageError
+from personasim.run_folder import ADAPTERS, DATA, PERSONAS, PROFILES, StageFolder
 
 if TYPE_CHECKING:
     from personasim.agents.agent import AgentMode
@@ -89,14 +90,14 @@ def load_agents(
         agents = config.agents.model_copy(update={"dtype": dtype})
         config = config.model_copy(update={"agents": agents})
     modes = list(modes)
-    stages = ["profiles"] + (["personas"] if "persona" in modes else [])
-    stages += ["adapters"] if modes != ["none"] else []
+    stages = [PROFILES.stage] + ([PERSONAS.stage] if "persona" in modes else [])
+    stages += [ADAPTERS.stage] if modes != ["none"] else []
     verify_artifacts(ws, stages)
-    profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
-    items = item_records(read_parquet(ws.require("data", "items.parquet")))
+    profiles = read_parquet(ws.require(PROFILES.profiles))
+    items = item_records(read_parquet(ws.require(DATA.items)))
     personas: dict[str, str] = {}
     if "persona" in modes:
-        assignments = read_parquet(ws.require("personas", "assignments.parquet"))
+        assignments = read_parquet(ws.require(PERSONAS.assignments))
         personas = dict(
             zip(assignments["user_id"].astype(str), assignments["persona"], strict=True)
         )
@@ -115,7 +116,7 @@ def load_agents(
             )
         if missing:
             raise ConfigError(
-                f"no trained adapter {', '.join(missing)} in {ws.root / 'adapters'}: "
+                f"no trained adapter {', '.join(missing)} in {ws.stage_dir(ADAPTERS.stage)}: "
                 f"train mode {m!r} (agents.modes) and rerun `personasim train`"
             )
         chosen.update({name: folders[name] for name in wanted})
@@ -127,51 +128,50 @@ def load_agents(
     if chosen:
         lm.model = _load_adapters(lm.model, chosen)
         if config.agents.prior != "none" and not config.data.implicit:
-            prior = CFPrior.load(ws.stage_dir("adapters"))
-        if (ws.stage_dir("adapters") / WATCH_PRIOR_FILE).is_file():
-            watch_prior = WatchPrior.load(ws.stage_dir("adapters"))
+            prior = CFPrior.load(ws.stage_dir(ADAPTERS.stage))
+        if ws.path(ADAPTERS.watch_prior).is_file():
+            watch_prior = WatchPrior.load(ws.stage_dir(ADAPTERS.stage))
     elif config.agents.prior != "none" and "prompt" in config.agents.prior:
         try:
-            prior = CFPrior.load(ws.stage_dir("adapters"))
+            prior = CFPrior.load(ws.stage_dir(ADAPTERS.stage))
         except FileNotFoundError:
             raise StageError(
                 "the prompt shows the CF prior: run `personasim train` first"
             ) from None
     index = None
     if config.agents.use_rationales:
-        rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
+        rationales = read_parquet(ws.require(PROFILES.rationales))
         index = RationaleIndex.load(
-            ws.stage_dir("adapters"), rationales, items, scale=config.data.scale
+            ws.stage_dir(ADAPTERS.stage), rationales, items, scale=config.data.scale
         )
     recent = {}
     if config.agents.recent_titles:
-        log = read_parquet(ws.require("data", "interactions.parquet"))
+        log = read_parquet(ws.require(DATA.interactions))
         recent = recent_items(log[log["split"] == "train"], config.agents.recent_titles)
     texts = agent_profiles(profiles, recent, items)
-    trained = ((ws.read_manifest("adapters") or {}).get("summary") or {}).get("adapters", {})
+    trained = ((ws.read_manifest(ADAPTERS.stage) or {}).get("summary") or {}).get("adapters", {})
     weights, watch_weights = fitted_lm_weights(trained, chosen)
     return LoadedAgents(
         lm, config, texts, personas, items, prior, index, watch_prior, weights, watch_weights
     )
 
 
-def verify_artifacts(workspace: Any, stages: list[str]) -> None:
+def verify_artifacts(workspace: Any, stages: list[StageFolder]) -> None:
     """Refuse artifacts that no longer match their manifest (corrupted or truncated).
 
     Raises:
         StageError: Names the altered files and the command that rebuilds them.
     """
-    commands = {"profiles": "profile", "personas": "personas", "adapters": "train"}
     for stage in stages:
         manifest = workspace.read_manifest(stage)
         if manifest is None:
             continue  # a missing stage is reported where its artifacts are read
         bad = workspace.verify_outputs(stage, manifest)
         if bad:
-            shown = ", ".join(f"{stage}/{name}" for name in bad[:3])
+            shown = ", ".join(f"{stage.folder}/{name}" for name in bad[:3])
             raise StageError(
                 f"{shown} {'does' if len(bad) == 1 else 'do'} not match the manifest's "
-                f"hash (corrupted or truncated): rerun `personasim {commands[stage]} "
+                f"hash (corrupted or truncated): rerun `personasim {stage.command} "
                 f"--workdir {workspace.root}` to rebuild"
             )
 

@@ -24,11 +24,12 @@ import pandas as pd
 from personasim.cf.factors import ScoreFactors
 from personasim.data.tables import read_parquet, write_parquet
 from personasim.rating_scale import RatingScale
+from personasim.run_folder import ADAPTERS
 from personasim.workspace import atomic_path
 
-__all__ = ["PRIOR_FILES", "CFPrior", "prior_logits"]
+__all__ = ["CFPrior", "prior_logits"]
 
-PRIOR_FILES = ("prior.npy", "prior_factors.npz")
+_TABLES = (ADAPTERS.prior_dense, ADAPTERS.prior_factors)
 """Where a prior's table is saved: the dense matrix, or the model's factors."""
 
 
@@ -145,12 +146,12 @@ class CFPrior:
     @staticmethod
     def saved_in(folder: Path) -> bool:
         """Whether `folder` holds a saved prior."""
-        return any((folder / name).is_file() for name in PRIOR_FILES)
+        return any(file.under(folder).is_file() for file in _TABLES)
 
     def save(self, folder: Path) -> None:
         """Write the table (``prior.npy``, or ``prior_factors.npz`` for factors; no
         pickles) and ``prior.json`` (ids and fallbacks)."""
-        dense, factors = (folder / name for name in PRIOR_FILES)
+        dense, factors = (file.under(folder) for file in _TABLES)
         if isinstance(self.matrix, ScoreFactors):
             with atomic_path(factors) as tmp, tmp.open("wb") as f:
                 np.savez(f, **self.matrix.arrays())
@@ -165,27 +166,27 @@ class CFPrior:
             "global_mean": self.global_mean,
             "user_fallback": [self.user_fallback.get(u) for u in self.users],
         }
-        with atomic_path(folder / "prior.json") as tmp:
+        with atomic_path(ADAPTERS.prior_meta.under(folder)) as tmp:
             tmp.write_text(json.dumps(meta))
         write_parquet(
             pd.DataFrame(
                 {"item_id": list(self.fallback), "fallback": list(self.fallback.values())}
             ),
-            folder / "prior_fallback.parquet",
+            ADAPTERS.prior_fallback.under(folder),
         )
 
     @classmethod
     def load(cls, folder: Path) -> CFPrior:
         """Read what :meth:`save` wrote."""
-        meta = json.loads((folder / "prior.json").read_text())
-        dense, factors = (folder / name for name in PRIOR_FILES)
+        meta = json.loads(ADAPTERS.prior_meta.under(folder).read_text())
+        dense, factors = (file.under(folder) for file in _TABLES)
         matrix: np.ndarray | ScoreFactors
         if factors.is_file():
             with np.load(factors, allow_pickle=False) as data:
                 matrix = ScoreFactors.from_arrays(data)
         else:
             matrix = np.load(dense, allow_pickle=False)
-        fb = read_parquet(folder / "prior_fallback.parquet")
+        fb = read_parquet(ADAPTERS.prior_fallback.under(folder))
         by_user = meta.get("user_fallback") or [None] * len(meta["users"])
         return cls(
             meta["users"],

@@ -25,10 +25,11 @@ from scipy.special import expit, softmax
 
 from personasim.agents.adapters import GLOBAL_ADAPTER, fitted_lm_weights
 from personasim.agents.prior import CFPrior, prior_logits
-from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
+from personasim.agents.watch_prior import WatchPrior
 from personasim.config import RunConfig
 from personasim.errors import ConfigError, StageError
 from personasim.rating_scale import RatingScale
+from personasim.run_folder import ADAPTERS, PERSONAS
 
 __all__ = ["PriorAgents", "RoutedAgents", "Routing", "answers_from_prior"]
 
@@ -67,8 +68,8 @@ class PriorAgents:
 
         ws = Workspace(workdir)
         config = resolve_config(ws)
-        folder = ws.stage_dir("adapters")
-        if ws.read_manifest("adapters") is None:
+        folder = ws.stage_dir(ADAPTERS.stage)
+        if ws.read_manifest(ADAPTERS.stage) is None:
             raise StageError(
                 f"the agents' priors are not fitted in {ws.root}: run `personasim train`"
             )
@@ -76,7 +77,7 @@ class PriorAgents:
         if not config.data.implicit and CFPrior.saved_in(folder):
             prior = CFPrior.load(folder)
         watch_prior = None
-        if (folder / WATCH_PRIOR_FILE).is_file():
+        if ADAPTERS.watch_prior.under(folder).is_file():
             watch_prior = WatchPrior.load(folder)
         return cls(config, prior, watch_prior)
 
@@ -204,11 +205,11 @@ class Routing:
 
         ws = Workspace(workdir)
         personas: dict[str, str] = {}
-        path = ws.stage_dir("personas") / "assignments.parquet"
+        path = ws.path(PERSONAS.assignments)
         if path.is_file():
             frame = read_parquet(path)
             personas = dict(zip(frame["user_id"].astype(str), frame["persona"], strict=True))
-        summary = (ws.read_manifest("adapters") or {}).get("summary") or {}
+        summary = (ws.read_manifest(ADAPTERS.stage) or {}).get("summary") or {}
         adapters = summary.get("adapters") or {}
         weights, watch_weights = fitted_lm_weights(adapters, list(adapters))
         return cls(personas, mode, weights, watch_weights, language_model)

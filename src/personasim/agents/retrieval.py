@@ -20,13 +20,11 @@ from personasim.agents.prompts import item_description
 from personasim.personas.embedding import embed_texts
 from personasim.profiles.prompts import item_line
 from personasim.rating_scale import RatingScale
+from personasim.run_folder import ADAPTERS
 
-__all__ = ["INDEX_FILE", "RationaleIndex", "rationale_text"]
+__all__ = ["RationaleIndex", "rationale_text"]
 
 logger = logging.getLogger(__name__)
-
-INDEX_FILE = "rationale_index.npz"
-"""The embeddings of a run's rationales and items, stored by the train stage."""
 
 
 def rationale_text(
@@ -93,7 +91,7 @@ class RationaleIndex:
         if not ids:
             return
         np.savez(
-            folder / INDEX_FILE,
+            ADAPTERS.rationale_index.under(folder),
             digest=np.array(self.digest),
             vectors=self.vectors.astype("float32"),
             item_ids=np.array(ids, dtype=object).astype(str),
@@ -112,7 +110,7 @@ class RationaleIndex:
     ) -> RationaleIndex:
         """The index of `rationales`, with the embeddings :meth:`save` stored in `folder`
         when they are of these very texts (else embedded again)."""
-        path = folder / INDEX_FILE
+        path = ADAPTERS.rationale_index.under(folder)
         if path.is_file():
             stored = np.load(path, allow_pickle=False)
             frame = rationales.reset_index(drop=True)

@@ -31,11 +31,11 @@ import pandas as pd
 
 from personasim.cf.factors import ScoreFactors
 from personasim.cf.implicit import fit_implicit
+from personasim.run_folder import ADAPTERS
 from personasim.workspace import atomic_path
 
-__all__ = ["WATCH_PRIOR_FILE", "PairScorer", "SessionScorer", "WatchPrior", "fit_watch_prior"]
+__all__ = ["PairScorer", "SessionScorer", "WatchPrior", "fit_watch_prior"]
 
-WATCH_PRIOR_FILE = "watch_prior.npz"
 _EPS = 1e-3  # probabilities kept in [eps, 1 - eps]: log-odds within about +-6.9
 _LOGISTIC_EPS = 1e-6
 """The floor of a logistic calibration: most of a catalogue is far below 1e-3 for a
@@ -151,13 +151,13 @@ class WatchPrior:
         return self.log_odds_of(np.where(columns >= 0, mean[np.maximum(columns, 0)], self.fallback))
 
     def save(self, folder: Path) -> None:
-        """Write :data:`WATCH_PRIOR_FILE` (no pickles): the dense matrix, or the
+        """Write ``ADAPTERS.watch_prior`` (no pickles): the dense matrix, or the
         factors' arrays named ``factors_*``."""
         if isinstance(self.matrix, ScoreFactors):
             table = {f"factors_{k}": v for k, v in self.matrix.arrays().items()}
         else:
             table = {"matrix": self.matrix.astype("float32")}
-        with atomic_path(folder / WATCH_PRIOR_FILE) as tmp, tmp.open("wb") as f:
+        with atomic_path(ADAPTERS.watch_prior.under(folder)) as tmp, tmp.open("wb") as f:
             np.savez(
                 f,
                 kind=np.array(self.kind),
@@ -172,7 +172,7 @@ class WatchPrior:
     @classmethod
     def load(cls, folder: Path) -> WatchPrior:
         """Read what :meth:`save` wrote."""
-        data = np.load(folder / WATCH_PRIOR_FILE, allow_pickle=False)
+        data = np.load(ADAPTERS.watch_prior.under(folder), allow_pickle=False)
         matrix: np.ndarray | ScoreFactors
         if "matrix" in data.files:
             matrix = data["matrix"]

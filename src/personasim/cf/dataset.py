@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from personasim.data.tables import read_parquet
+from personasim.run_folder import DATA
 from personasim.workspace import Workspace
 
 __all__ = ["training_dataset", "training_log", "training_options"]
@@ -20,7 +21,7 @@ def training_log(workspace: Workspace, interactions: pd.DataFrame) -> tuple[pd.D
     """What the baselines and recommenders train on: the sampled users' train part plus
     the other users' histories (when the split kept them), and a description of it."""
     train = interactions[interactions["split"] == "train"]
-    others = read_parquet(workspace.require("data", "others.parquet"))
+    others = read_parquet(workspace.require(DATA.others))
     n_users = interactions["user_id"].nunique()
     if others.empty:
         return train, f"train part of the {n_users} sampled users"

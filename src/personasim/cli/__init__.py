@@ -34,6 +34,7 @@ from personasim.cli.train import train
 from personasim.cli.tune import tune
 from personasim.errors import INTERNAL_ERROR_EXIT, PersonaSimError
 from personasim.progress import console
+from personasim.run_folder import MANIFEST
 
 __all__ = ["app", "main"]
 
@@ -101,7 +102,7 @@ def _kept(argv: list[str] | None) -> str:
     if folder is None or not Path(folder).is_dir():
         return "nothing half-written was kept"
     root = Path(folder)
-    finished = sorted(p.parent.name + "/" for p in root.glob("*/manifest.json"))
+    finished = sorted(p.parent.name + "/" for p in root.glob(f"*/{MANIFEST}"))
     pending = root / ".checkpoints"
     partial = sorted(p.name for p in pending.iterdir() if p.is_dir()) if pending.is_dir() else []
     kept = f"kept in {root}: finished stages {', '.join(finished) or 'none'}"

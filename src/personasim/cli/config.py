@@ -9,6 +9,7 @@ import typer
 
 from personasim.cli._common import ConfigOpt
 from personasim.config import config_reference, dump_config, load_config, read_toml
+from personasim.run_folder import RUN
 
 __all__ = ["config_app"]
 
@@ -22,8 +23,9 @@ def show(
 ) -> None:
     """Print the effective configuration as TOML (defaults, run folder, --config)."""
     layers = []
-    if workdir is not None and (workdir / "config.toml").exists():
-        layers.append((str(workdir / "config.toml"), read_toml(workdir / "config.toml")))
+    run_config = None if workdir is None else workdir / RUN.config
+    if run_config is not None and run_config.exists():
+        layers.append((str(run_config), read_toml(run_config)))
     if config is not None:
         layers.append((str(config), read_toml(config)))
     typer.echo(dump_config(load_config(layers)), nl=False)

@@ -20,6 +20,7 @@ from personasim.cli._common import (
 from personasim.config import deep_merge
 from personasim.pipeline import EvaluateStage, resolve_config, run_stage
 from personasim.progress import console
+from personasim.run_folder import EVAL
 from personasim.workspace import Workspace
 
 __all__ = ["evaluate"]
@@ -58,4 +59,4 @@ def evaluate(
     result = run_stage(EvaluateStage, workspace, cfg, force=force)
     print_results([result])
     print_metrics(result.summary["metrics"])
-    console.print(f"written: {workspace.stage_dir('eval')}")
+    console.print(f"written: {workspace.stage_dir(EVAL.stage)}")

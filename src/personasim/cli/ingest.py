@@ -29,6 +29,7 @@ from personasim.cli.data_options import (
 from personasim.config import deep_merge
 from personasim.pipeline import IngestStage, resolve_config, run_stage
 from personasim.progress import console
+from personasim.run_folder import DATA
 from personasim.workspace import Workspace
 
 __all__ = ["ingest"]
@@ -104,4 +105,4 @@ def ingest(
         f"{s['train_ratings']} train / {s['test_ratings']} test ratings; "
         f"{s['other_ratings']} ratings of {s['other_users']} other users as training context"
     )
-    console.print(f"written: {workspace.stage_dir('data')}")
+    console.print(f"written: {workspace.stage_dir(DATA.stage)}")

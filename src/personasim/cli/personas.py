@@ -17,6 +17,7 @@ from personasim.personas.assignment import PersonaModel
 from personasim.personas.features import TRAIT_COLUMNS
 from personasim.pipeline import PersonasStage, resolve_config, run_stage
 from personasim.progress import console
+from personasim.run_folder import PERSONAS
 from personasim.workspace import Workspace, atomic_path
 
 __all__ = ["personas_app"]
@@ -101,12 +102,12 @@ def personas(
     cfg = resolve_config(workspace, config, overrides)
     result = run_stage(PersonasStage, workspace, cfg, force=force)
     print_results([result])
-    cards = json.loads((workspace.stage_dir("personas") / "cards.json").read_text())
+    cards = json.loads(workspace.path(PERSONAS.cards).read_text())
     print_cards(cards)
     s = result.summary
     console.print(
         f"K = {s['k']} (elbow chose {s['k_chosen']}; merged away: {s['merged_sizes'] or 'none'}), "
-        f"silhouette {s['silhouette']}; map: {workspace.stage_dir('personas') / 'map.png'}"
+        f"silhouette {s['silhouette']}; map: {workspace.path(PERSONAS.map)}"
     )
 
 

@@ -19,6 +19,7 @@ from personasim.cli._common import (
 from personasim.config import deep_merge
 from personasim.pipeline import ProfileStage, resolve_config, run_stage
 from personasim.progress import console
+from personasim.run_folder import PROFILES
 from personasim.workspace import Workspace
 
 __all__ = ["profile"]
@@ -68,4 +69,4 @@ def profile(
         f"{s['summaries']['degenerate'] or 'none'} (profiles), "
         f"{(s['rationales'] or {}).get('degenerate') or 'none'} (rationales)"
     )
-    console.print(f"written: {workspace.stage_dir('profiles')}")
+    console.print(f"written: {workspace.stage_dir(PROFILES.stage)}")

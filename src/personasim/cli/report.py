@@ -9,6 +9,7 @@ import typer
 from personasim.cli._common import ConfigOpt, ForceOpt, WorkdirOpt, nested, print_results
 from personasim.pipeline import ReportStage, resolve_config, run_stage
 from personasim.progress import console
+from personasim.run_folder import REPORT
 from personasim.workspace import Workspace
 
 __all__ = ["report"]
@@ -26,5 +27,5 @@ def report(
     cfg = resolve_config(workspace, config, nested(report__title=title))
     result = run_stage(ReportStage, workspace, cfg, force=force)
     print_results([result])
-    console.print(f"report: {workspace.stage_dir('report') / 'report.html'}")
-    console.print(f"summary: {workspace.stage_dir('report') / 'summary.md'}")
+    console.print(f"report: {workspace.path(REPORT.html)}")
+    console.print(f"summary: {workspace.path(REPORT.markdown)}")

@@ -40,6 +40,7 @@ from personasim.cli.simulate import print_simulation
 from personasim.config import deep_merge
 from personasim.pipeline import STAGES, resolve_config, run_stage
 from personasim.progress import console
+from personasim.run_folder import REPORT, SIMULATE
 from personasim.workspace import Workspace
 
 __all__ = ["run"]
@@ -96,9 +97,9 @@ def run(
     metrics = next((r.summary.get("metrics") for r in results if r.stage == "evaluate"), None)
     if metrics:
         print_metrics(metrics)
-    simulation = workspace.path("simulate", "metrics.json")
+    simulation = workspace.path(SIMULATE.metrics)
     if simulation.exists():
         print_simulation(json.loads(simulation.read_text()))
-    console.print(f"report: {workspace.stage_dir('report') / 'report.html'}")
+    console.print(f"report: {workspace.path(REPORT.html)}")
     total = sum(r.wall_time_s for r in results)
     console.print(f"run folder: {workspace.root} ({total:.1f} s this time)")

@@ -14,6 +14,7 @@ from personasim.cli._common import ConfigOpt, ForceOpt, WorkdirOpt, nested, prin
 from personasim.errors import ConfigError
 from personasim.pipeline import SimulateStage, resolve_config, run_stage
 from personasim.progress import console
+from personasim.run_folder import SIMULATE
 from personasim.workspace import Workspace
 
 __all__ = ["simulate"]
@@ -87,9 +88,9 @@ def simulate(
     cfg = resolve_config(workspace, config, overrides)
     result = run_stage(SimulateStage, workspace, cfg, force=force)
     print_results([result])
-    metrics_path = workspace.path("simulate", "metrics.json")
+    metrics_path = workspace.path(SIMULATE.metrics)
     print_simulation(json.loads(metrics_path.read_text()))
-    console.print(f"written: {workspace.stage_dir('simulate')}")
+    console.print(f"written: {workspace.stage_dir(SIMULATE.stage)}")
 
 
 def print_simulation(metrics: dict[str, Any]) -> None:

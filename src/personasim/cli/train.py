@@ -20,6 +20,7 @@ from personasim.cli._common import (
 from personasim.config import deep_merge
 from personasim.pipeline import TrainStage, resolve_config, run_stage
 from personasim.progress import console
+from personasim.run_folder import ADAPTERS
 from personasim.workspace import Workspace
 
 __all__ = ["train"]
@@ -67,4 +68,4 @@ def train(
             f"{final:.3f}",
         )
     console.print(table)
-    console.print(f"written: {workspace.stage_dir('adapters')}")
+    console.print(f"written: {workspace.stage_dir(ADAPTERS.stage)}")

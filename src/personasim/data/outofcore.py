@@ -32,6 +32,7 @@ from personasim.data.tables import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, OTHERS_SCH
 from personasim.data.users import read_users_file
 from personasim.errors import ConfigError, DataError
 from personasim.progress import progress
+from personasim.run_folder import DATA
 from personasim.workspace import atomic_path
 
 __all__ = ["ingest_out_of_core"]
@@ -214,7 +215,7 @@ def ingest_out_of_core(
                 "(PARTITION BY user_id ORDER BY timestamp, item_id) <= cut THEN 'train' "
                 "ELSE 'test' END AS split FROM log JOIN sampled USING (user_id) "
                 "ORDER BY user_id, timestamp, item_id",
-                out / "interactions.parquet",
+                DATA.interactions.under(out),
             )
             others = (
                 "SELECT user_id, item_id, rating, timestamp FROM log "
@@ -222,9 +223,9 @@ def ingest_out_of_core(
             )
             if not split.include_other_users:
                 others += " LIMIT 0"
-            copy_to_parquet(con, others, out / "others.parquet")
-        interactions = sql_literal(out / "interactions.parquet")
-        others_path = sql_literal(out / "others.parquet")
+            copy_to_parquet(con, others, DATA.others.under(out))
+        interactions = sql_literal(DATA.interactions.under(out))
+        others_path = sql_literal(DATA.others.under(out))
         stats = con.execute(
             "SELECT item_id, avg(rating) AS mean, count(*) AS n FROM ("
             f"SELECT item_id, rating FROM read_parquet({interactions}) WHERE split = 'train' "
@@ -235,7 +236,7 @@ def ingest_out_of_core(
         items = items.copy()
         items["train_mean_rating"] = items["item_id"].map(stats["mean"]).astype("float64")
         items["train_count"] = items["item_id"].map(stats["n"]).fillna(0).astype("int64")
-        write_parquet(items, out / "items.parquet", ITEMS_SCHEMA)
+        write_parquet(items, DATA.items.under(out), ITEMS_SCHEMA)
         user_rows = con.execute(
             "SELECT user_id, count(*) AS n_ratings, count(*) FILTER (split = 'train') AS "
             "n_train, count(*) FILTER (split = 'test') AS n_test "
@@ -244,7 +245,7 @@ def ingest_out_of_core(
         user_rows = user_rows.astype({"n_ratings": "int64", "n_train": "int64", "n_test": "int64"})
         if attributes is not None:
             user_rows = user_rows.merge(attributes, on="user_id", how="left")
-        write_parquet(user_rows, out / "users.parquet")
+        write_parquet(user_rows, DATA.users.under(out))
         totals = fetch_one(
             con, "SELECT count(*), count(DISTINCT user_id), count(DISTINCT item_id) FROM log"
         )
@@ -280,8 +281,11 @@ def _check_schema(out: Path) -> None:
 
     Only names and types are compared: DuckDB marks some columns "not null", which no
     reader minds, and rewriting 100M rows for that alone cost a full pass."""
-    for name, schema in (("interactions", INTERACTIONS_SCHEMA), ("others", OTHERS_SCHEMA)):
-        path = out / f"{name}.parquet"
+    for artifact, schema in (
+        (DATA.interactions, INTERACTIONS_SCHEMA),
+        (DATA.others, OTHERS_SCHEMA),
+    ):
+        path = artifact.under(out)
         written = pq.read_schema(path)
         if [(f.name, f.type) for f in written] == [(f.name, f.type) for f in schema]:
             continue

@@ -19,6 +19,7 @@ import pandas as pd
 from personasim.errors import ConfigError, StageError
 from personasim.evaluation.bootstrap import paired_rmse_difference
 from personasim.evaluation.metrics import rmse
+from personasim.run_folder import EVAL
 
 __all__ = ["RunModel", "compare_runs", "parse_run_model"]
 
@@ -47,9 +48,12 @@ def parse_run_model(spec: str) -> RunModel:
 
 
 def _predictions(folder: Path) -> pd.DataFrame:
-    path = folder / "eval" / "predictions.parquet"
+    path = EVAL.predictions.under(folder / EVAL.stage.folder)
     if not path.is_file():
-        raise StageError(f"{folder}: no eval/predictions.parquet; run `personasim evaluate` there")
+        raise StageError(
+            f"{folder}: no {EVAL.stage.folder}/{EVAL.predictions.name}; run "
+            f"`personasim {EVAL.stage.command}` there"
+        )
     frame = pd.read_parquet(path, columns=[*PAIR_KEYS, "predicted", "model", "valid"])
     return frame[frame["valid"]]  # the predictions the evaluation's errors are over
 

@@ -16,9 +16,23 @@ from typing import Any
 
 import pandas as pd
 
+from personasim.run_folder import (
+    ADAPTERS,
+    DATA,
+    EVAL,
+    MANIFEST,
+    PERSONAS,
+    PROFILES,
+    SIMULATE,
+    StageFolder,
+)
+from personasim.workspace import Workspace
+
 __all__ = ["ReportData", "collect_report"]
 
-_STAGES = ("data", "profiles", "personas", "adapters", "eval", "simulate")
+_STAGES: tuple[StageFolder, ...] = tuple(
+    files.stage for files in (DATA, PROFILES, PERSONAS, ADAPTERS, EVAL, SIMULATE)
+)
 
 
 @dataclass
@@ -49,33 +63,32 @@ def _read(path: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
-def collect_report(root: Path, title: str | None = None) -> ReportData:
-    """Read what the report shows from the run folder `root` (``eval/`` must exist)."""
-    eval_dir = root / "eval"
-    manifest = json.loads((eval_dir / "manifest.json").read_text())
+def collect_report(workspace: Workspace, title: str | None = None) -> ReportData:
+    """Read what the report shows from a run folder (``eval/`` must exist)."""
+    manifest = json.loads((workspace.stage_dir(EVAL.stage) / MANIFEST).read_text())
     data = ReportData(
-        title=title or f"personasim fidelity report: {root.name}",
-        metrics=json.loads((eval_dir / "metrics.json").read_text()),
+        title=title or f"personasim fidelity report: {workspace.root.name}",
+        metrics=json.loads(workspace.path(EVAL.metrics).read_text()),
     )
-    if (eval_dir / "taste.json").exists():
-        data.taste = json.loads((eval_dir / "taste.json").read_text())
-    if (eval_dir / "new_items.json").exists():
-        data.new_items = json.loads((eval_dir / "new_items.json").read_text())
-    data.groups = _read(eval_dir / "groups.parquet")
-    data.predictions = _read(eval_dir / "predictions.parquet")
-    data.taste_scores = _read(eval_dir / "taste_scores.parquet")
-    data.taste_lists = _read(eval_dir / "taste_lists.parquet")
-    data.free_answers = _read(eval_dir / "free_generation.parquet")
-    cards = root / "personas" / "cards.json"
+    if workspace.path(EVAL.taste).exists():
+        data.taste = json.loads(workspace.path(EVAL.taste).read_text())
+    if workspace.path(EVAL.new_items).exists():
+        data.new_items = json.loads(workspace.path(EVAL.new_items).read_text())
+    data.groups = _read(workspace.path(EVAL.groups))
+    data.predictions = _read(workspace.path(EVAL.predictions))
+    data.taste_scores = _read(workspace.path(EVAL.taste_scores))
+    data.taste_lists = _read(workspace.path(EVAL.taste_lists))
+    data.free_answers = _read(workspace.path(EVAL.free_generation))
+    cards = workspace.path(PERSONAS.cards)
     if cards.exists():
         data.personas = json.loads(cards.read_text())
-    if (root / "personas" / "map.png").exists():
-        data.persona_map = (root / "personas" / "map.png").read_bytes()
-    simulation = root / "simulate" / "metrics.json"
+    if workspace.path(PERSONAS.map).exists():
+        data.persona_map = workspace.path(PERSONAS.map).read_bytes()
+    simulation = workspace.path(SIMULATE.metrics)
     if simulation.exists():
         data.simulation = json.loads(simulation.read_text())
     for stage in _STAGES:
-        path = root / stage / "manifest.json"
+        path = workspace.stage_dir(stage) / MANIFEST
         if path.exists():
             m = json.loads(path.read_text())
             data.stages.append(

@@ -26,6 +26,7 @@ from personasim.evaluation.taste import (
     list_metrics,
 )
 from personasim.progress import progress
+from personasim.run_folder import EVAL
 from personasim.workspace import atomic_write_text
 
 __all__ = [
@@ -146,10 +147,10 @@ def taste_metrics(
     writes ``taste.json`` (summary), ``taste.parquet`` (per user and list),
     ``taste_scores.parquet`` (every score) and ``taste_lists.parquet``."""
     scored = pd.concat(scores, ignore_index=True)
-    write_parquet(scored, out / "taste_scores.parquet")
+    write_parquet(scored, EVAL.taste_scores.under(out))
     write_parquet(
         pd.concat([lists["test"].assign(part="test"), lists["train"].assign(part="train")]),
-        out / "taste_lists.parquet",
+        EVAL.taste_lists.under(out),
     )
     per_user: list[pd.DataFrame] = []
     summary: dict[str, Any] = {}
@@ -215,8 +216,8 @@ def taste_metrics(
         _compare_agents(
             summary[key], pd.concat(rows, ignore_index=True), cfg.bootstrap_rounds, seed, ("auc",)
         )
-    write_parquet(pd.concat(per_user, ignore_index=True), out / "taste.parquet")
-    atomic_write_text(out / "taste.json", json.dumps(summary, indent=2) + "\n")
+    write_parquet(pd.concat(per_user, ignore_index=True), EVAL.taste_per_user.under(out))
+    atomic_write_text(EVAL.taste.under(out), json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -15,6 +15,7 @@ from personasim.data.tables import read_parquet
 from personasim.errors import StageError
 from personasim.personas.embedding import embed_texts
 from personasim.personas.features import FeatureSpace, trait_features
+from personasim.run_folder import MANIFEST, PERSONAS
 from personasim.workspace import Workspace
 
 __all__ = ["Assignment", "PersonaModel", "read_user_personas", "soft_membership"]
@@ -28,7 +29,7 @@ def soft_membership(distances: np.ndarray, temperature: float) -> np.ndarray:
 def read_user_personas(workspace: Workspace) -> dict[str, str]:
     """Each user's persona, from the run folder's ``personas/assignments.parquet``
     (empty when the personas stage has not written it)."""
-    path = workspace.path("personas", "assignments.parquet")
+    path = workspace.path(PERSONAS.assignments)
     if not path.exists():
         return {}
     frame = read_parquet(path)
@@ -89,18 +90,19 @@ class PersonaModel:
             StageError: The personas stage has not run there (or ran with a version
                 that did not record its feature space).
         """
-        folder = Path(workdir) / "personas"
-        if not (folder / "manifest.json").exists():
+        folder = Path(workdir) / PERSONAS.stage.folder
+        if not (folder / MANIFEST).exists():
             raise StageError(
-                f"{folder} is missing: run `personasim personas --workdir {workdir}` first"
+                f"{folder} is missing: run `personasim {PERSONAS.stage.command} --workdir "
+                f"{workdir}` first"
             )
-        meta = json.loads((folder / "model.json").read_text())
+        meta = json.loads(PERSONAS.model.under(folder).read_text())
         if "space" not in meta:
             raise StageError(
                 f"{folder} was written by an older personasim: run "
                 f"`personasim personas --workdir {workdir} --force` to rebuild it"
             )
-        frame = read_parquet(folder / "centroids.parquet")
+        frame = read_parquet(PERSONAS.centroids.under(folder))
         centroids = {
             column.removeprefix("centroid_"): np.stack(frame[column].to_numpy())
             for column in frame.columns

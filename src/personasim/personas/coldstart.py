@@ -13,6 +13,7 @@ from personasim.errors import DataError
 from personasim.personas.assignment import Assignment, PersonaModel
 from personasim.personas.features import taste_features
 from personasim.profiles.builder import build_profiles
+from personasim.run_folder import DATA, PROFILES
 from personasim.workspace import Workspace
 
 __all__ = ["assign_new_users", "profile_new_users", "read_new_ratings"]
@@ -37,7 +38,7 @@ def read_new_ratings(workspace: Workspace, config: RunConfig, raw: RawTable) -> 
     if cols.timestamp and cols.timestamp in raw.columns:
         needed.append(("timestamp", cols.timestamp))
     raw.require_columns(needed)
-    items = read_parquet(workspace.require("data", "items.parquet"))
+    items = read_parquet(workspace.require(DATA.items))
     frame = pd.DataFrame(
         {
             "user_id": parse_ids(raw, cols.user).to_numpy(zero_copy_only=False),
@@ -78,12 +79,12 @@ def profile_new_users(
     """
     result = build_profiles(
         ratings,
-        read_parquet(workspace.require("data", "items.parquet")),
+        read_parquet(workspace.require(DATA.items)),
         llm=config.llm,
         config=config.profile,
         cache_path=workspace.root / ".cache" / "generations.sqlite",
         seed=config.seed,
-        reference_traits=read_parquet(workspace.require("profiles", "profiles.parquet")),
+        reference_traits=read_parquet(workspace.require(PROFILES.profiles)),
         rationales=False,
         scale=config.data.scale,
     )
@@ -98,7 +99,7 @@ def assign_new_users(
     model = PersonaModel.from_workdir(workspace.root)
     ratings = read_new_ratings(workspace, config, raw)
     profiles = profile_new_users(workspace, config, ratings)
-    items = read_parquet(workspace.require("data", "items.parquet"))
+    items = read_parquet(workspace.require(DATA.items))
     users = pd.Index(profiles["user_id"].astype(str), name="user_id")
     placed = model.assign(
         profiles["profile_text"].tolist(),

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from personasim.agents.prior import CFPrior
-from personasim.agents.watch_prior import WATCH_PRIOR_FILE, WatchPrior
+from personasim.agents.watch_prior import WatchPrior
 from personasim.cf.dataset import training_log
 from personasim.cf.fitted import FittedModels
 from personasim.config import (
@@ -66,7 +66,7 @@ from personasim.personas.assignment import read_user_personas
 from personasim.pipeline.ingest import IngestStage
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
-from personasim.run_folder import RUN
+from personasim.run_folder import ADAPTERS, DATA, EVAL, PROFILES, RUN
 from personasim.simulation.recommenders import create_recommender, fit_recommender
 from personasim.workspace import atomic_write_text
 
@@ -84,7 +84,7 @@ class EvaluateStage(Stage):
     """Fit the baselines, score the agents, measure fidelity and taste, write ``eval/``."""
 
     name = "evaluate"
-    folder = "eval"
+    folder = EVAL.stage.folder
     upstream = (IngestStage,)
     keeps_checkpoints = True  # each model's results: reused when only some settings change
 
@@ -92,7 +92,7 @@ class EvaluateStage(Stage):
         """Whether agents are scored: asked for, and trained in this run folder (without
         trained agents, `evaluate` scores the baselines and says how to add the agents)."""
         return bool(self.config.evaluate.agents) and (
-            self.workspace.read_manifest("adapters") is not None
+            self.workspace.read_manifest(ADAPTERS.stage) is not None
         )
 
     def upstream_stages(self) -> tuple[type[Stage], ...]:
@@ -146,8 +146,8 @@ class EvaluateStage(Stage):
         """Fit, predict, checkpoint per model; write predictions, metrics and taste."""
         cfg = self.config.evaluate
         seed = self.config.seed
-        interactions = read_parquet(self.workspace.require("data", "interactions.parquet"))
-        items = read_parquet(self.workspace.require("data", "items.parquet"))
+        interactions = read_parquet(self.workspace.require(DATA.interactions))
+        items = read_parquet(self.workspace.require(DATA.items))
         test = interactions[interactions["split"] == "test"].reset_index(drop=True)
         pairs = agent_pairs(test, cfg.agent_pairs_per_user, seed)
         stores = self._stores()
@@ -159,7 +159,7 @@ class EvaluateStage(Stage):
         }
         models = FittedModels(self.workspace.root / RUN.fitted_models, training)
         fitted = FittedBaselines(training, cfg, self.config.cf, seed, genres, models)
-        trained = (self.workspace.read_manifest("adapters") or {}).get("summary", {})
+        trained = (self.workspace.read_manifest(ADAPTERS.stage) or {}).get("summary", {})
         agents = self._agents(trained)
         if self.config.data.implicit:
             summary = self._without_ratings(out, test, pairs)
@@ -185,7 +185,7 @@ class EvaluateStage(Stage):
     ) -> dict[str, Any]:
         """The rating part of a log without ratings: nothing scored, and the summary
         says so (an empty ``metrics.json``; taste is measured as usual)."""
-        atomic_write_text(out / "metrics.json", "{}\n")
+        atomic_write_text(EVAL.metrics.under(out), "{}\n")
         logger.info("evaluate: %s", RATINGS_NOT_MEASURED)
         return {
             "metrics": {},
@@ -237,23 +237,23 @@ class EvaluateStage(Stage):
             metrics[name]["compared"] = entry
         groups = self._groups()
         if groups is not None:
-            write_parquet(group_metrics(on_pairs, groups), out / "groups.parquet")
+            write_parquet(group_metrics(on_pairs, groups), EVAL.groups.under(out))
         unseen = set(items.loc[items["train_count"] == 0, "item_id"].astype(str))
         kinds = {name: m.get("kind") for name, m in metrics.items()}
         new_items = comparison.on_new_items(on_pairs, unseen, kinds)
         if new_items is not None:
-            atomic_write_text(out / "new_items.json", json.dumps(new_items, indent=2) + "\n")
+            atomic_write_text(EVAL.new_items.under(out), json.dumps(new_items, indent=2) + "\n")
         if agents is not None and agents.kinds and cfg.free_generation_pairs:
             answers = agents.free_answers(pairs, stores["generation"])
             generated = pd.concat(answers, ignore_index=True)
-            write_parquet(generated, out / "free_generation.parquet")
+            write_parquet(generated, EVAL.free_generation.under(out))
             for name, entry in free_generation_summary(generated).items():
                 metrics[name]["free_generation"] = entry
         columns = PREDICTIONS_COLUMNS + [
             c for c in predictions.columns if c not in PREDICTIONS_COLUMNS
         ]
-        write_parquet(predictions[columns], out / "predictions.parquet")
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_parquet(predictions[columns], EVAL.predictions.under(out))
+        atomic_write_text(EVAL.metrics.under(out), json.dumps(metrics, indent=2) + "\n")
         summary: dict[str, Any] = {
             "metrics": metrics,
             "test_ratings": int(len(test)),
@@ -327,7 +327,7 @@ class EvaluateStage(Stage):
     ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         """The agents' rating prior alone on every test pair, and its note (`summary`:
         the train stage's)."""
-        folder = self.workspace.stage_dir("adapters")
+        folder = self.workspace.stage_dir(ADAPTERS.stage)
         if not CFPrior.saved_in(folder):
             return None
         note = {
@@ -354,12 +354,12 @@ class EvaluateStage(Stage):
         return shown_lists(interactions, recommend, users, candidates=cfg.taste_candidates)
 
     def _watch_prior(self) -> WatchPrior | None:
-        folder = self.workspace.stage_dir("adapters")
-        return WatchPrior.load(folder) if (folder / WATCH_PRIOR_FILE).is_file() else None
+        folder = self.workspace.stage_dir(ADAPTERS.stage)
+        return WatchPrior.load(folder) if ADAPTERS.watch_prior.under(folder).is_file() else None
 
     def _groups(self) -> pd.DataFrame | None:
         """``user_id, persona, activity, conformity, diversity`` where known."""
-        path = self.workspace.path("profiles", "profiles.parquet")
+        path = self.workspace.path(PROFILES.profiles)
         if not path.exists():
             return None
         profiles = read_parquet(path)

@@ -30,6 +30,7 @@ from personasim.data.tables import (
 from personasim.errors import ConfigError
 from personasim.pipeline.stage import Stage
 from personasim.progress import progress
+from personasim.run_folder import DATA
 
 __all__ = ["IngestStage"]
 
@@ -40,7 +41,7 @@ class IngestStage(Stage):
     """Read and validate the log, select and split users, compute train-only item stats."""
 
     name = "ingest"
-    folder = "data"
+    folder = DATA.stage.folder
 
     def settings(self) -> list[Any]:
         """The `[data]` and `[split]` sections and the seed."""
@@ -141,10 +142,10 @@ class IngestStage(Stage):
         validation_split(split, split_cfg.validation_share)
         withheld = withhold_items(split, split_cfg.new_items, np.random.default_rng([seed, 1]))
         items = item_statistics(log.items, split.training_data())
-        write_parquet(split.interactions, out / "interactions.parquet", INTERACTIONS_SCHEMA)
-        write_parquet(items, out / "items.parquet", ITEMS_SCHEMA)
-        write_parquet(user_table(split.interactions, log.users), out / "users.parquet")
-        write_parquet(split.others, out / "others.parquet", OTHERS_SCHEMA)
+        write_parquet(split.interactions, DATA.interactions.under(out), INTERACTIONS_SCHEMA)
+        write_parquet(items, DATA.items.under(out), ITEMS_SCHEMA)
+        write_parquet(user_table(split.interactions, log.users), DATA.users.under(out))
+        write_parquet(split.others, DATA.others.under(out), OTHERS_SCHEMA)
         summary = {
             "source": self._spec().name,
             "log_ratings": int(len(log.interactions)),

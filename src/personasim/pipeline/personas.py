@@ -31,6 +31,7 @@ from personasim.profiles.cache import GenerationCache, cache_key
 from personasim.profiles.distill import GenerationCounts, generate_checked
 from personasim.profiles.quality import clean_rationale
 from personasim.progress import progress
+from personasim.run_folder import DATA, PERSONAS, PROFILES
 from personasim.workspace import atomic_write_text
 
 __all__ = ["PersonasStage", "persona_name"]
@@ -56,7 +57,7 @@ class PersonasStage(Stage):
     """Group users into personas by clustering their profile embeddings."""
 
     name = "personas"
-    folder = "personas"
+    folder = PERSONAS.stage.folder
     upstream = (IngestStage, ProfileStage)
 
     def settings(self) -> list[Any]:
@@ -67,7 +68,7 @@ class PersonasStage(Stage):
     def build(self, out: Path) -> dict[str, Any]:
         """Write assignments, centroids, the feature model, cards and the map."""
         cfg = self.config.personas
-        profiles = read_parquet(self.workspace.require("profiles", "profiles.parquet"))
+        profiles = read_parquet(self.workspace.require(PROFILES.profiles))
         ids = profiles["user_id"].astype(str).tolist()
 
         values, rows = self._feature_values(profiles, ids)
@@ -100,7 +101,7 @@ class PersonasStage(Stage):
                 "membership": list(placed.membership.round(6)),
             }
         )
-        write_parquet(assignments, out / "assignments.parquet")
+        write_parquet(assignments, PERSONAS.assignments.under(out))
         write_parquet(
             pd.DataFrame(
                 {
@@ -108,10 +109,10 @@ class PersonasStage(Stage):
                     **{f"centroid_{b}": list(c) for b, c in centroids.items()},
                 }
             ),
-            out / "centroids.parquet",
+            PERSONAS.centroids.under(out),
         )
         atomic_write_text(
-            out / "model.json",
+            PERSONAS.model.under(out),
             json.dumps(
                 {
                     "names": names,
@@ -125,14 +126,14 @@ class PersonasStage(Stage):
         )
 
         cards, counts = self._cards(profiles, features, result, names, ids, values["taste"])
-        atomic_write_text(out / "cards.json", json.dumps(cards, indent=2) + "\n")
+        atomic_write_text(PERSONAS.cards.under(out), json.dumps(cards, indent=2) + "\n")
         final_silhouette = silhouette_of(features, result.labels)
         variance = persona_map(
             features,
             result.labels,
             result.centroids,
             names,
-            out / "map.png",
+            PERSONAS.map.under(out),
             title=f"{len(ids)} users, {result.k} personas ({_features_label(cfg.features)})",
         )
         selection = {
@@ -145,7 +146,7 @@ class PersonasStage(Stage):
             "k_chosen": result.k_chosen,
             "method": "fixed" if cfg.k else "elbow (kneedle on inertia)",
         }
-        atomic_write_text(out / "k_selection.json", json.dumps(selection, indent=2) + "\n")
+        atomic_write_text(PERSONAS.k_selection.under(out), json.dumps(selection, indent=2) + "\n")
         return {
             "users": len(ids),
             "k": result.k,
@@ -163,8 +164,8 @@ class PersonasStage(Stage):
     def _taste(self) -> pd.DataFrame:
         """Taste features of the users with train ratings: in memory, or out of core
         (DuckDB) with `scale.tables = "duckdb"`."""
-        interactions = self.workspace.require("data", "interactions.parquet")
-        items = self.workspace.require("data", "items.parquet")
+        interactions = self.workspace.require(DATA.interactions)
+        items = self.workspace.require(DATA.items)
         if self.config.scale.tables == "duckdb":
             with self.scratch() as scratch:
                 return taste_features_out_of_core(

@@ -15,6 +15,7 @@ from personasim.profiles.builder import build_profiles
 from personasim.profiles.distill import GenerationCounts
 from personasim.profiles.outofcore import template_profiles_out_of_core
 from personasim.profiles.prompts import PROMPT_VERSION, prompts_hash
+from personasim.run_folder import DATA, PROFILES
 from personasim.scale.executor import get_executor
 
 __all__ = ["ProfileStage"]
@@ -26,7 +27,7 @@ class ProfileStage(Stage):
     """Distil every sampled user's train history with the frozen LLM."""
 
     name = "profile"
-    folder = "profiles"
+    folder = PROFILES.stage.folder
     upstream = (IngestStage,)
 
     def settings(self) -> list[Any]:
@@ -42,8 +43,8 @@ class ProfileStage(Stage):
         """Write ``profiles.parquet`` and ``rationales.parquet``."""
         if self._out_of_core():
             return self._build_out_of_core(out)
-        interactions = read_parquet(self.workspace.require("data", "interactions.parquet"))
-        items = read_parquet(self.workspace.require("data", "items.parquet"))
+        interactions = read_parquet(self.workspace.require(DATA.interactions))
+        items = read_parquet(self.workspace.require(DATA.items))
         result = build_profiles(
             interactions[interactions["split"] == "train"],
             items,
@@ -54,8 +55,8 @@ class ProfileStage(Stage):
             executor=get_executor(self.config.scale),
             scale=self.config.data.scale,
         )
-        write_parquet(result.profiles, out / "profiles.parquet")
-        write_parquet(result.rationales, out / "rationales.parquet")
+        write_parquet(result.profiles, PROFILES.profiles.under(out))
+        write_parquet(result.rationales, PROFILES.rationales.under(out))
         n_users = len(result.profiles)
         generated = result.summary_counts.generated
         if result.rationale_counts is not None:
@@ -95,16 +96,16 @@ class ProfileStage(Stage):
     def _build_out_of_core(self, out: Path) -> dict[str, Any]:
         with self.scratch() as scratch:
             done = template_profiles_out_of_core(
-                self.workspace.require("data", "interactions.parquet"),
-                self.workspace.require("data", "items.parquet"),
-                out / "profiles.parquet",
+                self.workspace.require(DATA.interactions),
+                self.workspace.require(DATA.items),
+                PROFILES.profiles.under(out),
                 scale=self.config.scale,
                 scratch=scratch,
                 ratings=self.config.data.scale,
             )
         write_parquet(
             pd.DataFrame(columns=["user_id", "item_id", "rating", "rationale"]),
-            out / "rationales.parquet",
+            PROFILES.rationales.under(out),
         )
         return {
             **done,

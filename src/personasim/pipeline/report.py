@@ -15,6 +15,7 @@ from personasim.evaluation.report import render_html, render_markdown
 from personasim.evaluation.report_data import collect_report
 from personasim.pipeline.evaluate import EvaluateStage
 from personasim.pipeline.stage import Stage
+from personasim.run_folder import REPORT
 from personasim.workspace import atomic_write_text
 
 __all__ = ["ReportStage"]
@@ -24,7 +25,7 @@ class ReportStage(Stage):
     """Render the evaluation of a run folder."""
 
     name = "report"
-    folder = "report"
+    folder = REPORT.stage.folder
     upstream = (EvaluateStage,)
 
     def upstream_stages(self) -> tuple[type[Stage], ...]:
@@ -44,11 +45,11 @@ class ReportStage(Stage):
 
     def build(self, out: Path) -> dict[str, Any]:
         """Write report.html and summary.md."""
-        data = collect_report(self.workspace.root, self.config.report.title)
-        atomic_write_text(out / "report.html", render_html(data))
-        atomic_write_text(out / "summary.md", render_markdown(data))
+        data = collect_report(self.workspace, self.config.report.title)
+        atomic_write_text(REPORT.html.under(out), render_html(data))
+        atomic_write_text(REPORT.markdown.under(out), render_markdown(data))
         return {
-            "html": str(self.workspace.stage_dir(self.folder) / "report.html"),
+            "html": str(self.workspace.path(REPORT.html)),
             "models": len(data.metrics),
             "taste_lists": len(data.taste),
         }

@@ -53,7 +53,7 @@ from personasim.pipeline.simulate_checks import simulation_checks
 from personasim.pipeline.simulate_priors import other_priors_sessions, session_model_attacher
 from personasim.pipeline.simulate_sessions import SessionRunner
 from personasim.pipeline.stage import Stage
-from personasim.run_folder import RUN
+from personasim.run_folder import DATA, PROFILES, RUN, SIMULATE
 from personasim.simulation.experiment import ranked_pages, sample_users
 from personasim.simulation.feedback import loop_trend
 from personasim.simulation.feedback_rounds import FeedbackContext, feedback_rounds
@@ -82,7 +82,7 @@ class SimulateStage(Stage):
     """Sessions of the agents with each recommender, set against the held-out log."""
 
     name = "simulate"
-    folder = "simulate"
+    folder = SIMULATE.stage.folder
     upstream = (IngestStage,)
     keeps_checkpoints = True  # each recommender's sessions: reused when the list changes
 
@@ -125,14 +125,14 @@ class SimulateStage(Stage):
         """Fit the recommenders, run the sessions (and feedback rounds), measure."""
         cfg = self.config.simulate
         if not cfg.recommenders:
-            atomic_write_text(out / "metrics.json", json.dumps({"recommenders": {}}) + "\n")
+            atomic_write_text(SIMULATE.metrics.under(out), json.dumps({"recommenders": {}}) + "\n")
             return {"recommenders": 0}
         ws = self.workspace
         seed = self.config.seed
         started = time.perf_counter()
-        interactions = read_parquet(ws.require("data", "interactions.parquet"))
-        items = read_parquet(ws.require("data", "items.parquet"))
-        profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
+        interactions = read_parquet(ws.require(DATA.interactions))
+        items = read_parquet(ws.require(DATA.items))
+        profiles = read_parquet(ws.require(PROFILES.profiles))
         training, described = training_log(ws, interactions)
         training = training[["user_id", "item_id", "rating", "timestamp"]].reset_index(drop=True)
         test = interactions[interactions["split"] == "test"]
@@ -209,11 +209,11 @@ class SimulateStage(Stage):
             "recommenders": first.timings,
             "total": round(time.perf_counter() - started, 1),
         }
-        write_parquet(events, out / "events.parquet")
-        write_parquet(sessions, out / "sessions.parquet")
-        write_parquet(offline_frame, out / "offline.parquet")
-        write_parquet(agreement, out / "user_agreement.parquet")
-        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_parquet(events, SIMULATE.events.under(out))
+        write_parquet(sessions, SIMULATE.sessions.under(out))
+        write_parquet(offline_frame, SIMULATE.offline.under(out))
+        write_parquet(agreement, SIMULATE.user_agreement.under(out))
+        atomic_write_text(SIMULATE.metrics.under(out), json.dumps(metrics, indent=2) + "\n")
         return {
             "recommenders": metrics["recommenders"],
             "agreement": metrics["agreement"]["headline"],
@@ -275,7 +275,7 @@ class SimulateStage(Stage):
             bootstrap_rounds=self.config.evaluate.bootstrap_rounds,
             rates=not self.config.data.implicit,
         )
-        write_parquet(feedback, out / "feedback.parquet")
+        write_parquet(feedback, SIMULATE.feedback.under(out))
         metrics["feedback"] = feedback.to_dict(orient="records")
         metrics["feedback_trends"] = {
             str(name): loop_trend(part, spread[str(name)])

@@ -20,6 +20,7 @@ import pandas as pd
 
 from personasim.config import AGENT_ADAPTERS, SimulateConfig
 from personasim.rating_scale import RatingScale
+from personasim.run_folder import ADAPTERS, MANIFEST
 from personasim.simulation.sessions import SessionLog, run_sessions
 
 __all__ = ["LazyAgents", "NoAgents", "SessionsOnWorker", "merge_session_logs"]
@@ -100,7 +101,7 @@ _LOADED: dict[tuple[Any, ...], Any] = {}
 def _worker_agents(workdir: str, model: str, language_model: str) -> Any:
     """The agents of a run folder, loaded once per worker process (again when the
     adapters changed since)."""
-    manifest = Path(workdir) / "adapters" / "manifest.json"
+    manifest = Path(workdir) / ADAPTERS.stage.folder / MANIFEST
     key = (workdir, model, language_model, manifest.stat().st_mtime_ns if manifest.exists() else 0)
     if key not in _LOADED:
         _LOADED.clear()

@@ -19,6 +19,7 @@ from personasim.data.tables import read_parquet
 from personasim.pipeline.simulate_agents import LazyAgents
 from personasim.pipeline.simulate_sessions import SessionRunner
 from personasim.progress import progress
+from personasim.run_folder import ADAPTERS, DATA
 from personasim.simulation.measures import rank_agreement, session_metrics
 from personasim.simulation.summary import RATING_MEASURES, log_hits, rounded
 from personasim.workspace import Workspace
@@ -31,7 +32,7 @@ def choice_logs(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What the watch priors are fitted on: the simulated users' train part and the
     other users' rows (as the train stage fits them)."""
-    others = read_parquet(workspace.require("data", "others.parquet"))
+    others = read_parquet(workspace.require(DATA.others))
     return interactions[interactions["split"] == "train"], others
 
 
@@ -69,7 +70,7 @@ def watch_prior_fitter(
     the agents' own (on the same watch examples)."""
     from personasim.agents.choice_prior import fit_choice_prior
 
-    examples = read_parquet(workspace.require("adapters", "examples.parquet"))
+    examples = read_parquet(workspace.require(ADAPTERS.examples))
     watch = examples[examples["task"] == "watch"][["user_id", "item_id", "target"]]
     train, others = choice_logs(workspace, interactions)
     simulated = sorted(interactions["user_id"].astype(str).unique())

@@ -31,8 +31,9 @@ from pydantic import BaseModel
 from personasim._version import __version__
 from personasim.config import RunConfig, config_hash, dump_config
 from personasim.errors import StageError
+from personasim.run_folder import MANIFEST
 from personasim.scale.memory import peak_rss_mib, reset_peak
-from personasim.workspace import MANIFEST, Workspace, atomic_write_text, file_sha256
+from personasim.workspace import Workspace, atomic_write_text, file_sha256
 
 __all__ = ["Stage", "StageResult", "package_versions"]
 

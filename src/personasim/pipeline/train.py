@@ -44,7 +44,7 @@ from personasim.pipeline.train_adapters import (
     train_one_adapter,
 )
 from personasim.progress import progress
-from personasim.run_folder import RUN
+from personasim.run_folder import ADAPTERS, DATA, PERSONAS, PROFILES, RUN
 from personasim.scale.executor import get_executor
 
 __all__ = ["TrainStage", "adapter_groups"]
@@ -74,7 +74,7 @@ class TrainStage(Stage):
     """Build RAFT examples and train the agents' LoRA adapters."""
 
     name = "train"
-    folder = "adapters"
+    folder = ADAPTERS.stage.folder
     upstream = (IngestStage, ProfileStage, PersonasStage)
     keeps_checkpoints = True  # each trained adapter: reused when only the LM weight changes
 
@@ -114,11 +114,11 @@ class TrainStage(Stage):
         cfg = self.config.agents
         seed = self.config.seed
         ws = self.workspace
-        interactions = read_parquet(ws.require("data", "interactions.parquet"))
-        items = read_parquet(ws.require("data", "items.parquet"))
-        others = read_parquet(ws.require("data", "others.parquet"))
-        profiles = read_parquet(ws.require("profiles", "profiles.parquet"))
-        assignments = read_parquet(ws.require("personas", "assignments.parquet"))
+        interactions = read_parquet(ws.require(DATA.interactions))
+        items = read_parquet(ws.require(DATA.items))
+        others = read_parquet(ws.require(DATA.others))
+        profiles = read_parquet(ws.require(PROFILES.profiles))
+        assignments = read_parquet(ws.require(PERSONAS.assignments))
         train = interactions[interactions["split"] == "train"].reset_index(drop=True)
         scale = tuple(self.config.data.rating_scale)
         records = item_records(items)
@@ -152,7 +152,7 @@ class TrainStage(Stage):
 
         index = None
         if cfg.use_rationales:
-            rationales = read_parquet(ws.require("profiles", "rationales.parquet"))
+            rationales = read_parquet(ws.require(PROFILES.rationales))
             with progress("embedding rationales", total=None):
                 index = RationaleIndex(rationales, records, scale=self.config.data.scale)
                 index.save(out)  # the agents load these instead of embedding again
@@ -179,7 +179,7 @@ class TrainStage(Stage):
         )
         examples["persona"] = examples["user_id"].map(persona_of)
         errors = (examples["target"] - examples["prior"]).abs().where(examples["task"] == "rate")
-        write_parquet(examples, out / "examples.parquet")
+        write_parquet(examples, ADAPTERS.examples.under(out))
 
         groups = adapter_groups(list(cfg.modes), assignments)
         summary: dict[str, Any] = {
@@ -328,8 +328,8 @@ class TrainStage(Stage):
         results: dict[str, Any] = {}
         todo = []
         for job in jobs:
-            if (job.folder / "training.json").exists():
-                results[job.name] = json.loads((job.folder / "training.json").read_text())
+            if (job.folder / ADAPTERS.training).exists():
+                results[job.name] = json.loads((job.folder / ADAPTERS.training).read_text())
                 logger.info("train: adapter %s restored from checkpoint", job.name)
             else:
                 todo.append(job)

@@ -17,8 +17,10 @@ from typing import Any
 import cachetools
 
 from personasim.errors import ConfigError
+from personasim.run_folder import PROFILES
 from personasim.serve.middleware import ApiError
 from personasim.serve.schemas import ItemsQuery, SessionQuery, UserQuery
+from personasim.workspace import Workspace
 
 __all__ = ["COLD_PREFIX", "AgentService"]
 
@@ -113,7 +115,7 @@ class AgentService:
         """Activity levels of the run's users (session patience)."""
         from personasim.data.tables import read_parquet
 
-        profiles = read_parquet(self.workdir / "profiles" / "profiles.parquet")
+        profiles = read_parquet(Workspace(self.workdir).require(PROFILES.profiles))
         self._activity = dict(
             zip(profiles["user_id"].astype(str), profiles["activity"], strict=True)
         )
