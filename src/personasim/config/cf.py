@@ -80,8 +80,7 @@ def migrate_cf_settings(raw: dict[str, Any], source: str = "config") -> dict[str
         if new in cf:
             raise ValueError(f"{source}: {section}.{key} and cf.{new} are the same setting")
         cf[new] = out[section].pop(key)
-        logger.warning(
-            "%s: %s.%s is now cf.%s (read from the old place)", source, section, key, new
-        )
+    moved = ", ".join(f"{section}.{key} is now cf.{new}" for section, key, new in moves)
+    logger.warning("%s: %s (read from the old place)", source, moved)
     out["cf"] = cf
     return out
