@@ -24,7 +24,10 @@ def test_older_configs_move_their_cf_settings_to_cf(caplog: pytest.LogCaptureFix
     assert config.cf.implicit_mf_epochs == 4
     assert config.cf.implicit_mf_embedding_size == 8
     assert config.cf.itemknn_neighbors == 9
-    assert "old.toml: evaluate.mf_epochs is now cf.mf_epochs" in caplog.text
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "personasim.config.cf"]
+    assert warning.startswith("old.toml: ")
+    assert "evaluate.mf_epochs is now cf.mf_epochs" in warning
+    assert "simulate.mf_epochs is now cf.implicit_mf_epochs" in warning
     assert RunConfig.model_validate(old) == config  # also without the layers
 
 
