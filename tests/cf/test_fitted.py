@@ -53,9 +53,14 @@ def test_an_unreadable_model_is_fitted_again(tmp_path, training) -> None:
     assert models.get("bias", {}, 0, lambda: 2) == 2
 
 
-def test_without_a_folder_every_ask_fits(training) -> None:
+def test_without_a_folder_every_ask_fits_and_nothing_is_kept(
+    tmp_path, monkeypatch, training
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a relative path would be written
     models = FittedModels(None, training)
-    assert [models.get("x", {}, 0, lambda: object()) for _ in range(2)][0] is not None
+    first, second = (models.get("x", {}, 0, object) for _ in range(2))
+    assert first is not second
+    assert not any(tmp_path.iterdir())
 
 
 def test_the_fingerprint_reads_the_rows_not_the_index_or_other_columns(training) -> None:

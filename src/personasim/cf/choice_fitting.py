@@ -10,7 +10,6 @@ again for the same log with other families trains only the scorers not fitted ye
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from personasim.cf.choice_features import (
     ChoiceSettings,
     genre_matrix,
 )
+from personasim.cf.dataset import rows_digest
 from personasim.cf.implicit import ImplicitSettings, implicit_pipeline
 
 __all__ = ["fit_choice_features"]
@@ -84,8 +84,7 @@ _FITTED: Any = LRUCache(maxsize=_FITTED_LOGS)
 
 def _digest(frame: pd.DataFrame, genres: Mapping[str, Iterable[str]]) -> str:
     """The log's rows, in order, and the genres."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest = rows_digest(frame)
     for item in sorted(genres):
         digest.update(f"{item}\x1f{'|'.join(map(str, genres[item]))}\x1e".encode())
     return digest.hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pandas as pd
@@ -10,7 +11,7 @@ from personasim.data.tables import read_parquet
 from personasim.run_folder import DATA
 from personasim.workspace import Workspace
 
-__all__ = ["training_dataset", "training_log", "training_options"]
+__all__ = ["rows_digest", "training_dataset", "training_log", "training_options"]
 
 COMPILE_FROM_ROWS = 100_000
 """Logs from this many rows up train LensKit's FlexMF models (BPR) compiled by
@@ -56,3 +57,11 @@ def training_options(seed: int, rows: int) -> Any:
 
     compile_model = "1" if rows >= COMPILE_FROM_ROWS else "0"
     return TrainingOptions(rng=seed, environment={"LK_TORCH_COMPILE": compile_model})
+
+
+def rows_digest(frame: pd.DataFrame) -> Any:
+    """A BLAKE2b digest of a table's rows in their order (the index left out), which the
+    caller may extend with what else a fitted model depends on."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest

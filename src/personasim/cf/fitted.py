@@ -11,7 +11,7 @@ settings or data changed is fitted anew under another name, so nothing stale is 
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
 import pickle
 from collections.abc import Callable, Mapping
@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from personasim.cf.dataset import rows_digest
 from personasim.config import config_hash
 from personasim.workspace import atomic_write_bytes
 
@@ -34,12 +35,11 @@ COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
 
 def training_fingerprint(training: pd.DataFrame) -> str:
-    """A SHA-256 of the training rows' content, in their order (what a fit reads)."""
-    frame = training[[c for c in COLUMNS if c in training]]
-    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    digest = hashlib.sha256(rows.tobytes())
-    digest.update(",".join(map(str, frame.columns)).encode())
-    return digest.hexdigest()
+    """A digest of the training rows' content, in their order (what a fit reads)."""
+    columns = [c for c in COLUMNS if c in training]
+    digest = rows_digest(training[columns])
+    digest.update(",".join(columns).encode())
+    return str(digest.hexdigest())
 
 
 class FittedModels:
@@ -52,7 +52,12 @@ class FittedModels:
 
     def __init__(self, folder: Path | None, training: pd.DataFrame) -> None:
         self.folder = folder
-        self.fingerprint = training_fingerprint(training) if folder is not None else ""
+        self.training = training
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The training rows' digest (computed when a model is first asked for)."""
+        return training_fingerprint(self.training)
 
     def get(self, kind: str, settings: Mapping[str, Any], seed: int, fit: Callable[[], T]) -> T:
         """The model `kind` fitted with `settings` and `seed`: read if it was kept, else

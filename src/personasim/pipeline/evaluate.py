@@ -110,18 +110,18 @@ class EvaluateStage(Stage):
         scale and the seed."""
         return [
             stage_settings(self.config.evaluate),
-            *self._cf_settings(),
+            part_settings(self.config.cf, "ratings"),
+            *self._shown_settings(),
             list(self.config.data.rating_scale),
             self.config.seed,
         ]
 
-    def _cf_settings(self) -> list[Any]:
-        """The `[cf]` settings of the rating models (and, with shown lists, of the
-        recommenders that show them)."""
-        cf = [part_settings(self.config.cf, "ratings")]
-        if self.config.evaluate.taste_shown:
-            cf.append(part_settings(self.config.cf, "recommenders"))
-        return cf
+    def _shown_settings(self) -> list[Any]:
+        """The `[cf]` settings of the recommenders whose lists are taste lists (none
+        without shown lists)."""
+        if not self.config.evaluate.taste_shown:
+            return []
+        return [part_settings(self.config.cf, "recommenders")]
 
     def _stores(self) -> dict[str, UnitStore]:
         """The checkpoint store of each part, keyed by the settings it depends on (the
@@ -131,9 +131,8 @@ class EvaluateStage(Stage):
             self.folder, config_hash(self.input_hashes(), self.config.seed)[:16]
         )
         scale = list(self.config.data.rating_scale)
-        models = self._cf_settings()
-        rating = [part_settings(cfg, "ratings"), models[0], scale]
-        taste = [part_settings(cfg, "taste"), *rating, *models[1:]]
+        rating = [part_settings(cfg, "ratings"), part_settings(self.config.cf, "ratings"), scale]
+        taste = [part_settings(cfg, "taste"), *rating, *self._shown_settings()]
         return {
             "ratings": UnitStore(base, "ratings", *rating),
             "taste": UnitStore(base, "taste", *taste),
